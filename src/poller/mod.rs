@@ -1,0 +1,255 @@
+//! The readiness poller (Go calls it the netpoller): one narrow trait,
+//! [`Poller`], and one file per backend.
+//!
+//! | backend | triggers | limits |
+//! |---|---|---|
+//! | [`epoll`] | level, edge | EPERM for regular files (they are always ready) |
+//! | [`poll`]  | level | O(n) scan per wait |
+//! | [`select`] | level | fds must be < FD_SETSIZE (1024); O(max fd) scan |
+//!
+//! Events carry the caller's [`Token`], never an fd: the reactor maps tokens
+//! to its channels and uses the token's generation to drop stale events.
+
+pub mod epoll;
+pub mod poll;
+pub mod select;
+mod waker;
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroU8;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+pub use waker::Waker;
+
+/// Caller-chosen identifier delivered with each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub u64);
+
+/// What readiness to watch for. Never empty (a registration with no interest
+/// is a deregistration, and says so).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Interest(NonZeroU8);
+
+const R: u8 = 0b001;
+const W: u8 = 0b010;
+const X: u8 = 0b100;
+
+impl Interest {
+    pub const READABLE: Interest = Interest(NonZeroU8::new(R).unwrap());
+    pub const WRITABLE: Interest = Interest(NonZeroU8::new(W).unwrap());
+    pub const BOTH: Interest = Interest(NonZeroU8::new(R | W).unwrap());
+
+    /// Wake only one of the pollers sharing this fd (epoll's EPOLLEXCLUSIVE,
+    /// for a listener watched by several loops). Other backends ignore it.
+    pub const fn exclusive(self) -> Interest {
+        Interest(NonZeroU8::new(self.0.get() | X).unwrap())
+    }
+    pub const fn is_readable(self) -> bool {
+        self.0.get() & R != 0
+    }
+    pub const fn is_writable(self) -> bool {
+        self.0.get() & W != 0
+    }
+    pub const fn is_exclusive(self) -> bool {
+        self.0.get() & X != 0
+    }
+    /// `self` plus `other`.
+    pub const fn add(self, other: Interest) -> Interest {
+        Interest(NonZeroU8::new(self.0.get() | other.0.get()).unwrap())
+    }
+    /// `self` without `other`, or `None` if nothing would be left.
+    pub fn remove(self, other: Interest) -> Option<Interest> {
+        NonZeroU8::new(self.0.get() & !other.0.get() & (R | W)).map(|_| {
+            Interest(NonZeroU8::new(self.0.get() & !other.0.get()).unwrap())
+        })
+    }
+}
+
+impl std::ops::BitOr for Interest {
+    type Output = Interest;
+    fn bitor(self, rhs: Interest) -> Interest {
+        self.add(rhs)
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.is_readable() {
+            parts.push("READABLE");
+        }
+        if self.is_writable() {
+            parts.push("WRITABLE");
+        }
+        if self.is_exclusive() {
+            parts.push("EXCLUSIVE");
+        }
+        write!(f, "{}", parts.join("|"))
+    }
+}
+
+/// One readiness report.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub token: Token,
+    flags: u8,
+}
+
+impl Event {
+    pub const READABLE: u8 = 1;
+    pub const WRITABLE: u8 = 2;
+    /// An error is pending on the fd (read SO_ERROR or just try the I/O).
+    pub const ERROR: u8 = 4;
+    /// Both directions are closed (EPOLLHUP / POLLHUP).
+    pub const HUP: u8 = 8;
+    /// The peer shut down its write side (EPOLLRDHUP); reads will hit EOF.
+    pub const READ_CLOSED: u8 = 16;
+
+    pub const fn new(token: Token, flags: u8) -> Event {
+        Event { token, flags }
+    }
+    /// Readable, or in a state where a read returns at once (EOF, error).
+    pub fn is_readable(&self) -> bool {
+        self.flags & (Self::READABLE | Self::ERROR | Self::HUP | Self::READ_CLOSED) != 0
+    }
+    /// Writable, or in a state where a write fails at once.
+    pub fn is_writable(&self) -> bool {
+        self.flags & (Self::WRITABLE | Self::ERROR | Self::HUP) != 0
+    }
+    pub fn is_error(&self) -> bool {
+        self.flags & Self::ERROR != 0
+    }
+    pub fn is_hup(&self) -> bool {
+        self.flags & Self::HUP != 0
+    }
+    pub fn is_read_closed(&self) -> bool {
+        self.flags & (Self::READ_CLOSED | Self::HUP) != 0
+    }
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Event({:?}, {:#07b})", self.token, self.flags)
+    }
+}
+
+/// Level-triggered: an fd is reported while it is ready. Edge-triggered: only
+/// when it becomes ready, so the owner must drain it to EAGAIN (or remember
+/// that it has not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Trigger {
+    #[default]
+    Level,
+    Edge,
+}
+
+/// The readiness mechanisms evnet can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PollerKind {
+    #[default]
+    Epoll,
+    Poll,
+    Select,
+}
+
+impl std::str::FromStr for PollerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "epoll" => Ok(PollerKind::Epoll),
+            "poll" => Ok(PollerKind::Poll),
+            "select" => Ok(PollerKind::Select),
+            _ => Err(format!("unknown poller {s:?} (epoll, poll, select)")),
+        }
+    }
+}
+
+impl std::str::FromStr for Trigger {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "level" | "lt" => Ok(Trigger::Level),
+            "edge" | "et" => Ok(Trigger::Edge),
+            _ => Err(format!("unknown trigger {s:?} (level, edge)")),
+        }
+    }
+}
+
+/// A readiness poller. Not thread-safe: it belongs to one loop; other threads
+/// reach that loop through its [`Waker`].
+pub trait Poller: Send {
+    /// Start watching `fd`. The fd must stay open until deregistered.
+    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
+    /// Change the token or interest of a registered fd.
+    fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
+    /// Stop watching `fd`.
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Wait until at least one fd is ready or `timeout` passes (`None`: no
+    /// limit), replacing `events` with what is ready. EINTR is retried.
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
+    /// The trigger mode this poller delivers.
+    fn trigger(&self) -> Trigger;
+    /// Backend name for logs and benchmark tables.
+    fn name(&self) -> &'static str;
+}
+
+/// Build a poller of `kind` in `trigger` mode. Only epoll can be edge-triggered.
+pub fn new_poller(kind: PollerKind, trigger: Trigger) -> io::Result<Box<dyn Poller>> {
+    match (kind, trigger) {
+        (PollerKind::Epoll, t) => Ok(Box::new(epoll::Epoll::new(t)?)),
+        (PollerKind::Poll, Trigger::Level) => Ok(Box::new(poll::Poll::new())),
+        (PollerKind::Select, Trigger::Level) => Ok(Box::new(select::Select::new())),
+        (k, Trigger::Edge) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{k:?} has no edge-triggered mode; use epoll"),
+        )),
+    }
+}
+
+/// Milliseconds for a poll-style timeout, rounded up: the kernel takes whole
+/// milliseconds, and rounding down would wake the loop just before a timer is
+/// due, spinning until it is.
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
+    match timeout {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms.min(i32::MAX as u128) as i32
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interest_never_empty_and_composes() {
+        let both = Interest::READABLE | Interest::WRITABLE;
+        assert!(both.is_readable() && both.is_writable());
+        assert_eq!(both.remove(Interest::WRITABLE), Some(Interest::READABLE));
+        assert_eq!(Interest::READABLE.remove(Interest::READABLE), None);
+        assert!(Interest::READABLE.exclusive().is_exclusive());
+        assert_eq!(Interest::READABLE.exclusive().remove(Interest::READABLE), None);
+    }
+
+    #[test]
+    fn timeout_rounds_up() {
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
+    }
+
+    #[test]
+    fn edge_needs_epoll() {
+        assert!(new_poller(PollerKind::Poll, Trigger::Edge).is_err());
+        assert!(new_poller(PollerKind::Select, Trigger::Edge).is_err());
+        assert_eq!(new_poller(PollerKind::Epoll, Trigger::Edge).unwrap().trigger(), Trigger::Edge);
+    }
+}

@@ -1,0 +1,99 @@
+//! Socket calls: what `socket2` covers is used through it; the hot-path calls
+//! it lacks in the shape we need (accept4 with flags, send/sendmsg with
+//! MSG_NOSIGNAL) are wrapped here.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use socket2::{SockAddr, SockRef};
+
+use super::retry;
+
+/// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new socket and its peer address.
+pub fn accept(listener: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage`/`len` describe a writable buffer large enough for any address.
+    let fd = retry("accept4", || unsafe {
+        libc::accept4(
+            listener,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    })?;
+    // SAFETY: accept4 returned a fresh fd we now own, and filled `len` bytes of `storage`.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fd), SockAddr::new(storage, len)) })
+}
+
+/// `send(MSG_NOSIGNAL)`: a peer that has gone away gives EPIPE, never SIGPIPE.
+pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.
+    retry("send", || unsafe {
+        libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+    })
+    .map(|n| n as usize)
+}
+
+/// Gathered send (`sendmsg` with MSG_NOSIGNAL: writev cannot suppress SIGPIPE).
+pub fn sendv(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data, valid when zeroed (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix (std guarantees it).
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+    // SAFETY: msg points at `msg_iovlen` valid iovecs that outlive the call.
+    retry("sendmsg", || unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }).map(|n| n as usize)
+}
+
+/// `recv(2)` into `buf`.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    super::read(fd, buf)
+}
+
+fn sock(fd: &impl AsFd) -> SockRef<'_> {
+    SockRef::from(fd)
+}
+
+/// Borrow a raw fd for the duration of one call made on it here.
+fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: every caller in this module passes an fd its own caller owns
+    // and keeps open across the call, and drops the borrow before returning.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// `shutdown(SHUT_WR)`: send FIN after what is queued in the kernel.
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    sock(&borrow(fd)).shutdown(std::net::Shutdown::Write)
+}
+
+/// The pending socket error (SO_ERROR), cleared by reading it.
+pub fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    sock(&borrow(fd)).take_error()
+}
+
+pub fn set_nodelay(fd: RawFd, on: bool) -> io::Result<()> {
+    sock(&borrow(fd)).set_nodelay(on)
+}
+
+/// Peer address as an inet address (`None` for Unix-domain peers).
+pub fn peer_addr(fd: RawFd) -> io::Result<SockAddr> {
+    sock(&borrow(fd)).peer_addr()
+}
+
+pub fn local_addr(fd: RawFd) -> io::Result<SockAddr> {
+    sock(&borrow(fd)).local_addr()
+}
+
+/// Convert an inet `SockAddr` to `SocketAddr`.
+pub fn inet(addr: &SockAddr) -> Option<SocketAddr> {
+    addr.as_socket()
+}
+
+/// Whether `fd` is a socket of type SOCK_STREAM that is listening.
+pub fn is_listening(fd: RawFd) -> bool {
+    sock(&borrow(fd)).is_listener().unwrap_or(false)
+}
+

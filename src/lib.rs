@@ -4,3 +4,6 @@ pub mod sys;
 pub mod codec;
 pub mod http;
 pub mod resp;
+pub mod reactor;
+pub mod net;
+pub mod echo;

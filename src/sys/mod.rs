@@ -226,3 +226,21 @@ pub fn process_cpu_micros() -> u64 {
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
+
+/// Duplicate `fd` onto the lowest free number >= `min` (close-on-exec).
+pub fn dup_at_least(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int argument and returns a new fd.
+    let new = retry("fcntl F_DUPFD_CLOEXEC", || unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: a fresh fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Send `signal` to the calling thread only (tests of signalfd delivery).
+pub fn raise_in_thread(signal: i32) -> io::Result<()> {
+    // SAFETY: pthread_self is always valid; pthread_kill only delivers a signal.
+    let rc = unsafe { libc::pthread_kill(libc::pthread_self(), signal) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Options every server subcommand shares, and running until a signal.
+
+use std::os::fd::AsRawFd;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use evnet::net::{AcceptMode, Addr, Balance, ServerBuilder};
+use evnet::poller::{Interest, PollerKind, Trigger};
+use evnet::reactor::{EventLoop, LoopConfig};
+use evnet::sys;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PollerArg {
+    Epoll,
+    Poll,
+    Select,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum TriggerArg {
+    Level,
+    Edge,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BalanceArg {
+    RoundRobin,
+    LeastConn,
+    SourceHash,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ModelArg {
+    /// Event-driven reactors (the poller, trigger and loops options apply).
+    Reactor,
+    /// Blocking I/O, one thread per connection (the classic baseline).
+    Threads,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Address to listen on (repeat for several): HOST:PORT, [V6]:PORT, unix:/path, unix:@name.
+    #[arg(long = "addr", value_name = "ADDR")]
+    pub addrs: Vec<String>,
+    /// Serving loops: 0 = one reactor accepts and serves; N = a main acceptor plus N sub-reactors. Default: number of CPUs.
+    #[arg(long)]
+    pub loops: Option<usize>,
+    /// Readiness mechanism.
+    #[arg(long, value_enum, default_value = "epoll")]
+    pub poller: PollerArg,
+    /// Level- or edge-triggered notification (edge needs epoll).
+    #[arg(long, value_enum, default_value = "level")]
+    pub trigger: TriggerArg,
+    /// Give every loop its own SO_REUSEPORT listener instead of a main acceptor.
+    #[arg(long, conflicts_with = "exclusive")]
+    pub reuseport: bool,
+    /// Every loop watches one shared listener registered with EPOLLEXCLUSIVE.
+    #[arg(long)]
+    pub exclusive: bool,
+    /// How the main acceptor spreads connections over sub-reactors.
+    #[arg(long, value_enum, default_value = "round-robin")]
+    pub balance: BalanceArg,
+    /// I/O model.
+    #[arg(long, value_enum, default_value = "reactor")]
+    pub model: ModelArg,
+    /// Listen backlog (default: /proc/sys/net/core/somaxconn).
+    #[arg(long)]
+    pub backlog: Option<i32>,
+    /// Disable TCP_NODELAY (Nagle's algorithm back on).
+    #[arg(long)]
+    pub no_nodelay: bool,
+    /// Cap this process's open files (soft RLIMIT_NOFILE); default: raise it to the hard limit.
+    #[arg(long, value_name = "N")]
+    pub max_fds: Option<u64>,
+}
+
+impl ServerArgs {
+    pub fn addrs(&self, default: &str) -> Result<Vec<Addr>> {
+        let list = if self.addrs.is_empty() { vec![default.to_string()] } else { self.addrs.clone() };
+        list.iter().map(|a| Addr::parse(a).with_context(|| format!("bad address {a:?}"))).collect()
+    }
+
+    /// Apply process-wide settings (the fd limit).
+    pub fn apply_process_limits(&self) -> Result<()> {
+        match self.max_fds {
+            Some(n) => sys::set_nofile_limit(n).context("setting RLIMIT_NOFILE")?,
+            None => {
+                let _ = sys::raise_nofile_limit();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn builder(&self, default_addr: &str) -> Result<ServerBuilder> {
+        let mut b = ServerBuilder::new()
+            .poller(match self.poller {
+                PollerArg::Epoll => PollerKind::Epoll,
+                PollerArg::Poll => PollerKind::Poll,
+                PollerArg::Select => PollerKind::Select,
+            })
+            .trigger(match self.trigger {
+                TriggerArg::Level => Trigger::Level,
+                TriggerArg::Edge => Trigger::Edge,
+            })
+            .balance(match self.balance {
+                BalanceArg::RoundRobin => Balance::RoundRobin,
+                BalanceArg::LeastConn => Balance::LeastConnections,
+                BalanceArg::SourceHash => Balance::SourceHash,
+            })
+            .accept_mode(if self.reuseport {
+                AcceptMode::ReusePort
+            } else if self.exclusive {
+                AcceptMode::Exclusive
+            } else {
+                AcceptMode::Acceptor
+            })
+            .nodelay(!self.no_nodelay);
+        if let Some(n) = self.loops {
+            b = b.loops(n);
+        }
+        if let Some(n) = self.backlog {
+            b = b.backlog(n);
+        }
+        for a in self.addrs(default_addr)? {
+            b = b.bind(a);
+        }
+        Ok(b)
+    }
+}
+
+/// Block SIGINT/SIGTERM in this thread and every thread spawned after, so
+/// they reach the process only through the signalfd `wait_for_signal` reads.
+pub fn block_stop_signals() -> Result<()> {
+    sys::block_signals(&[libc::SIGINT, libc::SIGTERM]).context("blocking signals")?;
+    Ok(())
+}
+
+/// Run a small loop on this thread until SIGINT or SIGTERM arrives.
+pub fn wait_for_signal() -> Result<i32> {
+    let sfd = sys::signalfd(&[libc::SIGINT, libc::SIGTERM])?;
+    let mut el = EventLoop::new(LoopConfig::default())?;
+    let got = std::rc::Rc::new(std::cell::Cell::new(0));
+    let g = got.clone();
+    let raw = sfd.as_raw_fd();
+    el.watch(raw, Interest::READABLE, move |el, _| {
+        if let Ok(Some(sig)) = sys::signalfd_read(&sfd) {
+            g.set(sig);
+            el.stop();
+        }
+    })?;
+    el.run()?;
+    Ok(got.get())
+}

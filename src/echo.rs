@@ -1,0 +1,28 @@
+//! The echo service: every byte read is written back.
+//!
+//! A peer that sends but never reads cannot grow the server's memory past
+//! the high-water mark: reading pauses there and resumes when the output
+//! has drained.
+
+use crate::net::{Buffer, Conn, EventHandler};
+
+#[derive(Default)]
+pub struct Echo;
+
+impl EventHandler for Echo {
+    type Context = ();
+
+    fn on_message(&mut self, conn: &mut Conn<'_, ()>, input: &mut Buffer) {
+        if conn.write(input.as_slice()).is_ok() {
+            input.clear();
+        }
+    }
+
+    fn on_high_water(&mut self, conn: &mut Conn<'_, ()>, _queued: usize) {
+        conn.pause_read();
+    }
+
+    fn on_write_complete(&mut self, conn: &mut Conn<'_, ()>) {
+        conn.resume_read();
+    }
+}

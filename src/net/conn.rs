@@ -1,0 +1,816 @@
+//! A stream connection on a loop (TCP or Unix-domain), and the `Conn` view
+//! a handler works through.
+//!
+//! Memory of an idle connection: the socket fd, a token, flags and two
+//! `Option<Box<_>>`s. Input is read into the loop's shared buffer and only an
+//! unconsumed tail is copied into the connection; output is gathered in the
+//! loop's staging buffer and sent when the callback returns, and only what
+//! the socket did not take is queued in the connection.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::handler::{CloseReason, EventHandler};
+use super::{Addr, Buffer};
+use crate::poller::{Event, Interest, Token, Trigger};
+use crate::reactor::{EventLoop, LoopHandle, LoopStats, Source, TimerId};
+use crate::sys;
+
+/// Per-connection settings, shared by a server's connections.
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    /// Output queued beyond this calls `on_high_water` (once per crossing).
+    pub high_water: usize,
+    /// How long a graceful close keeps reading (and discarding) after
+    /// shutting down its write side, waiting for the peer's FIN, so that
+    /// unread input does not turn the close into a reset that destroys the
+    /// response in flight.
+    pub linger: Duration,
+    pub nodelay: bool,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig { high_water: 64 * 1024 * 1024, linger: Duration::from_secs(2), nodelay: true }
+    }
+}
+
+/// The write failed because the connection is closed or closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("connection is closed")]
+pub struct Closed;
+
+// Connection flags.
+const READ_PAUSED: u16 = 1 << 0;
+const PEER_EOF: u16 = 1 << 1;
+/// `close()` requested: finish output, then shut down and linger.
+const CLOSING: u16 = 1 << 2;
+const SHUT_WR_WANTED: u16 = 1 << 3;
+const WRITE_SHUT: u16 = 1 << 4;
+const LINGERING: u16 = 1 << 5;
+const CLOSED: u16 = 1 << 6;
+const HIGH_WATER: u16 = 1 << 7;
+const WRITE_COMPLETE_DUE: u16 = 1 << 8;
+const HIGH_WATER_DUE: u16 = 1 << 9;
+
+/// Writes at least this large skip the staging copy when nothing is queued.
+const DIRECT_WRITE: usize = 16 * 1024;
+/// Small writes are appended to the last queued chunk up to this size.
+const COALESCE: usize = 64 * 1024;
+/// iovecs per sendmsg.
+const MAX_IOV: usize = 64;
+
+/// Output the socket has not taken yet: chunks in order, the first one
+/// partly sent up to `head`.
+#[derive(Default)]
+struct OutQueue {
+    chunks: VecDeque<Vec<u8>>,
+    head: usize,
+    len: usize,
+}
+
+impl OutQueue {
+    fn push(&mut self, data: &[u8]) {
+        self.len += data.len();
+        if let Some(last) = self.chunks.back_mut() {
+            if last.len() + data.len() <= COALESCE {
+                last.extend_from_slice(data);
+                return;
+            }
+        }
+        self.chunks.push_back(data.to_vec());
+    }
+
+    fn push_vec(&mut self, data: Vec<u8>) {
+        if data.len() < DIRECT_WRITE {
+            return self.push(&data);
+        }
+        self.len += data.len();
+        self.chunks.push_back(data);
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let first = self.chunks.front().map_or(0, |c| c.len() - self.head);
+            if n >= first {
+                n -= first;
+                self.chunks.pop_front();
+                self.head = 0;
+            } else {
+                self.head += n;
+                n = 0;
+            }
+        }
+    }
+
+    fn slices(&self) -> Vec<IoSlice<'_>> {
+        self.chunks
+            .iter()
+            .take(MAX_IOV)
+            .enumerate()
+            .map(|(i, c)| IoSlice::new(if i == 0 { &c[self.head..] } else { c }))
+            .collect()
+    }
+}
+
+/// The handler-independent part of a connection.
+pub(crate) struct Core {
+    fd: OwnedFd,
+    token: Token,
+    flags: u16,
+    out: Option<Box<OutQueue>>,
+    input: Option<Box<Buffer>>,
+    /// Shared with `ConnHandle`s; allocated on the first `handle()`.
+    closed_flag: Option<Arc<AtomicBool>>,
+    /// Why the connection must close, set where the close cannot happen yet
+    /// (inside a callback).
+    doom: Option<CloseReason>,
+    /// The reason to report when a graceful close completes.
+    closing_reason: Option<CloseReason>,
+    linger_timer: Option<TimerId>,
+    ops: OpsFn,
+}
+
+/// What a handler works with during a callback: write, close, inspect.
+///
+/// Not `Send`: it exists only on the connection's loop thread, for the
+/// duration of one callback. Use [`Conn::handle`] to reach the connection
+/// from elsewhere.
+pub struct Conn<'a, C> {
+    core: &'a mut Core,
+    ctx: &'a mut C,
+    el: &'a mut EventLoop,
+    cfg: &'a ConnConfig,
+}
+
+impl<C> Conn<'_, C> {
+    /// Queue `data` for sending; it goes out, in order, when the callback
+    /// returns (large writes go out at once). Fails only if the connection is
+    /// closed or closing; a send error later closes it with a reason.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Closed> {
+        self.core.write(self.el, self.cfg, data)
+    }
+
+    /// Like [`Conn::write`], taking ownership (a large vector is queued
+    /// without a copy if the socket cannot take it at once).
+    pub fn write_vec(&mut self, data: Vec<u8>) -> Result<(), Closed> {
+        self.core.write_vec(self.el, self.cfg, data)
+    }
+
+    /// Append to the output directly (encoders write here without an
+    /// intermediate buffer).
+    pub fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Closed> {
+        self.core.check_writable()?;
+        if let Some(out) = self.core.out.as_mut() {
+            let mut tmp = std::mem::take(&mut self.el.write_buf);
+            let start = tmp.len();
+            let r = f(&mut tmp);
+            out.push(&tmp[start..]);
+            tmp.truncate(start);
+            self.el.write_buf = tmp;
+            self.core.check_high_water(self.cfg);
+            return Ok(r);
+        }
+        Ok(f(&mut self.el.write_buf))
+    }
+
+    /// Finish sending what is queued, then half-close (FIN); reading goes on
+    /// until the peer closes.
+    pub fn shutdown_write(&mut self) {
+        self.core.flags |= SHUT_WR_WANTED;
+    }
+
+    /// Graceful close: stop delivering input, send what is queued, shut down
+    /// the write side, then close (after the peer's FIN or the linger time).
+    pub fn close(&mut self) {
+        self.close_with(CloseReason::Local);
+    }
+
+    /// Graceful close reporting `reason` to `on_close`.
+    pub fn close_with(&mut self, reason: CloseReason) {
+        if self.core.flags & (CLOSING | CLOSED) == 0 {
+            self.core.flags |= CLOSING;
+            let reason = if self.core.flags & PEER_EOF != 0 && reason == CloseReason::Local {
+                CloseReason::PeerClosed
+            } else {
+                reason
+            };
+            self.core.closing_reason = Some(reason);
+        }
+    }
+
+    /// Close now, dropping queued output.
+    pub fn abort(&mut self) {
+        if self.core.doom.is_none() {
+            self.core.doom = Some(CloseReason::Aborted);
+        }
+    }
+
+    /// Stop reading from the socket (the peer's writes back up in the kernel).
+    pub fn pause_read(&mut self) {
+        self.core.flags |= READ_PAUSED;
+    }
+
+    /// Resume reading after [`Conn::pause_read`].
+    pub fn resume_read(&mut self) {
+        if self.core.flags & READ_PAUSED != 0 {
+            self.core.flags &= !READ_PAUSED;
+            // Edge-triggered: data may have arrived meanwhile without a new
+            // edge, so look at the socket next turn.
+            if self.el.trigger() == Trigger::Edge {
+                self.el.defer(self.core.token, Event::new(self.core.token, Event::READABLE));
+            }
+        }
+    }
+
+    pub fn is_read_paused(&self) -> bool {
+        self.core.flags & READ_PAUSED != 0
+    }
+
+    /// Bytes waiting in this connection's output queue.
+    pub fn queued(&self) -> usize {
+        self.core.out.as_ref().map_or(0, |o| o.len)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.core.flags & CLOSED != 0
+    }
+
+    /// The per-connection state.
+    pub fn context(&mut self) -> &mut C {
+        self.ctx
+    }
+
+    /// The loop this connection lives on (timers, other sources).
+    pub fn event_loop(&mut self) -> &mut EventLoop {
+        self.el
+    }
+
+    pub fn token(&self) -> Token {
+        self.core.token
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.core.fd.as_raw_fd()
+    }
+
+    /// The peer's address (a syscall: not stored, to keep connections small).
+    pub fn peer_addr(&self) -> io::Result<Addr> {
+        let a = sys::socket::peer_addr(self.fd())?;
+        Addr::from_sockaddr(&a).ok_or_else(|| io::Error::other("unnamed peer"))
+    }
+
+    pub fn local_addr(&self) -> io::Result<Addr> {
+        let a = sys::socket::local_addr(self.fd())?;
+        Addr::from_sockaddr(&a).ok_or_else(|| io::Error::other("unnamed socket"))
+    }
+
+    /// A `Send` handle for writing to this connection from other threads.
+    pub fn handle(&mut self) -> ConnHandle {
+        let flag = self.core.closed_flag.get_or_insert_with(|| Arc::new(AtomicBool::new(false))).clone();
+        ConnHandle { lp: self.el.handle(), token: self.core.token, closed: flag, ops: self.core.ops }
+    }
+}
+
+impl Core {
+    fn check_writable(&self) -> Result<(), Closed> {
+        if self.flags & (CLOSED | CLOSING | SHUT_WR_WANTED | WRITE_SHUT) != 0 || self.doom.is_some() {
+            return Err(Closed);
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, el: &mut EventLoop, cfg: &ConnConfig, data: &[u8]) -> Result<(), Closed> {
+        self.check_writable()?;
+        if let Some(out) = self.out.as_mut() {
+            out.push(data);
+            self.check_high_water(cfg);
+        } else if data.len() >= DIRECT_WRITE {
+            let sent = self.send_staged_and(el, data);
+            if sent < data.len() {
+                self.queue().push(&data[sent..]);
+                self.check_high_water(cfg);
+            }
+        } else {
+            el.write_buf.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn write_vec(&mut self, el: &mut EventLoop, cfg: &ConnConfig, data: Vec<u8>) -> Result<(), Closed> {
+        self.check_writable()?;
+        if self.out.is_none() && data.len() >= DIRECT_WRITE {
+            let sent = self.send_staged_and(el, &data);
+            if sent < data.len() {
+                let rest = if sent == 0 { data } else { data[sent..].to_vec() };
+                self.queue().push_vec(rest);
+                self.check_high_water(cfg);
+            }
+            return Ok(());
+        }
+        match self.out.as_mut() {
+            Some(out) => {
+                out.push_vec(data);
+                self.check_high_water(cfg);
+            }
+            None => el.write_buf.extend_from_slice(&data),
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self) -> &mut OutQueue {
+        self.out.get_or_insert_with(Default::default)
+    }
+
+    fn check_high_water(&mut self, cfg: &ConnConfig) {
+        let queued = self.out.as_ref().map_or(0, |o| o.len);
+        if queued >= cfg.high_water && self.flags & HIGH_WATER == 0 {
+            self.flags |= HIGH_WATER | HIGH_WATER_DUE;
+        }
+    }
+
+    /// Send the staging buffer followed by `data` in one call, with nothing
+    /// queued before them. Returns how much of `data` went out; an unsent
+    /// staging remainder is queued.
+    fn send_staged_and(&mut self, el: &mut EventLoop, data: &[u8]) -> usize {
+        debug_assert!(self.out.is_none());
+        let staged = el.write_buf.len();
+        let r = if staged == 0 {
+            sys::socket::send(self.fd.as_raw_fd(), data)
+        } else {
+            sys::socket::sendv(self.fd.as_raw_fd(), &[IoSlice::new(&el.write_buf), IoSlice::new(data)])
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                self.doom.get_or_insert(CloseReason::from_io(&e));
+                el.write_buf.clear();
+                return data.len();
+            }
+        };
+        LoopStats::add(&el.stats().bytes_out, n as u64);
+        if n < staged {
+            self.queue().push(&el.write_buf[n..]);
+            el.write_buf.clear();
+            return 0;
+        }
+        el.write_buf.clear();
+        n - staged
+    }
+
+    /// Send what the callback staged. Runs after every callback.
+    fn flush_staged(&mut self, el: &mut EventLoop) {
+        if el.write_buf.is_empty() {
+            return;
+        }
+        if self.flags & CLOSED != 0 || self.doom.is_some() {
+            el.write_buf.clear();
+            return;
+        }
+        if let Some(out) = self.out.as_mut() {
+            // The socket was full a moment ago: queue, and let the writable
+            // event send it.
+            out.push(&el.write_buf);
+            el.write_buf.clear();
+            return;
+        }
+        self.send_staged_and(el, &[]);
+    }
+
+    /// Write queued output until the socket is full or the queue is empty.
+    fn flush_queue(&mut self, el: &mut EventLoop) {
+        let fd = self.fd.as_raw_fd();
+        let Some(out) = self.out.as_mut() else { return };
+        let mut written = 0u64;
+        while out.len > 0 {
+            let r = if out.chunks.len() == 1 {
+                sys::socket::send(fd, &out.chunks[0][out.head..])
+            } else {
+                sys::socket::sendv(fd, &out.slices())
+            };
+            match r {
+                Ok(n) => {
+                    out.advance(n);
+                    written += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.doom.get_or_insert(CloseReason::from_io(&e));
+                    break;
+                }
+            }
+        }
+        if written > 0 {
+            LoopStats::add(&el.stats().bytes_out, written);
+        }
+        if out.len == 0 {
+            self.out = None;
+            self.flags |= WRITE_COMPLETE_DUE;
+            self.flags &= !HIGH_WATER;
+        }
+    }
+
+    fn desired_interest(&self, trigger: Trigger) -> Option<Interest> {
+        if trigger == Trigger::Edge {
+            // Registered once for both directions: no epoll_ctl per write.
+            return Some(Interest::BOTH);
+        }
+        let read = self.flags & (READ_PAUSED | PEER_EOF) == 0;
+        let write = self.out.is_some();
+        match (read, write) {
+            (true, true) => Some(Interest::BOTH),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+}
+
+/// The per-loop part of a server: its handler and connection settings.
+pub(crate) struct Service<H> {
+    pub(crate) handler: std::cell::RefCell<H>,
+    pub(crate) cfg: ConnConfig,
+}
+
+impl<H> Service<H> {
+    pub(crate) fn new(handler: H, cfg: ConnConfig) -> Rc<Service<H>> {
+        Rc::new(Service { handler: std::cell::RefCell::new(handler), cfg })
+    }
+}
+
+/// A connection registered on a loop.
+pub(crate) struct StreamConn<H: EventHandler> {
+    core: Core,
+    ctx: H::Context,
+    service: Rc<Service<H>>,
+}
+
+/// Operations on a connection that do not depend on its handler type, for
+/// cross-thread handles.
+pub(crate) trait ConnOps {
+    fn write_from_handle(&mut self, el: &mut EventLoop, data: &[u8]);
+    fn close_from_handle(&mut self, el: &mut EventLoop);
+}
+
+impl<H: EventHandler> StreamConn<H> {
+    /// Register `fd` on `el` and run `on_open`.
+    pub(crate) fn open(el: &mut EventLoop, service: Rc<Service<H>>, fd: OwnedFd, tcp: bool) -> io::Result<Token> {
+        if tcp && service.cfg.nodelay {
+            sys::socket::set_nodelay(fd.as_raw_fd(), true)?;
+        }
+        let interest = if el.trigger() == Trigger::Edge { Interest::BOTH } else { Interest::READABLE };
+        let token = el.reserve(fd.as_raw_fd(), interest)?;
+        let stats = &el.stats();
+        stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        LoopStats::add(&stats.connections_total, 1);
+        let mut conn = StreamConn {
+            core: Core {
+                fd,
+                token,
+                flags: 0,
+                out: None,
+                input: None,
+                closed_flag: None,
+                doom: None,
+                closing_reason: None,
+                linger_timer: None,
+                ops: ops_for::<H>,
+            },
+            ctx: H::Context::default(),
+            service,
+        };
+        conn.call(el, |h, c| h.on_open(c));
+        conn.settle(el);
+        if conn.core.flags & CLOSED == 0 {
+            el.attach(token, Box::new(conn));
+        }
+        Ok(token)
+    }
+
+    /// Run a handler callback, then send what it staged.
+    fn call(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>)) {
+        let service = &self.service;
+        {
+            let mut h = service.handler.borrow_mut();
+            let mut conn = Conn { core: &mut self.core, ctx: &mut self.ctx, el, cfg: &service.cfg };
+            f(&mut h, &mut conn);
+        }
+        self.core.flush_staged(el);
+    }
+
+    /// Run `f` on this connection with its handler (typed access for timers
+    /// and cross-thread tasks), then settle.
+    pub(crate) fn with_handler(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>)) {
+        if self.core.flags & CLOSED != 0 {
+            return;
+        }
+        self.call(el, f);
+        self.settle(el);
+    }
+
+    fn on_readable(&mut self, el: &mut EventLoop) {
+        let budget = el.config().read_budget;
+        let fd = self.core.fd.as_raw_fd();
+        for _ in 0..budget {
+            if self.core.flags & (READ_PAUSED | PEER_EOF | CLOSED) != 0 || self.core.doom.is_some() {
+                return;
+            }
+            let mut rb = std::mem::take(&mut el.read_buf);
+            rb.clear();
+            let r = sys::read_spare(fd, &mut rb);
+            let cap = rb.capacity();
+            match r {
+                Ok(0) => {
+                    el.read_buf = rb;
+                    self.core.flags |= PEER_EOF;
+                    if self.core.flags & (CLOSING | LINGERING) != 0 {
+                        // Nothing more to deliver: the close can finish.
+                        self.core.flags &= !LINGERING;
+                    } else {
+                        self.call(el, |h, c| h.on_read_closed(c));
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    LoopStats::add(&el.stats().bytes_in, n as u64);
+                    if self.core.flags & CLOSING != 0 {
+                        // Closing: input is read only to be discarded.
+                        el.read_buf = rb;
+                    } else {
+                        self.deliver(el, rb);
+                    }
+                    if n < cap {
+                        // A short read drained the socket; a new arrival raises
+                        // a new event, in edge mode too.
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    el.read_buf = rb;
+                    return;
+                }
+                Err(e) => {
+                    el.read_buf = rb;
+                    self.core.doom.get_or_insert(CloseReason::from_io(&e));
+                    return;
+                }
+            }
+        }
+        // Budget used up with data possibly left: let the others run first.
+        if el.trigger() == Trigger::Edge {
+            el.defer(self.core.token, Event::new(self.core.token, Event::READABLE));
+        }
+    }
+
+    /// Hand freshly read bytes (in the loop's buffer `rb`) to the handler,
+    /// behind any tail kept from before.
+    fn deliver(&mut self, el: &mut EventLoop, rb: Vec<u8>) {
+        if let Some(mut tail) = self.core.input.take() {
+            tail.extend_from_slice(&rb);
+            let mut rb = rb;
+            rb.clear();
+            el.read_buf = rb;
+            self.call(el, |h, c| h.on_message(c, &mut tail));
+            if !tail.is_empty() {
+                self.core.input = Some(tail);
+            }
+        } else {
+            let mut input = Buffer::from(rb);
+            self.call(el, |h, c| h.on_message(c, &mut input));
+            if !input.is_empty() {
+                self.core.input = Some(Box::new(Buffer::from(input.as_slice().to_vec())));
+            }
+            let mut rb = input.into_vec();
+            rb.clear();
+            el.read_buf = rb;
+        }
+    }
+
+    /// Apply what the callbacks asked for: close, shutdown, interest changes,
+    /// deferred callbacks.
+    fn settle(&mut self, el: &mut EventLoop) {
+        // Bounded: a handler that writes from every on_write_complete gets
+        // its next turn later instead of starving the loop.
+        for _ in 0..16 {
+            if self.core.flags & CLOSED != 0 {
+                return;
+            }
+            if let Some(reason) = self.core.doom.take() {
+                return self.close_now(el, reason);
+            }
+            if self.core.flags & HIGH_WATER_DUE != 0 {
+                self.core.flags &= !HIGH_WATER_DUE;
+                let queued = self.core.out.as_ref().map_or(0, |o| o.len);
+                self.call(el, |h, c| h.on_high_water(c, queued));
+                continue;
+            }
+            if self.core.out.is_none() {
+                if self.core.flags & WRITE_COMPLETE_DUE != 0 {
+                    self.core.flags &= !WRITE_COMPLETE_DUE;
+                    if self.core.flags & CLOSING == 0 {
+                        self.call(el, |h, c| h.on_write_complete(c));
+                        continue;
+                    }
+                }
+                if self.core.flags & CLOSING != 0 {
+                    if self.core.flags & PEER_EOF != 0 {
+                        let reason = self.core.closing_reason.take().unwrap_or(CloseReason::Local);
+                        return self.close_now(el, reason);
+                    }
+                    if self.core.flags & LINGERING == 0 {
+                        self.start_linger(el);
+                    }
+                } else if self.core.flags & SHUT_WR_WANTED != 0 && self.core.flags & WRITE_SHUT == 0 {
+                    self.core.flags |= WRITE_SHUT;
+                    if let Err(e) = sys::socket::shutdown_write(self.core.fd.as_raw_fd()) {
+                        self.core.doom = Some(CloseReason::from_io(&e));
+                        continue;
+                    }
+                }
+            }
+            break;
+        }
+        let want = self.core.desired_interest(el.trigger());
+        if let Err(e) = el.set_interest(self.core.token, want) {
+            self.close_now(el, CloseReason::from_io(&e));
+        }
+    }
+
+    fn start_linger(&mut self, el: &mut EventLoop) {
+        self.core.flags |= LINGERING | WRITE_SHUT;
+        if let Err(e) = sys::socket::shutdown_write(self.core.fd.as_raw_fd()) {
+            let reason = CloseReason::from_io(&e);
+            return self.close_now(el, reason);
+        }
+        let token = self.core.token;
+        let id = el.run_after(self.service.cfg.linger, move |el| {
+            el.with_source(token, |src, el| {
+                if let Some(c) = src.as_any().downcast_mut::<StreamConn<H>>() {
+                    c.core.linger_timer = None;
+                    let reason = c.core.closing_reason.take().unwrap_or(CloseReason::Local);
+                    c.close_now(el, reason);
+                }
+            });
+        });
+        self.core.linger_timer = Some(id);
+    }
+
+    /// Close at once: unregister, tell the handler, release the fd (when the
+    /// source is dropped by the dispatcher).
+    pub(crate) fn close_now(&mut self, el: &mut EventLoop, reason: CloseReason) {
+        if self.core.flags & CLOSED != 0 {
+            return;
+        }
+        // Mark closed first so writes from on_close fail cleanly.
+        self.core.flags |= CLOSED;
+        if let Some(flag) = &self.core.closed_flag {
+            flag.store(true, Ordering::Release);
+        }
+        if let Some(t) = self.core.linger_timer.take() {
+            el.cancel(t);
+        }
+        let _ = el.deregister(self.core.token);
+        el.stats().connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.core.out = None;
+        self.core.input = None;
+        let service = self.service.clone();
+        let mut h = service.handler.borrow_mut();
+        let mut conn = Conn { core: &mut self.core, ctx: &mut self.ctx, el, cfg: &service.cfg };
+        h.on_close(&mut conn, &reason);
+        el.write_buf.clear();
+    }
+}
+
+impl<H: EventHandler> Source for StreamConn<H> {
+    fn ready(&mut self, el: &mut EventLoop, _token: Token, ev: Event) {
+        if ev.is_readable() {
+            self.on_readable(el);
+        }
+        if ev.is_writable() && self.core.out.is_some() && self.core.doom.is_none() {
+            self.core.flush_queue(el);
+        }
+        if ev.is_error() && self.core.doom.is_none() && self.core.flags & CLOSED == 0 {
+            if let Ok(Some(e)) = sys::socket::take_error(self.core.fd.as_raw_fd()) {
+                self.core.doom = Some(CloseReason::from_io(&e));
+            }
+        }
+        if ev.is_hup() && self.core.flags & PEER_EOF != 0 && self.core.flags & CLOSING != 0 {
+            // Both directions are gone: nothing left to drain or send.
+            self.core.out = None;
+        }
+        self.settle(el);
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn shutdown(&mut self, el: &mut EventLoop, _token: Token) {
+        self.close_now(el, CloseReason::Shutdown);
+    }
+}
+
+impl<H: EventHandler> ConnOps for StreamConn<H> {
+    fn write_from_handle(&mut self, el: &mut EventLoop, data: &[u8]) {
+        if self.core.flags & CLOSED != 0 {
+            return;
+        }
+        let service = self.service.clone();
+        let _ = self.core.write(el, &service.cfg, data);
+        self.core.flush_staged(el);
+        self.settle(el);
+    }
+
+    fn close_from_handle(&mut self, el: &mut EventLoop) {
+        self.with_handler(el, |_, c| c.close());
+    }
+}
+
+/// A `Send + Sync` handle to a connection: write to it or close it from any
+/// thread. Each write is delivered whole and in order relative to other
+/// writes through handles from the same thread; a write to a connection that
+/// has closed fails with [`Closed`] (or, if it closes while the write is in
+/// flight to its loop, is dropped).
+#[derive(Clone)]
+pub struct ConnHandle {
+    lp: LoopHandle,
+    token: Token,
+    closed: Arc<AtomicBool>,
+    ops: OpsFn,
+}
+
+impl ConnHandle {
+    pub fn write(&self, data: impl Into<Vec<u8>>) -> Result<(), Closed> {
+        if self.is_closed() {
+            return Err(Closed);
+        }
+        let data = data.into();
+        let (token, ops) = (self.token, self.ops);
+        self.lp
+            .post(move |el| {
+                el.with_source(token, |src, el| {
+                    if let Some(c) = ops(src.as_any()) {
+                        c.write_from_handle(el, &data);
+                    }
+                });
+            })
+            .map_err(|_| Closed)
+    }
+
+    /// Graceful close, as `Conn::close`.
+    pub fn close(&self) {
+        let (token, ops) = (self.token, self.ops);
+        let _ = self.lp.post(move |el| {
+            el.with_source(token, |src, el| {
+                if let Some(c) = ops(src.as_any()) {
+                    c.close_from_handle(el);
+                }
+            });
+        });
+    }
+
+    /// Run `f` with the connection's handler on its loop (typed access).
+    /// Does nothing if the connection is gone or `H` is not its handler type.
+    pub fn run<H: EventHandler>(
+        &self,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>) + Send + 'static,
+    ) -> Result<(), Closed> {
+        if self.is_closed() {
+            return Err(Closed);
+        }
+        let token = self.token;
+        self.lp
+            .post(move |el| {
+                el.with_source(token, |src, el| {
+                    if let Some(c) = src.as_any().downcast_mut::<StreamConn<H>>() {
+                        c.with_handler(el, f);
+                    }
+                });
+            })
+            .map_err(|_| Closed)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.lp.is_stopped()
+    }
+
+    pub fn loop_handle(&self) -> &LoopHandle {
+        &self.lp
+    }
+}
+
+type OpsFn = fn(&mut dyn Any) -> Option<&mut dyn ConnOps>;
+
+/// A handle does not know its connection's handler type; this function,
+/// instantiated for it when the connection opened, recovers `ConnOps`.
+fn ops_for<H: EventHandler>(src: &mut dyn Any) -> Option<&mut dyn ConnOps> {
+    src.downcast_mut::<StreamConn<H>>().map(|c| c as &mut dyn ConnOps)
+}

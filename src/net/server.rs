@@ -1,0 +1,555 @@
+//! The stream server: listeners, acceptors, thread models and balancing.
+//!
+//! | model | threads | who accepts |
+//! |---|---|---|
+//! | `loops(0)` | 1 | the single reactor accepts and serves |
+//! | `loops(n)` (acceptor) | 1 + n | a main reactor accepts and hands each connection to a sub-reactor chosen by the [`Balance`] policy |
+//! | `loops(n)` + [`AcceptMode::ReusePort`] | n | every loop has its own SO_REUSEPORT listener; the kernel spreads connections |
+//! | `loops(n)` + [`AcceptMode::Exclusive`] | n | every loop watches one shared listener registered with EPOLLEXCLUSIVE, so a connection wakes one loop |
+
+use std::any::Any;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{SockAddr, Socket, Type};
+
+use super::conn::{ConnConfig, Service, StreamConn};
+use super::{Addr, EventHandler};
+use crate::poller::{Event, Interest, PollerKind, Token, Trigger};
+use crate::reactor::{EventLoop, LoopConfig, LoopHandle, Source};
+use crate::sys;
+
+/// How the acceptor picks a sub-reactor for a new connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    /// The loop with the fewest open connections.
+    LeastConnections,
+    /// Hash of the peer's IP: one client always lands on the same loop.
+    SourceHash,
+}
+
+impl std::str::FromStr for Balance {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "round-robin" | "rr" => Ok(Balance::RoundRobin),
+            "least-conn" | "least-connections" => Ok(Balance::LeastConnections),
+            "source-hash" | "hash" => Ok(Balance::SourceHash),
+            _ => Err(format!("unknown balance {s:?} (round-robin, least-conn, source-hash)")),
+        }
+    }
+}
+
+/// How loops share listening sockets when `loops > 0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AcceptMode {
+    /// A main reactor accepts; sub-reactors serve.
+    #[default]
+    Acceptor,
+    /// A SO_REUSEPORT listener per loop.
+    ReusePort,
+    /// One listener watched by every loop with EPOLLEXCLUSIVE.
+    Exclusive,
+}
+
+impl std::str::FromStr for AcceptMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "acceptor" => Ok(AcceptMode::Acceptor),
+            "reuseport" => Ok(AcceptMode::ReusePort),
+            "exclusive" => Ok(AcceptMode::Exclusive),
+            _ => Err(format!("unknown accept mode {s:?} (acceptor, reuseport, exclusive)")),
+        }
+    }
+}
+
+/// Builds a [`Server`]. Every setting has a named method; defaults: epoll,
+/// level-triggered, one loop per CPU behind an acceptor, round-robin,
+/// TCP_NODELAY on, backlog from /proc/sys/net/core/somaxconn.
+#[derive(Clone, Debug)]
+pub struct ServerBuilder {
+    addrs: Vec<Addr>,
+    loops: usize,
+    poller: PollerKind,
+    trigger: Trigger,
+    balance: Balance,
+    mode: AcceptMode,
+    backlog: Option<i32>,
+    conn: ConnConfig,
+    read_buffer: usize,
+    read_budget: usize,
+    accept_pause: Duration,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            addrs: Vec::new(),
+            loops: sys::cpu_count(),
+            poller: PollerKind::Epoll,
+            trigger: Trigger::Level,
+            balance: Balance::RoundRobin,
+            mode: AcceptMode::Acceptor,
+            backlog: None,
+            conn: ConnConfig::default(),
+            read_buffer: 64 * 1024,
+            read_budget: 16,
+            accept_pause: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ServerBuilder {
+    pub fn new() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+    /// Add an address to listen on (call repeatedly for several).
+    pub fn bind(mut self, addr: impl Into<Addr>) -> Self {
+        self.addrs.push(addr.into());
+        self
+    }
+    /// 0: one reactor accepts and serves; n: n serving loops.
+    pub fn loops(mut self, n: usize) -> Self {
+        self.loops = n;
+        self
+    }
+    pub fn poller(mut self, kind: PollerKind) -> Self {
+        self.poller = kind;
+        self
+    }
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = trigger;
+        self
+    }
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
+    }
+    pub fn accept_mode(mut self, mode: AcceptMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.backlog = Some(backlog);
+        self
+    }
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.conn.nodelay = on;
+        self
+    }
+    pub fn high_water(mut self, bytes: usize) -> Self {
+        self.conn.high_water = bytes;
+        self
+    }
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.conn.linger = d;
+        self
+    }
+    /// Size of each loop's shared read buffer.
+    pub fn read_buffer(mut self, bytes: usize) -> Self {
+        self.read_buffer = bytes.max(512);
+        self
+    }
+    /// Reads per connection per turn before the others get theirs.
+    pub fn read_budget(mut self, reads: usize) -> Self {
+        self.read_budget = reads.max(1);
+        self
+    }
+    /// How long accepting pauses after EMFILE/ENFILE before trying again.
+    pub fn accept_pause(mut self, d: Duration) -> Self {
+        self.accept_pause = d;
+        self
+    }
+
+    pub fn describe(&self) -> String {
+        let model = match (self.loops, self.mode) {
+            (0, _) => "single reactor".to_string(),
+            (n, AcceptMode::Acceptor) => format!("main reactor + {n} sub-reactors ({:?})", self.balance),
+            (n, AcceptMode::ReusePort) => format!("{n} reactors, SO_REUSEPORT listener each"),
+            (n, AcceptMode::Exclusive) => format!("{n} reactors sharing one EPOLLEXCLUSIVE listener"),
+        };
+        format!("poller={} trigger={:?} model={model}", format!("{:?}", self.poller).to_lowercase(), self.trigger)
+    }
+
+    fn loop_config(&self, id: usize) -> LoopConfig {
+        LoopConfig {
+            poller: self.poller,
+            trigger: self.trigger,
+            read_buffer: self.read_buffer,
+            read_budget: self.read_budget,
+            id,
+            ..Default::default()
+        }
+    }
+
+    /// Bind, spawn the loops and start serving. `factory` makes one handler
+    /// per serving loop (called on that loop's thread).
+    pub fn start<H, F>(self, factory: F) -> io::Result<Server>
+    where
+        H: EventHandler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        if self.addrs.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "server has no address to bind"));
+        }
+        if self.trigger == Trigger::Edge && self.poller != PollerKind::Epoll {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "edge trigger needs the epoll poller"));
+        }
+        let backlog = self.backlog.unwrap_or_else(somaxconn);
+        let factory = Arc::new(factory);
+        let server_key = next_server_key();
+        let mut threads = Vec::new();
+        let mut handles = Vec::new();
+        let reuseport = self.loops > 0 && self.mode == AcceptMode::ReusePort;
+
+        // Bind up front so errors surface here and port 0 resolves once.
+        let mut bound: Vec<(Addr, Arc<OwnedFd>)> = Vec::new();
+        for addr in &self.addrs {
+            let fd = listen(addr, backlog, reuseport)?;
+            let actual = Addr::from_sockaddr(&sys::socket::local_addr(fd.as_raw_fd())?).unwrap_or(addr.clone());
+            bound.push((actual, Arc::new(fd)));
+        }
+        let addrs: Vec<Addr> = bound.iter().map(|(a, _)| a.clone()).collect();
+
+        let serving = self.loops.max(1);
+        for id in 0..serving {
+            let listeners: Vec<(Arc<OwnedFd>, bool)> = match (self.loops, self.mode) {
+                (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
+                (_, AcceptMode::Acceptor) => Vec::new(),
+                (_, AcceptMode::ReusePort) if id == 0 => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
+                (_, AcceptMode::ReusePort) => addrs
+                    .iter()
+                    .map(|a| listen(a, backlog, true).map(|fd| (Arc::new(fd), false)))
+                    .collect::<io::Result<_>>()?,
+                (_, AcceptMode::Exclusive) => bound.iter().map(|(_, fd)| (fd.clone(), true)).collect(),
+            };
+            let (tx, rx) = mpsc::channel();
+            let factory = factory.clone();
+            let cfg = self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
+            let conn_cfg = self.conn.clone();
+            let pause = self.accept_pause;
+            let t = std::thread::Builder::new().name(format!("evnet-loop-{id}")).spawn(move || -> io::Result<()> {
+                let mut el = match EventLoop::new(cfg) {
+                    Ok(el) => el,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let service = Service::new(factory(id), conn_cfg);
+                el.set_local(server_key, service.clone());
+                for (fd, exclusive) in listeners {
+                    let is_tcp = is_tcp_listener(&fd);
+                    let svc = service.clone();
+                    let dispatch: Dispatch = Box::new(move |el, fd, _peer| {
+                        if let Err(e) = StreamConn::open(el, svc.clone(), fd, is_tcp) {
+                            tracing::warn!("cannot register connection: {e}");
+                        }
+                    });
+                    if let Err(e) = Acceptor::register(&mut el, fd, exclusive, pause, dispatch) {
+                        let _ = tx.send(Err(e));
+                        return Ok(());
+                    }
+                }
+                let _ = tx.send(Ok(el.handle()));
+                el.run()
+            })?;
+            threads.push(t);
+            handles.push(rx.recv().map_err(|_| io::Error::other("loop thread died at start"))??);
+        }
+
+        let mut all_handles = handles.clone();
+        if self.loops > 0 && self.mode == AcceptMode::Acceptor {
+            let subs = handles.clone();
+            let balance = self.balance;
+            let cfg = self.loop_config(0);
+            let pause = self.accept_pause;
+            let listeners: Vec<Arc<OwnedFd>> = bound.iter().map(|(_, fd)| fd.clone()).collect();
+            let (tx, rx) = mpsc::channel();
+            let t = std::thread::Builder::new().name("evnet-acceptor".into()).spawn(move || -> io::Result<()> {
+                let mut el = match EventLoop::new(cfg) {
+                    Ok(el) => el,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                for fd in listeners {
+                    let is_tcp = is_tcp_listener(&fd);
+                    let picker = Picker::new(subs.clone(), balance);
+                    let dispatch: Dispatch = Box::new(move |_el, fd, peer| {
+                        let target = picker.pick(&peer);
+                        // The sub-loop finds its own handler by the server key.
+                        let r = target.post(move |el| {
+                            let Some(svc) = el.local::<Rc<Service<H>>>(server_key).cloned() else { return };
+                            if let Err(e) = StreamConn::open(el, svc, fd, is_tcp) {
+                                tracing::warn!("cannot register connection: {e}");
+                            }
+                        });
+                        if r.is_err() {
+                            tracing::debug!("sub-reactor stopped; connection dropped");
+                        }
+                    });
+                    if let Err(e) = Acceptor::register(&mut el, fd, false, pause, dispatch) {
+                        let _ = tx.send(Err(e));
+                        return Ok(());
+                    }
+                }
+                let _ = tx.send(Ok(el.handle()));
+                el.run()
+            })?;
+            threads.push(t);
+            all_handles.insert(0, rx.recv().map_err(|_| io::Error::other("acceptor thread died at start"))??);
+        }
+
+        Ok(Server { addrs, serving: handles, loops: all_handles, threads, description: self.describe() })
+    }
+}
+
+fn is_tcp_listener(fd: &OwnedFd) -> bool {
+    sys::socket::local_addr(fd.as_raw_fd()).map(|a| a.as_socket().is_some()).unwrap_or(false)
+}
+
+fn next_server_key() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The kernel's cap on the accept queue; asking for more is silently
+/// truncated, asking for less wastes it.
+pub fn somaxconn() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+/// Create a non-blocking listening socket with SO_REUSEADDR (and
+/// SO_REUSEPORT if asked). IPv6 listeners are v6-only so `[::]` and
+/// `0.0.0.0` can be bound side by side.
+pub fn listen(addr: &Addr, backlog: i32, reuseport: bool) -> io::Result<OwnedFd> {
+    let sock = Socket::new(addr.domain(), Type::STREAM.nonblocking().cloexec(), None)?;
+    if addr.is_tcp() {
+        sock.set_reuse_address(true)?;
+        if reuseport {
+            sock.set_reuse_port(true)?;
+        }
+        if let Addr::Tcp(std::net::SocketAddr::V6(_)) = addr {
+            sock.set_only_v6(true)?;
+        }
+    }
+    sock.bind(&addr.to_sockaddr()?).map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
+    sock.listen(backlog)?;
+    Ok(sock.into())
+}
+
+type Dispatch = Box<dyn FnMut(&mut EventLoop, OwnedFd, SockAddr)>;
+
+/// Chooses the sub-reactor for a new connection.
+struct Picker {
+    loops: Vec<LoopHandle>,
+    balance: Balance,
+    next: AtomicUsize,
+}
+
+impl Picker {
+    fn new(loops: Vec<LoopHandle>, balance: Balance) -> Picker {
+        Picker { loops, balance, next: AtomicUsize::new(0) }
+    }
+
+    fn pick(&self, peer: &SockAddr) -> &LoopHandle {
+        let n = self.loops.len();
+        let i = match self.balance {
+            Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Balance::LeastConnections => (0..n)
+                .min_by_key(|&i| self.loops[i].stats().connections_open.load(Ordering::Relaxed))
+                .unwrap_or(0),
+            Balance::SourceHash => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                match peer.as_socket() {
+                    Some(a) => a.ip().hash(&mut h),
+                    None => 0u8.hash(&mut h),
+                }
+                (h.finish() as usize) % n
+            }
+        };
+        &self.loops[i]
+    }
+}
+
+/// A listening socket on a loop.
+struct Acceptor {
+    fd: Arc<OwnedFd>,
+    interest: Interest,
+    pause: Duration,
+    paused: bool,
+    dispatch: Dispatch,
+}
+
+/// Accepts per readiness event before letting other sources run.
+const ACCEPT_BUDGET: usize = 64;
+
+impl Acceptor {
+    fn register(
+        el: &mut EventLoop,
+        fd: Arc<OwnedFd>,
+        exclusive: bool,
+        pause: Duration,
+        dispatch: Dispatch,
+    ) -> io::Result<Token> {
+        let interest = if exclusive && el.poller_name().starts_with("epoll") {
+            Interest::READABLE.exclusive()
+        } else {
+            Interest::READABLE
+        };
+        let token = el.reserve(fd.as_raw_fd(), interest)?;
+        el.attach(token, Box::new(Acceptor { fd, interest, pause, paused: false, dispatch }));
+        Ok(token)
+    }
+
+    fn resume(el: &mut EventLoop, token: Token) {
+        el.with_source(token, |src, el| {
+            if let Some(a) = src.as_any().downcast_mut::<Acceptor>() {
+                a.paused = false;
+                // Exclusive registrations cannot be modified, only re-added.
+                let _ = el.set_interest(token, Some(a.interest));
+                tracing::info!("accepting again");
+            }
+        });
+        // Look at the queue at once: edge-triggered won't report it again.
+        el.defer(token, Event::new(token, Event::READABLE));
+    }
+}
+
+impl Source for Acceptor {
+    fn ready(&mut self, el: &mut EventLoop, token: Token, _ev: Event) {
+        if self.paused {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            match sys::socket::accept(self.fd.as_raw_fd()) {
+                Ok((fd, peer)) => (self.dispatch)(el, fd, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => match sys::errno_of(&e) {
+                    // Out of fds or memory: the connection stays in the accept
+                    // queue. Stop watching the listener (level-triggered would
+                    // spin on it) and try again after a pause; the queue keeps
+                    // new clients waiting rather than refused.
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        tracing::warn!("accept: {e}; pausing accepts for {:?}", self.pause);
+                        self.paused = true;
+                        let _ = el.set_interest(token, None);
+                        el.run_after(self.pause, move |el| Acceptor::resume(el, token));
+                        return;
+                    }
+                    // The peer gave up before we accepted: not our problem.
+                    Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => continue,
+                    _ => {
+                        tracing::error!("accept: {e}");
+                        return;
+                    }
+                },
+            }
+        }
+        if el.trigger() == Trigger::Edge {
+            el.defer(token, Event::new(token, Event::READABLE));
+        }
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// A running server. Dropping it stops every loop and joins their threads.
+pub struct Server {
+    addrs: Vec<Addr>,
+    /// The loops that serve connections.
+    serving: Vec<LoopHandle>,
+    /// Every loop, the acceptor first if there is one.
+    loops: Vec<LoopHandle>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    description: String,
+}
+
+impl Server {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
+    }
+
+    /// The bound addresses (port 0 resolved).
+    pub fn addrs(&self) -> &[Addr] {
+        &self.addrs
+    }
+
+    /// The first bound TCP address.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.addrs.iter().find_map(|a| a.tcp())
+    }
+
+    /// Handles of the loops that serve connections.
+    pub fn serving_loops(&self) -> &[LoopHandle] {
+        &self.serving
+    }
+
+    pub fn loops(&self) -> &[LoopHandle] {
+        &self.loops
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Ask every loop to stop (connections are closed with `Shutdown`).
+    pub fn stop(&self) {
+        for h in &self.loops {
+            h.stop();
+        }
+    }
+
+    /// Wait for every loop thread to finish.
+    pub fn join(mut self) -> io::Result<()> {
+        self.join_threads()
+    }
+
+    fn join_threads(&mut self) -> io::Result<()> {
+        let mut result = Ok(());
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(_) => result = Err(io::Error::other("a loop thread panicked")),
+            }
+        }
+        for a in &self.addrs {
+            if let Addr::Unix(p) = a {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        result
+    }
+
+    /// Stop and join.
+    pub fn shutdown(self) -> io::Result<()> {
+        self.stop();
+        self.join()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop();
+            let _ = self.join_threads();
+        }
+    }
+}

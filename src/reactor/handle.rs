@@ -1,0 +1,103 @@
+//! What other threads may hold of a loop: its task queue, waker and counters.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use super::EventLoop;
+use crate::poller::Waker;
+
+pub(crate) type Task = Box<dyn FnOnce(&mut EventLoop) + Send>;
+
+/// The loop has stopped; the task was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event loop has stopped")]
+pub struct LoopClosed;
+
+/// Live counters of one loop, readable from any thread (relaxed atomics: each
+/// is written only by its loop's thread, so an update is one uncontended add).
+#[derive(Default, Debug)]
+pub struct LoopStats {
+    pub connections_open: AtomicUsize,
+    pub connections_total: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+impl LoopStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) id: usize,
+    pub(crate) tasks: Mutex<Vec<Task>>,
+    pub(crate) waker: Waker,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) thread: Mutex<Option<ThreadId>>,
+    pub(crate) stats: LoopStats,
+}
+
+/// A `Send + Sync` handle to an [`EventLoop`]. Every method is safe to call
+/// from any thread.
+#[derive(Clone)]
+pub struct LoopHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl LoopHandle {
+    /// Queue `task` to run on the loop's thread and wake the loop. Tasks from
+    /// one thread run in the order they were posted.
+    pub fn post(&self, task: impl FnOnce(&mut EventLoop) + Send + 'static) -> Result<(), LoopClosed> {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(LoopClosed);
+        }
+        self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(task));
+        // An eventfd write can only fail if the fd is gone, i.e. the loop is
+        // being torn down; the task is then dropped with it.
+        self.shared.waker.wake().map_err(|_| LoopClosed)
+    }
+
+    /// Run `f` on the loop after `delay`.
+    pub fn run_after(
+        &self,
+        delay: Duration,
+        f: impl FnOnce(&mut EventLoop) + Send + 'static,
+    ) -> Result<(), LoopClosed> {
+        self.post(move |el| {
+            el.run_after(delay, f);
+        })
+    }
+
+    /// Ask the loop to leave `run` after its current turn.
+    pub fn stop(&self) {
+        let _ = self.post(|el| el.stop());
+    }
+
+    /// The loop's index among its server's loops (0 for a standalone loop).
+    pub fn id(&self) -> usize {
+        self.shared.id
+    }
+
+    pub fn stats(&self) -> &LoopStats {
+        &self.shared.stats
+    }
+
+    /// Whether the caller is running on this loop's thread.
+    pub fn in_loop_thread(&self) -> bool {
+        *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner()) == Some(std::thread::current().id())
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoopHandle({})", self.shared.id)
+    }
+}

@@ -1,0 +1,1115 @@
+//! Command execution: one decoded command in, its RESP2 reply appended to
+//! the connection's output buffer.
+//!
+//! Replies and error texts follow Redis 7.0. Everything is binary safe.
+//! Replies on the hot paths (PING, GET, SET, INCR, ...) are written straight
+//! into the output buffer with no allocation besides what the store needs
+//! for new keys and values.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::glob::glob_match;
+use super::store::{Expiry, Store};
+use crate::codec::resp::{
+    format_u64, parse_i64, write_array_header, write_bulk, write_error, write_error_bytes,
+    write_int, write_null, EMPTY_ARRAY, OK, PROTO_MAX_BULK_LEN,
+};
+
+/// The Redis version this server claims to be (INFO, HELLO).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// What the connection should do after a command's reply has been queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// Flush the output, then close (QUIT).
+    Close,
+}
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Per-connection state.
+#[derive(Debug, Clone)]
+pub struct Session {
+    id: u64,
+    name: Option<Vec<u8>>,
+    peer_addr: Option<String>,
+    local_addr: Option<String>,
+    fd: i64,
+    lib_name: Option<Vec<u8>>,
+    lib_ver: Option<Vec<u8>>,
+    created: Instant,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+impl Session {
+    /// A session with the next process-wide client id (1, 2, 3, ...).
+    pub fn new() -> Session {
+        Session::with_id(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn with_id(id: u64) -> Session {
+        Session {
+            id,
+            name: None,
+            peer_addr: None,
+            local_addr: None,
+            fd: -1,
+            lib_name: None,
+            lib_ver: None,
+            created: Instant::now(),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The name given by CLIENT SETNAME / HELLO SETNAME.
+    pub fn name(&self) -> Option<&[u8]> {
+        self.name.as_deref()
+    }
+
+    /// Peer address shown by CLIENT INFO (`ip:port`).
+    pub fn set_peer_addr(&mut self, addr: impl Into<String>) {
+        self.peer_addr = Some(addr.into());
+    }
+
+    /// Local address shown by CLIENT INFO (`ip:port`).
+    pub fn set_local_addr(&mut self, addr: impl Into<String>) {
+        self.local_addr = Some(addr.into());
+    }
+
+    /// File descriptor shown by CLIENT INFO.
+    pub fn set_fd(&mut self, fd: i64) {
+        self.fd = fd;
+    }
+}
+
+/// Every command [`execute`] knows (lowercase), as counted by COMMAND COUNT.
+pub const COMMAND_NAMES: &[&str] = &[
+    "append",
+    "auth",
+    "client",
+    "command",
+    "config",
+    "dbsize",
+    "decr",
+    "decrby",
+    "del",
+    "echo",
+    "exists",
+    "expire",
+    "expireat",
+    "flushall",
+    "flushdb",
+    "function",
+    "get",
+    "getset",
+    "hello",
+    "incr",
+    "incrby",
+    "info",
+    "keys",
+    "mget",
+    "mset",
+    "persist",
+    "pexpire",
+    "pexpireat",
+    "ping",
+    "psetex",
+    "pttl",
+    "quit",
+    "select",
+    "set",
+    "setex",
+    "setnx",
+    "strlen",
+    "time",
+    "ttl",
+    "type",
+    "unlink",
+];
+
+const E_SYNTAX: &str = "ERR syntax error";
+const E_NOT_INT: &str = "ERR value is not an integer or out of range";
+const E_OVERFLOW: &str = "ERR increment or decrement would overflow";
+const E_DB_RANGE: &str = "ERR DB index is out of range";
+const E_TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+const E_CLIENT_NAME: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+struct Cx<'a> {
+    store: &'a Store,
+    session: &'a mut Session,
+    out: &'a mut Vec<u8>,
+    close: bool,
+}
+
+fn arg<A: AsRef<[u8]>>(args: &[A], i: usize) -> &[u8] {
+    args[i].as_ref()
+}
+
+fn arity_ok(argc: usize, arity: i32) -> bool {
+    if arity >= 0 {
+        argc == arity as usize
+    } else {
+        argc >= arity.unsigned_abs() as usize
+    }
+}
+
+/// `-ERR wrong number of arguments for '<name>' command`
+fn err_arity(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b"-ERR wrong number of arguments for '");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"' command\r\n");
+}
+
+/// `-ERR invalid expire time in '<name>' command`
+fn err_expire(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b"-ERR invalid expire time in '");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"' command\r\n");
+}
+
+/// `-ERR unknown subcommand '<sub>'. Try <CONTAINER> HELP.`
+fn err_subcommand(out: &mut Vec<u8>, container: &[u8], sub: &[u8]) {
+    let mut msg = b"ERR unknown subcommand '".to_vec();
+    msg.extend_from_slice(&sub[..sub.len().min(128)]);
+    msg.extend_from_slice(b"'. Try ");
+    msg.extend(container.iter().map(u8::to_ascii_uppercase));
+    msg.extend_from_slice(b" HELP.");
+    write_error_bytes(out, &msg);
+}
+
+/// Redis 7's reply to an unknown command, e.g.
+/// `-ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+fn err_unknown_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    let name = arg(args, 0);
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(&name[..name.len().min(128)]);
+    msg.extend_from_slice(b"', with args beginning with: ");
+    // Like Redis: quote arguments while the list is under 128 bytes,
+    // truncating the last one to fit.
+    let mut list_len = 0;
+    for a in &args[1..] {
+        if list_len >= 128 {
+            break;
+        }
+        let a = a.as_ref();
+        let a = &a[..a.len().min(128 - list_len)];
+        msg.push(b'\'');
+        msg.extend_from_slice(a);
+        msg.extend_from_slice(b"' ");
+        list_len += a.len() + 3;
+    }
+    write_error_bytes(out, &msg);
+}
+
+/// Format `v` into `buf`, returning the used part.
+fn i64_bytes(v: i64, buf: &mut [u8; 21]) -> &[u8] {
+    let mut digits = [0u8; 20];
+    let d = format_u64(v.unsigned_abs(), &mut digits);
+    let sign = usize::from(v < 0);
+    buf[0] = b'-';
+    buf[sign..sign + d.len()].copy_from_slice(d);
+    &buf[..sign + d.len()]
+}
+
+/// Execute one command (`args[0]` is the name, matched case-insensitively),
+/// appending its reply to `out`. An empty `args` does nothing (the decoder's
+/// "skipped bytes" item).
+pub fn execute<A: AsRef<[u8]>>(
+    store: &Store,
+    session: &mut Session,
+    args: &[A],
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let Some(first) = args.first() else {
+        return Outcome::Continue;
+    };
+    let name = first.as_ref();
+    let mut buf = [0u8; 16];
+    let lower = if name.len() <= buf.len() {
+        for (d, s) in buf.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        std::str::from_utf8(&buf[..name.len()]).unwrap_or("")
+    } else {
+        ""
+    };
+    let mut cx = Cx {
+        store,
+        session,
+        out,
+        close: false,
+    };
+
+    macro_rules! dispatch {
+        ($($name:literal => $arity:literal, $handler:ident;)*) => {
+            match lower {
+                $($name => {
+                    if arity_ok(args.len(), $arity) {
+                        $handler(&mut cx, args)
+                    } else {
+                        err_arity(cx.out, $name)
+                    }
+                })*
+                _ => err_unknown_command(cx.out, args),
+            }
+        };
+    }
+
+    dispatch! {
+        "get" => 2, get;
+        "set" => -3, set;
+        "ping" => -1, ping;
+        "incr" => 2, incr;
+        "decr" => 2, decr;
+        "incrby" => 3, incrby;
+        "decrby" => 3, decrby;
+        "mget" => -2, mget;
+        "mset" => -3, mset;
+        "del" => -2, del;
+        "unlink" => -2, del;
+        "exists" => -2, exists;
+        "echo" => 2, echo;
+        "getset" => 3, getset;
+        "setnx" => 3, setnx;
+        "setex" => 4, setex;
+        "psetex" => 4, psetex;
+        "append" => 3, append;
+        "strlen" => 2, strlen;
+        "expire" => -3, expire;
+        "pexpire" => -3, pexpire;
+        "expireat" => -3, expireat;
+        "pexpireat" => -3, pexpireat;
+        "ttl" => 2, ttl;
+        "pttl" => 2, pttl;
+        "persist" => 2, persist;
+        "type" => 2, type_cmd;
+        "keys" => 2, keys;
+        "dbsize" => 1, dbsize;
+        "flushdb" => -1, flush;
+        "flushall" => -1, flush;
+        "select" => 2, select;
+        "info" => -1, info;
+        "time" => 1, time;
+        "command" => -1, command;
+        "client" => -2, client;
+        "function" => -2, function;
+        "config" => -2, config;
+        "hello" => -1, hello;
+        "auth" => -2, auth;
+        "quit" => -1, quit;
+    }
+    if cx.close {
+        Outcome::Close
+    } else {
+        Outcome::Continue
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connection and server
+
+fn ping<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    match args.len() {
+        1 => cx.out.extend_from_slice(b"+PONG\r\n"),
+        2 => write_bulk(cx.out, arg(args, 1)),
+        _ => err_arity(cx.out, "ping"),
+    }
+}
+
+fn echo<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    write_bulk(cx.out, arg(args, 1));
+}
+
+fn quit<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
+    cx.out.extend_from_slice(OK);
+    cx.close = true;
+}
+
+fn select<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    match parse_i64(arg(args, 1)).and_then(|n| i32::try_from(n).ok()) {
+        None => write_error(cx.out, E_NOT_INT),
+        Some(0) => cx.out.extend_from_slice(OK),
+        Some(_) => write_error(cx.out, E_DB_RANGE),
+    }
+}
+
+fn dbsize<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
+    write_int(cx.out, cx.store.dbsize() as i64);
+}
+
+fn flush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let ok = match args.len() {
+        1 => true,
+        2 => {
+            let mode = arg(args, 1);
+            mode.eq_ignore_ascii_case(b"async") || mode.eq_ignore_ascii_case(b"sync")
+        }
+        _ => false,
+    };
+    if ok {
+        cx.store.flush();
+        cx.out.extend_from_slice(OK);
+    } else {
+        write_error(cx.out, E_SYNTAX);
+    }
+}
+
+fn time<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut buf = [0u8; 20];
+    write_array_header(cx.out, 2);
+    write_bulk(cx.out, format_u64(now.as_secs(), &mut buf));
+    write_bulk(cx.out, format_u64(u64::from(now.subsec_micros()), &mut buf));
+}
+
+fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (mut server, mut keyspace) = (args.len() == 1, args.len() == 1);
+    for a in &args[1..] {
+        let s = a.as_ref();
+        if s.eq_ignore_ascii_case(b"server") {
+            server = true;
+        } else if s.eq_ignore_ascii_case(b"keyspace") {
+            keyspace = true;
+        } else if s.eq_ignore_ascii_case(b"default")
+            || s.eq_ignore_ascii_case(b"all")
+            || s.eq_ignore_ascii_case(b"everything")
+        {
+            server = true;
+            keyspace = true;
+        }
+    }
+    let mut text = String::new();
+    if server {
+        let uptime = cx.store.uptime_secs();
+        text.push_str(&format!(
+            "# Server\r\n\
+             redis_version:{REDIS_VERSION}\r\n\
+             redis_git_sha1:00000000\r\n\
+             redis_git_dirty:0\r\n\
+             redis_mode:standalone\r\n\
+             server_name:evnet\r\n\
+             evnet_version:{}\r\n\
+             os:{} {}\r\n\
+             arch_bits:{}\r\n\
+             multiplexing_api:epoll\r\n\
+             process_id:{}\r\n\
+             uptime_in_seconds:{uptime}\r\n\
+             uptime_in_days:{}\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            usize::BITS,
+            std::process::id(),
+            uptime / 86400,
+        ));
+    }
+    if keyspace {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        text.push_str("# Keyspace\r\n");
+        let keys = cx.store.dbsize();
+        if keys > 0 {
+            text.push_str(&format!(
+                "db0:keys={keys},expires={},avg_ttl=0\r\n",
+                cx.store.expires_count()
+            ));
+        }
+    }
+    write_bulk(cx.out, text.as_bytes());
+}
+
+fn command<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    if args.len() == 1 {
+        cx.out.extend_from_slice(EMPTY_ARRAY);
+        return;
+    }
+    let sub = arg(args, 1);
+    if sub.eq_ignore_ascii_case(b"count") {
+        if args.len() != 2 {
+            return err_arity(cx.out, "command|count");
+        }
+        write_int(cx.out, COMMAND_NAMES.len() as i64);
+    } else if sub.eq_ignore_ascii_case(b"docs") {
+        cx.out.extend_from_slice(EMPTY_ARRAY);
+    } else if sub.eq_ignore_ascii_case(b"list") {
+        if args.len() != 2 {
+            return write_error(cx.out, E_SYNTAX);
+        }
+        write_array_header(cx.out, COMMAND_NAMES.len());
+        for n in COMMAND_NAMES {
+            write_bulk(cx.out, n.as_bytes());
+        }
+    } else {
+        err_subcommand(cx.out, arg(args, 0), sub);
+    }
+}
+
+/// Redis accepts client names made of `!`..`~` only.
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn client<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let sub = arg(args, 1);
+    let want = |n: usize, name: &str, out: &mut Vec<u8>| {
+        if args.len() == n {
+            true
+        } else {
+            err_arity(out, name);
+            false
+        }
+    };
+    if sub.eq_ignore_ascii_case(b"setname") {
+        if !want(3, "client|setname", cx.out) {
+            return;
+        }
+        let name = arg(args, 2);
+        if !valid_name(name) {
+            return write_error(cx.out, E_CLIENT_NAME);
+        }
+        cx.session.name = (!name.is_empty()).then(|| name.to_vec());
+        cx.out.extend_from_slice(OK);
+    } else if sub.eq_ignore_ascii_case(b"getname") {
+        if want(2, "client|getname", cx.out) {
+            match &cx.session.name {
+                Some(n) => write_bulk(cx.out, n),
+                None => write_null(cx.out),
+            }
+        }
+    } else if sub.eq_ignore_ascii_case(b"id") {
+        if want(2, "client|id", cx.out) {
+            write_int(cx.out, cx.session.id as i64);
+        }
+    } else if sub.eq_ignore_ascii_case(b"info") {
+        if want(2, "client|info", cx.out) {
+            let line = client_info_line(cx.session);
+            write_bulk(cx.out, &line);
+        }
+    } else if sub.eq_ignore_ascii_case(b"setinfo") {
+        if !want(4, "client|setinfo", cx.out) {
+            return;
+        }
+        let (attr, value) = (arg(args, 2), arg(args, 3));
+        let slot = if attr.eq_ignore_ascii_case(b"lib-name") {
+            &mut cx.session.lib_name
+        } else if attr.eq_ignore_ascii_case(b"lib-ver") {
+            &mut cx.session.lib_ver
+        } else {
+            let mut msg = b"ERR Unrecognized option '".to_vec();
+            msg.extend_from_slice(attr);
+            msg.push(b'\'');
+            return write_error_bytes(cx.out, &msg);
+        };
+        if !valid_name(value) {
+            let mut msg = b"ERR ".to_vec();
+            msg.extend(attr.iter().map(u8::to_ascii_lowercase));
+            msg.extend_from_slice(b" cannot contain spaces, newlines or special characters.");
+            return write_error_bytes(cx.out, &msg);
+        }
+        *slot = (!value.is_empty()).then(|| value.to_vec());
+        cx.out.extend_from_slice(OK);
+    } else {
+        err_subcommand(cx.out, arg(args, 0), sub);
+    }
+}
+
+fn client_info_line(s: &Session) -> Vec<u8> {
+    let mut line = format!(
+        "id={} addr={} laddr={} fd={} name=",
+        s.id,
+        s.peer_addr.as_deref().unwrap_or(""),
+        s.local_addr.as_deref().unwrap_or(""),
+        s.fd
+    )
+    .into_bytes();
+    line.extend_from_slice(s.name.as_deref().unwrap_or(b""));
+    line.extend_from_slice(
+        format!(
+            " age={} idle=0 flags=N db=0 sub=0 psub=0 multi=-1 cmd=client|info user=default redir=-1 resp=2 lib-name=",
+            s.created.elapsed().as_secs()
+        )
+        .as_bytes(),
+    );
+    line.extend_from_slice(s.lib_name.as_deref().unwrap_or(b""));
+    line.extend_from_slice(b" lib-ver=");
+    line.extend_from_slice(s.lib_ver.as_deref().unwrap_or(b""));
+    line.push(b'\n');
+    line
+}
+
+fn function<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let sub = arg(args, 1);
+    if sub.eq_ignore_ascii_case(b"flush") {
+        match args.len() {
+            2 => cx.out.extend_from_slice(OK),
+            3 if arg(args, 2).eq_ignore_ascii_case(b"async")
+                || arg(args, 2).eq_ignore_ascii_case(b"sync") =>
+            {
+                cx.out.extend_from_slice(OK)
+            }
+            _ => write_error(cx.out, E_SYNTAX),
+        }
+    } else {
+        err_subcommand(cx.out, arg(args, 0), sub);
+    }
+}
+
+/// The parameters CONFIG GET reports (fixed: this server has no
+/// persistence and one database).
+const CONFIG: &[(&str, &str)] = &[
+    ("save", ""),
+    ("appendonly", "no"),
+    ("databases", "1"),
+    ("maxmemory", "0"),
+    ("maxmemory-policy", "noeviction"),
+    ("maxclients", "10000"),
+    ("timeout", "0"),
+    ("proto-max-bulk-len", "536870912"),
+];
+
+fn config<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let sub = arg(args, 1);
+    if sub.eq_ignore_ascii_case(b"get") {
+        if args.len() < 3 {
+            return err_arity(cx.out, "config|get");
+        }
+        let mut hit = [false; CONFIG.len()];
+        for pattern in &args[2..] {
+            for (i, (name, _)) in CONFIG.iter().enumerate() {
+                hit[i] |= glob_match(pattern.as_ref(), name.as_bytes(), true);
+            }
+        }
+        let n = hit.iter().filter(|&&h| h).count();
+        write_array_header(cx.out, 2 * n);
+        for ((name, value), _) in CONFIG.iter().zip(hit).filter(|(_, h)| *h) {
+            write_bulk(cx.out, name.as_bytes());
+            write_bulk(cx.out, value.as_bytes());
+        }
+    } else if sub.eq_ignore_ascii_case(b"resetstat") {
+        if args.len() != 2 {
+            return err_arity(cx.out, "config|resetstat");
+        }
+        cx.out.extend_from_slice(OK);
+    } else {
+        err_subcommand(cx.out, arg(args, 0), sub);
+    }
+}
+
+/// No password is configured: the `default` user accepts anything, as in
+/// a stock Redis.
+fn check_auth(user: &[u8]) -> Result<(), &'static str> {
+    if user == b"default" {
+        Ok(())
+    } else {
+        Err("WRONGPASS invalid username-password pair or user is disabled.")
+    }
+}
+
+fn auth<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    match args.len() {
+        2 => write_error(
+            cx.out,
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        ),
+        3 => match check_auth(arg(args, 1)) {
+            Ok(()) => cx.out.extend_from_slice(OK),
+            Err(e) => write_error(cx.out, e),
+        },
+        _ => write_error(cx.out, E_SYNTAX),
+    }
+}
+
+fn hello<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let mut next = 1;
+    if args.len() >= 2 {
+        next = 2;
+        match parse_i64(arg(args, 1)) {
+            None => {
+                return write_error(
+                    cx.out,
+                    "ERR Protocol version is not an integer or out of range",
+                )
+            }
+            // Only RESP2 is spoken here; RESP3 is refused like an unknown
+            // version.
+            Some(2) => {}
+            Some(_) => return write_error(cx.out, "NOPROTO unsupported protocol version"),
+        }
+    }
+    let mut user = None;
+    let mut setname = None;
+    let mut j = next;
+    while j < args.len() {
+        let opt = arg(args, j);
+        let more = args.len() - 1 - j;
+        if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
+            user = Some(arg(args, j + 1));
+            j += 3;
+        } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
+            setname = Some(arg(args, j + 1));
+            j += 2;
+        } else {
+            let mut msg = b"ERR Syntax error in HELLO option '".to_vec();
+            msg.extend_from_slice(opt);
+            msg.push(b'\'');
+            return write_error_bytes(cx.out, &msg);
+        }
+    }
+    if let Some(u) = user {
+        if let Err(e) = check_auth(u) {
+            return write_error(cx.out, e);
+        }
+    }
+    if let Some(name) = setname {
+        if !valid_name(name) {
+            return write_error(cx.out, E_CLIENT_NAME);
+        }
+        cx.session.name = (!name.is_empty()).then(|| name.to_vec());
+    }
+    let out = &mut *cx.out;
+    write_array_header(out, 14);
+    write_bulk(out, b"server");
+    write_bulk(out, b"redis");
+    write_bulk(out, b"version");
+    write_bulk(out, REDIS_VERSION.as_bytes());
+    write_bulk(out, b"proto");
+    write_int(out, 2);
+    write_bulk(out, b"id");
+    write_int(out, cx.session.id as i64);
+    write_bulk(out, b"mode");
+    write_bulk(out, b"standalone");
+    write_bulk(out, b"role");
+    write_bulk(out, b"master");
+    write_bulk(out, b"modules");
+    out.extend_from_slice(EMPTY_ARRAY);
+}
+
+// ---------------------------------------------------------------------------
+// Strings
+
+fn get<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| match slot.value() {
+        Some(v) => write_bulk(out, v),
+        None => write_null(out),
+    });
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// Turn an expire argument into an absolute deadline, replying with the
+/// error (and returning `None`) if it is not valid. Mirrors Redis's
+/// `getExpireMillisecondsOrReply`.
+fn deadline(out: &mut Vec<u8>, now: u64, unit: Unit, raw: &[u8], cmd: &str) -> Option<u64> {
+    let Some(v) = parse_i64(raw) else {
+        write_error(out, E_NOT_INT);
+        return None;
+    };
+    let seconds = matches!(unit, Unit::Ex | Unit::ExAt);
+    if v <= 0 || (seconds && v > i64::MAX / 1000) {
+        err_expire(out, cmd);
+        return None;
+    }
+    let ms = if seconds { v * 1000 } else { v };
+    let at = match unit {
+        Unit::Ex | Unit::Px => ms.checked_add(now as i64),
+        Unit::ExAt | Unit::PxAt => Some(ms),
+    };
+    match at {
+        Some(t) if t > 0 => Some(t as u64),
+        _ => {
+            err_expire(out, cmd);
+            None
+        }
+    }
+}
+
+fn set<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+    let mut expire: Option<(Unit, &[u8])> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = arg(args, i);
+        let has_next = i + 1 < args.len();
+        let unit = if opt.eq_ignore_ascii_case(b"ex") {
+            Some(Unit::Ex)
+        } else if opt.eq_ignore_ascii_case(b"px") {
+            Some(Unit::Px)
+        } else if opt.eq_ignore_ascii_case(b"exat") {
+            Some(Unit::ExAt)
+        } else if opt.eq_ignore_ascii_case(b"pxat") {
+            Some(Unit::PxAt)
+        } else {
+            None
+        };
+        if opt.eq_ignore_ascii_case(b"nx") && !xx {
+            nx = true;
+        } else if opt.eq_ignore_ascii_case(b"xx") && !nx {
+            xx = true;
+        } else if opt.eq_ignore_ascii_case(b"get") {
+            get = true;
+        } else if opt.eq_ignore_ascii_case(b"keepttl") && expire.is_none() {
+            keepttl = true;
+        } else if let Some(u) = unit.filter(|&u| {
+            // Another unit or KEEPTTL already given is a syntax error; the
+            // same unit again just overrides (as in Redis).
+            !keepttl && expire.is_none_or(|(prev, _)| prev == u) && has_next
+        }) {
+            expire = Some((u, arg(args, i + 1)));
+            i += 1;
+        } else {
+            return write_error(cx.out, E_SYNTAX);
+        }
+        i += 1;
+    }
+    let expiry = match expire {
+        Some((unit, raw)) => match deadline(cx.out, cx.store.now_ms(), unit, raw, "set") {
+            Some(t) => Expiry::At(t),
+            None => return,
+        },
+        None if keepttl => Expiry::Keep,
+        None => Expiry::Persist,
+    };
+    let value = arg(args, 2);
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| {
+        if get {
+            match slot.value() {
+                Some(v) => write_bulk(out, v),
+                None => write_null(out),
+            }
+        }
+        let exists = slot.exists();
+        if (nx && exists) || (xx && !exists) {
+            if !get {
+                write_null(out);
+            }
+            return;
+        }
+        slot.set(value, expiry);
+        if !get {
+            out.extend_from_slice(OK);
+        }
+    });
+}
+
+fn setex_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], unit: Unit, cmd: &str) {
+    let Some(t) = deadline(cx.out, cx.store.now_ms(), unit, arg(args, 2), cmd) else {
+        return;
+    };
+    cx.store.set(arg(args, 1), arg(args, 3), Expiry::At(t));
+    cx.out.extend_from_slice(OK);
+}
+
+fn setex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    setex_generic(cx, args, Unit::Ex, "setex");
+}
+
+fn psetex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    setex_generic(cx, args, Unit::Px, "psetex");
+}
+
+fn setnx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let value = arg(args, 2);
+    let created = cx.store.with_key(arg(args, 1), |slot| {
+        if slot.exists() {
+            false
+        } else {
+            slot.set(value, Expiry::Persist);
+            true
+        }
+    });
+    write_int(cx.out, i64::from(created));
+}
+
+fn getset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let out = &mut *cx.out;
+    let value = arg(args, 2);
+    cx.store.with_key(arg(args, 1), |slot| {
+        match slot.value() {
+            Some(v) => write_bulk(out, v),
+            None => write_null(out),
+        }
+        slot.set(value, Expiry::Persist);
+    });
+}
+
+fn mget<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let out = &mut *cx.out;
+    write_array_header(out, args.len() - 1);
+    for k in &args[1..] {
+        cx.store.with_key(k.as_ref(), |slot| match slot.value() {
+            Some(v) => write_bulk(out, v),
+            None => write_null(out),
+        });
+    }
+}
+
+fn mset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    if args.len().is_multiple_of(2) {
+        return err_arity(cx.out, "mset");
+    }
+    cx.store.mset(&args[1..]);
+    cx.out.extend_from_slice(OK);
+}
+
+fn del<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let n = args[1..]
+        .iter()
+        .filter(|k| cx.store.del(k.as_ref()))
+        .count();
+    write_int(cx.out, n as i64);
+}
+
+fn exists<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let n = args[1..]
+        .iter()
+        .filter(|k| cx.store.exists(k.as_ref()))
+        .count();
+    write_int(cx.out, n as i64);
+}
+
+fn incr_by(cx: &mut Cx<'_>, key: &[u8], delta: i64) {
+    let out = &mut *cx.out;
+    cx.store.with_key(key, |slot| {
+        let current = match slot.value() {
+            None => 0,
+            Some(v) => match parse_i64(v) {
+                Some(n) => n,
+                None => return write_error(out, E_NOT_INT),
+            },
+        };
+        let Some(new) = current.checked_add(delta) else {
+            return write_error(out, E_OVERFLOW);
+        };
+        let mut buf = [0u8; 21];
+        slot.set(i64_bytes(new, &mut buf), Expiry::Keep);
+        write_int(out, new);
+    });
+}
+
+fn incr<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    incr_by(cx, arg(args, 1), 1);
+}
+
+fn decr<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    incr_by(cx, arg(args, 1), -1);
+}
+
+fn incrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    match parse_i64(arg(args, 2)) {
+        Some(d) => incr_by(cx, arg(args, 1), d),
+        None => write_error(cx.out, E_NOT_INT),
+    }
+}
+
+fn decrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    match parse_i64(arg(args, 2)) {
+        Some(i64::MIN) => write_error(cx.out, "ERR decrement would overflow"),
+        Some(d) => incr_by(cx, arg(args, 1), -d),
+        None => write_error(cx.out, E_NOT_INT),
+    }
+}
+
+fn append<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let out = &mut *cx.out;
+    let add = arg(args, 2);
+    cx.store
+        .with_key(arg(args, 1), |slot| match slot.value_mut() {
+            Some(v) => {
+                if v.len() + add.len() > PROTO_MAX_BULK_LEN {
+                    return write_error(out, E_TOO_BIG);
+                }
+                v.extend_from_slice(add);
+                write_int(out, v.len() as i64);
+            }
+            None => {
+                slot.set(add, Expiry::Persist);
+                write_int(out, add.len() as i64);
+            }
+        });
+}
+
+fn strlen<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let n = cx
+        .store
+        .with_key(arg(args, 1), |slot| slot.value().map_or(0, <[u8]>::len));
+    write_int(cx.out, n as i64);
+}
+
+fn type_cmd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    if cx.store.exists(arg(args, 1)) {
+        cx.out.extend_from_slice(b"+string\r\n");
+    } else {
+        cx.out.extend_from_slice(b"+none\r\n");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Keyspace
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with Redis 7's NX/XX/GT/LT.
+fn expire_generic<A: AsRef<[u8]>>(
+    cx: &mut Cx<'_>,
+    args: &[A],
+    seconds: bool,
+    absolute: bool,
+    cmd: &str,
+) {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &args[3..] {
+        let opt = a.as_ref();
+        if opt.eq_ignore_ascii_case(b"nx") {
+            nx = true;
+        } else if opt.eq_ignore_ascii_case(b"xx") {
+            xx = true;
+        } else if opt.eq_ignore_ascii_case(b"gt") {
+            gt = true;
+        } else if opt.eq_ignore_ascii_case(b"lt") {
+            lt = true;
+        } else {
+            let mut msg = b"ERR Unsupported option ".to_vec();
+            msg.extend_from_slice(opt);
+            return write_error_bytes(cx.out, &msg);
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return write_error(
+            cx.out,
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        );
+    }
+    if gt && lt {
+        return write_error(
+            cx.out,
+            "ERR GT and LT options at the same time are not compatible",
+        );
+    }
+    let Some(mut when) = parse_i64(arg(args, 2)) else {
+        return write_error(cx.out, E_NOT_INT);
+    };
+    if seconds {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
+            return err_expire(cx.out, cmd);
+        }
+        when *= 1000;
+    }
+    let base = if absolute {
+        0
+    } else {
+        cx.store.now_ms() as i64
+    };
+    let Some(when) = when.checked_add(base) else {
+        return err_expire(cx.out, cmd);
+    };
+    let changed = cx.store.with_key(arg(args, 1), |slot| {
+        if !slot.exists() {
+            return false;
+        }
+        let current = slot.expires_at().map(|t| t as i64);
+        if (nx && current.is_some())
+            || (xx && current.is_none())
+            || (gt && current.is_none_or(|c| when <= c))
+            || (lt && current.is_some_and(|c| when >= c))
+        {
+            return false;
+        }
+        if when <= slot.now() as i64 {
+            slot.remove();
+        } else {
+            slot.set_expiry(Some(when as u64));
+        }
+        true
+    });
+    write_int(cx.out, i64::from(changed));
+}
+
+fn expire<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    expire_generic(cx, args, true, false, "expire");
+}
+
+fn pexpire<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    expire_generic(cx, args, false, false, "pexpire");
+}
+
+fn expireat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    expire_generic(cx, args, true, true, "expireat");
+}
+
+fn pexpireat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    expire_generic(cx, args, false, true, "pexpireat");
+}
+
+fn ttl_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], ms: bool) {
+    let reply = cx.store.with_key(arg(args, 1), |slot| {
+        if !slot.exists() {
+            return -2;
+        }
+        match slot.expires_at() {
+            None => -1,
+            Some(t) => {
+                let left = t.saturating_sub(slot.now()) as i64;
+                if ms {
+                    left
+                } else {
+                    (left + 500) / 1000
+                }
+            }
+        }
+    });
+    write_int(cx.out, reply);
+}
+
+fn ttl<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    ttl_generic(cx, args, false);
+}
+
+fn pttl<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    ttl_generic(cx, args, true);
+}
+
+fn persist<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let changed = cx.store.with_key(arg(args, 1), |slot| {
+        slot.expires_at().is_some() && slot.set_expiry(None)
+    });
+    write_int(cx.out, i64::from(changed));
+}
+
+fn keys<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let pattern = arg(args, 1);
+    let all = pattern == b"*";
+    let mut body = Vec::new();
+    let mut n = 0;
+    cx.store.for_each_key(|k| {
+        if all || glob_match(pattern, k, false) {
+            write_bulk(&mut body, k);
+            n += 1;
+        }
+    });
+    write_array_header(cx.out, n);
+    cx.out.extend_from_slice(&body);
+}
+
+#[cfg(test)]
+mod tests;

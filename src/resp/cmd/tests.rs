@@ -1,0 +1,745 @@
+//! Table-driven tests: each case is an inline command line (Redis quoting)
+//! and the exact reply bytes.
+
+use super::*;
+use crate::codec::resp::split_inline_args;
+
+const T0: u64 = 1_700_000_000_000;
+
+struct H {
+    store: Store,
+    session: Session,
+}
+
+impl H {
+    fn new() -> H {
+        H {
+            store: Store::with_manual_clock(T0),
+            session: Session::with_id(7),
+        }
+    }
+
+    fn exec(&mut self, args: &[Vec<u8>]) -> (String, Outcome) {
+        let mut out = Vec::new();
+        let o = execute(&self.store, &mut self.session, args, &mut out);
+        (String::from_utf8_lossy(&out).into_owned(), o)
+    }
+
+    fn q(&mut self, line: &str) -> String {
+        let args = split_inline_args(line.as_bytes()).expect("test line quoting");
+        let (reply, outcome) = self.exec(&args);
+        assert_eq!(outcome, Outcome::Continue, "{line}");
+        reply
+    }
+
+    fn check(&mut self, cases: &[(&str, &str)]) {
+        for (line, want) in cases {
+            assert_eq!(self.q(line), *want, "command: {line}");
+        }
+    }
+}
+
+fn arity(name: &str) -> String {
+    format!("-ERR wrong number of arguments for '{name}' command\r\n")
+}
+
+const OK_: &str = "+OK\r\n";
+const NIL: &str = "$-1\r\n";
+const NOT_INT: &str = "-ERR value is not an integer or out of range\r\n";
+const SYNTAX: &str = "-ERR syntax error\r\n";
+
+#[test]
+fn empty_args_do_nothing() {
+    let mut h = H::new();
+    assert_eq!(h.exec(&[]), (String::new(), Outcome::Continue));
+}
+
+#[test]
+fn ping_echo_quit() {
+    let mut h = H::new();
+    h.check(&[
+        ("PING", "+PONG\r\n"),
+        ("ping", "+PONG\r\n"),
+        ("PiNg hello", "$5\r\nhello\r\n"),
+        ("PING \"\"", "$0\r\n\r\n"),
+        ("PING a b", &arity("ping")),
+        ("ECHO \"hi there\"", "$8\r\nhi there\r\n"),
+        ("ECHO", &arity("echo")),
+        ("ECHO a b", &arity("echo")),
+    ]);
+    let (reply, outcome) = h.exec(&[b"QUIT".to_vec()]);
+    assert_eq!((reply.as_str(), outcome), (OK_, Outcome::Close));
+    let (reply, outcome) = h.exec(&[b"quit".to_vec(), b"extra".to_vec()]);
+    assert_eq!((reply.as_str(), outcome), (OK_, Outcome::Close));
+}
+
+#[test]
+fn unknown_command_format() {
+    let mut h = H::new();
+    h.check(&[
+        ("foo", "-ERR unknown command 'foo', with args beginning with: \r\n"),
+        (
+            "FOO a \"b c\"",
+            "-ERR unknown command 'FOO', with args beginning with: 'a' 'b c' \r\n",
+        ),
+        (
+            "averyveryveryverylongcommandname x",
+            "-ERR unknown command 'averyveryveryverylongcommandname', with args beginning with: 'x' \r\n",
+        ),
+        (
+            "foo \"a\\r\\nb\"",
+            "-ERR unknown command 'foo', with args beginning with: 'a  b' \r\n",
+        ),
+    ]);
+    // Argument list capped near 128 bytes, the last one truncated to fit.
+    let long = "x".repeat(100);
+    let reply = h.q(&format!("nope {long} {long} {long}"));
+    let want = format!(
+        "-ERR unknown command 'nope', with args beginning with: '{long}' '{}' \r\n",
+        "x".repeat(25)
+    );
+    assert_eq!(reply, want);
+    // Name capped at 128 bytes.
+    let name = "n".repeat(300);
+    let reply = h.q(&name);
+    assert!(reply.starts_with(&format!("-ERR unknown command '{}',", "n".repeat(128))));
+}
+
+#[test]
+fn every_listed_command_dispatches() {
+    let mut h = H::new();
+    for name in COMMAND_NAMES {
+        if *name == "quit" {
+            continue;
+        }
+        let reply = h.q(&format!("{} a b c d e f", name.to_uppercase()));
+        assert!(!reply.contains("unknown command"), "{name}: {reply}");
+    }
+    h.check(&[("COMMAND COUNT", &format!(":{}\r\n", COMMAND_NAMES.len()))]);
+}
+
+#[test]
+fn get_set_basics() {
+    let mut h = H::new();
+    h.check(&[
+        ("GET k", NIL),
+        ("SET k v", OK_),
+        ("GET k", "$1\r\nv\r\n"),
+        ("set k \"hello world\"", OK_),
+        ("get k", "$11\r\nhello world\r\n"),
+        ("SET \"\" \"\"", OK_),
+        ("GET \"\"", "$0\r\n\r\n"),
+        ("SET k", &arity("set")),
+        ("GET", &arity("get")),
+        ("GET a b", &arity("get")),
+        ("SET bin \"\\x00\\xff\\r\\n\"", OK_),
+        ("STRLEN bin", ":4\r\n"),
+    ]);
+    let (reply, _) = h.exec(&[b"GET".to_vec(), b"bin".to_vec()]);
+    assert_eq!(reply.as_bytes()[..4], *b"$4\r\n");
+}
+
+#[test]
+fn set_options() {
+    let mut h = H::new();
+    h.check(&[
+        ("SET k v NX", OK_),
+        ("SET k v2 NX", NIL),
+        ("GET k", "$1\r\nv\r\n"),
+        ("SET k v3 XX", OK_),
+        ("GET k", "$2\r\nv3\r\n"),
+        ("SET missing v XX", NIL),
+        ("EXISTS missing", ":0\r\n"),
+        ("SET k v4 GET", "$2\r\nv3\r\n"),
+        ("SET new v GET", NIL),
+        ("GET new", "$1\r\nv\r\n"),
+        ("SET k v5 NX GET", "$2\r\nv4\r\n"),
+        ("GET k", "$2\r\nv4\r\n"),
+        ("SET other x XX GET", NIL),
+        ("EXISTS other", ":0\r\n"),
+        ("SET k v nx xx", SYNTAX),
+        ("SET k v xx nx", SYNTAX),
+        ("SET k v nx nx", NIL),
+        ("SET k v foo", SYNTAX),
+        ("SET k v EX", SYNTAX),
+        ("SET k v EX 10 PX 100", SYNTAX),
+        ("SET k v EX 10 KEEPTTL", SYNTAX),
+        ("SET k v KEEPTTL EX 10", SYNTAX),
+        ("SET k v EX abc", NOT_INT),
+        (
+            "SET k v EX 0",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        (
+            "SET k v PX -5",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        (
+            "SET k v EX 9223372036854775",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        (
+            "SET k v PX 9223372036854775807",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        ("GET k", "$2\r\nv4\r\n"),
+    ]);
+}
+
+#[test]
+fn set_expiry_and_keepttl() {
+    let mut h = H::new();
+    h.check(&[
+        ("SET k v EX 10", OK_),
+        ("TTL k", ":10\r\n"),
+        ("PTTL k", ":10000\r\n"),
+        ("SET k v2 KEEPTTL", OK_),
+        ("PTTL k", ":10000\r\n"),
+        ("SET k v3", OK_),
+        ("TTL k", ":-1\r\n"),
+        ("SET k v PX 1500", OK_),
+        ("TTL k", ":2\r\n"),        // rounded
+        ("SET k v EX 5 EX 7", OK_), // same unit repeated: last wins
+        ("TTL k", ":7\r\n"),
+    ]);
+    let at = (T0 / 1000 + 100).to_string();
+    h.check(&[
+        (&format!("SET k v EXAT {at}"), OK_),
+        ("TTL k", ":100\r\n"),
+        (&format!("SET k v PXAT {}", T0 + 2500), OK_),
+        ("PTTL k", ":2500\r\n"),
+    ]);
+    h.store.advance_clock(2499);
+    h.check(&[("PTTL k", ":1\r\n"), ("GET k", "$1\r\nv\r\n")]);
+    h.store.advance_clock(1);
+    h.check(&[("GET k", NIL), ("TTL k", ":-2\r\n"), ("EXISTS k", ":0\r\n")]);
+}
+
+#[test]
+fn getset_setnx_setex() {
+    let mut h = H::new();
+    h.check(&[
+        ("GETSET k a", NIL),
+        ("GETSET k b", "$1\r\na\r\n"),
+        ("GET k", "$1\r\nb\r\n"),
+        ("GETSET k", &arity("getset")),
+        ("SETNX k c", ":0\r\n"),
+        ("SETNX n c", ":1\r\n"),
+        ("SETEX e 10 v", OK_),
+        ("TTL e", ":10\r\n"),
+        ("GETSET e w", "$1\r\nv\r\n"),
+        ("TTL e", ":-1\r\n"),
+        (
+            "SETEX e 0 v",
+            "-ERR invalid expire time in 'setex' command\r\n",
+        ),
+        ("SETEX e x v", NOT_INT),
+        ("PSETEX e 1500 v", OK_),
+        ("PTTL e", ":1500\r\n"),
+        (
+            "PSETEX e -1 v",
+            "-ERR invalid expire time in 'psetex' command\r\n",
+        ),
+        ("SETEX e 10", &arity("setex")),
+    ]);
+}
+
+#[test]
+fn del_exists_unlink_type() {
+    let mut h = H::new();
+    h.check(&[
+        ("MSET a 1 b 2 c 3", OK_),
+        ("EXISTS a b x", ":2\r\n"),
+        ("EXISTS a a a", ":3\r\n"),
+        ("DEL a x", ":1\r\n"),
+        ("DEL a", ":0\r\n"),
+        ("UNLINK b c", ":2\r\n"),
+        ("DEL", &arity("del")),
+        ("EXISTS", &arity("exists")),
+        ("SET s v", OK_),
+        ("TYPE s", "+string\r\n"),
+        ("TYPE nope", "+none\r\n"),
+    ]);
+}
+
+#[test]
+fn counters() {
+    let mut h = H::new();
+    h.check(&[
+        ("INCR n", ":1\r\n"),
+        ("INCR n", ":2\r\n"),
+        ("DECR n", ":1\r\n"),
+        ("INCRBY n 10", ":11\r\n"),
+        ("DECRBY n 20", ":-9\r\n"),
+        ("GET n", "$2\r\n-9\r\n"),
+        ("INCRBY n abc", NOT_INT),
+        ("INCRBY n 1.5", NOT_INT),
+        ("DECRBY n 0x1", NOT_INT),
+        ("SET s hello", OK_),
+        ("INCR s", NOT_INT),
+        ("SET s \" 1\"", OK_),
+        ("INCR s", NOT_INT),
+        ("SET s 01", OK_),
+        ("INCR s", NOT_INT),
+        ("SET s \"\"", OK_),
+        ("INCR s", NOT_INT),
+        ("SET m 9223372036854775807", OK_),
+        ("INCR m", "-ERR increment or decrement would overflow\r\n"),
+        ("INCRBY m -1", ":9223372036854775806\r\n"),
+        ("SET m -9223372036854775808", OK_),
+        ("DECR m", "-ERR increment or decrement would overflow\r\n"),
+        (
+            "DECRBY x -9223372036854775808",
+            "-ERR decrement would overflow\r\n",
+        ),
+        ("INCRBY x -9223372036854775808", ":-9223372036854775808\r\n"),
+        ("INCR", &arity("incr")),
+        ("INCRBY x", &arity("incrby")),
+        ("DECRBY x 1 2", &arity("decrby")),
+    ]);
+}
+
+#[test]
+fn incr_keeps_ttl() {
+    let mut h = H::new();
+    h.check(&[
+        ("SET n 5 EX 100", OK_),
+        ("INCR n", ":6\r\n"),
+        ("TTL n", ":100\r\n"),
+        ("APPEND n 0", ":2\r\n"),
+        ("TTL n", ":100\r\n"),
+        ("GET n", "$2\r\n60\r\n"),
+    ]);
+}
+
+#[test]
+fn mget_mset() {
+    let mut h = H::new();
+    h.check(&[
+        ("MSET a 1 b 2", OK_),
+        ("MGET a b c", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n"),
+        ("MSET a", &arity("mset")),
+        ("MSET a 1 b", &arity("mset")),
+        ("MGET", &arity("mget")),
+        ("SET t x EX 10", OK_),
+        ("MSET t y", OK_),
+        ("TTL t", ":-1\r\n"),
+        ("MSET a 1 a 2", OK_),
+        ("GET a", "$1\r\n2\r\n"),
+    ]);
+}
+
+#[test]
+fn append_strlen() {
+    let mut h = H::new();
+    h.check(&[
+        ("APPEND k abc", ":3\r\n"),
+        ("APPEND k def", ":6\r\n"),
+        ("GET k", "$6\r\nabcdef\r\n"),
+        ("STRLEN k", ":6\r\n"),
+        ("STRLEN nope", ":0\r\n"),
+        ("APPEND k", &arity("append")),
+        ("STRLEN", &arity("strlen")),
+    ]);
+}
+
+#[test]
+fn expire_family() {
+    let mut h = H::new();
+    h.check(&[
+        ("EXPIRE nope 10", ":0\r\n"),
+        ("SET k v", OK_),
+        ("TTL k", ":-1\r\n"),
+        ("PTTL k", ":-1\r\n"),
+        ("TTL nope", ":-2\r\n"),
+        ("PTTL nope", ":-2\r\n"),
+        ("EXPIRE k 10", ":1\r\n"),
+        ("TTL k", ":10\r\n"),
+        ("PEXPIRE k 2500", ":1\r\n"),
+        ("PTTL k", ":2500\r\n"),
+        ("TTL k", ":3\r\n"),
+        ("PERSIST k", ":1\r\n"),
+        ("PERSIST k", ":0\r\n"),
+        ("PERSIST nope", ":0\r\n"),
+        ("TTL k", ":-1\r\n"),
+        ("EXPIRE k abc", NOT_INT),
+        (
+            "EXPIRE k 9223372036854775807",
+            "-ERR invalid expire time in 'expire' command\r\n",
+        ),
+        (
+            "PEXPIRE k 9223372036854775807",
+            "-ERR invalid expire time in 'pexpire' command\r\n",
+        ),
+        ("EXPIRE k", &arity("expire")),
+        ("TTL", &arity("ttl")),
+        // NX / XX / GT / LT
+        ("EXPIRE k 100 XX", ":0\r\n"),
+        ("EXPIRE k 100 GT", ":0\r\n"),
+        ("EXPIRE k 100 NX", ":1\r\n"),
+        ("EXPIRE k 200 NX", ":0\r\n"),
+        ("EXPIRE k 50 GT", ":0\r\n"),
+        ("EXPIRE k 150 GT", ":1\r\n"),
+        ("EXPIRE k 160 LT", ":0\r\n"),
+        ("EXPIRE k 120 lt", ":1\r\n"),
+        ("TTL k", ":120\r\n"),
+        ("EXPIRE k 130 XX", ":1\r\n"),
+        (
+            "EXPIRE k 10 NX XX",
+            "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+        ),
+        (
+            "EXPIRE k 10 GT LT",
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
+        ("EXPIRE k 10 FOO", "-ERR Unsupported option FOO\r\n"),
+        ("TTL k", ":130\r\n"),
+        ("PERSIST k", ":1\r\n"),
+        ("EXPIRE k 10 LT", ":1\r\n"),
+        // A deadline in the past deletes the key.
+        ("EXPIRE k -1", ":1\r\n"),
+        ("EXISTS k", ":0\r\n"),
+        ("SET k v", OK_),
+        ("PEXPIRE k 0", ":1\r\n"),
+        ("GET k", NIL),
+    ]);
+    let secs = T0 / 1000 + 60;
+    h.check(&[
+        ("SET k v", OK_),
+        (&format!("EXPIREAT k {secs}"), ":1\r\n"),
+        ("TTL k", ":60\r\n"),
+        (&format!("PEXPIREAT k {}", T0 + 1234), ":1\r\n"),
+        ("PTTL k", ":1234\r\n"),
+        (&format!("PEXPIREAT k {}", T0 - 1), ":1\r\n"),
+        ("EXISTS k", ":0\r\n"),
+        ("EXPIREAT k x", NOT_INT),
+    ]);
+}
+
+#[test]
+fn expiry_via_clock_and_sweep() {
+    let mut h = H::new();
+    h.check(&[
+        ("SET a 1 PX 100", OK_),
+        ("SET b 2 PX 200", OK_),
+        ("SET c 3", OK_),
+        ("DBSIZE", ":3\r\n"),
+    ]);
+    h.store.advance_clock(150);
+    assert_eq!(h.store.sweep(100), 1);
+    h.check(&[
+        ("DBSIZE", ":2\r\n"),
+        ("EXISTS a b c", ":2\r\n"),
+        ("MGET a b c", "*3\r\n$-1\r\n$1\r\n2\r\n$1\r\n3\r\n"),
+    ]);
+    h.store.advance_clock(50);
+    h.check(&[("GET b", NIL), ("DBSIZE", ":1\r\n")]);
+    assert_eq!(h.store.sweep(100), 0);
+}
+
+fn sorted_keys(reply: &str) -> Vec<String> {
+    let mut lines: Vec<String> = reply
+        .split("\r\n")
+        .skip(1)
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| c[1].to_string())
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn keys_and_dbsize_and_flush() {
+    let mut h = H::new();
+    h.check(&[
+        ("MSET hello 1 hallo 2 hxllo 3 world 4 h 5", OK_),
+        ("DBSIZE", ":5\r\n"),
+        ("KEYS nomatch*", "*0\r\n"),
+        ("KEYS", &arity("keys")),
+    ]);
+    assert_eq!(sorted_keys(&h.q("KEYS h?llo")), ["hallo", "hello", "hxllo"]);
+    assert_eq!(sorted_keys(&h.q("KEYS h[ae]llo")), ["hallo", "hello"]);
+    assert_eq!(sorted_keys(&h.q("KEYS h[^e]llo")), ["hallo", "hxllo"]);
+    assert_eq!(
+        sorted_keys(&h.q("KEYS *o*")),
+        ["hallo", "hello", "hxllo", "world"]
+    );
+    assert_eq!(sorted_keys(&h.q("KEYS *")).len(), 5);
+    assert!(h.q("KEYS *").starts_with("*5\r\n"));
+    h.check(&[
+        ("FLUSHDB", OK_),
+        ("DBSIZE", ":0\r\n"),
+        ("SET a 1", OK_),
+        ("FLUSHALL ASYNC", OK_),
+        ("DBSIZE", ":0\r\n"),
+        ("FLUSHALL sync", OK_),
+        ("FLUSHALL foo", SYNTAX),
+        ("FLUSHDB a b", SYNTAX),
+        ("DBSIZE x", &arity("dbsize")),
+    ]);
+}
+
+#[test]
+fn select_db() {
+    let mut h = H::new();
+    h.check(&[
+        ("SELECT 0", OK_),
+        ("SELECT 1", "-ERR DB index is out of range\r\n"),
+        ("SELECT -1", "-ERR DB index is out of range\r\n"),
+        ("SELECT abc", NOT_INT),
+        ("SELECT 99999999999", NOT_INT),
+        ("SELECT", &arity("select")),
+    ]);
+}
+
+#[test]
+fn info_sections() {
+    let mut h = H::new();
+    h.q("SET a 1 EX 100");
+    h.q("SET b 2");
+    let info = h.q("INFO");
+    assert!(info.starts_with('$'));
+    for needle in [
+        "# Server\r\n",
+        "redis_version:7.0.0\r\n",
+        "redis_mode:standalone\r\n",
+        "# Keyspace\r\n",
+        "db0:keys=2,expires=1,avg_ttl=0\r\n",
+    ] {
+        assert!(info.contains(needle), "{needle:?} missing in {info:?}");
+    }
+    // The bulk length is right.
+    let (len, body) = info[1..].split_once("\r\n").unwrap();
+    assert_eq!(len.parse::<usize>().unwrap() + 2, body.len());
+    let ks = h.q("info keyspace");
+    assert!(ks.contains("# Keyspace") && !ks.contains("# Server"));
+    let srv = h.q("INFO server");
+    assert!(srv.contains("# Server") && !srv.contains("# Keyspace"));
+    assert_eq!(h.q("INFO nosuchsection"), "$0\r\n\r\n");
+    h.q("FLUSHALL");
+    assert!(!h.q("INFO keyspace").contains("db0"));
+}
+
+#[test]
+fn command_subcommands() {
+    let mut h = H::new();
+    h.check(&[
+        ("COMMAND", "*0\r\n"),
+        ("COMMAND DOCS", "*0\r\n"),
+        ("command docs get set", "*0\r\n"),
+        ("COMMAND COUNT x", &arity("command|count")),
+        (
+            "COMMAND FOO",
+            "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n",
+        ),
+    ]);
+    let list = h.q("COMMAND LIST");
+    assert!(list.starts_with(&format!("*{}\r\n", COMMAND_NAMES.len())));
+    assert!(list.contains("$3\r\nget\r\n"));
+}
+
+#[test]
+fn client_subcommands() {
+    let mut h = H::new();
+    h.check(&[
+        ("CLIENT GETNAME", NIL),
+        ("CLIENT SETNAME myconn", OK_),
+        ("CLIENT GETNAME", "$6\r\nmyconn\r\n"),
+        (
+            "CLIENT SETNAME \"bad name\"",
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        (
+            "CLIENT SETNAME \"bad\\nname\"",
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        ("CLIENT GETNAME", "$6\r\nmyconn\r\n"),
+        ("CLIENT SETNAME \"\"", OK_),
+        ("CLIENT GETNAME", NIL),
+        ("CLIENT ID", ":7\r\n"),
+        ("client id", ":7\r\n"),
+        ("CLIENT", &arity("client")),
+        ("CLIENT SETNAME", &arity("client|setname")),
+        ("CLIENT GETNAME x", &arity("client|getname")),
+        ("CLIENT ID x", &arity("client|id")),
+        (
+            "client nope",
+            "-ERR unknown subcommand 'nope'. Try CLIENT HELP.\r\n",
+        ),
+        ("CLIENT SETINFO lib-name redis-py", OK_),
+        ("CLIENT SETINFO LIB-VER 5.0.1", OK_),
+        (
+            "CLIENT SETINFO color red",
+            "-ERR Unrecognized option 'color'\r\n",
+        ),
+        (
+            "CLIENT SETINFO lib-name \"a b\"",
+            "-ERR lib-name cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        ("CLIENT SETINFO lib-name", &arity("client|setinfo")),
+    ]);
+    h.session.set_peer_addr("127.0.0.1:5555");
+    h.session.set_local_addr("127.0.0.1:6379");
+    h.session.set_fd(9);
+    h.q("CLIENT SETNAME conn1");
+    let info = h.q("CLIENT INFO");
+    let (len, body) = info[1..].split_once("\r\n").unwrap();
+    assert_eq!(len.parse::<usize>().unwrap() + 2, body.len());
+    assert!(body.starts_with("id=7 addr=127.0.0.1:5555 laddr=127.0.0.1:6379 fd=9 name=conn1 age="));
+    assert!(body.contains(" db=0 "));
+    assert!(body.contains(" resp=2 lib-name=redis-py lib-ver=5.0.1\n\r\n"));
+}
+
+#[test]
+fn function_config_auth() {
+    let mut h = H::new();
+    h.check(&[
+        ("FUNCTION FLUSH", OK_),
+        ("FUNCTION FLUSH ASYNC", OK_),
+        ("FUNCTION FLUSH bogus", SYNTAX),
+        ("FUNCTION", &arity("function")),
+        (
+            "FUNCTION LIST",
+            "-ERR unknown subcommand 'LIST'. Try FUNCTION HELP.\r\n",
+        ),
+        ("CONFIG GET save", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"),
+        (
+            "CONFIG GET appendonly",
+            "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n",
+        ),
+        ("config get SAVE", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"),
+        ("CONFIG GET nosuch", "*0\r\n"),
+        (
+            "CONFIG GET save save appendonly",
+            "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n",
+        ),
+        ("CONFIG GET", &arity("config|get")),
+        ("CONFIG", &arity("config")),
+        ("CONFIG RESETSTAT", OK_),
+        (
+            "CONFIG FOO",
+            "-ERR unknown subcommand 'FOO'. Try CONFIG HELP.\r\n",
+        ),
+        (
+            "AUTH secret",
+            "-ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?\r\n",
+        ),
+        ("AUTH default whatever", OK_),
+        (
+            "AUTH bob pw",
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+        ),
+        ("AUTH a b c", SYNTAX),
+        ("AUTH", &arity("auth")),
+    ]);
+    let all = h.q("CONFIG GET *");
+    assert!(all.starts_with(&format!("*{}\r\n", 2 * CONFIG.len())));
+    assert!(h.q("CONFIG GET max*").contains("maxmemory-policy"));
+}
+
+#[test]
+fn hello() {
+    let mut h = H::new();
+    let map = "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
+               $5\r\nproto\r\n:2\r\n$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
+               $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+    h.check(&[
+        ("HELLO", map),
+        ("HELLO 2", map),
+        ("HELLO 3", "-NOPROTO unsupported protocol version\r\n"),
+        ("HELLO 1", "-NOPROTO unsupported protocol version\r\n"),
+        (
+            "HELLO x",
+            "-ERR Protocol version is not an integer or out of range\r\n",
+        ),
+        ("HELLO 2 SETNAME app1", map),
+        ("CLIENT GETNAME", "$4\r\napp1\r\n"),
+        ("HELLO 2 AUTH default pw SETNAME app2", map),
+        ("CLIENT GETNAME", "$4\r\napp2\r\n"),
+        (
+            "HELLO 2 AUTH bob pw",
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+        ),
+        (
+            "HELLO 2 AUTH default",
+            "-ERR Syntax error in HELLO option 'AUTH'\r\n",
+        ),
+        ("HELLO 2 FOO", "-ERR Syntax error in HELLO option 'FOO'\r\n"),
+        (
+            "HELLO 2 SETNAME \"a b\"",
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+        ),
+    ]);
+}
+
+#[test]
+fn time_reply_shape() {
+    let mut h = H::new();
+    let t = h.q("TIME");
+    assert!(t.starts_with("*2\r\n$10\r\n"), "{t}");
+    h.check(&[("TIME x", &arity("time"))]);
+}
+
+#[test]
+fn case_insensitive_names_and_options() {
+    let mut h = H::new();
+    h.check(&[
+        ("sEt k v pX 1000 Nx", OK_),
+        ("pTtL k", ":1000\r\n"),
+        ("MgEt k", "*1\r\n$1\r\nv\r\n"),
+    ]);
+}
+
+#[test]
+fn works_with_borrowed_args() {
+    let store = Store::new();
+    let mut session = Session::new();
+    let mut out = Vec::new();
+    let args: [&[u8]; 3] = [b"SET", b"k", b"\x00\x01"];
+    assert_eq!(
+        execute(&store, &mut session, &args, &mut out),
+        Outcome::Continue
+    );
+    let args: Vec<&str> = vec!["GET", "k"];
+    execute(&store, &mut session, &args, &mut out);
+    assert_eq!(out, b"+OK\r\n$2\r\n\x00\x01\r\n");
+}
+
+#[test]
+fn sessions_get_distinct_ids() {
+    let a = Session::new();
+    let b = Session::new();
+    assert_ne!(a.id(), b.id());
+    assert_eq!(Session::with_id(42).id(), 42);
+    assert_eq!(a.name(), None);
+}
+
+#[test]
+fn decoder_to_execute_pipeline() {
+    use crate::codec::resp::CommandDecoder;
+    use crate::codec::Decoder;
+    let store = Store::new();
+    let mut session = Session::new();
+    let mut decoder = CommandDecoder::new();
+    let mut input =
+        b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n\r\nget key\r\nINCR key\r\nQUIT\r\nPING\r\n"
+            .to_vec();
+    let mut out = Vec::new();
+    let mut closed = false;
+    while let Some((args, n)) = decoder.decode(&input).unwrap() {
+        input.drain(..n);
+        if execute(&store, &mut session, &args, &mut out) == Outcome::Close {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "+OK\r\n$5\r\nvalue\r\n-ERR value is not an integer or out of range\r\n+OK\r\n"
+    );
+    assert_eq!(input, b"PING\r\n");
+}

@@ -1,0 +1,666 @@
+//! The keyspace shared by all event-loop threads.
+//!
+//! Keys are spread over a power-of-two number of shards (64 by default), each
+//! a `Mutex` around a `HashMap`, chosen by a cheap multiplicative hash of the
+//! key so that lock hold times stay tiny and threads rarely meet. Inside a
+//! shard the map uses the standard library's randomly keyed SipHash, so
+//! clients cannot force collisions (the same reason Redis uses SipHash).
+//!
+//! Values are byte strings with an optional absolute expiry time in
+//! milliseconds since the Unix epoch. Expired keys are removed lazily when
+//! touched, and actively by [`Store::sweep`], which a timer should call
+//! periodically: each shard keeps its volatile keys ordered by deadline, so
+//! a sweep only ever looks at keys that are really due.
+
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    value: Vec<u8>,
+    /// Absolute deadline (ms since the Unix epoch), if volatile.
+    expires_at: Option<u64>,
+}
+
+impl Entry {
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+}
+
+/// What a write does to the key's time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Keep the current TTL (Redis's KEEPTTL; INCR, APPEND).
+    Keep,
+    /// No TTL (a plain SET).
+    Persist,
+    /// Expire at this absolute time (ms since the Unix epoch).
+    At(u64),
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<Vec<u8>, Entry>,
+    /// `(deadline, key)` for every volatile key: exactly the entries whose
+    /// `expires_at` is `Some(deadline)`.
+    expiries: BTreeSet<(u64, Vec<u8>)>,
+}
+
+impl Shard {
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (k, e) = self.map.remove_entry(key)?;
+        if let Some(t) = e.expires_at {
+            self.expiries.remove(&(t, k));
+        }
+        Some(e)
+    }
+
+    /// Move `key`'s index entry from `old` to `new` deadlines.
+    fn reindex(
+        expiries: &mut BTreeSet<(u64, Vec<u8>)>,
+        key: &[u8],
+        old: Option<u64>,
+        new: Option<u64>,
+    ) {
+        if old == new {
+            return;
+        }
+        let k = match old {
+            Some(t) => expiries
+                .take(&(t, key.to_vec()))
+                .map(|(_, k)| k)
+                .unwrap_or_else(|| key.to_vec()),
+            None => key.to_vec(),
+        };
+        if let Some(t) = new {
+            expiries.insert((t, k));
+        }
+    }
+
+    fn is_expired(e: &Entry, now: u64) -> bool {
+        e.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// Access to one key under its shard's lock, after lazy expiry: an expired
+/// key looks (and is) absent.
+pub struct Slot<'a> {
+    shard: &'a mut Shard,
+    key: &'a [u8],
+    clock: &'a Clock,
+    /// Read from the clock on first use only: most accesses touch keys
+    /// without a TTL and never need the time.
+    now: Cell<Option<u64>>,
+}
+
+impl<'a> Slot<'a> {
+    /// Open `key`'s slot, first deleting it if it has expired.
+    fn open(shard: &'a mut Shard, key: &'a [u8], clock: &'a Clock) -> Slot<'a> {
+        let slot = Slot {
+            shard,
+            key,
+            clock,
+            now: Cell::new(None),
+        };
+        if let Some(t) = slot.shard.map.get(key).and_then(|e| e.expires_at) {
+            if t <= slot.now() {
+                slot.shard.remove(key);
+            }
+        }
+        slot
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.key
+    }
+    /// The store's clock (ms since the Unix epoch), read once per slot.
+    pub fn now(&self) -> u64 {
+        match self.now.get() {
+            Some(t) => t,
+            None => {
+                let t = self.clock.now_ms();
+                self.now.set(Some(t));
+                t
+            }
+        }
+    }
+    pub fn exists(&self) -> bool {
+        self.shard.map.contains_key(self.key)
+    }
+    pub fn entry(&self) -> Option<&Entry> {
+        self.shard.map.get(self.key)
+    }
+    pub fn value(&self) -> Option<&[u8]> {
+        self.entry().map(|e| e.value.as_slice())
+    }
+    /// Deadline of a volatile key; `None` if absent or persistent.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.entry().and_then(|e| e.expires_at)
+    }
+    /// The value, for in-place edits (APPEND). The TTL is unaffected.
+    pub fn value_mut(&mut self) -> Option<&mut Vec<u8>> {
+        self.shard.map.get_mut(self.key).map(|e| &mut e.value)
+    }
+
+    /// Store a copy of `value`, reusing the old buffer when it fits well.
+    pub fn set(&mut self, value: &[u8], expiry: Expiry) {
+        let Shard { map, expiries } = &mut *self.shard;
+        match map.get_mut(self.key) {
+            Some(e) => {
+                let cap = e.value.capacity();
+                if cap >= value.len() && cap <= 2 * value.len() + 64 {
+                    e.value.clear();
+                    e.value.extend_from_slice(value);
+                } else {
+                    e.value = value.to_vec();
+                }
+                Self::apply_expiry(expiries, self.key, e, expiry);
+            }
+            None => self.insert_new(value.to_vec(), expiry),
+        }
+    }
+
+    /// Store `value` (taking ownership).
+    pub fn set_owned(&mut self, value: Vec<u8>, expiry: Expiry) {
+        let Shard { map, expiries } = &mut *self.shard;
+        match map.get_mut(self.key) {
+            Some(e) => {
+                e.value = value;
+                Self::apply_expiry(expiries, self.key, e, expiry);
+            }
+            None => self.insert_new(value, expiry),
+        }
+    }
+
+    fn insert_new(&mut self, value: Vec<u8>, expiry: Expiry) {
+        let expires_at = match expiry {
+            Expiry::At(t) => Some(t),
+            Expiry::Keep | Expiry::Persist => None,
+        };
+        if let Some(t) = expires_at {
+            self.shard.expiries.insert((t, self.key.to_vec()));
+        }
+        self.shard
+            .map
+            .insert(self.key.to_vec(), Entry { value, expires_at });
+    }
+
+    fn apply_expiry(
+        expiries: &mut BTreeSet<(u64, Vec<u8>)>,
+        key: &[u8],
+        e: &mut Entry,
+        expiry: Expiry,
+    ) {
+        let new = match expiry {
+            Expiry::Keep => return,
+            Expiry::Persist => None,
+            Expiry::At(t) => Some(t),
+        };
+        Shard::reindex(expiries, key, e.expires_at, new);
+        e.expires_at = new;
+    }
+
+    /// Set (`Some`) or clear (`None`) the TTL of an existing key. Returns
+    /// false if the key does not exist.
+    pub fn set_expiry(&mut self, at: Option<u64>) -> bool {
+        let Shard { map, expiries } = &mut *self.shard;
+        match map.get_mut(self.key) {
+            Some(e) => {
+                Shard::reindex(expiries, self.key, e.expires_at, at);
+                e.expires_at = at;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Delete the key, returning its value.
+    pub fn remove(&mut self) -> Option<Vec<u8>> {
+        self.shard.remove(self.key).map(|e| e.value)
+    }
+}
+
+enum Clock {
+    System,
+    Manual(AtomicU64),
+}
+
+impl Clock {
+    fn now_ms(&self) -> u64 {
+        match self {
+            Clock::System => system_now_ms(),
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The keyspace. `Send + Sync`; share it with `Arc<Store>`.
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    /// `64 - log2(shards)`: the top bits of the hash pick the shard.
+    shift: u32,
+    clock: Clock,
+    sweep_cursor: AtomicUsize,
+    started: Instant,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // A panic while holding a shard lock cannot leave a half-written entry
+    // (all updates are single assignments), so keep going.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Multiplicative hash for picking shards (FxHash-style, 8 bytes a step).
+fn shard_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = key.len() as u64;
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rem = chunks.remainder();
+    if !rem.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rem.len()].copy_from_slice(rem);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    // Final avalanche so the top bits depend on every input bit.
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^ (h >> 32)
+}
+
+fn system_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// 64 shards, system clock.
+    pub fn new() -> Store {
+        Store::with_shards(64)
+    }
+
+    /// `n` shards, rounded up to a power of two (at least 1).
+    pub fn with_shards(n: usize) -> Store {
+        let n = n.max(1).next_power_of_two();
+        Store {
+            shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+            shift: 64 - n.trailing_zeros(),
+            clock: Clock::System,
+            sweep_cursor: AtomicUsize::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// A store whose clock only moves when told to (tests): starts at
+    /// `now_ms`, see [`Store::advance_clock`].
+    pub fn with_manual_clock(now_ms: u64) -> Store {
+        let mut s = Store::with_shards(8);
+        s.clock = Clock::Manual(AtomicU64::new(now_ms));
+        s
+    }
+
+    /// Move a manual clock forward. No effect on the system clock.
+    pub fn advance_clock(&self, ms: u64) {
+        if let Clock::Manual(t) = &self.clock {
+            t.fetch_add(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Current time in ms since the Unix epoch (the store's clock).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Seconds since the store was created.
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard_index(&self, key: &[u8]) -> usize {
+        if self.shift >= 64 {
+            0
+        } else {
+            (shard_hash(key) >> self.shift) as usize
+        }
+    }
+
+    /// Run `f` on `key`'s slot under its shard lock (expired keys are
+    /// deleted first). Keep `f` short: it blocks the shard.
+    pub fn with_key<R>(&self, key: &[u8], f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
+        let mut shard = lock(&self.shards[self.shard_index(key)]);
+        let mut slot = Slot::open(&mut shard, key, &self.clock);
+        f(&mut slot)
+    }
+
+    /// A copy of the value (convenience; the server reads through
+    /// [`Store::with_key`] to avoid the copy).
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.with_key(key, |s| s.value().map(<[u8]>::to_vec))
+    }
+
+    pub fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) {
+        self.with_key(key, |s| s.set(value, expiry))
+    }
+
+    /// Delete `key`; true if it existed.
+    pub fn del(&self, key: &[u8]) -> bool {
+        self.with_key(key, |s| s.remove().is_some())
+    }
+
+    pub fn exists(&self, key: &[u8]) -> bool {
+        self.with_key(key, |s| s.exists())
+    }
+
+    /// Set several keys atomically (no reader sees some set and others
+    /// not), clearing their TTLs. `kv` alternates key, value.
+    ///
+    /// # Panics
+    /// If `kv` has an odd length.
+    pub fn mset<A: AsRef<[u8]>>(&self, kv: &[A]) {
+        assert!(kv.len().is_multiple_of(2), "mset needs key/value pairs");
+        let mut idx: Vec<usize> = kv
+            .chunks_exact(2)
+            .map(|p| self.shard_index(p[0].as_ref()))
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        // Lock in index order so concurrent multi-key writers cannot
+        // deadlock.
+        let mut guards: Vec<MutexGuard<'_, Shard>> =
+            idx.iter().map(|&i| lock(&self.shards[i])).collect();
+        for p in kv.chunks_exact(2) {
+            let key = p[0].as_ref();
+            let g = idx
+                .binary_search(&self.shard_index(key))
+                .expect("shard locked above");
+            Slot::open(&mut guards[g], key, &self.clock).set(p[1].as_ref(), Expiry::Persist);
+        }
+    }
+
+    /// Number of keys, including expired ones not yet removed (as Redis's
+    /// DBSIZE).
+    pub fn dbsize(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires_count(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).expiries.len()).sum()
+    }
+
+    /// Delete everything.
+    pub fn flush(&self) {
+        for s in self.shards.iter() {
+            // Swap out under the lock, free outside it.
+            let old = std::mem::take(&mut *lock(s));
+            drop(old);
+        }
+    }
+
+    /// Call `f` with every live key, one shard at a time (each shard is
+    /// locked while it is walked).
+    pub fn for_each_key(&self, mut f: impl FnMut(&[u8])) {
+        for s in self.shards.iter() {
+            let shard = lock(s);
+            let now = self.now_ms();
+            for (k, e) in &shard.map {
+                if !Shard::is_expired(e, now) {
+                    f(k);
+                }
+            }
+        }
+    }
+
+    /// Active expiry: delete up to `budget` keys whose deadline has passed,
+    /// starting at a rotating shard so repeated small sweeps are fair.
+    /// Returns how many were deleted. Cost is O(deleted × log n): only due
+    /// keys are visited.
+    pub fn sweep(&self, budget: usize) -> usize {
+        let n = self.shards.len();
+        let start = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % n;
+        let now = self.now_ms();
+        let mut removed = 0;
+        for i in 0..n {
+            if removed >= budget {
+                break;
+            }
+            let mut shard = lock(&self.shards[(start + i) % n]);
+            while removed < budget {
+                match shard.expiries.first() {
+                    Some(&(t, _)) if t <= now => {}
+                    _ => break,
+                }
+                if let Some((_, key)) = shard.expiries.pop_first() {
+                    shard.map.remove(&key);
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Check the expiry index against the maps (tests).
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        for s in self.shards.iter() {
+            let shard = lock(s);
+            let volatile = shard
+                .map
+                .values()
+                .filter(|e| e.expires_at.is_some())
+                .count();
+            assert_eq!(volatile, shard.expiries.len());
+            for (t, k) in &shard.expiries {
+                assert_eq!(shard.map.get(k).and_then(|e| e.expires_at), Some(*t));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const T0: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn is_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
+    }
+
+    #[test]
+    fn basic_ops() {
+        let s = Store::new();
+        assert_eq!(s.get(b"k"), None);
+        s.set(b"k", b"v", Expiry::Persist);
+        assert_eq!(s.get(b"k"), Some(b"v".to_vec()));
+        assert!(s.exists(b"k"));
+        assert_eq!(s.dbsize(), 1);
+        s.set(b"k", b"longer value", Expiry::Keep);
+        assert_eq!(s.get(b"k"), Some(b"longer value".to_vec()));
+        assert!(s.del(b"k"));
+        assert!(!s.del(b"k"));
+        assert_eq!(s.dbsize(), 0);
+        s.set(b"", b"", Expiry::Persist);
+        assert_eq!(s.get(b""), Some(vec![]));
+    }
+
+    #[test]
+    fn buffer_reuse_and_shrink() {
+        let s = Store::new();
+        s.set(b"k", &vec![1u8; 1 << 20], Expiry::Persist);
+        s.set(b"k", b"tiny", Expiry::Persist);
+        s.with_key(b"k", |slot| {
+            assert_eq!(slot.value(), Some(&b"tiny"[..]));
+            // A 1 MiB buffer is not kept around for 4 bytes.
+            assert!(slot.value_mut().unwrap().capacity() < 1024);
+        });
+    }
+
+    #[test]
+    fn lazy_expiry() {
+        let s = Store::with_manual_clock(T0);
+        s.set(b"k", b"v", Expiry::At(T0 + 100));
+        assert_eq!(s.expires_count(), 1);
+        s.advance_clock(99);
+        assert_eq!(s.get(b"k"), Some(b"v".to_vec()));
+        s.advance_clock(1);
+        assert_eq!(s.dbsize(), 1); // not yet touched
+        let mut keys = 0;
+        s.for_each_key(|_| keys += 1);
+        assert_eq!(keys, 0);
+        assert_eq!(s.get(b"k"), None);
+        assert_eq!(s.dbsize(), 0);
+        assert_eq!(s.expires_count(), 0);
+        s.check_invariants();
+    }
+
+    #[test]
+    fn expiry_transitions_keep_index_exact() {
+        let s = Store::with_manual_clock(T0);
+        s.set(b"a", b"1", Expiry::At(T0 + 10));
+        s.set(b"a", b"2", Expiry::Keep);
+        s.with_key(b"a", |slot| assert_eq!(slot.expires_at(), Some(T0 + 10)));
+        s.set(b"a", b"3", Expiry::At(T0 + 20));
+        s.check_invariants();
+        s.with_key(b"a", |slot| assert!(slot.set_expiry(Some(T0 + 30))));
+        s.with_key(b"a", |slot| assert!(slot.set_expiry(Some(T0 + 30))));
+        s.check_invariants();
+        assert_eq!(s.expires_count(), 1);
+        s.set(b"a", b"4", Expiry::Persist);
+        assert_eq!(s.expires_count(), 0);
+        s.with_key(b"a", |slot| assert!(slot.set_expiry(Some(T0 + 5))));
+        s.with_key(b"a", |slot| {
+            slot.set_owned(b"5".to_vec(), Expiry::At(T0 + 6))
+        });
+        s.check_invariants();
+        assert!(s.del(b"a"));
+        s.check_invariants();
+        assert_eq!(s.expires_count(), 0);
+        s.with_key(b"nope", |slot| assert!(!slot.set_expiry(Some(T0))));
+        s.check_invariants();
+    }
+
+    #[test]
+    fn sweep_removes_only_due_keys_within_budget() {
+        let s = Store::with_manual_clock(T0);
+        for i in 0..100u64 {
+            s.set(format!("k{i}").as_bytes(), b"v", Expiry::At(T0 + i));
+        }
+        s.set(b"forever", b"v", Expiry::Persist);
+        assert_eq!(s.sweep(1000), 1); // only k0 is due at T0
+        s.advance_clock(49); // k1..=k49 due
+        assert_eq!(s.sweep(10), 10);
+        assert_eq!(s.sweep(1000), 39);
+        assert_eq!(s.sweep(1000), 0);
+        assert_eq!(s.dbsize(), 51);
+        s.advance_clock(1000);
+        let mut total = 0;
+        while let n @ 1.. = s.sweep(7) {
+            assert!(n <= 7);
+            total += n;
+        }
+        assert_eq!(total, 50);
+        assert_eq!(s.dbsize(), 1);
+        s.check_invariants();
+    }
+
+    #[test]
+    fn mset_and_flush() {
+        let s = Store::with_manual_clock(T0);
+        s.set(b"a", b"old", Expiry::At(T0 + 5));
+        let kv: Vec<Vec<u8>> = (0..200)
+            .map(|i| format!("x{}", i / 2).into_bytes())
+            .collect();
+        s.mset(&kv);
+        s.mset(&[&b"a"[..], b"new"]);
+        assert_eq!(s.get(b"a"), Some(b"new".to_vec()));
+        assert_eq!(s.get(b"x7"), Some(b"x7".to_vec()));
+        assert_eq!(s.expires_count(), 0);
+        assert_eq!(s.dbsize(), 101);
+        s.check_invariants();
+        s.flush();
+        assert_eq!(s.dbsize(), 0);
+        assert_eq!(s.expires_count(), 0);
+    }
+
+    #[test]
+    fn shards_are_used_evenly_enough() {
+        let s = Store::new();
+        let mut counts = vec![0usize; s.shard_count()];
+        for i in 0..64_000 {
+            counts[s.shard_index(format!("key:{i}").as_bytes())] += 1;
+        }
+        let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(*min > 700 && *max < 1300, "{min}..{max}");
+        assert_eq!(Store::with_shards(1).shard_index(b"x"), 0);
+        assert_eq!(Store::with_shards(5).shard_count(), 8);
+    }
+
+    #[test]
+    fn concurrent_writers() {
+        let s = Arc::new(Store::new());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        let k = format!("k{}", i % 500);
+                        s.with_key(k.as_bytes(), |slot| {
+                            let n: u64 = slot
+                                .value()
+                                .map(|v| std::str::from_utf8(v).unwrap().parse().unwrap())
+                                .unwrap_or(0);
+                            slot.set((n + 1).to_string().as_bytes(), Expiry::Keep);
+                        });
+                        if i % 7 == 0 {
+                            s.mset(&[
+                                format!("m{t}"),
+                                "1".to_string(),
+                                format!("m{}", (t + 1) % 4),
+                                "2".to_string(),
+                            ]);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut total = 0u64;
+        for i in 0..500 {
+            total += std::str::from_utf8(&s.get(format!("k{i}").as_bytes()).unwrap())
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+        assert_eq!(total, 8000);
+    }
+}

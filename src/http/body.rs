@@ -417,3 +417,334 @@ fn hex(b: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parse::parse_head;
+    use proptest::prelude::*;
+
+    fn head(extra: &str) -> RequestHead {
+        let req = format!("POST / HTTP/1.1\r\nHost: h\r\n{extra}\r\n");
+        parse_head(req.as_bytes(), &Limits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    /// Decodes in one call.
+    fn one_shot(src: &[u8], limits: &Limits) -> Result<(Vec<u8>, usize, bool), HttpError> {
+        let mut d = ChunkedDecoder::new(limits);
+        let mut out = Vec::new();
+        let (n, done) = d.decode(src, &mut out)?;
+        Ok((out, n, done))
+    }
+
+    /// Decodes one byte per call, stopping at completion.
+    fn byte_at_a_time(src: &[u8], limits: &Limits) -> Result<(Vec<u8>, usize, bool), HttpError> {
+        let mut d = ChunkedDecoder::new(limits);
+        let mut out = Vec::new();
+        for (i, b) in src.iter().enumerate() {
+            let (n, done) = d.decode(std::slice::from_ref(b), &mut out)?;
+            if done {
+                return Ok((out, i + n, true));
+            }
+            assert_eq!(n, 1);
+        }
+        Ok((out, src.len(), false))
+    }
+
+    /// `chunked!{name, bytes, expected}`: one-shot and byte-at-a-time
+    /// decoding both give `expected` (`Ok(data)` for a complete body,
+    /// `Err(status)` for a rejected one).
+    macro_rules! chunked {
+        ($name:ident, limits: $limits:expr, $src:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                let limits = $limits;
+                let src: &[u8] = $src;
+                let a = one_shot(src, &limits);
+                let b = byte_at_a_time(src, &limits);
+                assert_eq!(a, b, "one-shot vs byte-at-a-time");
+                let expected: Result<&[u8], u16> = $expected;
+                match expected {
+                    Ok(data) => {
+                        let (out, n, done) = a.unwrap();
+                        assert!(done, "body must be complete");
+                        assert_eq!(out, data);
+                        assert!(n <= src.len());
+                    }
+                    Err(status) => {
+                        let e = a.expect_err("body must be rejected");
+                        assert_eq!(e.status, status, "{e:?}");
+                        assert!(e.close);
+                    }
+                }
+            }
+        };
+        ($name:ident, $src:expr, $expected:expr) => {
+            chunked!($name, limits: Limits::default(), $src, $expected);
+        };
+    }
+
+    #[test]
+    fn body_kind_from_head() {
+        let l = Limits::default();
+        assert_eq!(BodyKind::from_head(&head(""), &l), Ok(BodyKind::None));
+        assert_eq!(
+            BodyKind::from_head(&head("Content-Length: 0\r\n"), &l),
+            Ok(BodyKind::None)
+        );
+        assert_eq!(
+            BodyKind::from_head(&head("Content-Length: 42\r\n"), &l),
+            Ok(BodyKind::Length(42))
+        );
+        assert_eq!(
+            BodyKind::from_head(&head("Transfer-Encoding: chunked\r\n"), &l),
+            Ok(BodyKind::Chunked)
+        );
+        assert_eq!(
+            BodyKind::from_head(&head("Content-Length: 8388608\r\n"), &l),
+            Ok(BodyKind::Length(8 * 1024 * 1024))
+        );
+    }
+
+    #[test]
+    fn content_length_over_max_body_is_413() {
+        let e = BodyKind::from_head(&head("Content-Length: 8388609\r\n"), &Limits::default())
+            .unwrap_err();
+        assert_eq!((e.status, e.close), (413, true));
+    }
+
+    #[test]
+    fn length_decoder_consumes_exactly_the_body() {
+        let mut d = BodyDecoder::new(BodyKind::Length(5), &Limits::default());
+        let mut out = Vec::new();
+        assert_eq!(d.decode(b"he", &mut out), Ok((2, false)));
+        assert_eq!(d.decode(b"", &mut out), Ok((0, false)));
+        assert_eq!(d.decode(b"lloGET /", &mut out), Ok((3, true)));
+        assert!(d.is_done());
+        assert_eq!(out, b"hello");
+        let mut none = BodyDecoder::new(BodyKind::None, &Limits::default());
+        assert_eq!(none.decode(b"GET", &mut out), Ok((0, true)));
+    }
+
+    chunked!(
+        decodes_simple_chunks,
+        b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n",
+        Ok(b"Wikipedia")
+    );
+    chunked!(decodes_empty_body, b"0\r\n\r\n", Ok(b""));
+    chunked!(
+        decodes_hex_sizes_in_any_case,
+        b"a\r\n0123456789\r\nA\r\n0123456789\r\n000\r\n\r\n",
+        Ok(b"01234567890123456789")
+    );
+    chunked!(
+        accepts_leading_zeros_in_chunk_size,
+        b"0000000000000003\r\nabc\r\n0\r\n\r\n",
+        Ok(b"abc")
+    );
+    chunked!(
+        accepts_chunk_extensions,
+        b"3;name=value;flag\r\nabc\r\n2 ; a = \"q \\\"x\\\" ;\" ;b=t\r\nde\r\n0;last\r\n\r\n",
+        Ok(b"abcde")
+    );
+    chunked!(
+        accepts_and_discards_trailers,
+        b"3\r\nabc\r\n0\r\nX-Checksum: 1234\r\nX-Other:\tv a l\r\n\r\n",
+        Ok(b"abc")
+    );
+    chunked!(
+        accepts_crlf_like_bytes_inside_data,
+        b"4\r\n\r\n\r\n\r\n0\r\n\r\n",
+        Ok(b"\r\n\r\n")
+    );
+
+    chunked!(
+        rejects_missing_chunk_size,
+        b"\r\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(rejects_non_hex_chunk_size, b"g\r\n", Err(400));
+    chunked!(rejects_negative_chunk_size, b"-1\r\n", Err(400));
+    chunked!(
+        rejects_0x_prefixed_chunk_size,
+        b"0x5\r\nabcde\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_chunk_size_with_too_many_digits,
+        b"00000000000000001\r\na\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(rejects_chunk_size_overflow, limits: Limits { max_body: u64::MAX, ..Limits::default() },
+        b"1FFFFFFFFFFFFFFFF\r\n", Err(400));
+    chunked!(
+        rejects_bare_lf_after_chunk_size,
+        b"3\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_bare_cr_after_chunk_size,
+        b"3\rabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_whitespace_before_crlf_in_chunk_size,
+        b"3 \r\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_garbage_after_chunk_size,
+        b"3x\r\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_missing_crlf_after_data,
+        b"3\r\nabcd\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(rejects_bare_lf_after_data, b"3\r\nabc\n0\r\n\r\n", Err(400));
+    chunked!(rejects_bare_lf_at_end, b"3\r\nabc\r\n0\r\n\n", Err(400));
+    chunked!(rejects_empty_extension, b"3;\r\nabc\r\n0\r\n\r\n", Err(400));
+    chunked!(
+        rejects_extension_without_name,
+        b"3;=v\r\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_extension_without_value,
+        b"3;a=\r\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_unterminated_quoted_extension,
+        b"3;a=\"x\r\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_control_char_in_extension,
+        b"3;a\x01=b\r\nabc\r\n0\r\n\r\n",
+        Err(400)
+    );
+    chunked!(
+        rejects_obs_fold_in_trailer,
+        b"0\r\nX: a\r\n b\r\n\r\n",
+        Err(400)
+    );
+    chunked!(rejects_trailer_without_colon, b"0\r\nX a\r\n\r\n", Err(400));
+    chunked!(rejects_nul_in_trailer, b"0\r\nX: a\0\r\n\r\n", Err(400));
+    chunked!(rejects_bare_lf_in_trailer, b"0\r\nX: a\n\r\n", Err(400));
+    chunked!(chunked_body_over_max_body_is_413, limits: Limits { max_body: 5, ..Limits::default() },
+        b"3\r\nabc\r\n3\r\n", Err(413));
+    chunked!(
+        huge_chunk_size_is_413_before_data,
+        b"FFFFFFFFFFFFFFFF\r\n",
+        Err(413)
+    );
+    chunked!(chunk_extensions_over_limit_is_400, limits: Limits { max_chunk_ext: 8, ..Limits::default() },
+        b"1;aaaa=bbb\r\na\r\n0\r\n\r\n", Err(400));
+    chunked!(chunk_extensions_limit_is_per_body, limits: Limits { max_chunk_ext: 8, ..Limits::default() },
+        b"1;aaa\r\na\r\n1;bbbb\r\na\r\n0\r\n\r\n", Err(400));
+    chunked!(trailers_over_limit_is_431, limits: Limits { max_trailer_bytes: 8, ..Limits::default() },
+        b"0\r\nX: 123456\r\n\r\n", Err(431));
+
+    #[test]
+    fn body_exactly_at_max_body_is_accepted() {
+        let limits = Limits {
+            max_body: 6,
+            ..Limits::default()
+        };
+        let (out, _, done) = one_shot(b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n", &limits).unwrap();
+        assert!(done);
+        assert_eq!(out, b"abcdef");
+    }
+
+    #[test]
+    fn chunked_leaves_pipelined_bytes_unconsumed() {
+        let body = b"3\r\nabc\r\n0\r\nT: v\r\n\r\n";
+        let mut src = body.to_vec();
+        src.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        let (out, n, done) = one_shot(&src, &Limits::default()).unwrap();
+        assert!(done);
+        assert_eq!((out.as_slice(), n), (&b"abc"[..], body.len()));
+        // Feeding more to a finished decoder consumes nothing.
+        let mut d = ChunkedDecoder::new(&Limits::default());
+        let mut out = Vec::new();
+        d.decode(body, &mut out).unwrap();
+        assert_eq!(d.decode(b"more", &mut out), Ok((0, true)));
+        assert_eq!(d.decoded_len(), 3);
+    }
+
+    #[test]
+    fn decoder_stays_failed_after_error() {
+        let mut d = ChunkedDecoder::new(&Limits::default());
+        let mut out = Vec::new();
+        let e = d.decode(b"zz", &mut out).unwrap_err();
+        assert_eq!(d.decode(b"0\r\n\r\n", &mut out), Err(e));
+    }
+
+    /// Encodes `chunks` (empty ones skipped) with optional extensions and
+    /// trailers.
+    fn encode(chunks: &[Vec<u8>], ext: bool, trailers: bool) -> Vec<u8> {
+        let mut v = Vec::new();
+        for c in chunks.iter().filter(|c| !c.is_empty()) {
+            v.extend_from_slice(format!("{:X}", c.len()).as_bytes());
+            if ext {
+                v.extend_from_slice(b" ; n=\"v;\\\"\"");
+            }
+            v.extend_from_slice(b"\r\n");
+            v.extend_from_slice(c);
+            v.extend_from_slice(b"\r\n");
+        }
+        v.extend_from_slice(b"0\r\n");
+        if trailers {
+            v.extend_from_slice(b"Trailer-A: x\r\n");
+        }
+        v.extend_from_slice(b"\r\n");
+        v
+    }
+
+    proptest! {
+        #[test]
+        fn chunked_any_split_equals_one_shot(
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..8),
+            ext in any::<bool>(),
+            trailers in any::<bool>(),
+            cuts in prop::collection::vec(1usize..17, 1..20),
+        ) {
+            let limits = Limits::default();
+            let src = encode(&chunks, ext, trailers);
+            let expected: Vec<u8> = chunks.concat();
+            let (out, n, done) = one_shot(&src, &limits).unwrap();
+            prop_assert!(done);
+            prop_assert_eq!(n, src.len());
+            prop_assert_eq!(&out, &expected);
+            prop_assert_eq!(byte_at_a_time(&src, &limits), Ok((expected.clone(), src.len(), true)));
+            // Arbitrary piece sizes.
+            let mut d = ChunkedDecoder::new(&limits);
+            let mut got = Vec::new();
+            let mut pos = 0;
+            let mut i = 0;
+            let mut finished = false;
+            while pos < src.len() {
+                let end = (pos + cuts[i % cuts.len()]).min(src.len());
+                i += 1;
+                let (c, done) = d.decode(&src[pos..end], &mut got).unwrap();
+                pos += c;
+                if done { finished = true; break; }
+                prop_assert_eq!(pos, end);
+            }
+            prop_assert!(finished);
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn chunked_garbage_byte_at_a_time_equals_one_shot(src in prop::collection::vec(
+            prop::sample::select(b"0123456789abcdefABCDEFgxyz;=\" \t\r\n:\\\x00\x7f".to_vec()), 0..64)) {
+            let limits = Limits { max_chunk_ext: 16, max_trailer_bytes: 16, max_body: 64, ..Limits::default() };
+            prop_assert_eq!(one_shot(&src, &limits), byte_at_a_time(&src, &limits));
+        }
+    }
+}

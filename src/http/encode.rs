@@ -463,3 +463,315 @@ pub fn error_response(err: &HttpError, date: &DateCache) -> Vec<u8> {
     write_error_response(&mut out, err, date, !err.close, 1);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::body::ChunkedDecoder;
+    use crate::http::limits::Limits;
+    use std::time::Duration;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn date_str(secs: u64) -> String {
+        let mut b = [0u8; 29];
+        format_imf_fixdate(secs, &mut b);
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    fn text(v: &[u8]) -> &str {
+        std::str::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn formats_known_dates() {
+        let table = [
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_234_567_890, "Fri, 13 Feb 2009 23:31:30 GMT"),
+            (1_700_000_000, "Tue, 14 Nov 2023 22:13:20 GMT"),
+            (1_709_251_199, "Thu, 29 Feb 2024 23:59:59 GMT"),
+            (4_107_542_400, "Mon, 01 Mar 2100 00:00:00 GMT"),
+            (253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT"),
+            (u64::MAX, "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ];
+        for (secs, expected) in table {
+            assert_eq!(date_str(secs), expected, "{secs}");
+        }
+    }
+
+    #[test]
+    fn civil_conversions_match_naive_day_counting() {
+        let mut days = 0i64;
+        for year in 1970..2500i64 {
+            for month in 1..=12u32 {
+                let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+                let len = match month {
+                    4 | 6 | 9 | 11 => 30,
+                    2 if leap => 29,
+                    2 => 28,
+                    _ => 31,
+                };
+                for day in 1..=len {
+                    assert_eq!(civil_from_days(days), (year, month, day));
+                    assert_eq!(days_from_civil(year, month, day), days);
+                    days += 1;
+                }
+            }
+        }
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+    }
+
+    #[test]
+    fn date_cache_refreshes_once_per_second() {
+        let mut d = DateCache::at(at(784_111_777));
+        assert_eq!(d.as_str(), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert!(!d.refresh(at(784_111_777) + Duration::from_millis(999)));
+        assert!(d.refresh(at(784_111_778)));
+        assert_eq!(d.as_bytes(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+        // Clocks before the epoch clamp instead of panicking.
+        assert!(d.refresh(UNIX_EPOCH - Duration::from_secs(5)));
+        assert_eq!(d.as_str(), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    fn date() -> DateCache {
+        DateCache::at(at(784_111_777))
+    }
+
+    fn head(
+        status: u16,
+        headers: &[(&str, &[u8])],
+        len: Option<u64>,
+        keep_alive: bool,
+        version: u8,
+    ) -> (String, Framing) {
+        let mut out = Vec::new();
+        let f = write_head(&mut out, status, headers, len, &date(), keep_alive, version);
+        (String::from_utf8_lossy(&out).into_owned(), f)
+    }
+
+    const D: &str = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+
+    #[test]
+    fn writes_head_with_content_length() {
+        let (h, f) = head(200, &[("Content-Type", b"text/plain")], Some(5), true, 1);
+        assert_eq!(
+            h,
+            format!("HTTP/1.1 200 OK\r\nServer: evnet\r\n{D}Content-Type: text/plain\r\nContent-Length: 5\r\n\r\n")
+        );
+        assert_eq!(
+            f,
+            Framing {
+                body: BodyFraming::Length(5),
+                keep_alive: true
+            }
+        );
+    }
+
+    #[test]
+    fn writes_connection_close_when_closing() {
+        let (h, f) = head(404, &[], Some(0), false, 1);
+        assert_eq!(
+            h,
+            format!("HTTP/1.1 404 Not Found\r\nServer: evnet\r\n{D}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        );
+        assert!(!f.keep_alive);
+    }
+
+    #[test]
+    fn http10_keep_alive_gets_connection_keep_alive() {
+        let (h, f) = head(200, &[], Some(2), true, 0);
+        assert!(h.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(h.ends_with("Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(f.keep_alive);
+    }
+
+    #[test]
+    fn unknown_length_is_chunked_for_http11() {
+        let (h, f) = head(200, &[], None, true, 1);
+        assert!(h.ends_with("Transfer-Encoding: chunked\r\n\r\n"));
+        assert!(!h.contains("Content-Length"));
+        assert_eq!(
+            f,
+            Framing {
+                body: BodyFraming::Chunked,
+                keep_alive: true
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_length_closes_for_http10() {
+        let (h, f) = head(200, &[], None, true, 0);
+        assert!(!h.contains("Transfer-Encoding") && !h.contains("Content-Length"));
+        assert!(h.ends_with("Connection: close\r\n\r\n"));
+        assert_eq!(
+            f,
+            Framing {
+                body: BodyFraming::UntilClose,
+                keep_alive: false
+            }
+        );
+    }
+
+    #[test]
+    fn no_body_statuses_have_no_framing_fields() {
+        for status in [204, 304] {
+            for len in [Some(10), None] {
+                let (h, f) = head(status, &[], len, true, 1);
+                assert!(!h.contains("Content-Length"), "{status} {h}");
+                assert!(!h.contains("Transfer-Encoding"), "{status} {h}");
+                assert_eq!(f.body, BodyFraming::None);
+                assert!(f.keep_alive);
+            }
+        }
+    }
+
+    #[test]
+    fn informational_head_is_minimal() {
+        let (h, f) = head(
+            101,
+            &[("Upgrade", b"websocket"), ("Connection", b"Upgrade")],
+            Some(3),
+            true,
+            1,
+        );
+        assert_eq!(
+            h,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        );
+        assert_eq!(f.body, BodyFraming::None);
+        let mut out = Vec::new();
+        write_continue(&mut out);
+        assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
+    fn drops_managed_and_unsafe_fields() {
+        let (h, _) = head(
+            200,
+            &[
+                ("content-length", b"999"),
+                ("Transfer-Encoding", b"chunked"),
+                ("Connection", b"keep-alive"),
+                ("Date", b"yesterday"),
+                ("Server", b"other"),
+                ("X-Split", b"a\r\nSet-Cookie: evil=1"),
+                ("X-Nul", b"a\0b"),
+                ("Bad Name", b"v"),
+                ("", b"v"),
+                ("X-Ok", b"tab\tand obs-text \xff"),
+            ],
+            Some(1),
+            true,
+            1,
+        );
+        assert_eq!(h.matches("Content-Length").count(), 1);
+        assert!(h.contains("Content-Length: 1\r\n"));
+        for bad in [
+            "chunked",
+            "keep-alive",
+            "yesterday",
+            "other",
+            "evil",
+            "X-Nul",
+            "Bad Name",
+        ] {
+            assert!(!h.contains(bad), "{bad} leaked into {h:?}");
+        }
+        assert_eq!(h.matches("\r\n").count(), 6);
+    }
+
+    #[test]
+    fn head_request_response_has_headers_but_no_body() {
+        let mut get = Vec::new();
+        let mut head_resp = Vec::new();
+        write_response(&mut get, 200, &[], b"hello", &date(), true, 1, false);
+        let f = write_response(&mut head_resp, 200, &[], b"hello", &date(), true, 1, true);
+        assert!(get.ends_with(b"\r\n\r\nhello"));
+        assert_eq!(&get[..get.len() - 5], &head_resp[..]);
+        assert_eq!(f.body, BodyFraming::Length(5));
+        let mut nc = Vec::new();
+        write_response(
+            &mut nc,
+            304,
+            &[("ETag", b"\"x\"")],
+            b"ignored",
+            &date(),
+            true,
+            1,
+            false,
+        );
+        assert!(nc.ends_with(b"ETag: \"x\"\r\n\r\n"));
+    }
+
+    #[test]
+    fn chunk_encoding_round_trips() {
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"hello");
+        write_chunk(&mut out, b"");
+        write_chunk(&mut out, &[b'x'; 300]);
+        write_last_chunk(&mut out);
+        assert!(out.starts_with(b"5\r\nhello\r\n12c\r\nxxx"));
+        assert!(out.ends_with(b"\r\n0\r\n\r\n"));
+        let mut d = ChunkedDecoder::new(&Limits::default());
+        let mut body = Vec::new();
+        assert_eq!(d.decode(&out, &mut body), Ok((out.len(), true)));
+        assert_eq!(body.len(), 305);
+    }
+
+    #[test]
+    fn error_response_closes_and_is_well_framed() {
+        let err = HttpError::fatal(431, "too many header fields");
+        let out = error_response(&err, &date());
+        let s = text(&out);
+        let (head, body) = s.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(head.contains("\r\nConnection: close"));
+        assert!(head.contains("Content-Type: text/plain; charset=utf-8"));
+        assert_eq!(
+            body,
+            "431 Request Header Fields Too Large: too many header fields\n"
+        );
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+
+        let soft = HttpError::new(404, "no such file", false);
+        let s = String::from_utf8(error_response(&soft, &date())).unwrap();
+        assert!(!s.contains("Connection"));
+        let (_, body) = s.split_once("\r\n\r\n").unwrap();
+        assert!(s.contains(&format!("Content-Length: {}\r\n", body.len())));
+    }
+
+    #[test]
+    fn reason_phrases() {
+        for (code, phrase) in [
+            (200, "OK"),
+            (206, "Partial Content"),
+            (304, "Not Modified"),
+            (400, "Bad Request"),
+            (413, "Content Too Large"),
+            (414, "URI Too Long"),
+            (416, "Range Not Satisfiable"),
+            (501, "Not Implemented"),
+            (505, "HTTP Version Not Supported"),
+            (599, ""),
+        ] {
+            assert_eq!(reason_phrase(code), phrase);
+        }
+        let (h, _) = head(599, &[], Some(0), true, 1);
+        assert!(h.starts_with("HTTP/1.1 599 \r\n"));
+    }
+
+    #[test]
+    fn push_u64_formats_extremes() {
+        for v in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, v);
+            assert_eq!(text(&out), v.to_string());
+        }
+    }
+}

@@ -140,8 +140,9 @@ pub fn http_date(t: SystemTime) -> String {
 }
 
 /// Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, the obsolete RFC 850
-/// form (two-digit year: a date more than 50 years in the future is moved
-/// back a century) and asctime. Returns `None` for anything else.
+/// form (two-digit year: taken from the 100-year window ending 50 years
+/// after the current year, so nothing is more than 50 years in the future)
+/// and asctime. Returns `None` for anything else.
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
     let now_year = civil_year(unix_secs(SystemTime::now()));
     parse_http_date_at(s, now_year)
@@ -244,8 +245,11 @@ pub(crate) fn parse_http_date_at(s: &str, now_year: i64) -> Option<SystemTime> {
         let yy = i64::from(digits(&rest[9..11])?);
         let sod = time_of_day(&rest[12..20])?;
         let mut year = now_year - now_year.rem_euclid(100) + yy;
+        // Sliding window: the year with these digits in (now-50, now+50].
         if year > now_year + 50 {
             year -= 100;
+        } else if year <= now_year - 50 {
+            year += 100;
         }
         return to_system_time(year, mon, day, sod);
     }
@@ -445,5 +449,346 @@ pub fn content_type(path: &Path) -> Cow<'static, str> {
         "text/javascript" => Cow::Borrowed("text/javascript; charset=utf-8"),
         "application/javascript" => Cow::Borrowed("application/javascript; charset=utf-8"),
         _ => Cow::Owned(format!("{mime}; charset=utf-8")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::limits::Limits;
+    use crate::http::parse::parse_head;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A scratch directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let p = std::env::temp_dir().join(format!(
+                "evnet-files-{}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed),
+                nanos
+            ));
+            fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tree() -> (TempDir, PathBuf) {
+        let t = TempDir::new();
+        let root = t.0.join("root");
+        let outside = t.0.join("outside");
+        for d in [&root, &outside, &root.join("sub"), &root.join("noindex")] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::create_dir_all(root.join("dirindex/index.html")).unwrap();
+        fs::write(root.join("index.html"), "<h1>root</h1>").unwrap();
+        fs::write(root.join("a.txt"), "aaa").unwrap();
+        fs::write(root.join("sp ace.txt"), "s").unwrap();
+        fs::write(root.join("café.txt"), "c").unwrap();
+        fs::write(root.join("sub/index.html"), "sub").unwrap();
+        fs::write(root.join("noindex/x.txt"), "x").unwrap();
+        fs::write(outside.join("secret.txt"), "secret").unwrap();
+        symlink("../outside/secret.txt", root.join("link_out")).unwrap();
+        symlink("../outside", root.join("linkdir_out")).unwrap();
+        symlink("a.txt", root.join("link_in")).unwrap();
+        symlink("../../outside/secret.txt", root.join("noindex/index.html")).unwrap_or(());
+        let _sock = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+        (t, root)
+    }
+
+    #[test]
+    fn resolve_traversal_cases() {
+        let (_t, root) = tree();
+        let fr = FileRoot::new(&root).unwrap();
+        let r = fr.path().to_path_buf();
+        let table: &[(&str, Result<PathBuf, u16>)] = &[
+            ("/", Ok(r.join("index.html"))),
+            ("/index.html", Ok(r.join("index.html"))),
+            ("/a.txt", Ok(r.join("a.txt"))),
+            ("/./a.txt", Ok(r.join("a.txt"))),
+            ("//a.txt", Ok(r.join("a.txt"))),
+            ("/sp%20ace.txt", Ok(r.join("sp ace.txt"))),
+            ("/caf%C3%A9.txt", Ok(r.join("café.txt"))),
+            ("/sub", Ok(r.join("sub/index.html"))),
+            ("/sub/", Ok(r.join("sub/index.html"))),
+            ("/link_in", Ok(r.join("a.txt"))),
+            ("/a.txt/", Err(404)),
+            ("/missing", Err(404)),
+            ("/sub/missing.txt", Err(404)),
+            ("/dirindex/", Err(404)),
+            ("/...", Err(404)),
+            // Traversal, literal and encoded.
+            ("/../outside/secret.txt", Err(403)),
+            ("/sub/../a.txt", Err(403)),
+            ("/..", Err(403)),
+            ("/%2e%2e/outside/secret.txt", Err(403)),
+            ("/%2E%2E%2Foutside%2Fsecret.txt", Err(403)),
+            ("/sub/..%2f..%2foutside/secret.txt", Err(403)),
+            ("/sub%2f..%2f..%2foutside%2fsecret.txt", Err(403)),
+            ("/.%2e/outside/secret.txt", Err(403)),
+            // Symlinks leading out of the root.
+            ("/link_out", Err(403)),
+            ("/linkdir_out/secret.txt", Err(403)),
+            ("/noindex/", Err(403)),
+            // Not a regular file.
+            ("/sock", Err(403)),
+            // Malformed.
+            ("/a%00.txt", Err(400)),
+            ("/a\0.txt", Err(400)),
+            ("/%zz", Err(400)),
+            ("/%2", Err(400)),
+            ("/%ff", Err(400)),
+            ("a.txt", Err(400)),
+            ("", Err(400)),
+        ];
+        for (path, expected) in table {
+            assert_eq!(&fr.resolve(path), expected, "{path:?}");
+            assert_eq!(&resolve(&root, path), expected, "{path:?} (free fn)");
+        }
+        assert_eq!(resolve(&root.join("nope"), "/"), Err(500));
+        assert!(FileRoot::new(&root.join("a.txt")).is_err());
+    }
+
+    #[test]
+    fn etag_is_length_and_mtime() {
+        let t = TempDir::new();
+        let f = t.0.join("e.bin");
+        fs::write(&f, [0u8; 300]).unwrap();
+        let meta = fs::metadata(&f).unwrap();
+        let nanos = meta
+            .modified()
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let tag = etag_for(&meta);
+        assert_eq!(tag, format!("\"12c-{nanos:x}\""));
+        assert!(tag.starts_with('"') && tag.ends_with('"'));
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn http_date_formats_imf_fixdate() {
+        assert_eq!(http_date(t(784_111_777)), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(t(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn parses_all_three_date_forms() {
+        let expected = Some(t(784_111_777));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), expected);
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), expected);
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), expected);
+        assert_eq!(
+            parse_http_date("Sun Nov 16 08:49:37 1994"),
+            Some(t(784_111_777 + 10 * 86_400))
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(t(951_782_400))
+        );
+        assert_eq!(
+            parse_http_date("Wed, 31 Dec 1969 23:59:59 GMT"),
+            UNIX_EPOCH.checked_sub(Duration::from_secs(1))
+        );
+        for secs in [0, 1, 86_399, 951_782_400, 1_709_251_199, 4_107_542_400] {
+            assert_eq!(parse_http_date(&http_date(t(secs))), Some(t(secs)));
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_dates() {
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 nov 1994 08:49:37 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 30 Feb 1994 08:49:37 GMT",
+            "Sun, 29 Feb 1900 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1994 08:60:00 GMT",
+            "Sun, 06 Nov 1994 08:49:61 GMT",
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Sun,  06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT ",
+            "Sun, 06 Nov 1994 8:49:37  GMT",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sun, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov 6 08:49:37 1994",
+            "Sun Nov  6 08:49:37 94",
+            "Sun Nov 0 8 08:49:37 1994",
+            "1994-11-06T08:49:37Z",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rfc850_two_digit_years_are_at_most_50_years_ahead() {
+        let year = |s: &str, now: i64| {
+            let st = parse_http_date_at(s, now).unwrap();
+            civil_year(unix_secs(st))
+        };
+        assert_eq!(year("Sunday, 06-Nov-94 08:49:37 GMT", 2025), 1994);
+        assert_eq!(year("Monday, 06-Nov-30 08:49:37 GMT", 2025), 2030);
+        assert_eq!(year("Monday, 06-Nov-75 08:49:37 GMT", 2025), 2075);
+        assert_eq!(year("Monday, 06-Nov-76 08:49:37 GMT", 2025), 1976);
+        assert_eq!(year("Monday, 06-Nov-10 08:49:37 GMT", 2099), 2110);
+    }
+
+    fn req(method: &str, fields: &[(&str, &str)]) -> RequestHead {
+        let mut s = format!("{method} /f HTTP/1.1\r\nHost: h\r\n");
+        for (n, v) in fields {
+            s.push_str(&format!("{n}: {v}\r\n"));
+        }
+        s.push_str("\r\n");
+        parse_head(s.as_bytes(), &Limits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn conditional_request_table() {
+        let etag = "\"abc-123\"";
+        let mtime = t(784_111_777) + Duration::from_millis(500);
+        let same = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let later = "Sun, 06 Nov 1994 08:49:38 GMT";
+        let earlier = "Sun, 06 Nov 1994 08:49:36 GMT";
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+        let table: &[Case] = &[
+            ("GET", &[], false),
+            ("GET", &[("If-None-Match", "\"abc-123\"")], true),
+            ("HEAD", &[("If-None-Match", "\"abc-123\"")], true),
+            ("GET", &[("If-None-Match", "W/\"abc-123\"")], true),
+            ("GET", &[("If-None-Match", "\"x\", \"abc-123\"")], true),
+            (
+                "GET",
+                &[
+                    ("If-None-Match", "\"x\""),
+                    ("If-None-Match", "W/\"abc-123\""),
+                ],
+                true,
+            ),
+            ("GET", &[("If-None-Match", "\"a,b\" ,, \"abc-123\"")], true),
+            ("GET", &[("If-None-Match", "*")], true),
+            ("GET", &[("If-None-Match", "\"abc-1234\"")], false),
+            ("GET", &[("If-None-Match", "abc-123")], false),
+            (
+                "GET",
+                &[("If-None-Match", "\"x\" junk, \"abc-123\"")],
+                false,
+            ),
+            // If-None-Match takes precedence over If-Modified-Since.
+            (
+                "GET",
+                &[("If-None-Match", "\"other\""), ("If-Modified-Since", later)],
+                false,
+            ),
+            ("GET", &[("If-Modified-Since", same)], true),
+            ("GET", &[("If-Modified-Since", later)], true),
+            ("GET", &[("If-Modified-Since", earlier)], false),
+            (
+                "GET",
+                &[("If-Modified-Since", "Sunday, 06-Nov-94 08:49:37 GMT")],
+                true,
+            ),
+            ("GET", &[("If-Modified-Since", "garbage")], false),
+            (
+                "GET",
+                &[("If-Modified-Since", same), ("If-Modified-Since", same)],
+                false,
+            ),
+            ("POST", &[("If-None-Match", "*")], false),
+            ("PUT", &[("If-Modified-Since", later)], false),
+        ];
+        for (method, fields, expected) in table {
+            let h = req(method, fields);
+            assert_eq!(
+                not_modified(&h, etag, mtime),
+                *expected,
+                "{method} {fields:?}"
+            );
+        }
+        // A weak validator of ours matches a strong one in the request.
+        assert!(not_modified(
+            &req("GET", &[("If-None-Match", "\"v\"")]),
+            "W/\"v\"",
+            mtime
+        ));
+    }
+
+    #[test]
+    fn range_table() {
+        use RangeResult::*;
+        let table: &[(&str, u64, RangeResult)] = &[
+            ("bytes=0-499", 1000, Partial(0, 499)),
+            ("bytes=500-999", 1000, Partial(500, 999)),
+            ("bytes=500-", 1000, Partial(500, 999)),
+            ("bytes=-500", 1000, Partial(500, 999)),
+            ("bytes=-5000", 1000, Partial(0, 999)),
+            ("bytes=0-0", 1000, Partial(0, 0)),
+            ("bytes=999-", 1000, Partial(999, 999)),
+            ("bytes=900-5000", 1000, Partial(900, 999)),
+            ("bytes=0-99999999999999999999999", 1000, Partial(0, 999)),
+            ("Bytes=1-2", 1000, Partial(1, 2)),
+            ("bytes= 1-2 ", 1000, Partial(1, 2)),
+            ("bytes=1-2,", 1000, Partial(1, 2)),
+            ("bytes=1000-", 1000, Unsatisfiable),
+            ("bytes=1000-2000", 1000, Unsatisfiable),
+            ("bytes=99999999999999999999999-", 1000, Unsatisfiable),
+            ("bytes=-0", 1000, Unsatisfiable),
+            ("bytes=-1", 0, Unsatisfiable),
+            ("bytes=0-", 0, Unsatisfiable),
+            // Ignored (whole representation).
+            ("bytes=0-1,5-6", 1000, Full),
+            ("bytes=500-100", 1000, Full),
+            ("bytes=a-b", 1000, Full),
+            ("bytes=-", 1000, Full),
+            ("bytes=1", 1000, Full),
+            ("bytes=", 1000, Full),
+            ("bytes=+1-2", 1000, Full),
+            ("items=0-1", 1000, Full),
+            ("0-1", 1000, Full),
+            ("", 1000, Full),
+        ];
+        for (header, len, expected) in table {
+            assert_eq!(parse_range(header, *len), *expected, "{header:?} / {len}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let table = [
+            ("index.html", "text/html; charset=utf-8"),
+            ("a/b/readme.txt", "text/plain; charset=utf-8"),
+            ("style.css", "text/css; charset=utf-8"),
+            ("data.csv", "text/csv; charset=utf-8"),
+            ("image.png", "image/png"),
+            ("photo.JPG", "image/jpeg"),
+            ("archive.unknownext", "application/octet-stream"),
+            ("noext", "application/octet-stream"),
+        ];
+        for (path, expected) in table {
+            assert_eq!(content_type(Path::new(path)), expected, "{path}");
+        }
+        assert!(content_type(Path::new("app.js")).ends_with("javascript; charset=utf-8"));
     }
 }

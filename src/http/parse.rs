@@ -363,11 +363,10 @@ impl RequestHead {
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
         let name = name.as_bytes();
-        self.fields.iter().filter_map(move |(n, v)| {
-            n.of(&self.raw)
-                .eq_ignore_ascii_case(name)
-                .then(|| v.of(&self.raw))
-        })
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.of(&self.raw).eq_ignore_ascii_case(name))
+            .map(move |(_, v)| v.of(&self.raw))
     }
 
     /// All fields in order of appearance, as (name, value).
@@ -513,11 +512,7 @@ impl HeadParser {
     }
 
     /// Called when the scanner needs more bytes than `buf` holds.
-    fn need_more(
-        &self,
-        buf: &[u8],
-        limits: &Limits,
-    ) -> Result<Option<(usize, (usize, usize))>, HttpError> {
+    fn need_more(&self, buf: &[u8], limits: &Limits) -> Result<Option<Scanned>, HttpError> {
         if buf.len() >= limits.max_head_bytes {
             Err(E_HEAD_TOO_LARGE)
         } else {
@@ -526,11 +521,7 @@ impl HeadParser {
     }
 
     /// Finds the end of the head, enforcing the early limits.
-    fn scan(
-        &mut self,
-        buf: &[u8],
-        limits: &Limits,
-    ) -> Result<Option<(usize, (usize, usize))>, HttpError> {
+    fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<Scanned>, HttpError> {
         let avail = buf.len().min(limits.max_head_bytes);
 
         // Leading empty lines.
@@ -641,6 +632,10 @@ impl HeadParser {
         }
     }
 }
+
+/// A complete head found by the scanner: its length and the request line's
+/// `(start, end)` (excluding CRLF).
+type Scanned = (usize, (usize, usize));
 
 fn line_too_long(line: &[u8]) -> HttpError {
     if line.contains(&b' ') {

@@ -426,13 +426,15 @@ pub fn write_last_chunk(out: &mut Vec<u8>) {
 
 /// Appends a small `text/plain` error response for `err`: the status line
 /// uses the standard reason phrase, the body says `err.reason`. Adds
-/// `Connection: close` when `err.close` or `!keep_alive`.
+/// `Connection: close` when `err.close` or `!keep_alive`. The body is left
+/// out (headers unchanged) when answering a HEAD request.
 pub fn write_error_response(
     out: &mut Vec<u8>,
     err: &HttpError,
     date: &DateCache,
     keep_alive: bool,
     version: u8,
+    head_request: bool,
 ) -> Framing {
     let phrase = reason_phrase(err.status);
     let len = phrase.len() + err.reason.len() + 7; // "NNN " + phrase + ": " + reason + "\n"
@@ -445,7 +447,7 @@ pub fn write_error_response(
         keep_alive && !err.close,
         version,
     );
-    if f.body != BodyFraming::None {
+    if f.body != BodyFraming::None && !head_request {
         push_u64(out, u64::from(err.status.clamp(100, 999)));
         out.push(b' ');
         out.extend_from_slice(phrase.as_bytes());
@@ -457,10 +459,13 @@ pub fn write_error_response(
 }
 
 /// A complete error response for `err` as a fresh buffer (see
-/// [`write_error_response`]); the connection is kept only if `!err.close`.
+/// [`write_error_response`]), for an HTTP/1.1 non-HEAD request; the
+/// connection is kept only if `!err.close`. Meant for the rare error path
+/// (e.g. a request the parser rejected); the hot path should use
+/// [`write_error_response`] into the connection's output buffer.
 pub fn error_response(err: &HttpError, date: &DateCache) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
-    write_error_response(&mut out, err, date, !err.close, 1);
+    write_error_response(&mut out, err, date, !err.close, 1, false);
     out
 }
 
@@ -738,6 +743,17 @@ mod tests {
             "431 Request Header Fields Too Large: too many header fields\n"
         );
         assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+
+        let mut head_resp = Vec::new();
+        write_error_response(&mut head_resp, &err, &date(), true, 1, true);
+        assert_eq!(
+            head_resp,
+            head.as_bytes()
+                .iter()
+                .chain(b"\r\n\r\n")
+                .copied()
+                .collect::<Vec<u8>>()
+        );
 
         let soft = HttpError::new(404, "no such file", false);
         let s = String::from_utf8(error_response(&soft, &date())).unwrap();

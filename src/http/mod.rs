@@ -19,7 +19,8 @@
 //! [`HttpError`] carrying the status code to answer with. Errors raised by the
 //! request parser and the body decoders always have `close == true`: once the
 //! framing of a request is in doubt, the only safe continuation is to send the
-//! error response and close the connection.
+//! error response and close the connection. (Handler-level errors, such as a
+//! malformed percent-escape found by [`percent_decode`], keep the connection.)
 
 pub mod body;
 pub mod encode;
@@ -72,6 +73,23 @@ impl HttpError {
     pub const fn fatal(status: u16, reason: &'static str) -> Self {
         HttpError::new(status, reason, true)
     }
+
+    /// `408`, for the glue to send (best effort) when
+    /// [`Limits::header_timeout`] expires on a partially received head.
+    pub const REQUEST_TIMEOUT: HttpError = HttpError::fatal(408, "request head timeout");
+
+    /// `404` for handlers (connection kept).
+    pub const NOT_FOUND: HttpError = HttpError::new(404, "not found", false);
+
+    /// `403` for handlers (connection kept).
+    pub const FORBIDDEN: HttpError = HttpError::new(403, "forbidden", false);
+
+    /// `405` for handlers (connection kept; add an `Allow` field yourself if
+    /// building the response by hand).
+    pub const METHOD_NOT_ALLOWED: HttpError = HttpError::new(405, "method not allowed", false);
+
+    /// `500` for handlers (connection kept).
+    pub const INTERNAL: HttpError = HttpError::new(500, "internal server error", false);
 }
 
 #[cfg(test)]

@@ -41,7 +41,8 @@
 //!   are tolerated (the handler decides what a path means).
 //! * `Expect` other than `100-continue` in HTTP/1.1 → 417; in HTTP/1.0 the
 //!   field is ignored (RFC 9110 §10.1.1).
-//! * Every error sets `close = true`.
+//! * Every error from [`HeadParser::parse`] sets `close = true`
+//!   ([`percent_decode`], a helper for handlers, does not).
 
 use std::mem::MaybeUninit;
 use std::net::Ipv6Addr;
@@ -82,12 +83,34 @@ const E_PERCENT_NUL: HttpError = HttpError::new(400, "NUL in percent-encoding", 
 // ---------------------------------------------------------------------------
 // Small byte helpers.
 
+/// Position of the first LF in `buf[from..to]`, as an index into `buf`.
+///
+/// Scans a word (8 bytes) at a time with the classic "has zero byte" bit
+/// trick on `word ^ 0x0a0a..`: the lowest flagged byte is always exact
+/// (false positives can only appear above a true match).
 #[inline]
 fn find_lf(buf: &[u8], from: usize, to: usize) -> Option<usize> {
-    buf[from..to]
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let hay = &buf[from..to];
+    let mut words = hay.chunks_exact(8);
+    let mut base = from;
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let x = u64::from_le_bytes(bytes) ^ LFS;
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    words
+        .remainder()
         .iter()
         .position(|&b| b == b'\n')
-        .map(|i| i + from)
+        .map(|i| base + i)
 }
 
 #[inline]
@@ -266,7 +289,8 @@ impl Span {
 /// method, target, path, query and every field line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHead {
-    /// Copy of the head bytes, exactly as received.
+    /// Copy of the head bytes as received (except that an `HTTP/1.x`, x >= 2,
+    /// version is rewritten to `HTTP/1.1`).
     raw: Vec<u8>,
     /// `method SP target`, kept as text so accessors need no re-validation.
     line: String,
@@ -1390,6 +1414,11 @@ mod tests {
         |r| assert_eq!(ok(r).0.target().len() + 13, 32)
     );
 
+    req!(accepts_head_followed_by_more_than_limit_bytes, limits: small(),
+        &[&b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 300\r\n\r\n"[..], &[b'x'; 300]].concat(),
+        |r| assert_eq!(ok(r).1, 49)
+    );
+
     req!(max_headers_exactly_is_accepted, limits: small(),
         b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
         |r| assert_eq!(ok(r).0.header_count(), 4)
@@ -1863,6 +1892,30 @@ mod tests {
         assert!(!h.is_chunked() && !h.expects_continue() && h.keep_alive());
         assert_eq!(h.query(), None);
         assert_eq!(h.header_count(), 1);
+    }
+
+    #[test]
+    fn find_lf_matches_naive_search() {
+        let mut buf = vec![b'a'; 40];
+        for b in [0x0b, 0x09, 0x8a, 0xff, 0x00, 0x0a] {
+            for pos in 0..40 {
+                buf.fill(b'\x0b');
+                buf[pos] = b;
+                buf[(pos * 7 + 3) % 40] ^= 0x80;
+                for from in [0, 1, 5, 8, 13] {
+                    for to in [from, 20, 33, 40] {
+                        if to < from {
+                            continue;
+                        }
+                        let naive = buf[from..to]
+                            .iter()
+                            .position(|&c| c == b'\n')
+                            .map(|i| i + from);
+                        assert_eq!(find_lf(&buf, from, to), naive, "{b} {pos} {from} {to}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

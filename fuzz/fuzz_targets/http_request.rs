@@ -1,0 +1,82 @@
+//! Feeds arbitrary bytes through the HTTP/1 request parser and body decoders
+//! the way a connection does: bytes arrive in two reads split at a
+//! fuzz-chosen point, consumed bytes are drained, unconsumed tails are kept
+//! for the next request. Checks that nothing panics, that no step consumes
+//! more than it was given, and that the split does not change the outcome.
+#![no_main]
+
+use evnet::http::{BodyDecoder, HeadParser, HttpError, Limits, RequestHead};
+use libfuzzer_sys::fuzz_target;
+
+/// (method, target, body) of each request completed, then the error that
+/// stopped the stream (if any) and the bytes left over (0 after an error,
+/// since later reads are never looked at).
+type Outcome = (Vec<(String, String, Vec<u8>)>, Option<HttpError>, usize);
+
+fn run(reads: &[&[u8]], limits: &Limits) -> Outcome {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut parser = HeadParser::new();
+    let mut head = RequestHead::new();
+    let mut decoder: Option<BodyDecoder> = None;
+    let mut body = Vec::new();
+    let mut done = Vec::new();
+    for read in reads {
+        buf.extend_from_slice(read);
+        loop {
+            match decoder.as_mut() {
+                None => match parser.parse(&buf, &mut head, limits) {
+                    Ok(Some(n)) => {
+                        assert!(n <= buf.len(), "head longer than the buffer");
+                        assert_eq!(n, head.head_len());
+                        buf.drain(..n);
+                        match head.body_kind(limits) {
+                            Ok(kind) => decoder = Some(BodyDecoder::new(kind, limits)),
+                            Err(e) => return (done, Some(e), 0),
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return (done, Some(e), 0),
+                },
+                Some(d) => match d.decode(&buf, &mut body) {
+                    Ok((n, finished)) => {
+                        assert!(n <= buf.len(), "decoder consumed more than given");
+                        buf.drain(..n);
+                        if !finished {
+                            assert!(buf.is_empty(), "unfinished decoder left input");
+                            break;
+                        }
+                        assert!(body.len() as u64 <= limits.max_body);
+                        done.push((
+                            head.method().to_string(),
+                            head.target().to_string(),
+                            std::mem::take(&mut body),
+                        ));
+                        decoder = None;
+                    }
+                    Err(e) => return (done, Some(e), 0),
+                },
+            }
+        }
+    }
+    (done, None, buf.len())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&split, data)) = data.split_first() else {
+        return;
+    };
+    let at = usize::from(split) * data.len() / 255;
+    // Small limits so that every limit is reachable by the fuzzer.
+    let limits = Limits {
+        max_request_line: 256,
+        max_headers: 16,
+        max_head_bytes: 1024,
+        max_body: 4096,
+        max_chunk_ext: 64,
+        max_trailer_bytes: 128,
+        ..Limits::default()
+    };
+    let whole = run(&[data], &limits);
+    let split = run(&[&data[..at], &data[at..]], &limits);
+    assert_eq!(whole, split, "outcome depends on where the input was split");
+});

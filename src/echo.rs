@@ -12,17 +12,17 @@ pub struct Echo;
 impl EventHandler for Echo {
     type Context = ();
 
-    fn on_message(&mut self, conn: &mut Conn<'_, ()>, input: &mut Buffer) {
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
         if conn.write(input.as_slice()).is_ok() {
             input.clear();
         }
     }
 
-    fn on_high_water(&mut self, conn: &mut Conn<'_, ()>, _queued: usize) {
+    fn on_high_water(&mut self, conn: &mut Conn<'_, Self>, _queued: usize) {
         conn.pause_read();
     }
 
-    fn on_write_complete(&mut self, conn: &mut Conn<'_, ()>) {
+    fn on_write_complete(&mut self, conn: &mut Conn<'_, Self>) {
         conn.resume_read();
     }
 }

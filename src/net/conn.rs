@@ -66,11 +66,27 @@ const COALESCE: usize = 64 * 1024;
 /// iovecs per sendmsg.
 const MAX_IOV: usize = 64;
 
+/// One piece of queued output.
+enum Chunk {
+    Bytes(Vec<u8>),
+    /// A file region sent with sendfile(2), never copied through user space.
+    File { file: std::fs::File, pos: u64, end: u64 },
+}
+
+impl Chunk {
+    fn remaining(&self, head: usize) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len() - head,
+            Chunk::File { pos, end, .. } => (end - pos) as usize,
+        }
+    }
+}
+
 /// Output the socket has not taken yet: chunks in order, the first one
-/// partly sent up to `head`.
+/// partly sent up to `head` (bytes chunks; file chunks advance `pos`).
 #[derive(Default)]
 struct OutQueue {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Chunk>,
     head: usize,
     len: usize,
 }
@@ -78,13 +94,13 @@ struct OutQueue {
 impl OutQueue {
     fn push(&mut self, data: &[u8]) {
         self.len += data.len();
-        if let Some(last) = self.chunks.back_mut() {
+        if let Some(Chunk::Bytes(last)) = self.chunks.back_mut() {
             if last.len() + data.len() <= COALESCE {
                 last.extend_from_slice(data);
                 return;
             }
         }
-        self.chunks.push_back(data.to_vec());
+        self.chunks.push_back(Chunk::Bytes(data.to_vec()));
     }
 
     fn push_vec(&mut self, data: Vec<u8>) {
@@ -92,13 +108,19 @@ impl OutQueue {
             return self.push(&data);
         }
         self.len += data.len();
-        self.chunks.push_back(data);
+        self.chunks.push_back(Chunk::Bytes(data));
     }
 
+    fn push_file(&mut self, file: std::fs::File, pos: u64, end: u64) {
+        self.len += (end - pos) as usize;
+        self.chunks.push_back(Chunk::File { file, pos, end });
+    }
+
+    /// Account for `n` bytes of leading bytes-chunks sent.
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
-            let first = self.chunks.front().map_or(0, |c| c.len() - self.head);
+            let first = self.chunks.front().map_or(0, |c| c.remaining(self.head));
             if n >= first {
                 n -= first;
                 self.chunks.pop_front();
@@ -110,13 +132,48 @@ impl OutQueue {
         }
     }
 
+    /// The leading bytes-chunks as iovecs (stops at a file chunk).
     fn slices(&self) -> Vec<IoSlice<'_>> {
         self.chunks
             .iter()
             .take(MAX_IOV)
+            .map_while(|c| match c {
+                Chunk::Bytes(b) => Some(b),
+                Chunk::File { .. } => None,
+            })
             .enumerate()
             .map(|(i, c)| IoSlice::new(if i == 0 { &c[self.head..] } else { c }))
             .collect()
+    }
+
+    /// Send from the front of the queue once; `Ok(0)` means a file ended early.
+    fn send_some(&mut self, fd: RawFd) -> io::Result<usize> {
+        let single = self.chunks.len() == 1 || matches!(self.chunks.get(1), Some(Chunk::File { .. }));
+        match self.chunks.front_mut() {
+            Some(Chunk::File { file, pos, end }) => {
+                let want = ((*end - *pos) as usize).min(1 << 20);
+                let n = sys::sendfile(fd, file.as_raw_fd(), pos, want)?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+                }
+                self.len -= n;
+                if *pos >= *end {
+                    self.chunks.pop_front();
+                }
+                Ok(n)
+            }
+            Some(Chunk::Bytes(b)) if single => {
+                let n = sys::socket::send(fd, &b[self.head..])?;
+                self.advance(n);
+                Ok(n)
+            }
+            Some(Chunk::Bytes(_)) => {
+                let n = sys::socket::sendv(fd, &self.slices())?;
+                self.advance(n);
+                Ok(n)
+            }
+            None => Ok(0),
+        }
     }
 }
 
@@ -143,14 +200,14 @@ pub(crate) struct Core {
 /// Not `Send`: it exists only on the connection's loop thread, for the
 /// duration of one callback. Use [`Conn::handle`] to reach the connection
 /// from elsewhere.
-pub struct Conn<'a, C> {
+pub struct Conn<'a, H: EventHandler + ?Sized> {
     core: &'a mut Core,
-    ctx: &'a mut C,
+    ctx: &'a mut H::Context,
     el: &'a mut EventLoop,
     cfg: &'a ConnConfig,
 }
 
-impl<C> Conn<'_, C> {
+impl<H: EventHandler> Conn<'_, H> {
     /// Queue `data` for sending; it goes out, in order, when the callback
     /// returns (large writes go out at once). Fails only if the connection is
     /// closed or closing; a send error later closes it with a reason.
@@ -162,6 +219,31 @@ impl<C> Conn<'_, C> {
     /// without a copy if the socket cannot take it at once).
     pub fn write_vec(&mut self, data: Vec<u8>) -> Result<(), Closed> {
         self.core.write_vec(self.el, self.cfg, data)
+    }
+
+    /// Queue `len` bytes of `file` from `offset`, after everything written
+    /// before; they go out with sendfile(2), without passing through user
+    /// space. The file must not shrink meanwhile (that closes the connection).
+    pub fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Closed> {
+        self.core.check_writable()?;
+        let staged = std::mem::take(&mut self.el.write_buf);
+        let out = self.core.queue();
+        out.push(&staged);
+        out.push_file(file, offset, offset + len);
+        let mut staged = staged;
+        staged.clear();
+        self.el.write_buf = staged;
+        self.core.flush_queue(self.el);
+        self.core.check_high_water(self.cfg);
+        Ok(())
+    }
+
+    /// Send what this callback has written so far now, instead of when it returns.
+    pub fn flush(&mut self) {
+        self.core.flush_staged(self.el);
+        if self.core.out.is_some() {
+            self.core.flush_queue(self.el);
+        }
     }
 
     /// Append to the output directly (encoders write here without an
@@ -244,8 +326,26 @@ impl<C> Conn<'_, C> {
     }
 
     /// The per-connection state.
-    pub fn context(&mut self) -> &mut C {
+    pub fn context(&mut self) -> &mut H::Context {
         self.ctx
+    }
+
+    /// Run `f` with this connection and its handler after `delay`, on this
+    /// loop; nothing runs if the connection closed meanwhile.
+    pub fn run_after(&mut self, delay: Duration, f: impl FnOnce(&mut H, &mut Conn<'_, H>) + 'static) -> TimerId {
+        let token = self.core.token;
+        self.el.run_after(delay, move |el| {
+            el.with_source(token, |src, el| {
+                if let Some(c) = src.as_any().downcast_mut::<StreamConn<H>>() {
+                    c.with_handler(el, f);
+                }
+            });
+        })
+    }
+
+    /// Cancel a timer from [`Conn::run_after`].
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.el.cancel(id);
     }
 
     /// The loop this connection lives on (timers, other sources).
@@ -391,16 +491,8 @@ impl Core {
         let Some(out) = self.out.as_mut() else { return };
         let mut written = 0u64;
         while out.len > 0 {
-            let r = if out.chunks.len() == 1 {
-                sys::socket::send(fd, &out.chunks[0][out.head..])
-            } else {
-                sys::socket::sendv(fd, &out.slices())
-            };
-            match r {
-                Ok(n) => {
-                    out.advance(n);
-                    written += n as u64;
-                }
+            match out.send_some(fd) {
+                Ok(n) => written += n as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     self.doom.get_or_insert(CloseReason::from_io(&e));
@@ -496,7 +588,7 @@ impl<H: EventHandler> StreamConn<H> {
     }
 
     /// Run a handler callback, then send what it staged.
-    fn call(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>)) {
+    fn call(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H>)) {
         let service = &self.service;
         {
             let mut h = service.handler.borrow_mut();
@@ -508,7 +600,7 @@ impl<H: EventHandler> StreamConn<H> {
 
     /// Run `f` on this connection with its handler (typed access for timers
     /// and cross-thread tasks), then settle.
-    pub(crate) fn with_handler(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>)) {
+    pub(crate) fn with_handler(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H>)) {
         if self.core.flags & CLOSED != 0 {
             return;
         }
@@ -781,7 +873,7 @@ impl ConnHandle {
     /// Does nothing if the connection is gone or `H` is not its handler type.
     pub fn run<H: EventHandler>(
         &self,
-        f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>) + Send + 'static,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H>) + Send + 'static,
     ) -> Result<(), Closed> {
         if self.is_closed() {
             return Err(Closed);

@@ -66,32 +66,32 @@ impl fmt::Display for CloseReason {
 ///
 /// All callbacks run on the connection's loop thread; none may block (use
 /// `Conn::offload` for blocking work).
-pub trait EventHandler: 'static {
+pub trait EventHandler: Sized + 'static {
     /// Per-connection state, created with `Default` when the connection opens.
     type Context: Default + 'static;
 
     /// The connection is established.
-    fn on_open(&mut self, _conn: &mut Conn<'_, Self::Context>) {}
+    fn on_open(&mut self, _conn: &mut Conn<'_, Self>) {}
 
     /// Bytes arrived. Consume what forms whole messages (`input.consume(n)`);
     /// what is left is kept and presented again, with more, next time.
-    fn on_message(&mut self, conn: &mut Conn<'_, Self::Context>, input: &mut Buffer);
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer);
 
     /// All output written so far has been handed to the kernel after some of
     /// it had to wait in the connection's output queue.
-    fn on_write_complete(&mut self, _conn: &mut Conn<'_, Self::Context>) {}
+    fn on_write_complete(&mut self, _conn: &mut Conn<'_, Self>) {}
 
     /// The output queue grew past the high-water mark (`queued` bytes).
     /// A typical reaction is `conn.pause_read()`, resumed in `on_write_complete`.
-    fn on_high_water(&mut self, _conn: &mut Conn<'_, Self::Context>, _queued: usize) {}
+    fn on_high_water(&mut self, _conn: &mut Conn<'_, Self>, _queued: usize) {}
 
     /// The peer shut down its write side (EOF). The default finishes sending
     /// what is queued and closes.
-    fn on_read_closed(&mut self, conn: &mut Conn<'_, Self::Context>) {
+    fn on_read_closed(&mut self, conn: &mut Conn<'_, Self>) {
         conn.close();
     }
 
     /// The connection is closed; writes now fail. Called exactly once per
     /// connection that got `on_open`.
-    fn on_close(&mut self, _conn: &mut Conn<'_, Self::Context>, _reason: &CloseReason) {}
+    fn on_close(&mut self, _conn: &mut Conn<'_, Self>, _reason: &CloseReason) {}
 }

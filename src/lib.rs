@@ -3,4 +3,5 @@ pub mod poller;
 pub mod sys;
 pub mod codec;
 pub mod http;
+pub mod reactor;
 pub mod resp;

@@ -608,7 +608,11 @@ impl<H: EventHandler> StreamConn<H> {
         self.settle(el);
     }
 
-    fn on_readable(&mut self, el: &mut EventLoop) {
+    fn on_readable(&mut self, el: &mut EventLoop, ev: Event) {
+        // With the peer's FIN already reported, a short read does not mean
+        // the socket is drained: the EOF is still to be read, and
+        // edge-triggered mode will not report it again.
+        let short_read_drains = !ev.is_read_closed();
         let budget = el.config().read_budget;
         let fd = self.core.fd.as_raw_fd();
         for _ in 0..budget {
@@ -639,7 +643,7 @@ impl<H: EventHandler> StreamConn<H> {
                     } else {
                         self.deliver(el, rb);
                     }
-                    if n < cap {
+                    if n < cap && short_read_drains {
                         // A short read drained the socket; a new arrival raises
                         // a new event, in edge mode too.
                         return;
@@ -784,7 +788,7 @@ impl<H: EventHandler> StreamConn<H> {
 impl<H: EventHandler> Source for StreamConn<H> {
     fn ready(&mut self, el: &mut EventLoop, _token: Token, ev: Event) {
         if ev.is_readable() {
-            self.on_readable(el);
+            self.on_readable(el, ev);
         }
         if ev.is_writable() && self.core.out.is_some() && self.core.doom.is_none() {
             self.core.flush_queue(el);

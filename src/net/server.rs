@@ -287,9 +287,11 @@ impl ServerBuilder {
                     let is_tcp = is_tcp_listener(&fd);
                     let picker = Picker::new(subs.clone(), balance);
                     let dispatch: Dispatch = Box::new(move |_el, fd, peer| {
-                        let target = picker.pick(&peer);
+                        let i = picker.pick(&peer);
+                        let in_flight = picker.in_flight.clone();
                         // The sub-loop finds its own handler by the server key.
-                        let r = target.post(move |el| {
+                        let r = picker.loops[i].post(move |el| {
+                            in_flight[i].fetch_sub(1, Ordering::Relaxed);
                             let Some(svc) = el.local::<Rc<Service<H>>>(server_key).cloned() else { return };
                             if let Err(e) = StreamConn::open(el, svc, fd, is_tcp) {
                                 tracing::warn!("cannot register connection: {e}");
@@ -359,19 +361,29 @@ struct Picker {
     loops: Vec<LoopHandle>,
     balance: Balance,
     next: AtomicUsize,
+    /// Connections handed to each loop that it has not registered yet: a
+    /// burst of accepts must count them, or least-connections sends the
+    /// whole burst to one loop.
+    in_flight: Arc<Vec<AtomicUsize>>,
 }
 
 impl Picker {
     fn new(loops: Vec<LoopHandle>, balance: Balance) -> Picker {
-        Picker { loops, balance, next: AtomicUsize::new(0) }
+        let in_flight = Arc::new(loops.iter().map(|_| AtomicUsize::new(0)).collect());
+        Picker { loops, balance, next: AtomicUsize::new(0), in_flight }
     }
 
-    fn pick(&self, peer: &SockAddr) -> &LoopHandle {
+    /// Choose a loop; returns its index. The caller must call `arrived(i)`
+    /// on that loop once the connection is registered there.
+    fn pick(&self, peer: &SockAddr) -> usize {
         let n = self.loops.len();
         let i = match self.balance {
             Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
             Balance::LeastConnections => (0..n)
-                .min_by_key(|&i| self.loops[i].stats().connections_open.load(Ordering::Relaxed))
+                .min_by_key(|&i| {
+                    self.loops[i].stats().connections_open.load(Ordering::Relaxed)
+                        + self.in_flight[i].load(Ordering::Relaxed)
+                })
                 .unwrap_or(0),
             Balance::SourceHash => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -382,7 +394,8 @@ impl Picker {
                 (h.finish() as usize) % n
             }
         };
-        &self.loops[i]
+        self.in_flight[i].fetch_add(1, Ordering::Relaxed);
+        i
     }
 }
 

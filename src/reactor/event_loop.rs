@@ -394,7 +394,7 @@ impl EventLoop {
 
     fn run_timers(&mut self) {
         let mut expired = std::mem::take(&mut self.expired);
-        self.timers.poll_expired(self.now, &mut expired);
+        self.timers.poll_expired(Instant::now(), &mut expired);
         for entry in expired.drain(..) {
             match entry {
                 TimerEntry::Once(f) => f(self),

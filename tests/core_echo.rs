@@ -1,0 +1,261 @@
+//! The core reactor over real loopback sockets, for every poller backend,
+//! trigger mode and thread model.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use evnet::echo::Echo;
+use evnet::net::blocking::{self, ThreadServer};
+use evnet::net::{Buffer, Conn, ConnHandle, EventHandler};
+use rand::{Rng, SeedableRng};
+use util::*;
+
+/// 1 byte to 1 MiB, log-uniform: mostly small messages, some huge.
+fn random_size(rng: &mut impl Rng) -> usize {
+    let bits = rng.gen_range(0..=20);
+    rng.gen_range((1usize << bits) / 2..=(1usize << bits)).max(1)
+}
+
+/// `conns` concurrent clients, each sending `msgs` random-size messages in
+/// random-size pieces and checking every byte comes back in order.
+fn integrity(addr: std::net::SocketAddr, conns: usize, msgs: usize) {
+    let threads: Vec<_> = (0..conns)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(c as u64);
+                let mut s = connect(addr);
+                for m in 0..msgs {
+                    let msg = pattern((c * 1000 + m) as u64, random_size(&mut rng));
+                    // Write in random pieces while a reader thread is not
+                    // needed: the server queues what we do not read yet.
+                    let mut off = 0;
+                    while off < msg.len() {
+                        let piece = rng.gen_range(1..=msg.len() - off).min(256 * 1024);
+                        s.write_all(&msg[off..off + piece]).expect("write piece");
+                        off += piece;
+                    }
+                    let back = read_exact(&mut s, msg.len());
+                    assert!(back == msg, "conn {c} msg {m}: echo differs");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+}
+
+#[test]
+fn integrity_200_connections_every_backend() {
+    for (name, builder) in matrix() {
+        let server = builder.start(|_| Echo).unwrap_or_else(|e| panic!("{name}: {e}"));
+        integrity(server.local_addr().unwrap(), 200, 2);
+        server.shutdown().unwrap();
+        eprintln!("{name}: ok");
+    }
+}
+
+#[test]
+fn thread_per_connection_model_integrity() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = ThreadServer::start(listener, blocking::echo).unwrap();
+    integrity(server.local_addr(), 200, 2);
+}
+
+#[test]
+fn slow_reader_gets_all_64_mib_after_resuming() {
+    const TOTAL: usize = 64 << 20;
+    for (name, builder) in matrix() {
+        // A small high-water mark: the server must pause reading, not buffer 64 MiB.
+        let server = builder.high_water(1 << 20).start(|_| Echo).unwrap();
+        let mut s = connect(server.local_addr().unwrap());
+        let mut w = s.try_clone().unwrap();
+        let written = Arc::new(AtomicUsize::new(0));
+        let wr = written.clone();
+        let writer = std::thread::spawn(move || {
+            let chunk = pattern(7, 1 << 20);
+            for _ in 0..TOTAL / chunk.len() {
+                w.write_all(&chunk).expect("writer");
+                wr.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+        });
+        // Not reading: the writer gets some MiB ahead and then blocks, because
+        // the server stopped reading once its output queue passed high water.
+        assert!(wait_until(Duration::from_secs(30), || written.load(Ordering::Relaxed) >= 4 << 20));
+        let mut got = 0usize;
+        let expect = pattern(7, 1 << 20);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0usize;
+        while got < TOTAL {
+            let n = s.read(&mut buf).expect("read echo");
+            assert!(n > 0, "{name}: EOF after {got} bytes");
+            for &b in &buf[..n] {
+                assert_eq!(b, expect[pos], "{name}: byte {got} differs");
+                pos = (pos + 1) % expect.len();
+                got += 1;
+            }
+        }
+        writer.join().unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        assert!(read_to_eof(&mut s).is_empty(), "{name}: extra bytes");
+        server.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn half_close_still_receives_whole_echo_then_eof() {
+    for (name, builder) in matrix() {
+        let server = builder.start(|_| Echo).unwrap();
+        let mut s = connect(server.local_addr().unwrap());
+        let msg = pattern(3, 300_000);
+        let mut w = s.try_clone().unwrap();
+        let m2 = msg.clone();
+        let t = std::thread::spawn(move || {
+            w.write_all(&m2).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let back = read_to_eof(&mut s);
+        t.join().unwrap();
+        assert_eq!(back.len(), msg.len(), "{name}");
+        assert!(back == msg, "{name}: echo differs");
+        server.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn peer_reset_mid_transfer_leaves_others_served() {
+    for (name, builder) in matrix() {
+        let server = builder.start(|_| Echo).unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut before = connect(addr);
+        roundtrip(&mut before, b"before");
+        {
+            let s = connect(addr);
+            let sock = socket2::SockRef::from(&s);
+            (&s).write_all(&pattern(1, 2 << 20)).ok();
+            // RST instead of FIN, with the echo still flowing.
+            sock.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        roundtrip(&mut before, &pattern(2, 100_000));
+        let mut after = connect(addr);
+        roundtrip(&mut after, b"after");
+        server.shutdown().unwrap();
+        eprintln!("{name}: ok");
+    }
+}
+
+/// A handler that hands each connection's handle to the test.
+struct Publish(mpsc::Sender<ConnHandle>);
+
+impl EventHandler for Publish {
+    type Context = ();
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        let _ = self.0.send(conn.handle());
+    }
+    fn on_message(&mut self, _conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        input.clear();
+    }
+}
+
+#[test]
+fn cross_thread_writes_arrive_whole_and_in_order() {
+    const THREADS: usize = 4;
+    const MSGS: usize = 500;
+    for (name, builder) in matrix() {
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let server = builder.start(move |_| Publish(tx.lock().unwrap().clone())).unwrap();
+        let mut s = connect(server.local_addr().unwrap());
+        let handle = rx.recv_timeout(IO_TIMEOUT).expect("handle");
+        let writers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let h = handle.clone();
+                std::thread::spawn(move || {
+                    for i in 0..MSGS {
+                        // Varying sizes, some larger than a socket buffer.
+                        let pad = "x".repeat((i * 977) % 70_000);
+                        h.write(format!("<{t}:{i}:{pad}>\n")).expect("write through handle");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let mut next = [0usize; THREADS];
+        let mut reader = std::io::BufReader::new(&mut s);
+        let mut line = String::new();
+        for _ in 0..THREADS * MSGS {
+            line.clear();
+            std::io::BufRead::read_line(&mut reader, &mut line).expect("read line");
+            let body = line.trim_end().strip_prefix('<').and_then(|l| l.strip_suffix('>')).expect("whole message");
+            let mut parts = body.splitn(3, ':');
+            let t: usize = parts.next().unwrap().parse().unwrap();
+            let i: usize = parts.next().unwrap().parse().unwrap();
+            let pad = parts.next().unwrap();
+            assert_eq!(i, next[t], "{name}: thread {t} out of order");
+            assert_eq!(pad.len(), (i * 977) % 70_000, "{name}: message cut");
+            assert!(pad.bytes().all(|b| b == b'x'), "{name}: interleaved bytes");
+            next[t] += 1;
+        }
+        server.shutdown().unwrap();
+        assert!(handle.write("late").is_err(), "{name}: write after shutdown must fail");
+    }
+}
+
+#[test]
+fn ipv6_and_several_addresses() {
+    let server = evnet::net::ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+        .bind("[::1]:0".parse::<std::net::SocketAddr>().unwrap())
+        .loops(1)
+        .start(|_| Echo)
+        .unwrap();
+    assert_eq!(server.addrs().len(), 2);
+    for a in server.addrs() {
+        let mut s = connect(a.tcp().unwrap());
+        roundtrip(&mut s, b"hello over every address");
+    }
+}
+
+#[test]
+fn balance_policies_and_accept_modes_serve() {
+    use evnet::net::{AcceptMode, Balance, ServerBuilder};
+    for (mode, balance) in [
+        (AcceptMode::Acceptor, Balance::RoundRobin),
+        (AcceptMode::Acceptor, Balance::LeastConnections),
+        (AcceptMode::Acceptor, Balance::SourceHash),
+        (AcceptMode::ReusePort, Balance::RoundRobin),
+        (AcceptMode::Exclusive, Balance::RoundRobin),
+    ] {
+        let server = ServerBuilder::new()
+            .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+            .loops(2)
+            .accept_mode(mode)
+            .balance(balance)
+            .start(|_| Echo)
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut conns: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
+        for (i, c) in conns.iter_mut().enumerate() {
+            roundtrip(c, format!("{mode:?}/{balance:?}/{i}").as_bytes());
+        }
+        let per_loop: Vec<usize> =
+            server.serving_loops().iter().map(|l| l.stats().connections_open.load(Ordering::Relaxed)).collect();
+        assert_eq!(per_loop.iter().sum::<usize>(), 8, "{mode:?}/{balance:?}: {per_loop:?}");
+        match (mode, balance) {
+            (AcceptMode::Acceptor, Balance::RoundRobin) | (AcceptMode::Acceptor, Balance::LeastConnections) => {
+                assert_eq!(per_loop, vec![4, 4], "{balance:?} spreads evenly")
+            }
+            (AcceptMode::Acceptor, Balance::SourceHash) => {
+                assert!(per_loop.contains(&8), "one source IP lands on one loop: {per_loop:?}")
+            }
+            _ => {}
+        }
+    }
+}

@@ -32,6 +32,13 @@ export CARGO_BUILD_JOBS
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
+if ! taskset -c "$SERVER_CPU" true 2>/dev/null || ! taskset -c "$CLIENT_CPU" true 2>/dev/null; then
+    printf '# CPU %s or %s is not available here (%s CPUs): running without pinning\n' \
+        "$SERVER_CPU" "$CLIENT_CPU" "$(nproc)" >&2
+    SERVER_CPU=0-$(($(nproc) - 1))
+    CLIENT_CPU=$SERVER_CPU
+fi
+
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/evnet-bench.XXXXXX")
 chmod 755 "$BENCH_TMP" # nginx workers drop root and still need to reach it
 BENCH_PIDS=()

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# HTTP/1.1 GET /plaintext: evnet vs hyper, may_minihttp, nginx, Go net/http.
+# Load: wrk -t1 -c$CONNS, once without pipelining and once with $PIPELINE
+# requests per write (bench/pipeline.lua).
+#
+#   bench/http.sh                        # 3 rounds, 5 s per run
+#   ROUNDS=1 SECS=2 bench/http.sh
+#   SERVERS="evnet nginx" bench/http.sh  # evnet is the reference, keep it first
+#
+# Env: EVNET ROUNDS SECS WARMUP CONNS PIPELINE SERVERS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
+set -uo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${CONNS:=64}"
+: "${PIPELINE:=16}"
+: "${SERVERS:=evnet hyper may nginx go}"
+
+bench_init http
+ensure_peers hyper-plain may-plain
+build_go http
+
+if ! command -v wrk >/dev/null; then
+    note "wrk not found (apt-get install wrk)"
+    exit 1
+fi
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# server_cmd NAME PORT: sets CMD to the server's command line, or fails.
+server_cmd() {
+    local addr=127.0.0.1:$2
+    case $1 in
+    evnet) CMD=("$EVNET" http --addr "$addr" --loops 0) ;;
+    hyper) CMD=("$PEERS_BIN/hyper-plain" --addr "$addr") ;;
+    may) CMD=("$PEERS_BIN/may-plain" --addr "$addr") ;;
+    go) CMD=(env GOMAXPROCS=1 "$GO_BIN/http" -addr "$addr") ;;
+    nginx)
+        local dir=$BENCH_TMP/nginx-$2
+        if [[ $2 != 0 ]]; then # port 0: only asking for the command
+            mkdir -p "$dir"
+            chmod 755 "$dir"
+            sed -e "s#@PORT@#$2#g" -e "s#@TMPDIR@#$dir#g" "$BENCH_DIR/nginx/nginx.conf" >"$dir/nginx.conf"
+        fi
+        CMD=("$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log")
+        ;;
+    *) return 1 ;;
+    esac
+}
+
+for s in $SERVERS; do
+    server_cmd "$s" 0 || { skip "$s" "unknown server"; continue; }
+    bin=${CMD[0]}
+    [[ $bin == env ]] && bin=${CMD[2]}
+    [[ -x $bin ]] || skip "$s" "binary $bin not found"
+done
+if [[ -z ${SKIPPED[may]:-} && ! -x $PEERS_BIN/may-plain ]]; then
+    skip may "may-plain did not build (see bench/README.md)"
+fi
+
+# load TEST PORT SECS: run wrk on the client CPU and print its output.
+load() {
+    local args=(-t1 -c"$CONNS" -d"$3"s --timeout 5s)
+    [[ $1 == plain ]] || args+=(-s "$BENCH_DIR/pipeline.lua")
+    args+=("http://127.0.0.1:$2/plaintext")
+    [[ $1 == plain ]] || args+=(-- "$PIPELINE")
+    timeout -k 2 $(($3 + 30)) taskset -c "$CLIENT_CPU" wrk "${args[@]}"
+}
+
+TESTS="plain pipelined$PIPELINE"
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    for t in $TESTS; do
+        # shellcheck disable=SC2086 # word lists
+        for s in $(rotate $((round - 1)) $SERVERS); do
+            [[ -z ${SKIPPED[$s]:-} ]] || continue
+            port=$(free_port) || { note "no free port"; exit 1; }
+            server_cmd "$s" "$port"
+            if ! start_server "$s" "$port" "${CMD[@]}"; then
+                skip "$s" "failed to start (\`${CMD[*]}\`)"
+                continue
+            fi
+            if ((WARMUP > 0)); then
+                run_client /dev/null load "$t" "$port" "$WARMUP" 2>/dev/null
+            fi
+            t0=$(cpu_ticks "$SERVER_PID")
+            w0=$(date +%s.%N)
+            run_client "$BENCH_TMP/load.out" load "$t" "$port" "$SECS" 2>"$BENCH_TMP/load.err"
+            rc=$?
+            out=$(cat "$BENCH_TMP/load.out" "$BENCH_TMP/load.err")
+            w1=$(date +%s.%N)
+            t1=$(cpu_ticks "$SERVER_PID")
+            stop_server "$SERVER_PID"
+            reqs=$(awk '/ requests in / { print $1; exit }' <<<"$out")
+            rps=$(awk '/^Requests\/sec:/ { print $2; exit }' <<<"$out")
+            bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' <<<"$out")
+            errs=$(grep 'Socket errors:' <<<"$out")
+            if ((rc != 0)) || [[ -z $reqs || -z $rps || $reqs == 0 ]]; then
+                note "$s $t round $round: wrk failed (rc $rc): $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+                continue
+            fi
+            if [[ -n $bad && $bad != 0 ]]; then
+                note "$s $t round $round: $bad non-2xx responses; sample dropped"
+                continue
+            fi
+            [[ -z $errs ]] || note "$s $t round $round: wrk $errs"
+            wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
+            record "$t" "$s" "$round" "$rps" "$reqs" $((t1 - t0)) "$wall"
+        done
+    done
+done
+
+{
+    print_header "http" "wrk -t1 -c$CONNS -d${SECS}s (+${WARMUP}s warm-up) GET /plaintext; plain: one request per write; pipelined$PIPELINE: $PIPELINE requests per write (pipeline.lua); unit: responses"
+    print_table "HTTP/1.1 plaintext" "req" "$TESTS" "$SERVERS"
+    print_notes
+} | tee "$RESULT_MD"

@@ -27,11 +27,15 @@ impl Waker {
         sys::eventfd_signal(self.fd.as_raw_fd())
     }
 
-    /// Called by the loop when the waker fired, *before* it drains its task
-    /// queue: a wake racing with the drain then writes the eventfd again.
+    /// Called by the loop when the waker fired, *before* it takes its task
+    /// queue. The eventfd is drained first and the flag cleared second: in
+    /// the other order a wake landing between the two would have its write
+    /// drained while leaving the flag set, and every later wake would skip
+    /// the syscall — the loop would sleep on queued tasks forever.
     pub fn reset(&self) -> io::Result<()> {
+        let r = sys::eventfd_drain(self.fd.as_raw_fd());
         self.pending.store(false, Ordering::SeqCst);
-        sys::eventfd_drain(self.fd.as_raw_fd())
+        r
     }
 
     pub fn fd(&self) -> RawFd {

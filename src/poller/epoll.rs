@@ -53,6 +53,8 @@ impl Poller for Epoll {
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         let mut flags = self.flags(interest);
         if interest.is_exclusive() {
+            // EPOLLEXCLUSIVE admits only IN, OUT, ET and WAKEUP beside it.
+            flags &= !(ep::EPOLLRDHUP as u32);
             flags |= ep::EPOLLEXCLUSIVE as u32;
         }
         ep::ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, flags, token.0)

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::handler::{CloseReason, EventHandler};
 use super::{Addr, Buffer};
@@ -33,11 +33,124 @@ pub struct ConnConfig {
     /// response in flight.
     pub linger: Duration,
     pub nodelay: bool,
+    /// Close after this long with no bytes moving either way.
+    pub idle_timeout: Option<Duration>,
+    /// Close when received bytes stay unconsumed (a message started but not
+    /// completed) for this long.
+    pub read_timeout: Option<Duration>,
+    /// Close when queued output makes no progress for this long.
+    pub write_timeout: Option<Duration>,
+    /// TCP keepalive probes (SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT).
+    pub keepalive: Option<Keepalive>,
+    /// SO_LINGER on close: `Some(0)` resets instead of FIN. Off by default.
+    pub so_linger: Option<Duration>,
+    /// SO_SNDBUF / SO_RCVBUF. Off by default: Linux autotunes them, and a
+    /// fixed size turns autotuning off.
+    pub send_buffer: Option<usize>,
+    pub recv_buffer: Option<usize>,
+}
+
+/// Kernel keepalive settings. With Linux defaults a dead peer takes over two
+/// hours to notice; an application heartbeat (`net::heartbeat`) reacts faster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: Duration,
+    pub interval: Duration,
+    pub count: u32,
 }
 
 impl Default for ConnConfig {
     fn default() -> Self {
-        ConnConfig { high_water: 64 * 1024 * 1024, linger: Duration::from_secs(2), nodelay: true }
+        ConnConfig {
+            high_water: 64 * 1024 * 1024,
+            linger: Duration::from_secs(2),
+            nodelay: true,
+            idle_timeout: None,
+            read_timeout: None,
+            write_timeout: None,
+            keepalive: None,
+            so_linger: None,
+            send_buffer: None,
+            recv_buffer: None,
+        }
+    }
+}
+
+impl ConnConfig {
+    fn has_timeouts(&self) -> bool {
+        self.idle_timeout.is_some() || self.read_timeout.is_some() || self.write_timeout.is_some()
+    }
+
+    /// Apply the socket options to a new connection.
+    fn apply(&self, fd: RawFd, tcp: bool) -> io::Result<()> {
+        sys::socket::with_sock(fd, |sock| self.apply_to(&sock, tcp))
+    }
+
+    fn apply_to(&self, sock: &socket2::SockRef<'_>, tcp: bool) -> io::Result<()> {
+        if tcp {
+            if self.nodelay {
+                sock.set_nodelay(true)?;
+            }
+            if let Some(k) = self.keepalive {
+                let ka = socket2::TcpKeepalive::new().with_time(k.idle).with_interval(k.interval).with_retries(k.count);
+                sock.set_tcp_keepalive(&ka)?;
+            }
+        }
+        if let Some(l) = self.so_linger {
+            sock.set_linger(Some(l))?;
+        }
+        if let Some(n) = self.send_buffer {
+            sock.set_send_buffer_size(n)?;
+        }
+        if let Some(n) = self.recv_buffer {
+            sock.set_recv_buffer_size(n)?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-connection timeout state, allocated only when a timeout is set. One
+/// wheel timer per connection, re-armed lazily: I/O only stamps times, and
+/// the timer, when it fires, checks them and sleeps again for what is left.
+struct Watchdog {
+    idle: Option<Duration>,
+    read: Option<Duration>,
+    write: Option<Duration>,
+    last_io: Instant,
+    partial_since: Option<Instant>,
+    write_progress: Instant,
+    timer: Option<(TimerId, Instant)>,
+}
+
+impl Watchdog {
+    fn new(cfg: &ConnConfig, now: Instant) -> Watchdog {
+        Watchdog {
+            idle: cfg.idle_timeout,
+            read: cfg.read_timeout,
+            write: cfg.write_timeout,
+            last_io: now,
+            partial_since: None,
+            write_progress: now,
+            timer: None,
+        }
+    }
+
+    /// The earliest deadline in force, with the reason it would close for.
+    fn next(&self, writing: bool) -> Option<(Instant, CloseReason)> {
+        let mut best: Option<(Instant, CloseReason)> = None;
+        let mut consider = |at: Option<Instant>, why: CloseReason| {
+            if let Some(at) = at {
+                if best.as_ref().is_none_or(|(b, _)| at < *b) {
+                    best = Some((at, why));
+                }
+            }
+        };
+        consider(self.idle.map(|d| self.last_io + d), CloseReason::IdleTimeout);
+        consider(self.read.zip(self.partial_since).map(|(d, t)| t + d), CloseReason::ReadTimeout);
+        if writing {
+            consider(self.write.map(|d| self.write_progress + d), CloseReason::WriteTimeout);
+        }
+        best
     }
 }
 
@@ -192,6 +305,7 @@ pub(crate) struct Core {
     /// The reason to report when a graceful close completes.
     closing_reason: Option<CloseReason>,
     linger_timer: Option<TimerId>,
+    watch: Option<Box<Watchdog>>,
     ops: OpsFn,
 }
 
@@ -343,6 +457,42 @@ impl<H: EventHandler> Conn<'_, H> {
         })
     }
 
+    /// Override this connection's idle, read and write timeouts (see
+    /// [`ConnConfig`]); `None` turns one off. Takes effect from now.
+    pub fn set_timeouts(&mut self, idle: Option<Duration>, read: Option<Duration>, write: Option<Duration>) {
+        let now = self.el.now();
+        let w = self.core.watch.get_or_insert_with(|| Box::new(Watchdog::new(&ConnConfig::default(), now)));
+        w.idle = idle;
+        w.read = read;
+        w.write = write;
+        w.last_io = now;
+        w.write_progress = now;
+    }
+
+    /// Run blocking `work` on `pool`, then `then` with its result back on
+    /// this connection's loop (to write the reply). Results of one
+    /// connection arrive in submission order; if the connection has closed
+    /// by then, `then` is dropped unrun. A full pool is refused at once.
+    pub fn offload<R: Send + 'static>(
+        &mut self,
+        pool: &super::offload::WorkerPool,
+        work: impl FnOnce() -> R + Send + 'static,
+        then: impl FnOnce(&mut H, &mut Conn<'_, H>, R) + Send + 'static,
+    ) -> Result<(), super::offload::PoolFull> {
+        let lp = self.el.handle();
+        let token = self.core.token;
+        pool.submit((token.0 & 0xffff_ffff) as usize, move || {
+            let r = work();
+            let _ = lp.post(move |el| {
+                el.with_source(token, |src, el| {
+                    if let Some(c) = src.as_any().downcast_mut::<StreamConn<H>>() {
+                        c.with_handler(el, |h, conn| then(h, conn, r));
+                    }
+                });
+            });
+        })
+    }
+
     /// Cancel a timer from [`Conn::run_after`].
     pub fn cancel_timer(&mut self, id: TimerId) {
         self.el.cancel(id);
@@ -457,6 +607,10 @@ impl Core {
             }
         };
         LoopStats::add(&el.stats().bytes_out, n as u64);
+        if let Some(w) = self.watch.as_mut() {
+            w.last_io = el.now();
+            w.write_progress = el.now();
+        }
         if n < staged {
             self.queue().push(&el.write_buf[n..]);
             el.write_buf.clear();
@@ -502,6 +656,10 @@ impl Core {
         }
         if written > 0 {
             LoopStats::add(&el.stats().bytes_out, written);
+            if let Some(w) = self.watch.as_mut() {
+                w.last_io = el.now();
+                w.write_progress = el.now();
+            }
         }
         if out.len == 0 {
             self.out = None;
@@ -555,9 +713,7 @@ pub(crate) trait ConnOps {
 impl<H: EventHandler> StreamConn<H> {
     /// Register `fd` on `el` and run `on_open`.
     pub(crate) fn open(el: &mut EventLoop, service: Rc<Service<H>>, fd: OwnedFd, tcp: bool) -> io::Result<Token> {
-        if tcp && service.cfg.nodelay {
-            sys::socket::set_nodelay(fd.as_raw_fd(), true)?;
-        }
+        service.cfg.apply(fd.as_raw_fd(), tcp)?;
         let interest = if el.trigger() == Trigger::Edge { Interest::BOTH } else { Interest::READABLE };
         let token = el.reserve(fd.as_raw_fd(), interest)?;
         let stats = &el.stats();
@@ -574,6 +730,7 @@ impl<H: EventHandler> StreamConn<H> {
                 doom: None,
                 closing_reason: None,
                 linger_timer: None,
+                watch: service.cfg.has_timeouts().then(|| Box::new(Watchdog::new(&service.cfg, el.now()))),
                 ops: ops_for::<H>,
             },
             ctx: H::Context::default(),
@@ -637,6 +794,9 @@ impl<H: EventHandler> StreamConn<H> {
                 }
                 Ok(n) => {
                     LoopStats::add(&el.stats().bytes_in, n as u64);
+                    if let Some(w) = self.core.watch.as_mut() {
+                        w.last_io = el.now();
+                    }
                     if self.core.flags & CLOSING != 0 {
                         // Closing: input is read only to be discarded.
                         el.read_buf = rb;
@@ -677,12 +837,17 @@ impl<H: EventHandler> StreamConn<H> {
             self.call(el, |h, c| h.on_message(c, &mut tail));
             if !tail.is_empty() {
                 self.core.input = Some(tail);
+            } else if let Some(w) = self.core.watch.as_mut() {
+                w.partial_since = None;
             }
         } else {
             let mut input = Buffer::from(rb);
             self.call(el, |h, c| h.on_message(c, &mut input));
             if !input.is_empty() {
                 self.core.input = Some(Box::new(Buffer::from(input.as_slice().to_vec())));
+                if let Some(w) = self.core.watch.as_mut() {
+                    w.partial_since = Some(el.now());
+                }
             }
             let mut rb = input.into_vec();
             rb.clear();
@@ -736,9 +901,50 @@ impl<H: EventHandler> StreamConn<H> {
         }
         let want = self.core.desired_interest(el.trigger());
         if let Err(e) = el.set_interest(self.core.token, want) {
-            self.close_now(el, CloseReason::from_io(&e));
+            return self.close_now(el, CloseReason::from_io(&e));
+        }
+        if self.core.watch.is_some() {
+            self.arm_watchdog(el);
         }
     }
+
+    /// Make sure a timer is set no later than the earliest deadline.
+    fn arm_watchdog(&mut self, el: &mut EventLoop) {
+        let writing = self.core.out.is_some();
+        let Some(w) = self.core.watch.as_mut() else { return };
+        let Some((at, _)) = w.next(writing) else { return };
+        if let Some((_, armed)) = w.timer {
+            if armed <= at {
+                return; // fires early enough; it re-checks then
+            }
+        }
+        if let Some((id, _)) = w.timer.take() {
+            el.cancel(id);
+        }
+        let token = self.core.token;
+        let delay = at.saturating_duration_since(Instant::now());
+        let id = el.run_after(delay, move |el| {
+            el.with_source(token, |src, el| {
+                if let Some(c) = src.as_any().downcast_mut::<StreamConn<H>>() {
+                    c.on_watchdog(el);
+                }
+            });
+        });
+        w.timer = Some((id, at));
+    }
+
+    fn on_watchdog(&mut self, el: &mut EventLoop) {
+        let writing = self.core.out.is_some();
+        let Some(w) = self.core.watch.as_mut() else { return };
+        w.timer = None;
+        if let Some((at, reason)) = w.next(writing) {
+            if at <= Instant::now() {
+                self.core.doom.get_or_insert(reason);
+            }
+        }
+        self.settle(el);
+    }
+
 
     fn start_linger(&mut self, el: &mut EventLoop) {
         self.core.flags |= LINGERING | WRITE_SHUT;
@@ -771,6 +977,9 @@ impl<H: EventHandler> StreamConn<H> {
             flag.store(true, Ordering::Release);
         }
         if let Some(t) = self.core.linger_timer.take() {
+            el.cancel(t);
+        }
+        if let Some((t, _)) = self.core.watch.as_mut().and_then(|w| w.timer.take()) {
             el.cancel(t);
         }
         let _ = el.deregister(self.core.token);
@@ -811,6 +1020,10 @@ impl<H: EventHandler> Source for StreamConn<H> {
 
     fn shutdown(&mut self, el: &mut EventLoop, _token: Token) {
         self.close_now(el, CloseReason::Shutdown);
+    }
+
+    fn drain(&mut self, el: &mut EventLoop, _token: Token) {
+        self.with_handler(el, |_, c| c.close_with(CloseReason::Shutdown));
     }
 }
 

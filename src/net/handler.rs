@@ -91,6 +91,9 @@ pub trait EventHandler: Sized + 'static {
         conn.close();
     }
 
+    /// Called every `ServerBuilder::tick` on each loop (not per connection).
+    fn on_tick(&mut self, _el: &mut crate::reactor::EventLoop) {}
+
     /// The connection is closed; writes now fail. Called exactly once per
     /// connection that got `on_open`.
     fn on_close(&mut self, _conn: &mut Conn<'_, Self>, _reason: &CloseReason) {}

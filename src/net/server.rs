@@ -88,6 +88,7 @@ pub struct ServerBuilder {
     read_buffer: usize,
     read_budget: usize,
     accept_pause: Duration,
+    tick: Option<Duration>,
 }
 
 impl Default for ServerBuilder {
@@ -104,6 +105,7 @@ impl Default for ServerBuilder {
             read_buffer: 64 * 1024,
             read_budget: 16,
             accept_pause: Duration::from_millis(100),
+            tick: None,
         }
     }
 }
@@ -154,6 +156,44 @@ impl ServerBuilder {
         self.conn.linger = d;
         self
     }
+    /// Close connections idle (no bytes either way) for this long.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.conn.idle_timeout = Some(d);
+        self
+    }
+    /// Close connections whose started message stays incomplete this long.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.conn.read_timeout = Some(d);
+        self
+    }
+    /// Close connections whose queued output makes no progress this long.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.conn.write_timeout = Some(d);
+        self
+    }
+    pub fn keepalive(mut self, k: super::conn::Keepalive) -> Self {
+        self.conn.keepalive = Some(k);
+        self
+    }
+    /// SO_LINGER for accepted sockets (`Duration::ZERO`: reset on close).
+    pub fn so_linger(mut self, d: Duration) -> Self {
+        self.conn.so_linger = Some(d);
+        self
+    }
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.conn.send_buffer = Some(bytes);
+        self
+    }
+    pub fn recv_buffer(mut self, bytes: usize) -> Self {
+        self.conn.recv_buffer = Some(bytes);
+        self
+    }
+    /// Call the handler's `on_tick` every `every` on each serving loop.
+    pub fn tick(mut self, every: Duration) -> Self {
+        self.tick = Some(every);
+        self
+    }
+
     /// Size of each loop's shared read buffer.
     pub fn read_buffer(mut self, bytes: usize) -> Self {
         self.read_buffer = bytes.max(512);
@@ -237,6 +277,7 @@ impl ServerBuilder {
             let cfg = self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
             let conn_cfg = self.conn.clone();
             let pause = self.accept_pause;
+            let tick = self.tick;
             let t = std::thread::Builder::new().name(format!("evnet-loop-{id}")).spawn(move || -> io::Result<()> {
                 let mut el = match EventLoop::new(cfg) {
                     Ok(el) => el,
@@ -247,6 +288,10 @@ impl ServerBuilder {
                 };
                 let service = Service::new(factory(id), conn_cfg);
                 el.set_local(server_key, service.clone());
+                if let Some(every) = tick {
+                    let svc = service.clone();
+                    el.run_every(every, move |el| svc.handler.borrow_mut().on_tick(el));
+                }
                 for (fd, exclusive) in listeners {
                     let is_tcp = is_tcp_listener(&fd);
                     let svc = service.clone();
@@ -481,6 +526,12 @@ impl Source for Acceptor {
     fn as_any(&mut self) -> &mut dyn Any {
         self
     }
+
+    fn drain(&mut self, el: &mut EventLoop, token: Token) {
+        // Dropping the last reference closes the listening socket, so new
+        // connections are refused rather than left waiting in a queue.
+        let _ = el.deregister(token);
+    }
 }
 
 /// A running server. Dropping it stops every loop and joins their threads.
@@ -549,6 +600,16 @@ impl Server {
             }
         }
         result
+    }
+
+    /// Graceful shutdown: stop accepting at once (listeners close), let each
+    /// connection send what is queued and close, calling `on_close` for
+    /// every one; after `deadline` whatever is left is closed. Then join.
+    pub fn shutdown_graceful(self, deadline: Duration) -> io::Result<()> {
+        for h in &self.loops {
+            let _ = h.post(move |el| el.drain(deadline));
+        }
+        self.join()
     }
 
     /// Stop and join.

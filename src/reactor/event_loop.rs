@@ -35,6 +35,10 @@ pub trait Source: 'static {
 
     /// Called when the loop shuts down with this source still registered.
     fn shutdown(&mut self, _el: &mut EventLoop, _token: Token) {}
+
+    /// Graceful shutdown has begun: a listener stops accepting, a
+    /// connection finishes what is in flight and closes.
+    fn drain(&mut self, _el: &mut EventLoop, _token: Token) {}
 }
 
 /// Loop settings.
@@ -484,6 +488,24 @@ impl EventLoop {
         for task in tasks {
             task(self);
         }
+    }
+
+    /// Begin a graceful shutdown: every source is asked to drain (listeners
+    /// close, connections flush and close), and the loop stops once no
+    /// connection is left open or `deadline` has passed, whichever is first.
+    pub fn drain(&mut self, deadline: Duration) {
+        let tokens: Vec<Token> = self.slots.iter().map(|(i, s)| pack(i, s.gen)).collect();
+        for token in tokens {
+            self.with_source(token, |source, el| source.drain(el, token));
+        }
+        self.run_after(deadline, |el| el.stop());
+        let check = |el: &mut EventLoop| {
+            if el.stats().connections_open.load(Ordering::Relaxed) == 0 {
+                el.stop();
+            }
+        };
+        check(self);
+        self.run_every(Duration::from_millis(5), check);
     }
 
     fn teardown(&mut self) {

@@ -53,6 +53,12 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     super::read(fd, buf)
 }
 
+/// Run `f` with a socket2 view of an open socket fd (for setting options).
+pub fn with_sock<R>(fd: RawFd, f: impl FnOnce(SockRef<'_>) -> R) -> R {
+    let b = borrow(fd);
+    f(SockRef::from(&b))
+}
+
 fn sock(fd: &impl AsFd) -> SockRef<'_> {
     SockRef::from(fd)
 }

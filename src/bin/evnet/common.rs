@@ -4,7 +4,9 @@ use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use evnet::net::{AcceptMode, Addr, Balance, ServerBuilder};
+use std::time::Duration;
+
+use evnet::net::{AcceptMode, Addr, Balance, Keepalive, Server, ServerBuilder};
 use evnet::poller::{Interest, PollerKind, Trigger};
 use evnet::reactor::{EventLoop, LoopConfig};
 use evnet::sys;
@@ -69,6 +71,25 @@ pub struct ServerArgs {
     /// Disable TCP_NODELAY (Nagle's algorithm back on).
     #[arg(long)]
     pub no_nodelay: bool,
+    /// Close connections idle (no bytes either way) this long, e.g. 30s, 500ms, 2m.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Option<Duration>,
+    /// Close connections whose started message stays incomplete this long.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub read_timeout: Option<Duration>,
+    /// Close connections whose queued output makes no progress this long.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub write_timeout: Option<Duration>,
+    /// TCP keepalive: idle time before the first probe (interval = idle/3, 3 probes).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub keepalive: Option<Duration>,
+    /// Output queued per connection before reading from it pauses (bytes).
+    #[arg(long, value_name = "BYTES")]
+    pub high_water: Option<usize>,
+    /// On SIGINT/SIGTERM, how long in-flight output may take to drain before
+    /// the remaining connections are closed. A second signal exits at once.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
     /// Cap this process's open files (soft RLIMIT_NOFILE); default: raise it to the hard limit.
     #[arg(long, value_name = "N")]
     pub max_fds: Option<u64>,
@@ -121,6 +142,21 @@ impl ServerArgs {
         if let Some(n) = self.backlog {
             b = b.backlog(n);
         }
+        if let Some(d) = self.idle_timeout {
+            b = b.idle_timeout(d);
+        }
+        if let Some(d) = self.read_timeout {
+            b = b.read_timeout(d);
+        }
+        if let Some(d) = self.write_timeout {
+            b = b.write_timeout(d);
+        }
+        if let Some(d) = self.keepalive {
+            b = b.keepalive(Keepalive { idle: d, interval: (d / 3).max(Duration::from_secs(1)), count: 3 });
+        }
+        if let Some(n) = self.high_water {
+            b = b.high_water(n);
+        }
         for a in self.addrs(default_addr)? {
             b = b.bind(a);
         }
@@ -150,4 +186,46 @@ pub fn wait_for_signal() -> Result<i32> {
     })?;
     el.run()?;
     Ok(got.get())
+}
+
+/// Parse `250ms`, `30s`, `2m`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "us" => n / 1_000_000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("bad duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Print the banner, wait for SIGINT/SIGTERM, then shut down gracefully
+/// within `deadline`; a second signal during the drain exits at once.
+pub fn serve_until_signal(name: &str, server: Server, deadline: Duration) -> Result<()> {
+    for a in server.addrs() {
+        println!("evnet {name} listening on {a} ({})", server.description());
+    }
+    let sig = wait_for_signal()?;
+    eprintln!("evnet {name}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let r = server.shutdown_graceful(deadline);
+        if let Err(e) = r {
+            eprintln!("evnet {name}: shutdown: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    });
+    let sig = wait_for_signal()?;
+    eprintln!("evnet: signal {sig} during shutdown: exiting now");
+    std::process::exit(1);
 }

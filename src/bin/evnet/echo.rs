@@ -3,7 +3,7 @@ use clap::Args;
 use evnet::echo::Echo;
 use evnet::net::blocking::{self, ThreadServer};
 
-use crate::common::{block_stop_signals, wait_for_signal, ModelArg, ServerArgs};
+use crate::common::{block_stop_signals, serve_until_signal, wait_for_signal, ModelArg, ServerArgs};
 
 #[derive(Args, Debug)]
 pub struct EchoArgs {
@@ -31,12 +31,7 @@ pub fn run(args: EchoArgs) -> Result<()> {
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;
             let server = builder.start(|_| Echo)?;
-            for a in server.addrs() {
-                println!("evnet echo listening on {a} ({})", server.description());
-            }
-            let sig = wait_for_signal()?;
-            eprintln!("evnet echo: signal {sig}, stopping");
-            server.shutdown()?;
+            serve_until_signal("echo", server, args.server.shutdown_timeout)?;
         }
     }
     Ok(())

@@ -18,14 +18,25 @@ fn run(secs: u32, prog: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     use std::io::Write;
     let mut cmd = Command::new("timeout");
     cmd.arg(secs.to_string()).arg(prog).args(args);
-    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {prog}: {e}"));
+    cmd.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    });
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {prog}: {e}"));
     if let Some(data) = stdin {
         child.stdin.take().unwrap().write_all(data).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert_ne!(out.status.code(), Some(127), "{prog} is not installed (install it: this test needs it)");
+    assert_ne!(
+        out.status.code(),
+        Some(127),
+        "{prog} is not installed (install it: this test needs it)"
+    );
     assert_ne!(out.status.code(), Some(124), "{prog} timed out");
     out
 }
@@ -45,11 +56,26 @@ fn tmp_dir(name: &str) -> PathBuf {
 fn curl_reuses_the_keep_alive_connection() {
     let s = start();
     let a = addr(&s);
-    let out = run(20, "curl", &["-sv", &format!("http://{a}/plaintext"), &format!("http://{a}/json")], None);
+    let out = run(
+        20,
+        "curl",
+        &[
+            "-sv",
+            &format!("http://{a}/plaintext"),
+            &format!("http://{a}/json"),
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "Hello, World!{\"message\":\"Hello, World!\"}");
+    assert_eq!(
+        text(&out.stdout),
+        "Hello, World!{\"message\":\"Hello, World!\"}"
+    );
     let err = text(&out.stderr);
-    assert!(err.contains("Re-using existing connection") || err.contains("Reusing existing"), "{err}");
+    assert!(
+        err.contains("Re-using existing connection") || err.contains("Reusing existing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -64,24 +90,49 @@ fn curl_head_range_upload_and_expect_continue() {
     assert!(h.starts_with("HTTP/1.1 200 OK\r\n"), "{h}");
     assert!(h.contains("Content-Length: 16\r\n"), "{h}");
 
-    let range = run(20, "curl", &["-s", "-r", "0-9", "-D", "-", &format!("http://{a}/f.txt")], None);
+    let range = run(
+        20,
+        "curl",
+        &["-s", "-r", "0-9", "-D", "-", &format!("http://{a}/f.txt")],
+        None,
+    );
     let r = text(&range.stdout);
     assert!(r.starts_with("HTTP/1.1 206 Partial Content"), "{r}");
     assert!(r.ends_with("\r\n\r\n0123456789"), "{r}");
 
     // `-T -` streams stdin with Transfer-Encoding: chunked.
     let body = "line one\nline two\n".repeat(500);
-    let up = run(20, "curl", &["-sv", "-T", "-", &format!("http://{a}/echo")], Some(body.as_bytes()));
-    assert!(text(&up.stderr).contains("Transfer-Encoding: chunked"), "{}", text(&up.stderr));
+    let up = run(
+        20,
+        "curl",
+        &["-sv", "-T", "-", &format!("http://{a}/echo")],
+        Some(body.as_bytes()),
+    );
+    assert!(
+        text(&up.stderr).contains("Transfer-Encoding: chunked"),
+        "{}",
+        text(&up.stderr)
+    );
     assert_eq!(text(&up.stdout), body);
 
     let cont = run(
         20,
         "curl",
-        &["-sv", "-H", "Expect: 100-continue", "--data-binary", "@-", &format!("http://{a}/echo")],
+        &[
+            "-sv",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            "@-",
+            &format!("http://{a}/echo"),
+        ],
         Some(b"continued body"),
     );
-    assert!(text(&cont.stderr).contains("HTTP/1.1 100 Continue"), "{}", text(&cont.stderr));
+    assert!(
+        text(&cont.stderr).contains("HTTP/1.1 100 Continue"),
+        "{}",
+        text(&cont.stderr)
+    );
     assert_eq!(text(&cont.stdout), "continued body");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -121,9 +172,18 @@ print("|".join(out))
 fn wrk_plaintext_has_no_socket_errors_or_non_2xx() {
     let s = HttpBuilder::new(server_builder().loops(2)).start().unwrap();
     let a = addr(&s);
-    let out = run(60, "wrk", &["-t1", "-c200", "-d3s", &format!("http://{a}/plaintext")], None);
+    let out = run(
+        60,
+        "wrk",
+        &["-t1", "-c200", "-d3s", &format!("http://{a}/plaintext")],
+        None,
+    );
     let o = text(&out.stdout);
-    assert!(out.status.success(), "wrk failed: {o} {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "wrk failed: {o} {}",
+        text(&out.stderr)
+    );
     assert!(o.contains("Requests/sec"), "{o}");
     assert!(!o.contains("Socket errors"), "{o}");
     assert!(!o.contains("Non-2xx"), "{o}");
@@ -190,11 +250,19 @@ fn headless_chromium_renders_a_page_with_an_image() {
     let a = addr(&s);
 
     let page_png = dir.join("page.png");
-    let out = screenshot(&format!("http://{a}/page.html"), &page_png, &dir.join("profile1"));
+    let out = screenshot(
+        &format!("http://{a}/page.html"),
+        &page_png,
+        &dir.join("profile1"),
+    );
     assert!(page_png.exists(), "no screenshot: {}", text(&out.stderr));
     let blank_png = dir.join("blank.png");
     let out = screenshot("about:blank", &blank_png, &dir.join("profile2"));
-    assert!(blank_png.exists(), "no blank screenshot: {}", text(&out.stderr));
+    assert!(
+        blank_png.exists(),
+        "no blank screenshot: {}",
+        text(&out.stderr)
+    );
 
     let page = std::fs::read(&page_png).unwrap();
     let blank = std::fs::read(&blank_png).unwrap();
@@ -209,6 +277,9 @@ fn headless_chromium_renders_a_page_with_an_image() {
     );
     let seen = seen.lock().unwrap().clone();
     assert!(seen.iter().any(|p| p == "/page.html"), "{seen:?}");
-    assert!(seen.iter().any(|p| p == "/pic.svg"), "the browser never asked for the image: {seen:?}");
+    assert!(
+        seen.iter().any(|p| p == "/pic.svg"),
+        "the browser never asked for the image: {seen:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -28,7 +28,10 @@ fn sixteen_pipelined_requests_get_sixteen_responses_in_order() {
         assert_eq!(r.body_str(), format!("/n/{i}"));
         assert_eq!(r.header("connection"), None);
     }
-    assert!(c.still_open(Duration::from_millis(100)), "keep-alive connection stays open");
+    assert!(
+        c.still_open(Duration::from_millis(100)),
+        "keep-alive connection stays open"
+    );
 }
 
 #[test]
@@ -39,7 +42,10 @@ fn request_pipelined_after_connection_close_is_not_answered() {
     let r = c.read_response().unwrap();
     assert_eq!(r.body_str(), "Hello, World!");
     assert_eq!(r.header("connection"), Some("close"));
-    assert!(c.expect_closed().is_empty(), "the second request must not be answered");
+    assert!(
+        c.expect_closed().is_empty(),
+        "the second request must not be answered"
+    );
 }
 
 #[test]
@@ -56,14 +62,19 @@ fn http10_closes_unless_keep_alive_requested() {
     let r = c.read_response().unwrap();
     assert_eq!(r.header("connection"), Some("keep-alive"));
     c.send(b"GET /json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    assert_eq!(c.read_response().unwrap().body_str(), "{\"message\":\"Hello, World!\"}");
+    assert_eq!(
+        c.read_response().unwrap().body_str(),
+        "{\"message\":\"Hello, World!\"}"
+    );
 }
 
 #[test]
 fn head_response_has_get_headers_and_no_body() {
     let s = start();
     let mut c = Client::connect(addr(&s));
-    c.send(b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.send(
+        b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     let h = c.read_response_for(true).unwrap();
     assert_eq!(h.header("content-length"), Some("13"));
     let g = c.read_response().unwrap();
@@ -182,7 +193,10 @@ fn header_timeout_answers_408_and_closes() {
     assert_eq!(r.status_line, "HTTP/1.1 408 Request Timeout");
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.expect_closed().is_empty());
-    assert!(took >= Duration::from_millis(190), "fired too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(190),
+        "fired too early: {took:?}"
+    );
     assert!(took < Duration::from_secs(3), "fired too late: {took:?}");
 }
 
@@ -198,7 +212,9 @@ fn slowloris_trickle_is_cut_off_by_the_header_deadline() {
     // Keep sending a byte every 50 ms: progress must not extend the deadline.
     let trickle = [b'a'; 200];
     c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nX-Slow: ");
-    c.stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let mut first = [0u8; 12];
     let mut answered = false;
     for b in trickle {
@@ -211,7 +227,10 @@ fn slowloris_trickle_is_cut_off_by_the_header_deadline() {
                 answered = true;
                 break;
             }
-            Err(e) => assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            Err(e) => assert!(matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
         }
     }
     let took = t0.elapsed();
@@ -230,7 +249,11 @@ fn idle_keep_alive_connection_closes_quietly() {
     c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.read_response().unwrap().status(), 200);
     let rest = c.expect_closed();
-    assert!(rest.is_empty(), "idle close sends nothing: {:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        rest.is_empty(),
+        "idle close sends nothing: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 #[test]
@@ -248,17 +271,21 @@ fn body_timeout_closes_a_stalled_body() {
 }
 
 fn deferred_router() -> Router {
-    Router::new().get("/later", |req, resp| {
-        let d = resp.defer();
-        let q = req.query().unwrap_or("").to_string();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
-            let _ = d.send(OwnedResponse::new(200, format!("later {q}")).header("Content-Type", "text/plain"));
-        });
-    })
-    .get("/drop", |_req, resp| {
-        drop(resp.defer());
-    })
+    Router::new()
+        .get("/later", |req, resp| {
+            let d = resp.defer();
+            let q = req.query().unwrap_or("").to_string();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                let _ = d.send(
+                    OwnedResponse::new(200, format!("later {q}"))
+                        .header("Content-Type", "text/plain"),
+                );
+            });
+        })
+        .get("/drop", |_req, resp| {
+            drop(resp.defer());
+        })
 }
 
 #[test]
@@ -268,8 +295,18 @@ fn deferred_responses_keep_pipeline_order() {
     c.send(
         b"GET /later?1 HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /later?2 HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n",
     );
-    let bodies: Vec<String> = (0..4).map(|_| c.read_response().unwrap().body_str().to_string()).collect();
-    assert_eq!(bodies, ["later 1", "Hello, World!", "later 2", "{\"message\":\"Hello, World!\"}"]);
+    let bodies: Vec<String> = (0..4)
+        .map(|_| c.read_response().unwrap().body_str().to_string())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "later 1",
+            "Hello, World!",
+            "later 2",
+            "{\"message\":\"Hello, World!\"}"
+        ]
+    );
     // The connection is still usable.
     c.send(b"GET /later?3 HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.read_response().unwrap().body_str(), "later 3");
@@ -278,7 +315,10 @@ fn deferred_responses_keep_pipeline_order() {
 #[test]
 fn deferred_response_goes_out_before_a_half_close_is_honoured() {
     let s = start_with(Limits::default(), deferred_router(), None);
-    let r = exchange(addr(&s), b"GET /later?x HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = exchange(
+        addr(&s),
+        b"GET /later?x HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     let bodies: Vec<&str> = r.iter().map(Resp::body_str).collect();
     assert_eq!(bodies, ["later x", "Hello, World!"]);
 }
@@ -312,10 +352,16 @@ fn builtin_pages_and_stats_count_requests() {
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\nGET /stats HTTP/1.1\r\nHost: x\r\n\r\n",
     );
     assert_eq!(r.len(), 4);
-    assert!(r[0].header("content-type").unwrap().starts_with("text/html"));
+    assert!(r[0]
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert!(r[0].body_str().contains("evnet"));
     assert!(r[0].body_str().contains("poller=epoll") || std::env::var("EVNET_TEST_POLLER").is_ok());
-    assert_eq!(r[1].header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        r[1].header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(r[1].body_str(), "Hello, World!");
     assert_eq!(r[2].header("content-type"), Some("application/json"));
     assert_eq!(r[2].body_str(), "{\"message\":\"Hello, World!\"}");

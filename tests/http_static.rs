@@ -80,11 +80,19 @@ fn if_none_match_and_if_modified_since_give_304() {
     let r = get(addr(&s), "/hello.txt", "");
     let etag = r.header("etag").unwrap().to_string();
     let lm = r.header("last-modified").unwrap().to_string();
-    let n = get(addr(&s), "/hello.txt", &format!("If-None-Match: {etag}\r\n"));
+    let n = get(
+        addr(&s),
+        "/hello.txt",
+        &format!("If-None-Match: {etag}\r\n"),
+    );
     assert_eq!(n.status_line, "HTTP/1.1 304 Not Modified");
     assert!(n.body.is_empty());
     assert_eq!(n.header("etag"), Some(etag.as_str()));
-    let m = get(addr(&s), "/hello.txt", &format!("If-Modified-Since: {lm}\r\n"));
+    let m = get(
+        addr(&s),
+        "/hello.txt",
+        &format!("If-Modified-Since: {lm}\r\n"),
+    );
     assert_eq!(m.status(), 304);
     let changed = get(addr(&s), "/hello.txt", "If-None-Match: \"other\"\r\n");
     assert_eq!(changed.status(), 200);
@@ -123,7 +131,13 @@ fn directory_serves_index_html() {
 fn traversal_attempts_are_refused() {
     let t = Tree::new("trav");
     let s = start_with(Limits::default(), Router::new(), Some(&t.root));
-    for p in ["/../secret.txt", "/%2e%2e/secret.txt", "/sub/%2E%2E/%2e%2e/secret.txt", "/..%2fsecret.txt", "/link.txt"] {
+    for p in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/sub/%2E%2E/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/link.txt",
+    ] {
         let r = get(addr(&s), p, "");
         assert!(matches!(r.status(), 403 | 404), "{p}: {}", r.status_line);
         assert!(!r.body_str().contains("secret\n"), "{p} leaked the file");
@@ -134,7 +148,10 @@ fn traversal_attempts_are_refused() {
 fn post_to_a_file_is_405() {
     let t = Tree::new("post");
     let s = start_with(Limits::default(), Router::new(), Some(&t.root));
-    let r = exchange(addr(&s), b"POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    let r = exchange(
+        addr(&s),
+        b"POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(r[0].status(), 405);
     assert_eq!(r[0].header("allow"), Some("GET, HEAD"));
 }

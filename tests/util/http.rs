@@ -29,12 +29,18 @@ pub fn server_builder() -> ServerBuilder {
         _ => Trigger::Level,
     };
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    ServerBuilder::new().bind(addr).loops(1).poller(poller).trigger(trigger)
+    ServerBuilder::new()
+        .bind(addr)
+        .loops(1)
+        .poller(poller)
+        .trigger(trigger)
 }
 
 /// Start a server with these limits, routes and optional document root.
 pub fn start_with(limits: Limits, router: Router, root: Option<&Path>) -> HttpServer {
-    let mut b = HttpBuilder::new(server_builder()).limits(limits).router(router);
+    let mut b = HttpBuilder::new(server_builder())
+        .limits(limits)
+        .router(router);
     if let Some(r) = root {
         b = b.root(r);
     }
@@ -59,10 +65,17 @@ pub struct Resp {
 
 impl Resp {
     pub fn status(&self) -> u16 {
-        self.status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        self.status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn body_str(&self) -> &str {
         std::str::from_utf8(&self.body).unwrap_or("<binary>")
@@ -82,7 +95,11 @@ impl Client {
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buf: Vec::new(), eof: false }
+        Client {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -112,7 +129,10 @@ impl Client {
                 self.eof = true;
                 false
             }
-            Err(e) => panic!("read timed out or failed waiting for the server: {e} (have {:?})", String::from_utf8_lossy(&self.buf)),
+            Err(e) => panic!(
+                "read timed out or failed waiting for the server: {e} (have {:?})",
+                String::from_utf8_lossy(&self.buf)
+            ),
         }
     }
 
@@ -141,7 +161,11 @@ impl Client {
     pub fn read_response_for(&mut self, head_request: bool) -> Option<Resp> {
         let end = self.find_crlf(0, b"\r\n\r\n");
         let Some(end) = end else {
-            assert!(self.buf.is_empty(), "connection closed mid-response: {:?}", String::from_utf8_lossy(&self.buf));
+            assert!(
+                self.buf.is_empty(),
+                "connection closed mid-response: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
             return None;
         };
         let head = String::from_utf8(self.buf[..end].to_vec()).expect("ascii head");
@@ -154,7 +178,11 @@ impl Client {
                 (n.to_string(), v.trim().to_string())
             })
             .collect();
-        let mut resp = Resp { status_line, headers, body: Vec::new() };
+        let mut resp = Resp {
+            status_line,
+            headers,
+            body: Vec::new(),
+        };
         let status = resp.status();
         if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
             return Some(resp);
@@ -166,7 +194,8 @@ impl Client {
         } else if resp.header("transfer-encoding").is_some() {
             loop {
                 let e = self.find_crlf(0, b"\r\n").expect("chunk size");
-                let size = usize::from_str_radix(std::str::from_utf8(&self.buf[..e]).unwrap(), 16).unwrap();
+                let size = usize::from_str_radix(std::str::from_utf8(&self.buf[..e]).unwrap(), 16)
+                    .unwrap();
                 self.buf.drain(..e + 2);
                 assert!(self.need(size + 2));
                 resp.body.extend(self.buf.drain(..size));
@@ -205,7 +234,14 @@ impl Client {
         match r {
             Ok(0) => false,
             Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&tmp[..n])),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                true
+            }
             Err(_) => false,
         }
     }
@@ -230,9 +266,22 @@ pub fn expect_status_then_close(addr: SocketAddr, bytes: &[u8], status_line: &st
     let mut c = Client::connect(addr);
     c.send(bytes);
     let r = c.read_response().expect("a response");
-    assert_eq!(r.status_line, status_line, "for request {:?}", String::from_utf8_lossy(bytes));
-    assert_eq!(r.header("connection"), Some("close"), "error responses announce the close");
+    assert_eq!(
+        r.status_line,
+        status_line,
+        "for request {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "error responses announce the close"
+    );
     let rest = c.expect_closed();
-    assert!(rest.is_empty(), "nothing may follow the error: {:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        rest.is_empty(),
+        "nothing may follow the error: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
     r
 }

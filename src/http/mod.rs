@@ -12,8 +12,15 @@
 //! * [`files`]: the pure parts of static file serving (path resolution,
 //!   validators, conditional requests, ranges, content types).
 //!
-//! None of these modules perform network I/O; the connection glue owns the
-//! buffers, timers and sockets and drives these state machines.
+//! None of these modules perform network I/O. The server on top of them:
+//!
+//! * [`conn`]: the per-connection state machine (keep-alive, pipelining,
+//!   100-continue, timeouts, deferred responses in order).
+//! * [`request`]: what route handlers see ([`Request`], [`Response`],
+//!   [`Deferred`]).
+//! * [`router`]: dispatch by method and path ([`Router`]).
+//! * [`static_files`]: serving a directory ([`StaticFiles`]).
+//! * [`server`]: [`HttpBuilder`] / [`HttpServer`] and the built-in routes.
 //!
 //! Every protocol violation detected while reading a request is reported as an
 //! [`HttpError`] carrying the status code to answer with. Errors raised by the
@@ -23,10 +30,15 @@
 //! malformed percent-escape found by [`percent_decode`], keep the connection.)
 
 pub mod body;
+pub mod conn;
 pub mod encode;
 pub mod files;
 pub mod limits;
 pub mod parse;
+pub mod request;
+pub mod router;
+pub mod server;
+pub mod static_files;
 
 pub use body::{BodyDecoder, BodyKind, ChunkedDecoder};
 pub use encode::{
@@ -38,6 +50,10 @@ pub use files::{
     FileRoot, RangeResult,
 };
 pub use limits::Limits;
+pub use request::{Deferred, OwnedResponse, Request, Response};
+pub use router::{Handler, Router};
+pub use server::{HttpBuilder, HttpHandler, HttpServer};
+pub use static_files::StaticFiles;
 pub use parse::{
     parse_head, parse_head_into, percent_decode, HeadParser, Method, RequestHead, TargetForm,
 };

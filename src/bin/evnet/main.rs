@@ -2,6 +2,7 @@
 
 mod common;
 mod echo;
+mod http;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Echo server: every byte read is written back.
     Echo(echo::EchoArgs),
+    /// HTTP/1.1 server: built-in pages, routes, static files (--root).
+    Http(http::HttpArgs),
 }
 
 fn main() {
@@ -28,6 +31,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),
+        Command::Http(args) => http::run(args),
     };
     if let Err(e) = result {
         eprintln!("evnet: {e:#}");

@@ -1,0 +1,60 @@
+//! `evnet http`: the HTTP/1.1 server (built-in pages, optional static files).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use evnet::http::{HttpBuilder, Limits};
+
+use crate::common::{block_stop_signals, wait_for_signal, ModelArg, ServerArgs};
+
+#[derive(Args, Debug)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Serve files under this directory (GET/HEAD, ranges, conditional requests).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Deadline for a complete request head, in milliseconds (408 after it).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Idle keep-alive connections close after this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub keepalive_timeout_ms: u64,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body: u64,
+}
+
+pub fn run(args: HttpArgs) -> Result<()> {
+    block_stop_signals()?;
+    args.server.apply_process_limits()?;
+    if args.server.model != ModelArg::Reactor {
+        bail!("evnet http runs on the reactor model only");
+    }
+    let default = "127.0.0.1:8080";
+    let limits = Limits {
+        header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+        keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms.max(1)),
+        max_body: args.max_body,
+        ..Limits::default()
+    };
+    let mut builder = HttpBuilder::new(args.server.builder(default)?).limits(limits);
+    if let Some(root) = &args.root {
+        builder = builder.root(root);
+    }
+    let server = builder.start().context("starting the HTTP server")?;
+    println!("evnet http: {}", server.server().description());
+    match &args.root {
+        Some(r) => println!("evnet http: document root {}", r.display()),
+        None => println!("evnet http: no document root (built-in routes only)"),
+    }
+    for a in server.server().addrs() {
+        println!("evnet http listening on http://{a}/");
+    }
+    let sig = wait_for_signal()?;
+    eprintln!("evnet http: signal {sig}, stopping");
+    server.shutdown()?;
+    Ok(())
+}

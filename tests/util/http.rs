@@ -1,0 +1,287 @@
+//! Shared helpers for the HTTP integration tests: a server fixture on
+//! 127.0.0.1:0 and a raw-socket client that reads whole responses with
+//! timeouts. Include with `#[path = "util/http.rs"] mod util;`.
+//!
+//! `EVNET_TEST_POLLER=epoll|poll|select` and `EVNET_TEST_TRIGGER=level|edge`
+//! run the same suite on another backend.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use evnet::http::{HttpBuilder, HttpServer, Limits, Router};
+use evnet::net::ServerBuilder;
+use evnet::poller::{PollerKind, Trigger};
+
+/// Every wait in these tests is bounded by this.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn server_builder() -> ServerBuilder {
+    let poller = match std::env::var("EVNET_TEST_POLLER").as_deref() {
+        Ok("poll") => PollerKind::Poll,
+        Ok("select") => PollerKind::Select,
+        _ => PollerKind::Epoll,
+    };
+    let trigger = match std::env::var("EVNET_TEST_TRIGGER").as_deref() {
+        Ok("edge") => Trigger::Edge,
+        _ => Trigger::Level,
+    };
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    ServerBuilder::new()
+        .bind(addr)
+        .loops(1)
+        .poller(poller)
+        .trigger(trigger)
+}
+
+/// Start a server with these limits, routes and optional document root.
+pub fn start_with(limits: Limits, router: Router, root: Option<&Path>) -> HttpServer {
+    let mut b = HttpBuilder::new(server_builder())
+        .limits(limits)
+        .router(router);
+    if let Some(r) = root {
+        b = b.root(r);
+    }
+    b.start().expect("start http server")
+}
+
+pub fn start() -> HttpServer {
+    start_with(Limits::default(), Router::new(), None)
+}
+
+pub fn addr(s: &HttpServer) -> SocketAddr {
+    s.local_addr().expect("tcp address")
+}
+
+/// One parsed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resp {
+    pub status_line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn status(&self) -> u16 {
+        self.status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn body_str(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap_or("<binary>")
+    }
+}
+
+/// A raw connection that keeps unparsed bytes between responses.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write request");
+    }
+
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Read more; false on EOF. Panics on timeout.
+    fn fill(&mut self) -> bool {
+        if self.eof {
+            return false;
+        }
+        let mut tmp = [0u8; 16 * 1024];
+        match self.stream.read(&mut tmp) {
+            Ok(0) => {
+                self.eof = true;
+                false
+            }
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                self.eof = true;
+                false
+            }
+            Err(e) => panic!(
+                "read timed out or failed waiting for the server: {e} (have {:?})",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    fn need(&mut self, n: usize) -> bool {
+        while self.buf.len() < n {
+            if !self.fill() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn find_crlf(&mut self, from: usize, pat: &[u8]) -> Option<usize> {
+        loop {
+            if let Some(i) = self.buf[from..].windows(pat.len()).position(|w| w == pat) {
+                return Some(from + i);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Read one response (`head_request`: no body follows the head).
+    /// `None` if the connection closed before a response started.
+    pub fn read_response_for(&mut self, head_request: bool) -> Option<Resp> {
+        let end = self.find_crlf(0, b"\r\n\r\n");
+        let Some(end) = end else {
+            assert!(
+                self.buf.is_empty(),
+                "connection closed mid-response: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            return None;
+        };
+        let head = String::from_utf8(self.buf[..end].to_vec()).expect("ascii head");
+        self.buf.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap().to_string();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').expect("field line");
+                (n.to_string(), v.trim().to_string())
+            })
+            .collect();
+        let mut resp = Resp {
+            status_line,
+            headers,
+            body: Vec::new(),
+        };
+        let status = resp.status();
+        if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+            return Some(resp);
+        }
+        if let Some(cl) = resp.header("content-length") {
+            let n: usize = cl.parse().unwrap();
+            assert!(self.need(n), "closed inside a body");
+            resp.body = self.buf.drain(..n).collect();
+        } else if resp.header("transfer-encoding").is_some() {
+            loop {
+                let e = self.find_crlf(0, b"\r\n").expect("chunk size");
+                let size = usize::from_str_radix(std::str::from_utf8(&self.buf[..e]).unwrap(), 16)
+                    .unwrap();
+                self.buf.drain(..e + 2);
+                assert!(self.need(size + 2));
+                resp.body.extend(self.buf.drain(..size));
+                self.buf.drain(..2);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            while self.fill() {}
+            resp.body = std::mem::take(&mut self.buf);
+        }
+        Some(resp)
+    }
+
+    pub fn read_response(&mut self) -> Option<Resp> {
+        self.read_response_for(false)
+    }
+
+    /// Read until EOF, returning any extra bytes; panics if the server
+    /// does not close within the timeout.
+    pub fn expect_closed(&mut self) -> Vec<u8> {
+        let start = Instant::now();
+        while self.fill() {
+            assert!(start.elapsed() < TIMEOUT, "server did not close");
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Whether the server has not closed: nothing arrives within `wait`.
+    pub fn still_open(&mut self, wait: Duration) -> bool {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut tmp = [0u8; 64];
+        let r = self.stream.read(&mut tmp);
+        self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        match r {
+            Ok(0) => false,
+            Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&tmp[..n])),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Send `bytes` on a fresh connection, half-close, and read every response
+/// until the server closes.
+pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<Resp> {
+    let mut c = Client::connect(addr);
+    c.send(bytes);
+    c.shutdown_write();
+    let mut out = Vec::new();
+    while let Some(r) = c.read_response() {
+        out.push(r);
+    }
+    out
+}
+
+/// Send `bytes` and expect exactly one response with `status_line`, after
+/// which the server closes the connection by itself (no half-close sent).
+pub fn expect_status_then_close(addr: SocketAddr, bytes: &[u8], status_line: &str) -> Resp {
+    let mut c = Client::connect(addr);
+    c.send(bytes);
+    let r = c.read_response().expect("a response");
+    assert_eq!(
+        r.status_line,
+        status_line,
+        "for request {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "error responses announce the close"
+    );
+    let rest = c.expect_closed();
+    assert!(
+        rest.is_empty(),
+        "nothing may follow the error: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    r
+}

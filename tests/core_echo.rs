@@ -18,7 +18,8 @@ use util::*;
 /// 1 byte to 1 MiB, log-uniform: mostly small messages, some huge.
 fn random_size(rng: &mut impl Rng) -> usize {
     let bits = rng.gen_range(0..=20);
-    rng.gen_range((1usize << bits) / 2..=(1usize << bits)).max(1)
+    rng.gen_range((1usize << bits) / 2..=(1usize << bits))
+        .max(1)
 }
 
 /// `conns` concurrent clients, each sending `msgs` random-size messages in
@@ -53,7 +54,9 @@ fn integrity(addr: std::net::SocketAddr, conns: usize, msgs: usize) {
 #[test]
 fn integrity_200_connections_every_backend() {
     for (name, builder) in matrix() {
-        let server = builder.start(|_| Echo).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let server = builder
+            .start(|_| Echo)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         integrity(server.local_addr().unwrap(), 200, 2);
         server.shutdown().unwrap();
         eprintln!("{name}: ok");
@@ -86,7 +89,9 @@ fn slow_reader_gets_all_64_mib_after_resuming() {
         });
         // Not reading: the writer gets some MiB ahead and then blocks, because
         // the server stopped reading once its output queue passed high water.
-        assert!(wait_until(Duration::from_secs(30), || written.load(Ordering::Relaxed) >= 4 << 20));
+        assert!(wait_until(Duration::from_secs(30), || written
+            .load(Ordering::Relaxed)
+            >= 4 << 20));
         let mut got = 0usize;
         let expect = pattern(7, 1 << 20);
         let mut buf = vec![0u8; 1 << 20];
@@ -169,7 +174,9 @@ fn cross_thread_writes_arrive_whole_and_in_order() {
     for (name, builder) in matrix() {
         let (tx, rx) = mpsc::channel();
         let tx = std::sync::Mutex::new(tx);
-        let server = builder.start(move |_| Publish(tx.lock().unwrap().clone())).unwrap();
+        let server = builder
+            .start(move |_| Publish(tx.lock().unwrap().clone()))
+            .unwrap();
         let mut s = connect(server.local_addr().unwrap());
         let handle = rx.recv_timeout(IO_TIMEOUT).expect("handle");
         let writers: Vec<_> = (0..THREADS)
@@ -179,7 +186,8 @@ fn cross_thread_writes_arrive_whole_and_in_order() {
                     for i in 0..MSGS {
                         // Varying sizes, some larger than a socket buffer.
                         let pad = "x".repeat((i * 977) % 70_000);
-                        h.write(format!("<{t}:{i}:{pad}>\n")).expect("write through handle");
+                        h.write(format!("<{t}:{i}:{pad}>\n"))
+                            .expect("write through handle");
                     }
                 })
             })
@@ -193,7 +201,11 @@ fn cross_thread_writes_arrive_whole_and_in_order() {
         for _ in 0..THREADS * MSGS {
             line.clear();
             std::io::BufRead::read_line(&mut reader, &mut line).expect("read line");
-            let body = line.trim_end().strip_prefix('<').and_then(|l| l.strip_suffix('>')).expect("whole message");
+            let body = line
+                .trim_end()
+                .strip_prefix('<')
+                .and_then(|l| l.strip_suffix('>'))
+                .expect("whole message");
             let mut parts = body.splitn(3, ':');
             let t: usize = parts.next().unwrap().parse().unwrap();
             let i: usize = parts.next().unwrap().parse().unwrap();
@@ -204,7 +216,10 @@ fn cross_thread_writes_arrive_whole_and_in_order() {
             next[t] += 1;
         }
         server.shutdown().unwrap();
-        assert!(handle.write("late").is_err(), "{name}: write after shutdown must fail");
+        assert!(
+            handle.write("late").is_err(),
+            "{name}: write after shutdown must fail"
+        );
     }
 }
 
@@ -245,15 +260,26 @@ fn balance_policies_and_accept_modes_serve() {
         for (i, c) in conns.iter_mut().enumerate() {
             roundtrip(c, format!("{mode:?}/{balance:?}/{i}").as_bytes());
         }
-        let per_loop: Vec<usize> =
-            server.serving_loops().iter().map(|l| l.stats().connections_open.load(Ordering::Relaxed)).collect();
-        assert_eq!(per_loop.iter().sum::<usize>(), 8, "{mode:?}/{balance:?}: {per_loop:?}");
+        let per_loop: Vec<usize> = server
+            .serving_loops()
+            .iter()
+            .map(|l| l.stats().connections_open.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(
+            per_loop.iter().sum::<usize>(),
+            8,
+            "{mode:?}/{balance:?}: {per_loop:?}"
+        );
         match (mode, balance) {
-            (AcceptMode::Acceptor, Balance::RoundRobin) | (AcceptMode::Acceptor, Balance::LeastConnections) => {
+            (AcceptMode::Acceptor, Balance::RoundRobin)
+            | (AcceptMode::Acceptor, Balance::LeastConnections) => {
                 assert_eq!(per_loop, vec![4, 4], "{balance:?} spreads evenly")
             }
             (AcceptMode::Acceptor, Balance::SourceHash) => {
-                assert!(per_loop.contains(&8), "one source IP lands on one loop: {per_loop:?}")
+                assert!(
+                    per_loop.contains(&8),
+                    "one source IP lands on one loop: {per_loop:?}"
+                )
             }
             _ => {}
         }

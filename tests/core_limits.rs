@@ -13,7 +13,15 @@ fn emfile_flood_does_not_spin_and_recovers_when_fds_free() {
     evnet::sys::raise_nofile_limit().unwrap();
     // 64 fds: the server's own (listener, epoll, eventfd, signalfd, stdio...)
     // leave room for a few dozen connections.
-    let mut server = Child::spawn(&["echo", "--addr", "127.0.0.1:0", "--loops", "0", "--max-fds", "64"]);
+    let mut server = Child::spawn(&[
+        "echo",
+        "--addr",
+        "127.0.0.1:0",
+        "--loops",
+        "0",
+        "--max-fds",
+        "64",
+    ]);
     let addr = server.addr;
 
     // Connect far more clients than the server has fds. The kernel completes
@@ -36,7 +44,11 @@ fn emfile_flood_does_not_spin_and_recovers_when_fds_free() {
     let used = cpu_ticks(server.pid()) - t0;
     let ticks_per_sec = 100; // USER_HZ
     let share = used as f64 / (wall.elapsed().as_secs_f64() * ticks_per_sec as f64);
-    assert!(share < 0.2, "server used {:.0}% CPU while out of fds", share * 100.0);
+    assert!(
+        share < 0.2,
+        "server used {:.0}% CPU while out of fds",
+        share * 100.0
+    );
     assert!(server.is_alive(), "server died under the flood");
 
     // Still responsive on connections it already holds.
@@ -55,7 +67,15 @@ fn emfile_flood_does_not_spin_and_recovers_when_fds_free() {
 #[test]
 fn select_refuses_connections_past_fd_setsize_without_crashing() {
     evnet::sys::raise_nofile_limit().unwrap();
-    let mut server = Child::spawn(&["echo", "--addr", "127.0.0.1:0", "--loops", "0", "--poller", "select"]);
+    let mut server = Child::spawn(&[
+        "echo",
+        "--addr",
+        "127.0.0.1:0",
+        "--loops",
+        "0",
+        "--poller",
+        "select",
+    ]);
     let addr = server.addr;
     let mut held: Vec<TcpStream> = Vec::new();
     // Fill the server's fd numbers up to FD_SETSIZE (1024) and beyond.

@@ -59,7 +59,8 @@ fn start(b: ServerBuilder) -> (evnet::net::Server, Log) {
 
 fn tagged(addr: SocketAddr, name: &str) -> TcpStream {
     let mut s = connect(addr);
-    s.write_all(format!("tag {name}\nhello\n").as_bytes()).unwrap();
+    s.write_all(format!("tag {name}\nhello\n").as_bytes())
+        .unwrap();
     assert_eq!(read_exact(&mut s, 6), b"hello\n");
     s
 }
@@ -81,11 +82,17 @@ fn idle_timeout_closes_only_the_idle_connection() {
     let mut busy = tagged(addr, "busy");
     // Keep `busy` talking until `idle` has been closed.
     while reason_of(&log, "idle").is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "idle connection never timed out");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "idle connection never timed out"
+        );
         roundtrip(&mut busy, b"ping\n");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(t0.elapsed() >= Duration::from_millis(300), "closed before the timeout");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "closed before the timeout"
+    );
     assert_eq!(reason_of(&log, "idle"), Some(CloseReason::IdleTimeout));
     assert!(read_to_eof(&mut idle).is_empty());
     roundtrip(&mut busy, b"still open\n");
@@ -99,8 +106,14 @@ fn read_timeout_closes_an_incomplete_message_only() {
     let mut partial = tagged(addr, "partial");
     let mut complete = tagged(addr, "complete");
     partial.write_all(b"no newline yet").unwrap();
-    assert!(read_to_eof(&mut partial).is_empty(), "partial message connection must be closed");
-    assert!(wait_until(Duration::from_secs(5), || reason_of(&log, "partial").is_some()));
+    assert!(
+        read_to_eof(&mut partial).is_empty(),
+        "partial message connection must be closed"
+    );
+    assert!(wait_until(Duration::from_secs(5), || reason_of(
+        &log, "partial"
+    )
+    .is_some()));
     assert_eq!(reason_of(&log, "partial"), Some(CloseReason::ReadTimeout));
     // A connection with nothing pending is not subject to the read timeout.
     roundtrip(&mut complete, b"fine\n");
@@ -114,7 +127,10 @@ fn write_timeout_closes_a_reader_that_never_reads() {
     let mut stuck = tagged(addr, "stuck");
     let mut other = tagged(addr, "other");
     stuck.write_all(b"flood 67108864\n").unwrap();
-    assert!(wait_until(Duration::from_secs(10), || reason_of(&log, "stuck").is_some()));
+    assert!(wait_until(Duration::from_secs(10), || reason_of(
+        &log, "stuck"
+    )
+    .is_some()));
     assert_eq!(reason_of(&log, "stuck"), Some(CloseReason::WriteTimeout));
     roundtrip(&mut other, b"unaffected\n");
     assert_eq!(reason_of(&log, "other"), None);
@@ -137,29 +153,58 @@ fn graceful_shutdown_delivers_in_flight_output_and_refuses_new_connections() {
         "listener still accepting during the drain"
     );
     let rest = read_to_eof(&mut big);
-    assert_eq!(first.len() + rest.len(), BIG, "in-flight response cut short");
+    assert_eq!(
+        first.len() + rest.len(),
+        BIG,
+        "in-flight response cut short"
+    );
     assert!(rest.iter().all(|&b| b == b'f'));
     stopper.join().unwrap().unwrap();
     // Probe connections made before the listener closed are drained too.
     let log = log.lock().unwrap();
-    assert_eq!(reason_of_locked(&log, "big"), Some(CloseReason::Shutdown), "{log:?}");
-    assert_eq!(reason_of_locked(&log, "idle"), Some(CloseReason::Shutdown), "{log:?}");
-    assert!(log.iter().all(|(_, r)| *r == CloseReason::Shutdown), "{log:?}");
+    assert_eq!(
+        reason_of_locked(&log, "big"),
+        Some(CloseReason::Shutdown),
+        "{log:?}"
+    );
+    assert_eq!(
+        reason_of_locked(&log, "idle"),
+        Some(CloseReason::Shutdown),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().all(|(_, r)| *r == CloseReason::Shutdown),
+        "{log:?}"
+    );
 }
 
 #[test]
 fn backpressure_bounds_server_memory_and_loses_nothing() {
     const CONNS: usize = 16;
     const EACH: usize = 24 << 20;
-    let mut server = Child::spawn(&["echo", "--addr", "127.0.0.1:0", "--loops", "0", "--high-water", "1048576"]);
+    let mut server = Child::spawn(&[
+        "echo",
+        "--addr",
+        "127.0.0.1:0",
+        "--loops",
+        "0",
+        "--high-water",
+        "1048576",
+    ]);
     let addr = server.addr;
     let rss = |pid: u32| -> usize {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            * 1024
     };
     let base = rss(server.pid());
-    let written: Arc<Vec<std::sync::atomic::AtomicUsize>> = Arc::new((0..CONNS).map(|_| Default::default()).collect());
+    let written: Arc<Vec<std::sync::atomic::AtomicUsize>> =
+        Arc::new((0..CONNS).map(|_| Default::default()).collect());
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for c in 0..CONNS {
@@ -177,14 +222,17 @@ fn backpressure_bounds_server_memory_and_loses_nothing() {
     }
     // Nobody reads: every writer gets ahead by what the kernel buffers plus
     // the high-water mark, then blocks.
-    assert!(wait_until(Duration::from_secs(30), || written
-        .iter()
-        .all(|w| w.load(std::sync::atomic::Ordering::Relaxed) >= 2 << 20)));
+    assert!(wait_until(Duration::from_secs(30), || written.iter().all(
+        |w| w.load(std::sync::atomic::Ordering::Relaxed) >= 2 << 20
+    )));
     let grown = rss(server.pid()).saturating_sub(base);
     // Bound: per connection the high-water mark plus one read (64 KiB) of
     // overshoot, plus slack for allocator behaviour.
     let bound = CONNS * ((1 << 20) + (64 << 10)) + (16 << 20);
-    assert!(grown < bound, "server RSS grew {grown} bytes (bound {bound}) with {CONNS} non-reading clients");
+    assert!(
+        grown < bound,
+        "server RSS grew {grown} bytes (bound {bound}) with {CONNS} non-reading clients"
+    );
     // Resume: every byte of every stream comes back intact.
     let checkers: Vec<_> = readers
         .into_iter()
@@ -213,7 +261,10 @@ fn sigterm_drains_and_exits_zero_and_second_signal_forces_exit() {
     let mut c = connect(server.addr);
     roundtrip(&mut c, b"hi");
     let kill = |pid: u32| {
-        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
     };
     kill(server.pid());
     assert!(read_to_eof(&mut c).is_empty());
@@ -222,12 +273,23 @@ fn sigterm_drains_and_exits_zero_and_second_signal_forces_exit() {
 
     // Forced: output that cannot drain holds the drain open; a second
     // signal ends it at once with status 1.
-    let mut server = Child::spawn(&["echo", "--addr", "127.0.0.1:0", "--loops", "0", "--shutdown-timeout", "60s"]);
+    let mut server = Child::spawn(&[
+        "echo",
+        "--addr",
+        "127.0.0.1:0",
+        "--loops",
+        "0",
+        "--shutdown-timeout",
+        "60s",
+    ]);
     let mut stuck = connect(server.addr);
     stuck.write_all(&vec![7u8; 16 << 20]).unwrap();
     kill(server.pid());
     // The first signal started the drain (the listener closes); now force it.
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(server.addr).is_err()));
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+        server.addr
+    )
+    .is_err()));
     let t = Instant::now();
     kill(server.pid());
     let status = wait_exit(&mut server.child, Duration::from_secs(15));
@@ -241,7 +303,10 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
         if let Some(st) = child.try_wait().unwrap() {
             return st;
         }
-        assert!(start.elapsed() < limit, "process did not exit within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "process did not exit within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -264,9 +329,13 @@ impl EventHandler for Offloader {
             }
             if let Some(ms) = line.strip_prefix("block ") {
                 let ms: u64 = ms.parse().unwrap();
-                let r = conn.offload(&self.pool, move || std::thread::sleep(Duration::from_millis(ms)), |_, c, ()| {
-                    let _ = c.write(b"done\n");
-                });
+                let r = conn.offload(
+                    &self.pool,
+                    move || std::thread::sleep(Duration::from_millis(ms)),
+                    |_, c, ()| {
+                        let _ = c.write(b"done\n");
+                    },
+                );
                 if r.is_err() {
                     let _ = conn.write(b"busy\n");
                 }
@@ -311,7 +380,11 @@ fn offload_keeps_per_connection_order_and_the_loop_responsive() {
                 for i in 0..100 {
                     let mut line = String::new();
                     std::io::BufRead::read_line(&mut r, &mut line).unwrap();
-                    assert_eq!(line.trim(), ((c * 1000 + i) * 2).to_string(), "conn {c} out of order");
+                    assert_eq!(
+                        line.trim(),
+                        ((c * 1000 + i) * 2).to_string(),
+                        "conn {c} out of order"
+                    );
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             })
@@ -319,7 +392,9 @@ fn offload_keeps_per_connection_order_and_the_loop_responsive() {
         .collect();
     // While the pool works through 1000 sleeping jobs, the loop answers at once.
     let mut p = connect(addr);
-    assert!(wait_until(Duration::from_secs(10), || done.load(std::sync::atomic::Ordering::Relaxed) > 0));
+    assert!(wait_until(Duration::from_secs(10), || done
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0));
     p.write_all(b"ping\n").unwrap();
     assert_eq!(read_exact(&mut p, 5), b"pong\n");
     assert!(
@@ -341,7 +416,8 @@ fn full_pool_is_refused_not_waited_for() {
         .unwrap();
     let mut s = connect(server.local_addr().unwrap());
     // One job runs, one waits in the queue, the third is refused at once.
-    s.write_all(b"block 500\nblock 500\nblock 500\nping\n").unwrap();
+    s.write_all(b"block 500\nblock 500\nblock 500\nping\n")
+        .unwrap();
     assert_eq!(read_exact(&mut s, 10), b"busy\npong\n");
     assert_eq!(read_exact(&mut s, 10), b"done\ndone\n");
 }

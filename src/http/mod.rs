@@ -50,13 +50,13 @@ pub use files::{
     FileRoot, RangeResult,
 };
 pub use limits::Limits;
+pub use parse::{
+    parse_head, parse_head_into, percent_decode, HeadParser, Method, RequestHead, TargetForm,
+};
 pub use request::{Deferred, OwnedResponse, Request, Response};
 pub use router::{Handler, Router};
 pub use server::{HttpBuilder, HttpHandler, HttpServer};
 pub use static_files::StaticFiles;
-pub use parse::{
-    parse_head, parse_head_into, percent_decode, HeadParser, Method, RequestHead, TargetForm,
-};
 
 /// A request that cannot be served, with the status code to answer with.
 ///

@@ -183,6 +183,11 @@ impl HttpServer {
     pub fn shutdown(self) -> io::Result<()> {
         self.server.shutdown()
     }
+
+    /// The underlying server (for graceful shutdown and the like).
+    pub fn into_server(self) -> Server {
+        self.server
+    }
 }
 
 fn stats_json(info: &Info) -> String {

@@ -29,10 +29,9 @@ impl Addr {
         if let Ok(a) = s.parse::<SocketAddr>() {
             return Ok(Addr::Tcp(a));
         }
-        s.to_socket_addrs()?
-            .next()
-            .map(Addr::Tcp)
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{s}: no address")))
+        s.to_socket_addrs()?.next().map(Addr::Tcp).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("{s}: no address"))
+        })
     }
 
     pub fn domain(&self) -> Domain {
@@ -68,7 +67,8 @@ impl Addr {
         if let Some(p) = a.as_pathname() {
             return Some(Addr::Unix(p.to_path_buf()));
         }
-        a.as_abstract_namespace().map(|n| Addr::Abstract(n.to_vec()))
+        a.as_abstract_namespace()
+            .map(|n| Addr::Abstract(n.to_vec()))
     }
 
     pub fn tcp(&self) -> Option<SocketAddr> {

@@ -32,35 +32,44 @@ impl ThreadServer {
         let live = Arc::new(AtomicUsize::new(0));
         let serve = Arc::new(serve);
         let (s, l) = (stop.clone(), live.clone());
-        let accept = std::thread::Builder::new().name("evnet-accept".into()).spawn(move || {
-            for stream in listener.incoming() {
-                if s.load(Ordering::Acquire) {
-                    break;
-                }
-                let stream = match stream {
-                    Ok(st) => st,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accept: {e}");
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                        continue;
+        let accept = std::thread::Builder::new()
+            .name("evnet-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if s.load(Ordering::Acquire) {
+                        break;
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                let serve = serve.clone();
-                let l2 = l.clone();
-                l2.fetch_add(1, Ordering::Relaxed);
-                let spawned = std::thread::Builder::new().stack_size(STACK).spawn(move || {
-                    let _ = serve(stream);
-                    l2.fetch_sub(1, Ordering::Relaxed);
-                });
-                if let Err(e) = spawned {
-                    l.fetch_sub(1, Ordering::Relaxed);
-                    tracing::warn!("cannot spawn a connection thread: {e}");
+                    let stream = match stream {
+                        Ok(st) => st,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!("accept: {e}");
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let serve = serve.clone();
+                    let l2 = l.clone();
+                    l2.fetch_add(1, Ordering::Relaxed);
+                    let spawned = std::thread::Builder::new()
+                        .stack_size(STACK)
+                        .spawn(move || {
+                            let _ = serve(stream);
+                            l2.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    if let Err(e) = spawned {
+                        l.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!("cannot spawn a connection thread: {e}");
+                    }
                 }
-            }
-        })?;
-        Ok(ThreadServer { addr, stop, accept: Some(accept), live })
+            })?;
+        Ok(ThreadServer {
+            addr,
+            stop,
+            accept: Some(accept),
+            live,
+        })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {

@@ -22,7 +22,10 @@ impl Buffer {
     }
 
     pub fn with_capacity(cap: usize) -> Buffer {
-        Buffer { data: Vec::with_capacity(cap), read: 0 }
+        Buffer {
+            data: Vec::with_capacity(cap),
+            read: 0,
+        }
     }
 
     /// The readable bytes.
@@ -74,7 +77,6 @@ impl Buffer {
         self.data.reserve(additional);
     }
 
-
     pub fn capacity(&self) -> usize {
         self.data.capacity()
     }
@@ -96,7 +98,13 @@ impl From<Vec<u8>> for Buffer {
 
 impl std::fmt::Debug for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Buffer(len={}, read={}, cap={})", self.len(), self.read, self.capacity())
+        write!(
+            f,
+            "Buffer(len={}, read={}, cap={})",
+            self.len(),
+            self.read,
+            self.capacity()
+        )
     }
 }
 

@@ -92,7 +92,10 @@ impl ConnConfig {
                 sock.set_nodelay(true)?;
             }
             if let Some(k) = self.keepalive {
-                let ka = socket2::TcpKeepalive::new().with_time(k.idle).with_interval(k.interval).with_retries(k.count);
+                let ka = socket2::TcpKeepalive::new()
+                    .with_time(k.idle)
+                    .with_interval(k.interval)
+                    .with_retries(k.count);
                 sock.set_tcp_keepalive(&ka)?;
             }
         }
@@ -145,10 +148,19 @@ impl Watchdog {
                 }
             }
         };
-        consider(self.idle.map(|d| self.last_io + d), CloseReason::IdleTimeout);
-        consider(self.read.zip(self.partial_since).map(|(d, t)| t + d), CloseReason::ReadTimeout);
+        consider(
+            self.idle.map(|d| self.last_io + d),
+            CloseReason::IdleTimeout,
+        );
+        consider(
+            self.read.zip(self.partial_since).map(|(d, t)| t + d),
+            CloseReason::ReadTimeout,
+        );
         if writing {
-            consider(self.write.map(|d| self.write_progress + d), CloseReason::WriteTimeout);
+            consider(
+                self.write.map(|d| self.write_progress + d),
+                CloseReason::WriteTimeout,
+            );
         }
         best
     }
@@ -183,7 +195,11 @@ const MAX_IOV: usize = 64;
 enum Chunk {
     Bytes(Vec<u8>),
     /// A file region sent with sendfile(2), never copied through user space.
-    File { file: std::fs::File, pos: u64, end: u64 },
+    File {
+        file: std::fs::File,
+        pos: u64,
+        end: u64,
+    },
 }
 
 impl Chunk {
@@ -261,13 +277,17 @@ impl OutQueue {
 
     /// Send from the front of the queue once; `Ok(0)` means a file ended early.
     fn send_some(&mut self, fd: RawFd) -> io::Result<usize> {
-        let single = self.chunks.len() == 1 || matches!(self.chunks.get(1), Some(Chunk::File { .. }));
+        let single =
+            self.chunks.len() == 1 || matches!(self.chunks.get(1), Some(Chunk::File { .. }));
         match self.chunks.front_mut() {
             Some(Chunk::File { file, pos, end }) => {
                 let want = ((*end - *pos) as usize).min(1 << 20);
                 let n = sys::sendfile(fd, file.as_raw_fd(), pos, want)?;
                 if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ));
                 }
                 self.len -= n;
                 if *pos >= *end {
@@ -314,7 +334,7 @@ pub(crate) struct Core {
 /// Not `Send`: it exists only on the connection's loop thread, for the
 /// duration of one callback. Use [`Conn::handle`] to reach the connection
 /// from elsewhere.
-pub struct Conn<'a, H: EventHandler + ?Sized> {
+pub struct Conn<'a, H: EventHandler> {
     core: &'a mut Core,
     ctx: &'a mut H::Context,
     el: &'a mut EventLoop,
@@ -421,7 +441,10 @@ impl<H: EventHandler> Conn<'_, H> {
             // Edge-triggered: data may have arrived meanwhile without a new
             // edge, so look at the socket next turn.
             if self.el.trigger() == Trigger::Edge {
-                self.el.defer(self.core.token, Event::new(self.core.token, Event::READABLE));
+                self.el.defer(
+                    self.core.token,
+                    Event::new(self.core.token, Event::READABLE),
+                );
             }
         }
     }
@@ -446,7 +469,11 @@ impl<H: EventHandler> Conn<'_, H> {
 
     /// Run `f` with this connection and its handler after `delay`, on this
     /// loop; nothing runs if the connection closed meanwhile.
-    pub fn run_after(&mut self, delay: Duration, f: impl FnOnce(&mut H, &mut Conn<'_, H>) + 'static) -> TimerId {
+    pub fn run_after(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H>) + 'static,
+    ) -> TimerId {
         let token = self.core.token;
         self.el.run_after(delay, move |el| {
             el.with_source(token, |src, el| {
@@ -459,9 +486,17 @@ impl<H: EventHandler> Conn<'_, H> {
 
     /// Override this connection's idle, read and write timeouts (see
     /// [`ConnConfig`]); `None` turns one off. Takes effect from now.
-    pub fn set_timeouts(&mut self, idle: Option<Duration>, read: Option<Duration>, write: Option<Duration>) {
+    pub fn set_timeouts(
+        &mut self,
+        idle: Option<Duration>,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) {
         let now = self.el.now();
-        let w = self.core.watch.get_or_insert_with(|| Box::new(Watchdog::new(&ConnConfig::default(), now)));
+        let w = self
+            .core
+            .watch
+            .get_or_insert_with(|| Box::new(Watchdog::new(&ConnConfig::default(), now)));
         w.idle = idle;
         w.read = read;
         w.write = write;
@@ -524,14 +559,24 @@ impl<H: EventHandler> Conn<'_, H> {
 
     /// A `Send` handle for writing to this connection from other threads.
     pub fn handle(&mut self) -> ConnHandle {
-        let flag = self.core.closed_flag.get_or_insert_with(|| Arc::new(AtomicBool::new(false))).clone();
-        ConnHandle { lp: self.el.handle(), token: self.core.token, closed: flag, ops: self.core.ops }
+        let flag = self
+            .core
+            .closed_flag
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)))
+            .clone();
+        ConnHandle {
+            lp: self.el.handle(),
+            token: self.core.token,
+            closed: flag,
+            ops: self.core.ops,
+        }
     }
 }
 
 impl Core {
     fn check_writable(&self) -> Result<(), Closed> {
-        if self.flags & (CLOSED | CLOSING | SHUT_WR_WANTED | WRITE_SHUT) != 0 || self.doom.is_some() {
+        if self.flags & (CLOSED | CLOSING | SHUT_WR_WANTED | WRITE_SHUT) != 0 || self.doom.is_some()
+        {
             return Err(Closed);
         }
         Ok(())
@@ -554,12 +599,21 @@ impl Core {
         Ok(())
     }
 
-    fn write_vec(&mut self, el: &mut EventLoop, cfg: &ConnConfig, data: Vec<u8>) -> Result<(), Closed> {
+    fn write_vec(
+        &mut self,
+        el: &mut EventLoop,
+        cfg: &ConnConfig,
+        data: Vec<u8>,
+    ) -> Result<(), Closed> {
         self.check_writable()?;
         if self.out.is_none() && data.len() >= DIRECT_WRITE {
             let sent = self.send_staged_and(el, &data);
             if sent < data.len() {
-                let rest = if sent == 0 { data } else { data[sent..].to_vec() };
+                let rest = if sent == 0 {
+                    data
+                } else {
+                    data[sent..].to_vec()
+                };
                 self.queue().push_vec(rest);
                 self.check_high_water(cfg);
             }
@@ -595,7 +649,10 @@ impl Core {
         let r = if staged == 0 {
             sys::socket::send(self.fd.as_raw_fd(), data)
         } else {
-            sys::socket::sendv(self.fd.as_raw_fd(), &[IoSlice::new(&el.write_buf), IoSlice::new(data)])
+            sys::socket::sendv(
+                self.fd.as_raw_fd(),
+                &[IoSlice::new(&el.write_buf), IoSlice::new(data)],
+            )
         };
         let n = match r {
             Ok(n) => n,
@@ -692,7 +749,10 @@ pub(crate) struct Service<H> {
 
 impl<H> Service<H> {
     pub(crate) fn new(handler: H, cfg: ConnConfig) -> Rc<Service<H>> {
-        Rc::new(Service { handler: std::cell::RefCell::new(handler), cfg })
+        Rc::new(Service {
+            handler: std::cell::RefCell::new(handler),
+            cfg,
+        })
     }
 }
 
@@ -712,9 +772,18 @@ pub(crate) trait ConnOps {
 
 impl<H: EventHandler> StreamConn<H> {
     /// Register `fd` on `el` and run `on_open`.
-    pub(crate) fn open(el: &mut EventLoop, service: Rc<Service<H>>, fd: OwnedFd, tcp: bool) -> io::Result<Token> {
+    pub(crate) fn open(
+        el: &mut EventLoop,
+        service: Rc<Service<H>>,
+        fd: OwnedFd,
+        tcp: bool,
+    ) -> io::Result<Token> {
         service.cfg.apply(fd.as_raw_fd(), tcp)?;
-        let interest = if el.trigger() == Trigger::Edge { Interest::BOTH } else { Interest::READABLE };
+        let interest = if el.trigger() == Trigger::Edge {
+            Interest::BOTH
+        } else {
+            Interest::READABLE
+        };
         let token = el.reserve(fd.as_raw_fd(), interest)?;
         let stats = &el.stats();
         stats.connections_open.fetch_add(1, Ordering::Relaxed);
@@ -730,7 +799,10 @@ impl<H: EventHandler> StreamConn<H> {
                 doom: None,
                 closing_reason: None,
                 linger_timer: None,
-                watch: service.cfg.has_timeouts().then(|| Box::new(Watchdog::new(&service.cfg, el.now()))),
+                watch: service
+                    .cfg
+                    .has_timeouts()
+                    .then(|| Box::new(Watchdog::new(&service.cfg, el.now()))),
                 ops: ops_for::<H>,
             },
             ctx: H::Context::default(),
@@ -749,7 +821,12 @@ impl<H: EventHandler> StreamConn<H> {
         let service = &self.service;
         {
             let mut h = service.handler.borrow_mut();
-            let mut conn = Conn { core: &mut self.core, ctx: &mut self.ctx, el, cfg: &service.cfg };
+            let mut conn = Conn {
+                core: &mut self.core,
+                ctx: &mut self.ctx,
+                el,
+                cfg: &service.cfg,
+            };
             f(&mut h, &mut conn);
         }
         self.core.flush_staged(el);
@@ -757,7 +834,11 @@ impl<H: EventHandler> StreamConn<H> {
 
     /// Run `f` on this connection with its handler (typed access for timers
     /// and cross-thread tasks), then settle.
-    pub(crate) fn with_handler(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H>)) {
+    pub(crate) fn with_handler(
+        &mut self,
+        el: &mut EventLoop,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H>),
+    ) {
         if self.core.flags & CLOSED != 0 {
             return;
         }
@@ -773,7 +854,8 @@ impl<H: EventHandler> StreamConn<H> {
         let budget = el.config().read_budget;
         let fd = self.core.fd.as_raw_fd();
         for _ in 0..budget {
-            if self.core.flags & (READ_PAUSED | PEER_EOF | CLOSED) != 0 || self.core.doom.is_some() {
+            if self.core.flags & (READ_PAUSED | PEER_EOF | CLOSED) != 0 || self.core.doom.is_some()
+            {
                 return;
             }
             let mut rb = std::mem::take(&mut el.read_buf);
@@ -822,7 +904,10 @@ impl<H: EventHandler> StreamConn<H> {
         }
         // Budget used up with data possibly left: let the others run first.
         if el.trigger() == Trigger::Edge {
-            el.defer(self.core.token, Event::new(self.core.token, Event::READABLE));
+            el.defer(
+                self.core.token,
+                Event::new(self.core.token, Event::READABLE),
+            );
         }
     }
 
@@ -883,13 +968,18 @@ impl<H: EventHandler> StreamConn<H> {
                 }
                 if self.core.flags & CLOSING != 0 {
                     if self.core.flags & PEER_EOF != 0 {
-                        let reason = self.core.closing_reason.take().unwrap_or(CloseReason::Local);
+                        let reason = self
+                            .core
+                            .closing_reason
+                            .take()
+                            .unwrap_or(CloseReason::Local);
                         return self.close_now(el, reason);
                     }
                     if self.core.flags & LINGERING == 0 {
                         self.start_linger(el);
                     }
-                } else if self.core.flags & SHUT_WR_WANTED != 0 && self.core.flags & WRITE_SHUT == 0 {
+                } else if self.core.flags & SHUT_WR_WANTED != 0 && self.core.flags & WRITE_SHUT == 0
+                {
                     self.core.flags |= WRITE_SHUT;
                     if let Err(e) = sys::socket::shutdown_write(self.core.fd.as_raw_fd()) {
                         self.core.doom = Some(CloseReason::from_io(&e));
@@ -911,8 +1001,12 @@ impl<H: EventHandler> StreamConn<H> {
     /// Make sure a timer is set no later than the earliest deadline.
     fn arm_watchdog(&mut self, el: &mut EventLoop) {
         let writing = self.core.out.is_some();
-        let Some(w) = self.core.watch.as_mut() else { return };
-        let Some((at, _)) = w.next(writing) else { return };
+        let Some(w) = self.core.watch.as_mut() else {
+            return;
+        };
+        let Some((at, _)) = w.next(writing) else {
+            return;
+        };
         if let Some((_, armed)) = w.timer {
             if armed <= at {
                 return; // fires early enough; it re-checks then
@@ -935,7 +1029,9 @@ impl<H: EventHandler> StreamConn<H> {
 
     fn on_watchdog(&mut self, el: &mut EventLoop) {
         let writing = self.core.out.is_some();
-        let Some(w) = self.core.watch.as_mut() else { return };
+        let Some(w) = self.core.watch.as_mut() else {
+            return;
+        };
         w.timer = None;
         if let Some((at, reason)) = w.next(writing) {
             if at <= Instant::now() {
@@ -944,7 +1040,6 @@ impl<H: EventHandler> StreamConn<H> {
         }
         self.settle(el);
     }
-
 
     fn start_linger(&mut self, el: &mut EventLoop) {
         self.core.flags |= LINGERING | WRITE_SHUT;
@@ -988,7 +1083,12 @@ impl<H: EventHandler> StreamConn<H> {
         self.core.input = None;
         let service = self.service.clone();
         let mut h = service.handler.borrow_mut();
-        let mut conn = Conn { core: &mut self.core, ctx: &mut self.ctx, el, cfg: &service.cfg };
+        let mut conn = Conn {
+            core: &mut self.core,
+            ctx: &mut self.ctx,
+            el,
+            cfg: &service.cfg,
+        };
         h.on_close(&mut conn, &reason);
         el.write_buf.clear();
     }
@@ -1121,5 +1221,6 @@ type OpsFn = fn(&mut dyn Any) -> Option<&mut dyn ConnOps>;
 /// A handle does not know its connection's handler type; this function,
 /// instantiated for it when the connection opened, recovers `ConnOps`.
 fn ops_for<H: EventHandler>(src: &mut dyn Any) -> Option<&mut dyn ConnOps> {
-    src.downcast_mut::<StreamConn<H>>().map(|c| c as &mut dyn ConnOps)
+    src.downcast_mut::<StreamConn<H>>()
+        .map(|c| c as &mut dyn ConnOps)
 }

@@ -54,7 +54,11 @@ impl fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("server shutdown"),
             CloseReason::Protocol(m) => write!(f, "protocol error: {m}"),
             CloseReason::Error(kind, errno) => {
-                write!(f, "socket error: {kind:?} ({})", io::Error::from_raw_os_error(*errno))
+                write!(
+                    f,
+                    "socket error: {kind:?} ({})",
+                    io::Error::from_raw_os_error(*errno)
+                )
             }
         }
     }

@@ -43,7 +43,9 @@ impl std::str::FromStr for Balance {
             "round-robin" | "rr" => Ok(Balance::RoundRobin),
             "least-conn" | "least-connections" => Ok(Balance::LeastConnections),
             "source-hash" | "hash" => Ok(Balance::SourceHash),
-            _ => Err(format!("unknown balance {s:?} (round-robin, least-conn, source-hash)")),
+            _ => Err(format!(
+                "unknown balance {s:?} (round-robin, least-conn, source-hash)"
+            )),
         }
     }
 }
@@ -67,7 +69,9 @@ impl std::str::FromStr for AcceptMode {
             "acceptor" => Ok(AcceptMode::Acceptor),
             "reuseport" => Ok(AcceptMode::ReusePort),
             "exclusive" => Ok(AcceptMode::Exclusive),
-            _ => Err(format!("unknown accept mode {s:?} (acceptor, reuseport, exclusive)")),
+            _ => Err(format!(
+                "unknown accept mode {s:?} (acceptor, reuseport, exclusive)"
+            )),
         }
     }
 }
@@ -213,11 +217,19 @@ impl ServerBuilder {
     pub fn describe(&self) -> String {
         let model = match (self.loops, self.mode) {
             (0, _) => "single reactor".to_string(),
-            (n, AcceptMode::Acceptor) => format!("main reactor + {n} sub-reactors ({:?})", self.balance),
+            (n, AcceptMode::Acceptor) => {
+                format!("main reactor + {n} sub-reactors ({:?})", self.balance)
+            }
             (n, AcceptMode::ReusePort) => format!("{n} reactors, SO_REUSEPORT listener each"),
-            (n, AcceptMode::Exclusive) => format!("{n} reactors sharing one EPOLLEXCLUSIVE listener"),
+            (n, AcceptMode::Exclusive) => {
+                format!("{n} reactors sharing one EPOLLEXCLUSIVE listener")
+            }
         };
-        format!("poller={} trigger={:?} model={model}", format!("{:?}", self.poller).to_lowercase(), self.trigger)
+        format!(
+            "poller={} trigger={:?} model={model}",
+            format!("{:?}", self.poller).to_lowercase(),
+            self.trigger
+        )
     }
 
     fn loop_config(&self, id: usize) -> LoopConfig {
@@ -239,10 +251,16 @@ impl ServerBuilder {
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         if self.addrs.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "server has no address to bind"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "server has no address to bind",
+            ));
         }
         if self.trigger == Trigger::Edge && self.poller != PollerKind::Epoll {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "edge trigger needs the epoll poller"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "edge trigger needs the epoll poller",
+            ));
         }
         let backlog = self.backlog.unwrap_or_else(somaxconn);
         let factory = Arc::new(factory);
@@ -255,7 +273,8 @@ impl ServerBuilder {
         let mut bound: Vec<(Addr, Arc<OwnedFd>)> = Vec::new();
         for addr in &self.addrs {
             let fd = listen(addr, backlog, reuseport)?;
-            let actual = Addr::from_sockaddr(&sys::socket::local_addr(fd.as_raw_fd())?).unwrap_or(addr.clone());
+            let actual = Addr::from_sockaddr(&sys::socket::local_addr(fd.as_raw_fd())?)
+                .unwrap_or(addr.clone());
             bound.push((actual, Arc::new(fd)));
         }
         let addrs: Vec<Addr> = bound.iter().map(|(a, _)| a.clone()).collect();
@@ -265,51 +284,62 @@ impl ServerBuilder {
             let listeners: Vec<(Arc<OwnedFd>, bool)> = match (self.loops, self.mode) {
                 (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
                 (_, AcceptMode::Acceptor) => Vec::new(),
-                (_, AcceptMode::ReusePort) if id == 0 => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
+                (_, AcceptMode::ReusePort) if id == 0 => {
+                    bound.iter().map(|(_, fd)| (fd.clone(), false)).collect()
+                }
                 (_, AcceptMode::ReusePort) => addrs
                     .iter()
                     .map(|a| listen(a, backlog, true).map(|fd| (Arc::new(fd), false)))
                     .collect::<io::Result<_>>()?,
-                (_, AcceptMode::Exclusive) => bound.iter().map(|(_, fd)| (fd.clone(), true)).collect(),
+                (_, AcceptMode::Exclusive) => {
+                    bound.iter().map(|(_, fd)| (fd.clone(), true)).collect()
+                }
             };
             let (tx, rx) = mpsc::channel();
             let factory = factory.clone();
-            let cfg = self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
+            let cfg = self
+                .loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
             let conn_cfg = self.conn.clone();
             let pause = self.accept_pause;
             let tick = self.tick;
-            let t = std::thread::Builder::new().name(format!("evnet-loop-{id}")).spawn(move || -> io::Result<()> {
-                let mut el = match EventLoop::new(cfg) {
-                    Ok(el) => el,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return Ok(());
-                    }
-                };
-                let service = Service::new(factory(id), conn_cfg);
-                el.set_local(server_key, service.clone());
-                if let Some(every) = tick {
-                    let svc = service.clone();
-                    el.run_every(every, move |el| svc.handler.borrow_mut().on_tick(el));
-                }
-                for (fd, exclusive) in listeners {
-                    let is_tcp = is_tcp_listener(&fd);
-                    let svc = service.clone();
-                    let dispatch: Dispatch = Box::new(move |el, fd, _peer| {
-                        if let Err(e) = StreamConn::open(el, svc.clone(), fd, is_tcp) {
-                            tracing::warn!("cannot register connection: {e}");
+            let t = std::thread::Builder::new()
+                .name(format!("evnet-loop-{id}"))
+                .spawn(move || -> io::Result<()> {
+                    let mut el = match EventLoop::new(cfg) {
+                        Ok(el) => el,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return Ok(());
                         }
-                    });
-                    if let Err(e) = Acceptor::register(&mut el, fd, exclusive, pause, dispatch) {
-                        let _ = tx.send(Err(e));
-                        return Ok(());
+                    };
+                    let service = Service::new(factory(id), conn_cfg);
+                    el.set_local(server_key, service.clone());
+                    if let Some(every) = tick {
+                        let svc = service.clone();
+                        el.run_every(every, move |el| svc.handler.borrow_mut().on_tick(el));
                     }
-                }
-                let _ = tx.send(Ok(el.handle()));
-                el.run()
-            })?;
+                    for (fd, exclusive) in listeners {
+                        let is_tcp = is_tcp_listener(&fd);
+                        let svc = service.clone();
+                        let dispatch: Dispatch = Box::new(move |el, fd, _peer| {
+                            if let Err(e) = StreamConn::open(el, svc.clone(), fd, is_tcp) {
+                                tracing::warn!("cannot register connection: {e}");
+                            }
+                        });
+                        if let Err(e) = Acceptor::register(&mut el, fd, exclusive, pause, dispatch)
+                        {
+                            let _ = tx.send(Err(e));
+                            return Ok(());
+                        }
+                    }
+                    let _ = tx.send(Ok(el.handle()));
+                    el.run()
+                })?;
             threads.push(t);
-            handles.push(rx.recv().map_err(|_| io::Error::other("loop thread died at start"))??);
+            handles.push(
+                rx.recv()
+                    .map_err(|_| io::Error::other("loop thread died at start"))??,
+            );
         }
 
         let mut all_handles = handles.clone();
@@ -320,50 +350,67 @@ impl ServerBuilder {
             let pause = self.accept_pause;
             let listeners: Vec<Arc<OwnedFd>> = bound.iter().map(|(_, fd)| fd.clone()).collect();
             let (tx, rx) = mpsc::channel();
-            let t = std::thread::Builder::new().name("evnet-acceptor".into()).spawn(move || -> io::Result<()> {
-                let mut el = match EventLoop::new(cfg) {
-                    Ok(el) => el,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return Ok(());
-                    }
-                };
-                for fd in listeners {
-                    let is_tcp = is_tcp_listener(&fd);
-                    let picker = Picker::new(subs.clone(), balance);
-                    let dispatch: Dispatch = Box::new(move |_el, fd, peer| {
-                        let i = picker.pick(&peer);
-                        let in_flight = picker.in_flight.clone();
-                        // The sub-loop finds its own handler by the server key.
-                        let r = picker.loops[i].post(move |el| {
-                            in_flight[i].fetch_sub(1, Ordering::Relaxed);
-                            let Some(svc) = el.local::<Rc<Service<H>>>(server_key).cloned() else { return };
-                            if let Err(e) = StreamConn::open(el, svc, fd, is_tcp) {
-                                tracing::warn!("cannot register connection: {e}");
+            let t = std::thread::Builder::new()
+                .name("evnet-acceptor".into())
+                .spawn(move || -> io::Result<()> {
+                    let mut el = match EventLoop::new(cfg) {
+                        Ok(el) => el,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return Ok(());
+                        }
+                    };
+                    for fd in listeners {
+                        let is_tcp = is_tcp_listener(&fd);
+                        let picker = Picker::new(subs.clone(), balance);
+                        let dispatch: Dispatch = Box::new(move |_el, fd, peer| {
+                            let i = picker.pick(&peer);
+                            let in_flight = picker.in_flight.clone();
+                            // The sub-loop finds its own handler by the server key.
+                            let r = picker.loops[i].post(move |el| {
+                                in_flight[i].fetch_sub(1, Ordering::Relaxed);
+                                let Some(svc) = el.local::<Rc<Service<H>>>(server_key).cloned()
+                                else {
+                                    return;
+                                };
+                                if let Err(e) = StreamConn::open(el, svc, fd, is_tcp) {
+                                    tracing::warn!("cannot register connection: {e}");
+                                }
+                            });
+                            if r.is_err() {
+                                tracing::debug!("sub-reactor stopped; connection dropped");
                             }
                         });
-                        if r.is_err() {
-                            tracing::debug!("sub-reactor stopped; connection dropped");
+                        if let Err(e) = Acceptor::register(&mut el, fd, false, pause, dispatch) {
+                            let _ = tx.send(Err(e));
+                            return Ok(());
                         }
-                    });
-                    if let Err(e) = Acceptor::register(&mut el, fd, false, pause, dispatch) {
-                        let _ = tx.send(Err(e));
-                        return Ok(());
                     }
-                }
-                let _ = tx.send(Ok(el.handle()));
-                el.run()
-            })?;
+                    let _ = tx.send(Ok(el.handle()));
+                    el.run()
+                })?;
             threads.push(t);
-            all_handles.insert(0, rx.recv().map_err(|_| io::Error::other("acceptor thread died at start"))??);
+            all_handles.insert(
+                0,
+                rx.recv()
+                    .map_err(|_| io::Error::other("acceptor thread died at start"))??,
+            );
         }
 
-        Ok(Server { addrs, serving: handles, loops: all_handles, threads, description: self.describe() })
+        Ok(Server {
+            addrs,
+            serving: handles,
+            loops: all_handles,
+            threads,
+            description: self.describe(),
+        })
     }
 }
 
 fn is_tcp_listener(fd: &OwnedFd) -> bool {
-    sys::socket::local_addr(fd.as_raw_fd()).map(|a| a.as_socket().is_some()).unwrap_or(false)
+    sys::socket::local_addr(fd.as_raw_fd())
+        .map(|a| a.as_socket().is_some())
+        .unwrap_or(false)
 }
 
 fn next_server_key() -> u64 {
@@ -394,7 +441,8 @@ pub fn listen(addr: &Addr, backlog: i32, reuseport: bool) -> io::Result<OwnedFd>
             sock.set_only_v6(true)?;
         }
     }
-    sock.bind(&addr.to_sockaddr()?).map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
+    sock.bind(&addr.to_sockaddr()?)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
     sock.listen(backlog)?;
     Ok(sock.into())
 }
@@ -415,7 +463,12 @@ struct Picker {
 impl Picker {
     fn new(loops: Vec<LoopHandle>, balance: Balance) -> Picker {
         let in_flight = Arc::new(loops.iter().map(|_| AtomicUsize::new(0)).collect());
-        Picker { loops, balance, next: AtomicUsize::new(0), in_flight }
+        Picker {
+            loops,
+            balance,
+            next: AtomicUsize::new(0),
+            in_flight,
+        }
     }
 
     /// Choose a loop; returns its index. The caller must call `arrived(i)`
@@ -426,7 +479,10 @@ impl Picker {
             Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
             Balance::LeastConnections => (0..n)
                 .min_by_key(|&i| {
-                    self.loops[i].stats().connections_open.load(Ordering::Relaxed)
+                    self.loops[i]
+                        .stats()
+                        .connections_open
+                        .load(Ordering::Relaxed)
                         + self.in_flight[i].load(Ordering::Relaxed)
                 })
                 .unwrap_or(0),
@@ -470,7 +526,16 @@ impl Acceptor {
             Interest::READABLE
         };
         let token = el.reserve(fd.as_raw_fd(), interest)?;
-        el.attach(token, Box::new(Acceptor { fd, interest, pause, paused: false, dispatch }));
+        el.attach(
+            token,
+            Box::new(Acceptor {
+                fd,
+                interest,
+                pause,
+                paused: false,
+                dispatch,
+            }),
+        );
         Ok(token)
     }
 

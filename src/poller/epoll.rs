@@ -21,7 +21,12 @@ const MAX_EVENTS: usize = 8192;
 
 impl Epoll {
     pub fn new(trigger: Trigger) -> io::Result<Epoll> {
-        Ok(Epoll { epfd: ep::create()?, trigger, buf: Vec::with_capacity(MIN_EVENTS), small_waits: 0 })
+        Ok(Epoll {
+            epfd: ep::create()?,
+            trigger,
+            buf: Vec::with_capacity(MIN_EVENTS),
+            small_waits: 0,
+        })
     }
 
     fn flags(&self, interest: Interest) -> u32 {
@@ -57,12 +62,24 @@ impl Poller for Epoll {
             flags &= !(ep::EPOLLRDHUP as u32);
             flags |= ep::EPOLLEXCLUSIVE as u32;
         }
-        ep::ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, flags, token.0)
-            .map_err(|e| Self::explain(e, fd))
+        ep::ctl(
+            self.epfd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            flags,
+            token.0,
+        )
+        .map_err(|e| Self::explain(e, fd))
     }
 
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        ep::ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, self.flags(interest), token.0)
+        ep::ctl(
+            self.epfd.as_raw_fd(),
+            libc::EPOLL_CTL_MOD,
+            fd,
+            self.flags(interest),
+            token.0,
+        )
     }
 
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {

@@ -61,9 +61,8 @@ impl Interest {
     }
     /// `self` without `other`, or `None` if nothing would be left.
     pub fn remove(self, other: Interest) -> Option<Interest> {
-        NonZeroU8::new(self.0.get() & !other.0.get() & (R | W)).map(|_| {
-            Interest(NonZeroU8::new(self.0.get() & !other.0.get()).unwrap())
-        })
+        NonZeroU8::new(self.0.get() & !other.0.get() & (R | W))
+            .map(|_| Interest(NonZeroU8::new(self.0.get() & !other.0.get()).unwrap()))
     }
 }
 
@@ -235,7 +234,10 @@ mod tests {
         assert_eq!(both.remove(Interest::WRITABLE), Some(Interest::READABLE));
         assert_eq!(Interest::READABLE.remove(Interest::READABLE), None);
         assert!(Interest::READABLE.exclusive().is_exclusive());
-        assert_eq!(Interest::READABLE.exclusive().remove(Interest::READABLE), None);
+        assert_eq!(
+            Interest::READABLE.exclusive().remove(Interest::READABLE),
+            None
+        );
     }
 
     #[test]
@@ -250,6 +252,11 @@ mod tests {
     fn edge_needs_epoll() {
         assert!(new_poller(PollerKind::Poll, Trigger::Edge).is_err());
         assert!(new_poller(PollerKind::Select, Trigger::Edge).is_err());
-        assert_eq!(new_poller(PollerKind::Epoll, Trigger::Edge).unwrap().trigger(), Trigger::Edge);
+        assert_eq!(
+            new_poller(PollerKind::Epoll, Trigger::Edge)
+                .unwrap()
+                .trigger(),
+            Trigger::Edge
+        );
     }
 }

@@ -42,23 +42,36 @@ impl Poll {
     }
 
     fn not_registered(fd: RawFd) -> io::Error {
-        io::Error::new(io::ErrorKind::NotFound, format!("poll: fd {fd} is not registered"))
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("poll: fd {fd} is not registered"),
+        )
     }
 }
 
 impl Poller for Poll {
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         if fd < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "poll: negative fd"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "poll: negative fd",
+            ));
         }
         if self.slot(fd).is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("poll: fd {fd} is already registered")));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("poll: fd {fd} is already registered"),
+            ));
         }
         if self.index.len() <= fd as usize {
             self.index.resize(fd as usize + 1, NONE);
         }
         self.index[fd as usize] = self.fds.len() as u32;
-        self.fds.push(PollFd { fd, events: Self::events(interest), revents: 0 });
+        self.fds.push(PollFd {
+            fd,
+            events: Self::events(interest),
+            revents: 0,
+        });
         self.tokens.push(token);
         Ok(())
     }

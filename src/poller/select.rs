@@ -39,7 +39,10 @@ impl Select {
     }
 
     fn not_registered(fd: RawFd) -> io::Error {
-        io::Error::new(io::ErrorKind::NotFound, format!("select: fd {fd} is not registered"))
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("select: fd {fd} is not registered"),
+        )
     }
 }
 
@@ -48,7 +51,10 @@ impl Poller for Select {
         // Checks 0 <= fd < FD_SETSIZE before touching anything.
         FdSet::default().insert(fd)?;
         if matches!(self.slots.get(fd as usize), Some(Some(_))) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("select: fd {fd} is already registered")));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("select: fd {fd} is already registered"),
+            ));
         }
         self.set(fd, interest)?;
         if self.slots.len() <= fd as usize {

@@ -16,7 +16,10 @@ pub struct Waker {
 
 impl Waker {
     pub fn new() -> io::Result<Waker> {
-        Ok(Waker { fd: sys::eventfd()?, pending: AtomicBool::new(false) })
+        Ok(Waker {
+            fd: sys::eventfd()?,
+            pending: AtomicBool::new(false),
+        })
     }
 
     /// Wake the loop. Safe from any thread.

@@ -105,11 +105,13 @@ enum TimerEntry {
     Every(usize, u32),
 }
 
+type PeriodicFn = Box<dyn FnMut(&mut EventLoop)>;
+
 struct Periodic {
     gen: u32,
     every: Duration,
     /// `None` while running.
-    f: Option<Box<dyn FnMut(&mut EventLoop)>>,
+    f: Option<PeriodicFn>,
 }
 
 pub struct EventLoop {
@@ -175,7 +177,9 @@ impl EventLoop {
 
     /// A handle other threads can use to post tasks to this loop.
     pub fn handle(&self) -> LoopHandle {
-        LoopHandle { shared: self.shared.clone() }
+        LoopHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// This loop's live counters (also readable through its handle).
@@ -214,7 +218,12 @@ impl EventLoop {
     // ---- registry -------------------------------------------------------
 
     /// Register `source` for `fd`; returns its token. On failure nothing stays registered.
-    pub fn register(&mut self, fd: RawFd, interest: Interest, source: Box<dyn Source>) -> io::Result<Token> {
+    pub fn register(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        source: Box<dyn Source>,
+    ) -> io::Result<Token> {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let entry = self.slots.vacant_entry();
@@ -223,7 +232,12 @@ impl EventLoop {
             return Err(io::Error::other("too many sources on one loop"));
         }
         self.poller.register(fd, token, interest)?;
-        entry.insert(Slot { gen, fd, interest: Some(interest), source: Some(source) });
+        entry.insert(Slot {
+            gen,
+            fd,
+            interest: Some(interest),
+            source: Some(source),
+        });
         Ok(token)
     }
 
@@ -235,7 +249,12 @@ impl EventLoop {
         let entry = self.slots.vacant_entry();
         let token = pack(entry.key(), gen);
         self.poller.register(fd, token, interest)?;
-        entry.insert(Slot { gen, fd, interest: Some(interest), source: None });
+        entry.insert(Slot {
+            gen,
+            fd,
+            interest: Some(interest),
+            source: None,
+        });
         Ok(token)
     }
 
@@ -283,7 +302,10 @@ impl EventLoop {
     /// What `token` is watched for now (`None` if parked or stale).
     pub fn interest(&self, token: Token) -> Option<Interest> {
         let (index, gen) = unpack(token);
-        self.slots.get(index).filter(|s| s.gen == gen).and_then(|s| s.interest)
+        self.slots
+            .get(index)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.interest)
     }
 
     /// Stop watching and forget the source (returned unless it is the one
@@ -304,7 +326,11 @@ impl EventLoop {
 
     /// Run `f` with the source behind `token` (detached while `f` runs).
     /// Returns `None` if the token is stale.
-    pub fn with_source<R>(&mut self, token: Token, f: impl FnOnce(&mut dyn Source, &mut EventLoop) -> R) -> Option<R> {
+    pub fn with_source<R>(
+        &mut self,
+        token: Token,
+        f: impl FnOnce(&mut dyn Source, &mut EventLoop) -> R,
+    ) -> Option<R> {
         let mut source = self.slot_mut(token)?.source.take()?;
         let r = f(&mut *source, self);
         // The source may have deregistered itself (and the slot been reused).
@@ -331,7 +357,8 @@ impl EventLoop {
                 self
             }
         }
-        self.register(fd, interest, Box::new(Watch(callback))).map(WatchId)
+        self.register(fd, interest, Box::new(Watch(callback)))
+            .map(WatchId)
     }
 
     pub fn unwatch(&mut self, id: WatchId) -> io::Result<()> {
@@ -363,18 +390,31 @@ impl EventLoop {
     // ---- timers ---------------------------------------------------------
 
     /// Run `f` once after `delay` (rounded up to the timer tick).
-    pub fn run_after(&mut self, delay: Duration, f: impl FnOnce(&mut EventLoop) + 'static) -> TimerId {
+    pub fn run_after(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
         let deadline = Instant::now() + delay;
         TimerId::Once(self.timers.insert(deadline, TimerEntry::Once(Box::new(f))))
     }
 
     /// Run `f` every `every` until cancelled; the first run is after `every`.
-    pub fn run_every(&mut self, every: Duration, f: impl FnMut(&mut EventLoop) + 'static) -> TimerId {
+    pub fn run_every(
+        &mut self,
+        every: Duration,
+        f: impl FnMut(&mut EventLoop) + 'static,
+    ) -> TimerId {
         let every = every.max(self.config.tick);
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
-        let idx = self.periodic.insert(Periodic { gen, every, f: Some(Box::new(f)) });
-        self.timers.insert(Instant::now() + every, TimerEntry::Every(idx, gen));
+        let idx = self.periodic.insert(Periodic {
+            gen,
+            every,
+            f: Some(Box::new(f)),
+        });
+        self.timers
+            .insert(Instant::now() + every, TimerEntry::Every(idx, gen));
         TimerId::Every(idx, gen)
     }
 
@@ -403,7 +443,11 @@ impl EventLoop {
             match entry {
                 TimerEntry::Once(f) => f(self),
                 TimerEntry::Every(idx, gen) => {
-                    let Some(mut f) = self.periodic.get_mut(idx).filter(|p| p.gen == gen).and_then(|p| p.f.take())
+                    let Some(mut f) = self
+                        .periodic
+                        .get_mut(idx)
+                        .filter(|p| p.gen == gen)
+                        .and_then(|p| p.f.take())
                     else {
                         continue;
                     };
@@ -411,7 +455,8 @@ impl EventLoop {
                     if let Some(p) = self.periodic.get_mut(idx).filter(|p| p.gen == gen) {
                         p.f = Some(f);
                         let every = p.every;
-                        self.timers.insert(self.now + every, TimerEntry::Every(idx, gen));
+                        self.timers
+                            .insert(self.now + every, TimerEntry::Every(idx, gen));
                     }
                 }
             }
@@ -443,7 +488,10 @@ impl EventLoop {
         let timeout = if !self.pending.is_empty() {
             Some(Duration::ZERO)
         } else {
-            let next = self.timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            let next = self
+                .timers
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
             match (next, max_wait) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -484,7 +532,8 @@ impl EventLoop {
 
     fn run_tasks(&mut self) {
         let _ = self.shared.waker.reset();
-        let tasks: Vec<Task> = std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let tasks: Vec<Task> =
+            std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {
             task(self);
         }
@@ -548,7 +597,11 @@ mod tests {
             (PollerKind::Poll, Trigger::Level),
             (PollerKind::Select, Trigger::Level),
         ] {
-            v.push(LoopConfig { poller, trigger, ..Default::default() });
+            v.push(LoopConfig {
+                poller,
+                trigger,
+                ..Default::default()
+            });
         }
         v
     }
@@ -602,7 +655,10 @@ mod tests {
             el.run().unwrap();
             t.join().unwrap();
             assert_eq!(*seen.lock().unwrap(), (0..1000).collect::<Vec<_>>());
-            assert!(el.handle().post(|_| {}).is_err(), "a stopped loop refuses tasks");
+            assert!(
+                el.handle().post(|_| {}).is_err(),
+                "a stopped loop refuses tasks"
+            );
         }
     }
 
@@ -640,9 +696,13 @@ mod tests {
     fn stale_token_after_reuse_is_dropped() {
         let mut el = EventLoop::new(LoopConfig::default()).unwrap();
         let (r, _w) = sys::pipe().unwrap();
-        let a = el.watch(r.as_raw_fd(), Interest::READABLE, |_, _| {}).unwrap();
+        let a = el
+            .watch(r.as_raw_fd(), Interest::READABLE, |_, _| {})
+            .unwrap();
         el.unwatch(a).unwrap();
-        let b = el.watch(r.as_raw_fd(), Interest::READABLE, |_, _| {}).unwrap();
+        let b = el
+            .watch(r.as_raw_fd(), Interest::READABLE, |_, _| {})
+            .unwrap();
         assert_ne!(a, b);
         assert!(!el.contains(a.0));
         assert!(el.contains(b.0));
@@ -653,14 +713,20 @@ mod tests {
     fn regular_file_is_a_clear_error_for_epoll() {
         let mut el = EventLoop::new(LoopConfig::default()).unwrap();
         let f = std::fs::File::open("/proc/self/exe").unwrap();
-        let err = el.watch(f.as_raw_fd(), Interest::READABLE, |_, _| {}).unwrap_err();
+        let err = el
+            .watch(f.as_raw_fd(), Interest::READABLE, |_, _| {})
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
         assert!(err.to_string().contains("regular file"), "{err}");
     }
 
     #[test]
     fn select_refuses_fd_above_fd_setsize() {
-        let mut el = EventLoop::new(LoopConfig { poller: PollerKind::Select, ..Default::default() }).unwrap();
+        let mut el = EventLoop::new(LoopConfig {
+            poller: PollerKind::Select,
+            ..Default::default()
+        })
+        .unwrap();
         let (r, _w) = sys::pipe().unwrap();
         let (soft, _) = sys::nofile_limit().unwrap();
         if soft <= 1100 {
@@ -668,11 +734,14 @@ mod tests {
         }
         // SAFETY-free dup to a high number via fcntl is in sys; use std's dup.
         let high = rustix_dup_at_least(&r, 1100);
-        let err = el.watch(high.as_raw_fd(), Interest::READABLE, |_, _| {}).unwrap_err();
+        let err = el
+            .watch(high.as_raw_fd(), Interest::READABLE, |_, _| {})
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("FD_SETSIZE"), "{err}");
         // The loop still works after the refusal.
-        el.watch(r.as_raw_fd(), Interest::READABLE, |_, _| {}).unwrap();
+        el.watch(r.as_raw_fd(), Interest::READABLE, |_, _| {})
+            .unwrap();
     }
 
     fn rustix_dup_at_least(fd: &std::os::fd::OwnedFd, min: i32) -> std::os::fd::OwnedFd {

@@ -51,11 +51,18 @@ pub struct LoopHandle {
 impl LoopHandle {
     /// Queue `task` to run on the loop's thread and wake the loop. Tasks from
     /// one thread run in the order they were posted.
-    pub fn post(&self, task: impl FnOnce(&mut EventLoop) + Send + 'static) -> Result<(), LoopClosed> {
+    pub fn post(
+        &self,
+        task: impl FnOnce(&mut EventLoop) + Send + 'static,
+    ) -> Result<(), LoopClosed> {
         if self.shared.stopped.load(Ordering::Acquire) {
             return Err(LoopClosed);
         }
-        self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(task));
+        self.shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(task));
         // An eventfd write can only fail if the fd is gone, i.e. the loop is
         // being torn down; the task is then dropped with it.
         self.shared.waker.wake().map_err(|_| LoopClosed)
@@ -88,7 +95,8 @@ impl LoopHandle {
 
     /// Whether the caller is running on this loop's thread.
     pub fn in_loop_thread(&self) -> bool {
-        *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner()) == Some(std::thread::current().id())
+        *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner())
+            == Some(std::thread::current().id())
     }
 
     pub fn is_stopped(&self) -> bool {

@@ -6,12 +6,16 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use super::retry;
 
 pub use libc::epoll_event as EpollEvent;
-pub use libc::{EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDHUP};
+pub use libc::{
+    EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDHUP,
+};
 
 /// `epoll_create1(EPOLL_CLOEXEC)`.
 pub fn create() -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with a constant flag.
-    let fd = retry("epoll_create1", || unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    let fd = retry("epoll_create1", || unsafe {
+        libc::epoll_create1(libc::EPOLL_CLOEXEC)
+    })?;
     // SAFETY: a fresh fd that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -14,8 +14,10 @@ pub const FD_SETSIZE: usize = libc::FD_SETSIZE;
 /// `poll(2)` over `fds`; `timeout_ms` -1 blocks.
 pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
     // SAFETY: `fds` is a valid mutable slice of pollfd structures.
-    retry("poll", || unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) })
-        .map(|n| n as usize)
+    retry("poll", || unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms)
+    })
+    .map(|n| n as usize)
 }
 
 /// A bounds-checked `fd_set`: fds at or above `FD_SETSIZE` are refused
@@ -35,7 +37,9 @@ impl FdSet {
         if fd < 0 || fd as usize >= FD_SETSIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("select: fd {fd} is outside 0..FD_SETSIZE ({FD_SETSIZE}); use poll or epoll"),
+                format!(
+                    "select: fd {fd} is outside 0..FD_SETSIZE ({FD_SETSIZE}); use poll or epoll"
+                ),
             ));
         }
         Ok(())
@@ -75,7 +79,9 @@ pub fn select(
             tv_sec: d.as_secs() as libc::time_t,
             tv_usec: d.subsec_micros() as libc::suseconds_t,
         });
-        let tvp = tv.as_mut().map_or(std::ptr::null_mut(), |t| t as *mut libc::timeval);
+        let tvp = tv
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |t| t as *mut libc::timeval);
         // SAFETY: the sets are valid fd_sets holding only fds < FD_SETSIZE; tvp is null or valid.
         let r = unsafe { libc::select(nfds, &mut read.0, &mut write.0, &mut except.0, tvp) };
         if r >= 0 {

@@ -19,7 +19,12 @@ pub struct SysError {
 
 impl std::fmt::Display for SysError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.syscall, io::Error::from_raw_os_error(self.errno))
+        write!(
+            f,
+            "{}: {}",
+            self.syscall,
+            io::Error::from_raw_os_error(self.errno)
+        )
     }
 }
 
@@ -62,8 +67,10 @@ pub fn errno_of(err: &io::Error) -> Option<i32> {
 /// `read(2)` into `buf`.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the call's duration.
-    retry("read", || unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
-        .map(|n| n as usize)
+    retry("read", || unsafe {
+        libc::read(fd, buf.as_mut_ptr().cast(), buf.len())
+    })
+    .map(|n| n as usize)
 }
 
 /// `read(2)` into the spare capacity of `buf`, extending its length by what was read.
@@ -81,8 +88,10 @@ pub fn read_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
 /// `write(2)` of `buf` (for non-socket fds; sockets use [`socket::send`]).
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.
-    retry("write", || unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
-        .map(|n| n as usize)
+    retry("write", || unsafe {
+        libc::write(fd, buf.as_ptr().cast(), buf.len())
+    })
+    .map(|n| n as usize)
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
@@ -169,7 +178,11 @@ pub fn signalfd_read(fd: &OwnedFd) -> io::Result<Option<i32>> {
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: `info` is a writable region of exactly `size` bytes.
     let r = retry("read signalfd", || unsafe {
-        libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
     });
     match r {
         Ok(n) if n as usize == size => Ok(Some(info.ssi_signo as i32)),
@@ -181,18 +194,28 @@ pub fn signalfd_read(fd: &OwnedFd) -> io::Result<Option<i32>> {
 
 /// Current soft and hard RLIMIT_NOFILE.
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid rlimit to fill.
-    retry("getrlimit", || unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    retry("getrlimit", || unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim)
+    })?;
     Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 /// Set the soft RLIMIT_NOFILE (clamped to the hard limit).
 pub fn set_nofile_limit(soft: u64) -> io::Result<()> {
     let (_, hard) = nofile_limit()?;
-    let lim = libc::rlimit { rlim_cur: soft.min(hard) as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    let lim = libc::rlimit {
+        rlim_cur: soft.min(hard) as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
     // SAFETY: `lim` is a valid rlimit.
-    retry("setrlimit", || unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    retry("setrlimit", || unsafe {
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim)
+    })?;
     Ok(())
 }
 
@@ -207,7 +230,9 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
 pub fn sendfile(out: RawFd, file: RawFd, offset: &mut u64, count: usize) -> io::Result<usize> {
     let mut off = *offset as libc::off_t;
     // SAFETY: `off` is a valid off_t the kernel updates; fds are plain integers.
-    let n = retry("sendfile", || unsafe { libc::sendfile(out, file, &mut off, count) })? as usize;
+    let n = retry("sendfile", || unsafe {
+        libc::sendfile(out, file, &mut off, count)
+    })? as usize;
     *offset = off as u64;
     Ok(n)
 }
@@ -224,13 +249,17 @@ pub fn process_cpu_micros() -> u64 {
 
 /// Number of CPUs this process may run on.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Duplicate `fd` onto the lowest free number >= `min` (close-on-exec).
 pub fn dup_at_least(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC takes an int argument and returns a new fd.
-    let new = retry("fcntl F_DUPFD_CLOEXEC", || unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })?;
+    let new = retry("fcntl F_DUPFD_CLOEXEC", || unsafe {
+        libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min)
+    })?;
     // SAFETY: a fresh fd that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }

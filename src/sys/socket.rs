@@ -45,7 +45,10 @@ pub fn sendv(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
     // SAFETY: msg points at `msg_iovlen` valid iovecs that outlive the call.
-    retry("sendmsg", || unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }).map(|n| n as usize)
+    retry("sendmsg", || unsafe {
+        libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)
+    })
+    .map(|n| n as usize)
 }
 
 /// `recv(2)` into `buf`.
@@ -102,4 +105,3 @@ pub fn inet(addr: &SockAddr) -> Option<SocketAddr> {
 pub fn is_listening(fd: RawFd) -> bool {
     sock(&borrow(fd)).is_listener().unwrap_or(false)
 }
-

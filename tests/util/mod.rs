@@ -58,7 +58,8 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 /// Read exactly `n` bytes or fail with context.
 pub fn read_exact(s: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    s.read_exact(&mut buf).unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+    s.read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
     buf
 }
 
@@ -122,7 +123,11 @@ impl Child {
             .split_whitespace()
             .find_map(|w| w.parse::<SocketAddr>().ok())
             .unwrap_or_else(|| panic!("no address in banner {line:?}"));
-        Child { child, addr, _stdout: reader }
+        Child {
+            child,
+            addr,
+            _stdout: reader,
+        }
     }
 
     pub fn pid(&self) -> u32 {

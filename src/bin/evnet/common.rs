@@ -97,8 +97,14 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     pub fn addrs(&self, default: &str) -> Result<Vec<Addr>> {
-        let list = if self.addrs.is_empty() { vec![default.to_string()] } else { self.addrs.clone() };
-        list.iter().map(|a| Addr::parse(a).with_context(|| format!("bad address {a:?}"))).collect()
+        let list = if self.addrs.is_empty() {
+            vec![default.to_string()]
+        } else {
+            self.addrs.clone()
+        };
+        list.iter()
+            .map(|a| Addr::parse(a).with_context(|| format!("bad address {a:?}")))
+            .collect()
     }
 
     /// Apply process-wide settings (the fd limit).
@@ -152,7 +158,11 @@ impl ServerArgs {
             b = b.write_timeout(d);
         }
         if let Some(d) = self.keepalive {
-            b = b.keepalive(Keepalive { idle: d, interval: (d / 3).max(Duration::from_secs(1)), count: 3 });
+            b = b.keepalive(Keepalive {
+                idle: d,
+                interval: (d / 3).max(Duration::from_secs(1)),
+                count: 3,
+            });
         }
         if let Some(n) = self.high_water {
             b = b.high_water(n);
@@ -191,7 +201,9 @@ pub fn wait_for_signal() -> Result<i32> {
 /// Parse `250ms`, `30s`, `2m`, `1h` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
     let secs = match unit {
@@ -208,12 +220,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Print the banner, wait for SIGINT/SIGTERM, then shut down gracefully
-/// within `deadline`; a second signal during the drain exits at once.
-pub fn serve_until_signal(name: &str, server: Server, deadline: Duration) -> Result<()> {
+/// Print the standard banner line for each address.
+pub fn banner(name: &str, server: &Server) {
     for a in server.addrs() {
         println!("evnet {name} listening on {a} ({})", server.description());
     }
+}
+
+/// Wait for SIGINT/SIGTERM, then shut down gracefully within `deadline`;
+/// a second signal during the drain exits at once (status 1).
+pub fn serve_until_signal(name: &str, server: Server, deadline: Duration) -> Result<()> {
     let sig = wait_for_signal()?;
     eprintln!("evnet {name}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
     let name = name.to_string();

@@ -3,7 +3,9 @@ use clap::Args;
 use evnet::echo::Echo;
 use evnet::net::blocking::{self, ThreadServer};
 
-use crate::common::{block_stop_signals, serve_until_signal, wait_for_signal, ModelArg, ServerArgs};
+use crate::common::{
+    banner, block_stop_signals, serve_until_signal, wait_for_signal, ModelArg, ServerArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct EchoArgs {
@@ -20,7 +22,9 @@ pub fn run(args: EchoArgs) -> Result<()> {
             let addrs = args.server.addrs(default)?;
             let mut servers = Vec::new();
             for a in addrs {
-                let Some(tcp) = a.tcp() else { bail!("--model threads serves TCP addresses only") };
+                let Some(tcp) = a.tcp() else {
+                    bail!("--model threads serves TCP addresses only")
+                };
                 let s = ThreadServer::start(std::net::TcpListener::bind(tcp)?, blocking::echo)?;
                 println!("evnet echo listening on {} (model=threads: one blocking thread per connection)", s.local_addr());
                 servers.push(s);
@@ -31,6 +35,7 @@ pub fn run(args: EchoArgs) -> Result<()> {
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;
             let server = builder.start(|_| Echo)?;
+            banner("echo", &server);
             serve_until_signal("echo", server, args.server.shutdown_timeout)?;
         }
     }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use evnet::http::{HttpBuilder, Limits};
 
-use crate::common::{block_stop_signals, wait_for_signal, ModelArg, ServerArgs};
+use crate::common::{block_stop_signals, serve_until_signal, ModelArg, ServerArgs};
 
 #[derive(Args, Debug)]
 pub struct HttpArgs {
@@ -53,8 +53,5 @@ pub fn run(args: HttpArgs) -> Result<()> {
     for a in server.server().addrs() {
         println!("evnet http listening on http://{a}/");
     }
-    let sig = wait_for_signal()?;
-    eprintln!("evnet http: signal {sig}, stopping");
-    server.shutdown()?;
-    Ok(())
+    serve_until_signal("http", server.into_server(), args.server.shutdown_timeout)
 }

@@ -7,7 +7,11 @@ mod http;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "evnet", version, about = "Event-driven network servers and tools for Linux")]
+#[command(
+    name = "evnet",
+    version,
+    about = "Event-driven network servers and tools for Linux"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -315,6 +315,8 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
 /// answered on the loop directly.
 struct Offloader {
     pool: Arc<WorkerPool>,
+    /// Blocking jobs that have started on a worker.
+    started: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl EventHandler for Offloader {
@@ -329,13 +331,14 @@ impl EventHandler for Offloader {
             }
             if let Some(ms) = line.strip_prefix("block ") {
                 let ms: u64 = ms.parse().unwrap();
-                let r = conn.offload(
-                    &self.pool,
-                    move || std::thread::sleep(Duration::from_millis(ms)),
-                    |_, c, ()| {
-                        let _ = c.write(b"done\n");
-                    },
-                );
+                let started = self.started.clone();
+                let work = move || {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(ms))
+                };
+                let r = conn.offload(&self.pool, work, |_, c, ()| {
+                    let _ = c.write(b"done\n");
+                });
                 if r.is_err() {
                     let _ = conn.write(b"busy\n");
                 }
@@ -365,7 +368,10 @@ fn offload_keeps_per_connection_order_and_the_loop_responsive() {
     let server = ServerBuilder::new()
         .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
         .loops(0)
-        .start(move |_| Offloader { pool: pool.clone() })
+        .start(move |_| Offloader {
+            pool: pool.clone(),
+            started: Default::default(),
+        })
         .unwrap();
     let addr = server.local_addr().unwrap();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -409,15 +415,24 @@ fn offload_keeps_per_connection_order_and_the_loop_responsive() {
 #[test]
 fn full_pool_is_refused_not_waited_for() {
     let pool = WorkerPool::new(1, 1);
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let st = started.clone();
     let server = ServerBuilder::new()
         .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
         .loops(0)
-        .start(move |_| Offloader { pool: pool.clone() })
+        .start(move |_| Offloader {
+            pool: pool.clone(),
+            started: st.clone(),
+        })
         .unwrap();
     let mut s = connect(server.local_addr().unwrap());
-    // One job runs, one waits in the queue, the third is refused at once.
-    s.write_all(b"block 500\nblock 500\nblock 500\nping\n")
-        .unwrap();
+    // One job runs (we wait until it has started), one waits in the queue,
+    // the third is refused at once while the loop goes on answering.
+    s.write_all(b"block 500\n").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || started
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 1));
+    s.write_all(b"block 500\nblock 500\nping\n").unwrap();
     assert_eq!(read_exact(&mut s, 10), b"busy\npong\n");
     assert_eq!(read_exact(&mut s, 10), b"done\ndone\n");
 }

@@ -5,6 +5,7 @@ pub mod blocking;
 mod buffer;
 mod conn;
 mod handler;
+pub mod heartbeat;
 pub mod offload;
 mod server;
 

@@ -1,14 +1,16 @@
-//! Stream servers and connections built on the reactor.
+//! Stream servers, clients (connectors) and connections built on the reactor.
 
 mod addr;
 pub mod blocking;
 mod buffer;
 mod conn;
+mod connector;
 mod handler;
 mod server;
 
 pub use addr::Addr;
 pub use buffer::Buffer;
 pub use conn::{Closed, Conn, ConnConfig, ConnHandle};
+pub use connector::{Backoff, Client, ClientService, Connector, RetryHook};
 pub use handler::{CloseReason, EventHandler};
 pub use server::{listen, somaxconn, AcceptMode, Balance, Server, ServerBuilder};

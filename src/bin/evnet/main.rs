@@ -1,5 +1,6 @@
 //! `evnet`: the framework's servers and tools behind one command.
 
+mod client;
 mod common;
 mod echo;
 
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Echo server: every byte read is written back.
     Echo(echo::EchoArgs),
+    /// Interactive client: stdin lines to the server, replies to stdout (exit 0 clean, 1 connect failure, 2 reset/error).
+    Client(client::ClientArgs),
 }
 
 fn main() {
@@ -28,6 +31,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),
+        Command::Client(args) => match client::run(args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = result {
         eprintln!("evnet: {e:#}");

@@ -3,6 +3,7 @@
 mod client;
 mod common;
 mod echo;
+mod load;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Interactive client: stdin lines to the server, replies to stdout (exit 0 clean, 1 connect failure, 2 reset/error).
     Client(client::ClientArgs),
+    /// Load generator (wrk-like) for echo, http and resp servers.
+    Load(load::LoadArgs),
 }
 
 fn main() {
@@ -31,6 +34,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),
+        Command::Load(args) => load::run(args),
         Command::Client(args) => match client::run(args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),

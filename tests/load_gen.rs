@@ -49,7 +49,7 @@ impl EventHandler for Flaky {
     type Context = ();
     fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
         self.n += 1;
-        if self.n % 100 == 0 {
+        if self.n.is_multiple_of(100) {
             conn.abort();
         }
     }

@@ -294,11 +294,13 @@ fn local_key<H: 'static>() -> u64 {
     h.finish() | (1 << 63)
 }
 
+type OnFail = Box<dyn FnOnce(&mut EventLoop, io::Error)>;
+
 /// The state of one dial across its attempts.
 struct Dial<H: EventHandler> {
     connector: Connector,
     service: Rc<Service<H>>,
-    on_fail: Box<dyn FnOnce(&mut EventLoop, io::Error)>,
+    on_fail: OnFail,
     /// Attempts made so far.
     attempt: u32,
     rng: u64,

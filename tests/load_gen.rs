@@ -176,3 +176,98 @@ fn cli_json_reports_exact_count() {
     assert_eq!(json_u64(&json, "requests"), 3000, "{json}");
     assert_eq!(json_u64(&json, "total"), 0, "{json}");
 }
+
+/// A canned HTTP server: answers every request (head ending in a blank
+/// line) alternately with a Content-Length and a chunked body; every 10th
+/// answer is a 404.
+#[derive(Default)]
+struct CannedHttp {
+    n: u64,
+}
+
+impl EventHandler for CannedHttp {
+    type Context = ();
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        while let Some(end) = input.as_slice().windows(4).position(|w| w == b"\r\n\r\n") {
+            input.consume(end + 4);
+            self.n += 1;
+            let reply: &[u8] = if self.n.is_multiple_of(10) {
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"
+            } else if self.n.is_multiple_of(2) {
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+            };
+            let _ = conn.write(reply);
+        }
+    }
+}
+
+#[test]
+fn http_target_pipelined_counts_non_2xx() {
+    let srv = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(0)
+        .start(|_| CannedHttp::default())
+        .unwrap();
+    let target = Target::Http {
+        method: "GET".into(),
+        path: "/".into(),
+        host: "localhost".into(),
+        headers: vec![("X-Test".into(), "1".into())],
+        body: Vec::new(),
+    };
+    let mut cfg = LoadConfig::new(srv.local_addr().unwrap(), target);
+    cfg.connections = 1;
+    cfg.duration = None;
+    cfg.requests = Some(1_000);
+    cfg.pipeline = 8;
+    let r = load::run(&cfg).unwrap();
+    assert_eq!(r.requests, 1_000);
+    assert_eq!(r.non_success, 100);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+}
+
+/// A RESP server stub: `+OK` for SET, a bulk for GET.
+struct RespStub(evnet::codec::resp::CommandDecoder);
+
+impl EventHandler for RespStub {
+    type Context = ();
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        use evnet::codec::Decoder;
+        while let Ok(Some((cmd, n))) = self.0.decode(input.as_slice()) {
+            input.consume(n);
+            let reply: &[u8] = if cmd[0].eq_ignore_ascii_case(b"GET") {
+                b"$3\r\nabc\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            let _ = conn.write(reply);
+        }
+    }
+}
+
+#[test]
+fn resp_target_mix() {
+    let srv = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(0)
+        .start(|_| RespStub(evnet::codec::resp::CommandDecoder::new()))
+        .unwrap();
+    let mut cfg = LoadConfig::new(
+        srv.local_addr().unwrap(),
+        Target::Resp {
+            get_ratio: 0.5,
+            keys: 100,
+            value_size: 16,
+        },
+    );
+    cfg.connections = 4;
+    cfg.duration = None;
+    cfg.requests = Some(2_000);
+    cfg.pipeline = 16;
+    let r = load::run(&cfg).unwrap();
+    assert_eq!(r.requests, 2_000);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(r.non_success, 0);
+}

@@ -199,7 +199,13 @@ impl Control {
         match &self.budget {
             None => !self.stopping.load(Ordering::Relaxed),
             Some(b) => {
-                !self.stopping.load(Ordering::Relaxed) && b.fetch_sub(1, Ordering::Relaxed) > 0
+                // Never below zero: a failed take must not eat requests that
+                // a broken connection gives back later.
+                !self.stopping.load(Ordering::Relaxed)
+                    && b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        (n > 0).then(|| n - 1)
+                    })
+                    .is_ok()
             }
         }
     }

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod echo;
 pub mod http;
+pub mod load;
 pub mod net;
 pub mod poller;
 pub mod reactor;

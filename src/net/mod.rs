@@ -1,9 +1,10 @@
-//! Stream servers and connections built on the reactor.
+//! Stream servers, clients (connectors) and connections built on the reactor.
 
 mod addr;
 pub mod blocking;
 mod buffer;
 mod conn;
+mod connector;
 mod handler;
 pub mod heartbeat;
 pub mod offload;
@@ -12,6 +13,7 @@ mod server;
 pub use addr::Addr;
 pub use buffer::Buffer;
 pub use conn::{Closed, Conn, ConnConfig, ConnHandle, Keepalive};
+pub use connector::{Backoff, Client, ClientService, Connector, RetryHook};
 pub use handler::{CloseReason, EventHandler};
 pub use offload::{PoolFull, WorkerPool};
 pub use server::{listen, somaxconn, AcceptMode, Balance, Server, ServerBuilder};

@@ -1,8 +1,10 @@
 //! `evnet`: the framework's servers and tools behind one command.
 
+mod client;
 mod common;
 mod echo;
 mod http;
+mod load;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,10 @@ enum Command {
     Echo(echo::EchoArgs),
     /// HTTP/1.1 server: built-in pages, routes, static files (--root).
     Http(http::HttpArgs),
+    /// Interactive client: stdin lines to the server, replies to stdout (exit 0 clean, 1 connect failure, 2 reset/error).
+    Client(client::ClientArgs),
+    /// Load generator (wrk-like) for echo, http and resp servers.
+    Load(load::LoadArgs),
 }
 
 fn main() {
@@ -36,6 +42,11 @@ fn main() {
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),
         Command::Http(args) => http::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Client(args) => match client::run(args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = result {
         eprintln!("evnet: {e:#}");

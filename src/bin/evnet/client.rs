@@ -1,0 +1,145 @@
+//! `evnet client`: a netcat-like interactive client on the framework.
+//!
+//! Lines read from stdin go to the server; whatever the server sends is
+//! printed as it arrives. End of stdin half-closes the connection (FIN after
+//! everything typed has gone out) and the client keeps printing until the
+//! server closes. Stdin is read on its own thread (a terminal or file cannot
+//! always be polled) and handed to the loop through a `ConnHandle`.
+//!
+//! Exit status: 0 when the server closed cleanly, 1 when the connection could
+//! not be made, 2 on a reset or another socket error.
+
+use std::cell::Cell;
+use std::io::{BufRead, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use evnet::net::{Addr, Buffer, ClientService, CloseReason, Conn, Connector, EventHandler};
+use evnet::reactor::{EventLoop, LoopConfig};
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// Server address: HOST:PORT, [V6]:PORT, unix:/path or unix:@name.
+    pub addr: String,
+    /// Give up connecting after this long (e.g. 500ms, 3s).
+    #[arg(long, value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Local (source) address to connect from, e.g. 127.0.0.2:0.
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
+}
+
+/// `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (try 500ms, 2s)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("bad duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+/// Exit status of the session, decided on the loop.
+struct Netcat {
+    status: Rc<Cell<i32>>,
+}
+
+impl EventHandler for Netcat {
+    type Context = ();
+
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        let handle = conn.handle();
+        let spawned = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let stdin = std::io::stdin();
+                let mut lock = stdin.lock();
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match lock.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            if handle.write(line.as_slice()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                // Posted after the writes from this thread, so it runs after them.
+                let _ = handle.run::<Netcat>(|_, c| c.shutdown_write());
+            });
+        if let Err(e) = spawned {
+            eprintln!("evnet client: cannot start the stdin reader: {e}");
+            self.status.set(2);
+            conn.abort();
+        }
+    }
+
+    fn on_message(&mut self, _conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (`| head`) is not the server's fault: keep going.
+        let _ = out.write_all(input.as_slice()).and_then(|_| out.flush());
+        input.clear();
+    }
+
+    fn on_close(&mut self, conn: &mut Conn<'_, Self>, reason: &CloseReason) {
+        match reason {
+            CloseReason::PeerClosed | CloseReason::Local => {}
+            other => {
+                eprintln!("evnet client: {other}");
+                if self.status.get() == 0 {
+                    self.status.set(2);
+                }
+            }
+        }
+        conn.event_loop().stop();
+    }
+}
+
+/// Run the session; returns the process exit status.
+pub fn run(args: ClientArgs) -> Result<i32> {
+    let addr = match Addr::parse(&args.addr) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("evnet client: {}: {e}", args.addr);
+            return Ok(1);
+        }
+    };
+    let mut connector = Connector::new(addr.clone());
+    if let Some(t) = args.connect_timeout {
+        connector = connector.connect_timeout(t);
+    }
+    if let Some(b) = args.bind {
+        connector = connector.bind(b);
+    }
+    let mut el = EventLoop::new(LoopConfig::default()).context("creating the event loop")?;
+    let status = Rc::new(Cell::new(0));
+    let service = ClientService::new(Netcat {
+        status: status.clone(),
+    });
+    let st = status.clone();
+    connector.connect_on(&mut el, &service, move |el, e| {
+        eprintln!("evnet client: connecting to {addr}: {e}");
+        st.set(1);
+        el.stop();
+    });
+    el.run().context("event loop")?;
+    Ok(status.get())
+}

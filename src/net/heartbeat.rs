@@ -148,3 +148,206 @@ mod tests {
         assert_eq!(hb.poll(t0 + CFG.idle + CFG.interval), Beat::Wait(CFG.idle));
     }
 }
+
+/// A small length-prefixed protocol with heartbeat message types, used by
+/// [`PingServer`] and [`PingClient`]: each frame is a 4-byte big-endian
+/// length, then a kind byte, then the payload.
+pub mod wire {
+    pub const DATA: u8 = 0;
+    pub const PING: u8 = 1;
+    pub const PONG: u8 = 2;
+    /// Largest frame accepted (a bigger length field closes the connection).
+    pub const MAX_FRAME: usize = 1 << 20;
+
+    /// Append one frame to `out`.
+    pub fn frame(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&((payload.len() + 1) as u32).to_be_bytes());
+        out.push(kind);
+        out.extend_from_slice(payload);
+    }
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::codec::length_field::LengthFieldCodec;
+use crate::codec::Decoder;
+use crate::net::{Buffer, CloseReason, Conn, EventHandler};
+use crate::reactor::TimerId;
+
+/// Per-connection state of the heartbeat peers.
+#[derive(Default)]
+pub struct PeerState {
+    codec: Option<LengthFieldCodec>,
+    hb: Option<Heartbeat>,
+    timer: Option<TimerId>,
+}
+
+/// Decode every whole frame in `input`, calling `f(kind, payload)`.
+/// A malformed frame closes the connection with a protocol reason.
+fn frames<H: EventHandler<Context = PeerState>>(
+    conn: &mut Conn<'_, H>,
+    input: &mut Buffer,
+    mut f: impl FnMut(&mut Conn<'_, H>, u8, &[u8]),
+) {
+    loop {
+        let codec = conn
+            .context()
+            .codec
+            .get_or_insert_with(|| LengthFieldCodec::new(4, wire::MAX_FRAME));
+        match codec.decode(input.as_slice()) {
+            Ok(Some((frame, used))) => {
+                input.consume(used);
+                if let Some((&kind, payload)) = frame.split_first() {
+                    f(conn, kind, payload);
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                input.clear();
+                conn.close_with(CloseReason::Protocol(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Arm (or re-arm) the heartbeat: send due PINGs, schedule the next check,
+/// or close a dead peer and tell `on_dead`.
+fn drive<H: EventHandler<Context = PeerState> + Beating>(h: &mut H, conn: &mut Conn<'_, H>) {
+    let now = std::time::Instant::now();
+    let Some(hb) = conn.context().hb.as_mut() else {
+        return;
+    };
+    let mut beat = hb.poll(now);
+    while beat == Beat::Ping {
+        let mut out = Vec::with_capacity(5);
+        wire::frame(wire::PING, b"", &mut out);
+        let _ = conn.write(&out);
+        beat = conn
+            .context()
+            .hb
+            .as_mut()
+            .map_or(Beat::Dead, |hb| hb.poll(now));
+    }
+    match beat {
+        Beat::Wait(d) => {
+            let id = conn.run_after(d, |h: &mut H, c| drive(h, c));
+            conn.context().timer = Some(id);
+        }
+        Beat::Dead => {
+            let missed = conn.context().hb.as_ref().map_or(0, |hb| hb.missed());
+            h.peer_dead(conn);
+            conn.close_with(CloseReason::Protocol(format!(
+                "heartbeat: {missed} PINGs unanswered"
+            )));
+        }
+        Beat::Ping => unreachable!("loop above consumes pings"),
+    }
+}
+
+/// What a heartbeat-driving handler is told.
+pub trait Beating {
+    /// The peer missed its heartbeats; the connection closes next.
+    fn peer_dead(&mut self, conn: &mut Conn<'_, Self>)
+    where
+        Self: EventHandler + Sized;
+}
+
+/// Server side of the heartbeat example: echoes DATA frames, answers PING
+/// with PONG, and (if configured) drops clients that go silent. `mute`
+/// makes it stop answering altogether, to demonstrate dead-peer detection.
+pub struct PingServer {
+    pub heartbeat: Option<HeartbeatConfig>,
+    pub mute: Arc<AtomicBool>,
+}
+
+impl Beating for PingServer {
+    fn peer_dead(&mut self, _conn: &mut Conn<'_, Self>) {}
+}
+
+impl EventHandler for PingServer {
+    type Context = PeerState;
+
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        if let Some(cfg) = self.heartbeat {
+            conn.context().hb = Some(Heartbeat::new(cfg, std::time::Instant::now()));
+            drive(self, conn);
+        }
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        if self.mute.load(Ordering::Relaxed) {
+            input.clear();
+            return;
+        }
+        let now = std::time::Instant::now();
+        frames(conn, input, |conn, kind, payload| {
+            if let Some(hb) = conn.context().hb.as_mut() {
+                hb.on_inbound(now);
+            }
+            let mut out = Vec::with_capacity(payload.len() + 5);
+            match kind {
+                wire::PING => wire::frame(wire::PONG, b"", &mut out),
+                wire::DATA => wire::frame(wire::DATA, payload, &mut out),
+                _ => return,
+            }
+            let _ = conn.write(&out);
+        });
+    }
+}
+
+/// Client side of the heartbeat example: sends PINGs per its heartbeat and
+/// reports through `events` every DATA payload, PONG and the dead verdict.
+pub struct PingClient {
+    pub heartbeat: HeartbeatConfig,
+    pub events: std::sync::mpsc::Sender<PeerEvent>,
+}
+
+/// What a [`PingClient`] observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    Open,
+    Data(Vec<u8>),
+    Pong,
+    /// The server missed `max_missed` PINGs in a row.
+    Dead,
+    Closed(CloseReason),
+}
+
+impl Beating for PingClient {
+    fn peer_dead(&mut self, _conn: &mut Conn<'_, Self>) {
+        let _ = self.events.send(PeerEvent::Dead);
+    }
+}
+
+impl EventHandler for PingClient {
+    type Context = PeerState;
+
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        conn.context().hb = Some(Heartbeat::new(self.heartbeat, std::time::Instant::now()));
+        let _ = self.events.send(PeerEvent::Open);
+        drive(self, conn);
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        let now = std::time::Instant::now();
+        let events = self.events.clone();
+        frames(conn, input, |conn, kind, payload| {
+            if let Some(hb) = conn.context().hb.as_mut() {
+                hb.on_inbound(now);
+            }
+            let _ = events.send(match kind {
+                wire::PONG => PeerEvent::Pong,
+                _ => PeerEvent::Data(payload.to_vec()),
+            });
+        });
+    }
+
+    fn on_close(&mut self, conn: &mut Conn<'_, Self>, reason: &CloseReason) {
+        if let Some(t) = conn.context().timer.take() {
+            conn.cancel_timer(t);
+        }
+        let _ = self.events.send(PeerEvent::Closed(reason.clone()));
+    }
+}

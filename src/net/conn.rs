@@ -648,6 +648,9 @@ impl Core {
         let staged = el.write_buf.len();
         let r = if staged == 0 {
             sys::socket::send(self.fd.as_raw_fd(), data)
+        } else if data.is_empty() {
+            // The common case after a callback: plain send(2), cheaper than sendmsg.
+            sys::socket::send(self.fd.as_raw_fd(), &el.write_buf)
         } else {
             sys::socket::sendv(
                 self.fd.as_raw_fd(),

@@ -14,6 +14,10 @@ pub enum PollerArg {
     Epoll,
     Poll,
     Select,
+    /// Busy polling: every connection read on every turn (burns a core).
+    BusyPoll,
+    /// Signal-driven I/O (O_ASYNC + F_SETSIG + signalfd); always edge-triggered.
+    Sigio,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -97,6 +101,8 @@ impl ServerArgs {
                 PollerArg::Epoll => PollerKind::Epoll,
                 PollerArg::Poll => PollerKind::Poll,
                 PollerArg::Select => PollerKind::Select,
+                PollerArg::BusyPoll => PollerKind::BusyPoll,
+                PollerArg::Sigio => PollerKind::SigIo,
             })
             .trigger(match self.trigger {
                 TriggerArg::Level => Trigger::Level,

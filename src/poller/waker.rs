@@ -29,9 +29,16 @@ impl Waker {
 
     /// Called by the loop when the waker fired, *before* it drains its task
     /// queue: a wake racing with the drain then writes the eventfd again.
+    ///
+    /// Drain the eventfd *before* clearing the flag. The other order loses
+    /// wakeups for good: a wake landing between the store and the drain
+    /// sets the flag and writes the eventfd, the drain eats the write, and
+    /// the flag stays set, so every later wake skips its write while the
+    /// loop sleeps (a server's shutdown hung on this in the test suite).
     pub fn reset(&self) -> io::Result<()> {
+        let r = sys::eventfd_drain(self.fd.as_raw_fd());
         self.pending.store(false, Ordering::SeqCst);
-        sys::eventfd_drain(self.fd.as_raw_fd())
+        r
     }
 
     pub fn fd(&self) -> RawFd {

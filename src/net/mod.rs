@@ -5,6 +5,7 @@ pub mod blocking;
 mod buffer;
 mod conn;
 mod handler;
+pub mod process;
 mod server;
 
 pub use addr::Addr;

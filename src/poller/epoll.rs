@@ -53,6 +53,10 @@ impl Poller for Epoll {
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         let mut flags = self.flags(interest);
         if interest.is_exclusive() {
+            // The kernel takes only IN/OUT/ERR/HUP/WAKEUP/ET beside
+            // EPOLLEXCLUSIVE: EPOLLRDHUP makes the add fail with EINVAL (a
+            // listener never half-closes anyway).
+            flags &= !(ep::EPOLLRDHUP as u32);
             flags |= ep::EPOLLEXCLUSIVE as u32;
         }
         ep::ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, flags, token.0)

@@ -90,7 +90,10 @@ const SUB_BITS: u32 = 5;
 
 impl Histogram {
     fn new() -> Histogram {
-        Histogram { counts: vec![0; 64 << SUB_BITS], total: 0 }
+        Histogram {
+            counts: vec![0; 64 << SUB_BITS],
+            total: 0,
+        }
     }
 
     fn index(v: u64) -> usize {
@@ -286,11 +289,25 @@ mod tests {
 
     #[test]
     fn buckets_hold_their_values_within_3_percent() {
-        for v in [0u64, 1, 31, 32, 33, 100, 1_000, 12_345, 1_000_000, 987_654_321] {
+        for v in [
+            0u64,
+            1,
+            31,
+            32,
+            33,
+            100,
+            1_000,
+            12_345,
+            1_000_000,
+            987_654_321,
+        ] {
             let i = Histogram::index(v);
             let hi = Histogram::value(i);
             assert!(hi >= v, "{v}: bucket top {hi}");
-            assert!((hi - v) as f64 <= v as f64 / 32.0 + 1.0, "{v}: bucket top {hi}");
+            assert!(
+                (hi - v) as f64 <= v as f64 / 32.0 + 1.0,
+                "{v}: bucket top {hi}"
+            );
         }
     }
 

@@ -21,13 +21,21 @@ fn median(v: &mut [f64]) -> Option<f64> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let input = args.next().unwrap_or_else(|| "bench/results/models.tsv".into());
-    let output = args.next().unwrap_or_else(|| "bench/results/models.svg".into());
+    let input = args
+        .next()
+        .unwrap_or_else(|| "bench/results/models.tsv".into());
+    let output = args
+        .next()
+        .unwrap_or_else(|| "bench/results/models.svg".into());
     let text = std::fs::read_to_string(&input).map_err(|e| format!("{input}: {e}"))?;
 
     // Models in first-seen order, so colours follow the table.
@@ -38,13 +46,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if f.len() < 8 {
             continue;
         }
-        let (Ok(conns), Ok(rate), Ok(p99)) = (f[1].parse::<u32>(), f[3].parse::<f64>(), f[7].parse::<f64>()) else {
+        let (Ok(conns), Ok(rate), Ok(p99)) = (
+            f[1].parse::<u32>(),
+            f[3].parse::<f64>(),
+            f[7].parse::<f64>(),
+        ) else {
             continue;
         };
         if !order.iter().any(|m| m == f[0]) {
             order.push(f[0].to_string());
         }
-        let e = data.entry(f[0].to_string()).or_default().entry(conns).or_default();
+        let e = data
+            .entry(f[0].to_string())
+            .or_default()
+            .entry(conns)
+            .or_default();
         e.0.push(rate);
         e.1.push(p99);
     }
@@ -91,24 +107,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (i, (m, pts)) in points.iter().enumerate() {
         let c = colour(i);
         chart
-            .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                c.stroke_width(2),
+            ))?
             .label(m.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 3, c.filled())))?;
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
 
     let mut chart = ChartBuilder::on(&right)
         .caption("p99 round-trip latency", ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((cmin * 0.8..cmax * 1.25).log_scale(), (lmin * 0.8..lmax * 1.25).log_scale())?;
-    chart.configure_mesh().x_desc("connections").y_desc("p99 latency (µs, log)").draw()?;
+        .build_cartesian_2d(
+            (cmin * 0.8..cmax * 1.25).log_scale(),
+            (lmin * 0.8..lmax * 1.25).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("connections")
+        .y_desc("p99 latency (µs, log)")
+        .draw()?;
     for (i, (m, pts)) in points.iter().enumerate() {
         let c = colour(i);
         chart
-            .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.2)), c.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.2)),
+                c.stroke_width(2),
+            ))?
             .label(m.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.2), 3, c.filled())))?;

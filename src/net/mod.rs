@@ -8,6 +8,7 @@ mod connector;
 mod handler;
 pub mod heartbeat;
 pub mod offload;
+pub mod process;
 mod server;
 
 pub use addr::Addr;

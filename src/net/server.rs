@@ -225,10 +225,15 @@ impl ServerBuilder {
                 format!("{n} reactors sharing one EPOLLEXCLUSIVE listener")
             }
         };
-        format!(
-            "poller={} trigger={:?} model={model}",
-            format!("{:?}", self.poller).to_lowercase(),
+        // sigio is edge-triggered whatever was asked for.
+        let trigger = if self.poller == PollerKind::SigIo {
+            Trigger::Edge
+        } else {
             self.trigger
+        };
+        format!(
+            "poller={} trigger={trigger:?} model={model}",
+            self.poller.name()
         )
     }
 
@@ -256,7 +261,9 @@ impl ServerBuilder {
                 "server has no address to bind",
             ));
         }
-        if self.trigger == Trigger::Edge && self.poller != PollerKind::Epoll {
+        if self.trigger == Trigger::Edge
+            && !matches!(self.poller, PollerKind::Epoll | PollerKind::SigIo)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "edge trigger needs the epoll poller",
@@ -267,7 +274,9 @@ impl ServerBuilder {
         let server_key = next_server_key();
         let mut threads = Vec::new();
         let mut handles = Vec::new();
-        let reuseport = self.loops > 0 && self.mode == AcceptMode::ReusePort;
+        // Single-reactor ReusePort binds with SO_REUSEPORT too, so several
+        // processes (see `net::process`) can each own a listener on one port.
+        let reuseport = self.mode == AcceptMode::ReusePort;
 
         // Bind up front so errors surface here and port 0 resolves once.
         let mut bound: Vec<(Addr, Arc<OwnedFd>)> = Vec::new();

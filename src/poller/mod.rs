@@ -6,13 +6,17 @@
 //! | [`epoll`] | level, edge | EPERM for regular files (they are always ready) |
 //! | [`poll`]  | level | O(n) scan per wait |
 //! | [`select`] | level | fds must be < FD_SETSIZE (1024); O(max fd) scan |
+//! | [`busy_poll`] | level | never sleeps with a connection open: burns a core |
+//! | [`sigio`] | edge (always) | one realtime signal per event; queue overflow forces a rescan |
 //!
 //! Events carry the caller's [`Token`], never an fd: the reactor maps tokens
 //! to its channels and uses the token's generation to drop stale events.
 
+pub mod busy_poll;
 pub mod epoll;
 pub mod poll;
 pub mod select;
+pub mod sigio;
 mod waker;
 
 use std::fmt;
@@ -154,6 +158,32 @@ pub enum PollerKind {
     Epoll,
     Poll,
     Select,
+    /// Report every connection ready on every wait (a teaching baseline).
+    BusyPoll,
+    /// Signal-driven I/O (O_ASYNC + F_SETSIG), always edge-triggered.
+    SigIo,
+}
+
+impl PollerKind {
+    /// Every kind, in the order benchmarks list them.
+    pub const ALL: [PollerKind; 5] = [
+        PollerKind::Epoll,
+        PollerKind::Poll,
+        PollerKind::Select,
+        PollerKind::BusyPoll,
+        PollerKind::SigIo,
+    ];
+
+    /// The name `FromStr` accepts.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PollerKind::Epoll => "epoll",
+            PollerKind::Poll => "poll",
+            PollerKind::Select => "select",
+            PollerKind::BusyPoll => "busy-poll",
+            PollerKind::SigIo => "sigio",
+        }
+    }
 }
 
 impl std::str::FromStr for PollerKind {
@@ -163,7 +193,11 @@ impl std::str::FromStr for PollerKind {
             "epoll" => Ok(PollerKind::Epoll),
             "poll" => Ok(PollerKind::Poll),
             "select" => Ok(PollerKind::Select),
-            _ => Err(format!("unknown poller {s:?} (epoll, poll, select)")),
+            "busy-poll" | "busypoll" => Ok(PollerKind::BusyPoll),
+            "sigio" => Ok(PollerKind::SigIo),
+            _ => Err(format!(
+                "unknown poller {s:?} (epoll, poll, select, busy-poll, sigio)"
+            )),
         }
     }
 }
@@ -197,12 +231,18 @@ pub trait Poller: Send {
     fn name(&self) -> &'static str;
 }
 
-/// Build a poller of `kind` in `trigger` mode. Only epoll can be edge-triggered.
+/// Build a poller of `kind` in `trigger` mode. Only epoll can be asked for
+/// either trigger; sigio is edge-triggered whatever is asked (signals mark
+/// changes, not states: check [`Poller::trigger`]), the others level only.
+/// Call it on the thread that will run the loop (sigio routes its signals
+/// to the calling thread).
 pub fn new_poller(kind: PollerKind, trigger: Trigger) -> io::Result<Box<dyn Poller>> {
     match (kind, trigger) {
         (PollerKind::Epoll, t) => Ok(Box::new(epoll::Epoll::new(t)?)),
+        (PollerKind::SigIo, _) => Ok(Box::new(sigio::SigIo::new()?)),
         (PollerKind::Poll, Trigger::Level) => Ok(Box::new(poll::Poll::new())),
         (PollerKind::Select, Trigger::Level) => Ok(Box::new(select::Select::new())),
+        (PollerKind::BusyPoll, Trigger::Level) => Ok(Box::new(busy_poll::BusyPoll::new())),
         (k, Trigger::Edge) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{k:?} has no edge-triggered mode; use epoll"),
@@ -252,6 +292,16 @@ mod tests {
     fn edge_needs_epoll() {
         assert!(new_poller(PollerKind::Poll, Trigger::Edge).is_err());
         assert!(new_poller(PollerKind::Select, Trigger::Edge).is_err());
+        assert!(new_poller(PollerKind::BusyPoll, Trigger::Edge).is_err());
+        assert_eq!(
+            new_poller(PollerKind::SigIo, Trigger::Level)
+                .unwrap()
+                .trigger(),
+            Trigger::Edge
+        );
+        for k in PollerKind::ALL {
+            assert_eq!(k.name().parse::<PollerKind>(), Ok(k));
+        }
         assert_eq!(
             new_poller(PollerKind::Epoll, Trigger::Edge)
                 .unwrap()

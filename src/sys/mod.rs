@@ -5,6 +5,8 @@
 
 pub mod epoll;
 pub mod fdset;
+pub mod process;
+pub mod sigio;
 pub mod socket;
 
 use std::io;

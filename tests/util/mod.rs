@@ -13,7 +13,8 @@ use evnet::poller::{PollerKind, Trigger};
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Backend x trigger x loops, as the suite must cover: epoll LT, epoll ET,
-/// poll, select, each with loops 0, 1 and 2.
+/// poll, select, each with loops 0, 1 and 2; busy-poll and sigio with loops
+/// 0 and 1.
 pub fn matrix() -> Vec<(String, ServerBuilder)> {
     let mut v = Vec::new();
     for (poller, trigger) in [
@@ -28,6 +29,18 @@ pub fn matrix() -> Vec<(String, ServerBuilder)> {
                 .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
                 .poller(poller)
                 .trigger(trigger)
+                .loops(loops);
+            v.push((name, b));
+        }
+    }
+    // The teaching baselines: single reactor and one sub-reactor only, to
+    // keep the suite's time down (busy-poll spins a core per loop).
+    for poller in [PollerKind::BusyPoll, PollerKind::SigIo] {
+        for loops in [0, 1] {
+            let name = format!("{poller:?}/loops={loops}");
+            let b = ServerBuilder::new()
+                .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+                .poller(poller)
                 .loops(loops);
             v.push((name, b));
         }

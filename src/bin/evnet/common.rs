@@ -2,10 +2,11 @@
 
 use std::os::fd::AsRawFd;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::time::Duration;
 
+use evnet::net::process::{self, Supervisor};
 use evnet::net::{AcceptMode, Addr, Balance, Keepalive, Server, ServerBuilder};
 use evnet::poller::{Interest, PollerKind, Trigger};
 use evnet::reactor::{EventLoop, LoopConfig};
@@ -16,6 +17,10 @@ pub enum PollerArg {
     Epoll,
     Poll,
     Select,
+    /// Busy polling: every connection read on every turn (burns a core).
+    BusyPoll,
+    /// Signal-driven I/O (O_ASYNC + F_SETSIG + signalfd); always edge-triggered.
+    Sigio,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -93,10 +98,24 @@ pub struct ServerArgs {
     /// Cap this process's open files (soft RLIMIT_NOFILE); default: raise it to the hard limit.
     #[arg(long, value_name = "N")]
     pub max_fds: Option<u64>,
+    /// Run N worker processes (nginx-style master/worker), each with its own SO_REUSEPORT listener on the same port; the master restarts workers that die.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub processes: usize,
 }
+
+/// The master hands its workers the resolved addresses (port 0 made concrete) here.
+const LISTEN_ENV: &str = "EVNET_LISTEN";
 
 impl ServerArgs {
     pub fn addrs(&self, default: &str) -> Result<Vec<Addr>> {
+        if process::worker_index().is_some() {
+            if let Ok(list) = std::env::var(LISTEN_ENV) {
+                return list
+                    .split(' ')
+                    .map(|a| Addr::parse(a).with_context(|| format!("bad address {a:?}")))
+                    .collect();
+            }
+        }
         let list = if self.addrs.is_empty() {
             vec![default.to_string()]
         } else {
@@ -124,6 +143,8 @@ impl ServerArgs {
                 PollerArg::Epoll => PollerKind::Epoll,
                 PollerArg::Poll => PollerKind::Poll,
                 PollerArg::Select => PollerKind::Select,
+                PollerArg::BusyPoll => PollerKind::BusyPoll,
+                PollerArg::Sigio => PollerKind::SigIo,
             })
             .trigger(match self.trigger {
                 TriggerArg::Level => Trigger::Level,
@@ -134,7 +155,7 @@ impl ServerArgs {
                 BalanceArg::LeastConn => Balance::LeastConnections,
                 BalanceArg::SourceHash => Balance::SourceHash,
             })
-            .accept_mode(if self.reuseport {
+            .accept_mode(if self.reuseport || process::worker_index().is_some() {
                 AcceptMode::ReusePort
             } else if self.exclusive {
                 AcceptMode::Exclusive
@@ -171,6 +192,47 @@ impl ServerArgs {
             b = b.bind(a);
         }
         Ok(b)
+    }
+}
+
+impl ServerArgs {
+    /// Multi-process mode. In a worker: tie its life to the master's and
+    /// return `Ok(false)` (serve as usual). In the master (`--processes` > 1):
+    /// start the workers, print `banner` once for each address when all are
+    /// serving, supervise until SIGTERM/SIGINT, and return `Ok(true)`.
+    pub fn run_processes(&self, name: &str, default: &str) -> Result<bool> {
+        if process::worker_init().context("starting worker")?.is_some() {
+            return Ok(false);
+        }
+        if self.processes <= 1 {
+            return Ok(false);
+        }
+        if self.model == ModelArg::Threads {
+            bail!("--processes needs the reactor model");
+        }
+        let addrs = process::resolve_ports(&self.addrs(default)?)?;
+        if addrs.iter().any(|a| a.tcp().is_none()) {
+            bail!("--processes needs TCP addresses (workers share a port with SO_REUSEPORT)");
+        }
+        let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        let sup = Supervisor::builder(self.processes)
+            .env(LISTEN_ENV, list.join(" "))
+            .start()?;
+        // What each worker runs, described once (workers use SO_REUSEPORT).
+        let mut args = self.clone();
+        args.reuseport = self.loops.unwrap_or(1) > 0;
+        let desc = args.builder(default)?.describe();
+        for a in &addrs {
+            println!(
+                "evnet {name} listening on {a} ({desc}, processes={})",
+                self.processes
+            );
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let sig = sup.run()?;
+        eprintln!("evnet {name}: signal {sig}, workers stopped");
+        Ok(true)
     }
 }
 

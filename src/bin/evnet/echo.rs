@@ -17,6 +17,9 @@ pub fn run(args: EchoArgs) -> Result<()> {
     block_stop_signals()?;
     args.server.apply_process_limits()?;
     let default = "127.0.0.1:7000";
+    if args.server.run_processes("echo", default)? {
+        return Ok(());
+    }
     match args.server.model {
         ModelArg::Threads => {
             let addrs = args.server.addrs(default)?;

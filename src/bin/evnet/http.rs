@@ -34,6 +34,9 @@ pub fn run(args: HttpArgs) -> Result<()> {
         bail!("evnet http runs on the reactor model only");
     }
     let default = "127.0.0.1:8080";
+    if args.server.run_processes("http", default)? {
+        return Ok(());
+    }
     let limits = Limits {
         header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
         keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms.max(1)),

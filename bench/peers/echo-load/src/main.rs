@@ -3,7 +3,10 @@
 //! Opens `--conns` connections; once all are connected, each one repeatedly
 //! sends a `--size`-byte message, waits for exactly `--size` bytes back,
 //! checks they are the bytes it sent, and starts again, until `--secs` have
-//! passed. Prints one JSON line: `{"messages":N,"secs":S,"rate":R}`.
+//! passed. Prints one JSON line:
+//! `{"messages":N,"secs":S,"rate":R,"p50_us":A,"p99_us":B}` — the latency
+//! percentiles are of per-message round trips (send to last echoed byte),
+//! from a log-linear histogram (buckets within ~3% of their value).
 //! An exchange still in flight at the deadline is not counted; connections
 //! still waiting 2 s after it are dropped.
 //!
@@ -75,8 +78,71 @@ fn parse() -> Opts {
     o
 }
 
+/// Round-trip times in nanoseconds: 64 power-of-two ranges split into 32
+/// linear sub-buckets each, so every bucket is within 1/32 of its value;
+/// fixed size, no allocation per sample.
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+const SUB_BITS: u32 = 5;
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram {
+            counts: vec![0; 64 << SUB_BITS],
+            total: 0,
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < (1 << SUB_BITS) {
+            return v as usize;
+        }
+        let msb = 63 - v.leading_zeros();
+        let shift = msb - SUB_BITS;
+        let sub = (v >> shift) as usize & ((1 << SUB_BITS) - 1);
+        (((shift + 1) as usize) << SUB_BITS) | sub
+    }
+
+    /// The upper end of bucket `i`.
+    fn value(i: usize) -> u64 {
+        let range = (i >> SUB_BITS) as u32;
+        let sub = (i & ((1 << SUB_BITS) - 1)) as u64;
+        if range == 0 {
+            return sub;
+        }
+        let shift = range - 1;
+        (((1u64 << SUB_BITS) | sub) << shift) + (1u64 << shift) - 1
+    }
+
+    fn record(&mut self, v: u64) {
+        self.counts[Self::index(v)] += 1;
+        self.total += 1;
+    }
+
+    /// The value at quantile `q` (0..=1), or 0 with no samples.
+    fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Self::value(i);
+            }
+        }
+        Self::value(self.counts.len() - 1)
+    }
+}
+
 /// Shared state of all connections (single-threaded runtime).
 struct Shared {
+    /// Round trips of the exchanges counted in `done`.
+    rtt: std::cell::RefCell<Histogram>,
     /// Exchanges completed so far, all connections together.
     done: Cell<u64>,
     /// Set at the deadline: connections stop after their current exchange.
@@ -114,13 +180,18 @@ async fn run_conn(
     let mut off = id % PATTERN_SLACK;
     while !shared.stop.get() {
         let out = &pat[off..off + size];
+        let t0 = std::time::Instant::now();
         s.write_all(out).await?;
         s.read_exact(&mut back).await?;
+        let rtt = t0.elapsed().as_nanos() as u64;
         if back != out {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("connection {id}: echoed bytes differ from sent bytes"),
             ));
+        }
+        if !shared.stop.get() {
+            shared.rtt.borrow_mut().record(rtt);
         }
         shared.done.set(shared.done.get() + 1);
         off += 1;
@@ -138,7 +209,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
-    let res: io::Result<(u64, f64)> = local.block_on(&rt, async {
+    let res: io::Result<(u64, f64, u64, u64)> = local.block_on(&rt, async {
         let mut streams = Vec::with_capacity(o.conns);
         for _ in 0..o.conns {
             let s = timeout(Duration::from_secs(5), TcpStream::connect(&o.addr))
@@ -148,6 +219,7 @@ fn main() {
             streams.push(s);
         }
         let shared = Rc::new(Shared {
+            rtt: std::cell::RefCell::new(Histogram::new()),
             done: Cell::new(0),
             stop: Cell::new(false),
             error: Cell::new(None),
@@ -173,6 +245,10 @@ fn main() {
         let total = shared.done.get();
         let secs = start.elapsed().as_secs_f64();
         shared.stop.set(true);
+        let (p50, p99) = {
+            let h = shared.rtt.borrow();
+            (h.quantile(0.50), h.quantile(0.99))
+        };
         // Let in-flight exchanges finish, but never wait long for a server
         // that stopped answering.
         let grace = Instant::now() + Duration::from_secs(2);
@@ -185,20 +261,64 @@ fn main() {
         if let Some(e) = shared.error.take() {
             return Err(io::Error::other(e));
         }
-        Ok((total, secs))
+        Ok((total, secs, p50, p99))
     });
     match res {
-        Ok((messages, secs)) => {
+        Ok((messages, secs, p50, p99)) => {
             let rate = if secs > 0.0 {
                 messages as f64 / secs
             } else {
                 0.0
             };
-            println!("{{\"messages\":{messages},\"secs\":{secs:.3},\"rate\":{rate:.1}}}");
+            println!(
+                "{{\"messages\":{messages},\"secs\":{secs:.3},\"rate\":{rate:.1},\"p50_us\":{:.1},\"p99_us\":{:.1}}}",
+                p50 as f64 / 1e3,
+                p99 as f64 / 1e3
+            );
         }
         Err(e) => {
             eprintln!("echo-load: {e}");
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn buckets_hold_their_values_within_3_percent() {
+        for v in [
+            0u64,
+            1,
+            31,
+            32,
+            33,
+            100,
+            1_000,
+            12_345,
+            1_000_000,
+            987_654_321,
+        ] {
+            let i = Histogram::index(v);
+            let hi = Histogram::value(i);
+            assert!(hi >= v, "{v}: bucket top {hi}");
+            assert!(
+                (hi - v) as f64 <= v as f64 / 32.0 + 1.0,
+                "{v}: bucket top {hi}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantiles() {
+        let mut h = Histogram::new();
+        for v in 1..=1000u64 {
+            h.record(v * 1000);
+        }
+        let p99 = h.quantile(0.99);
+        assert!((990_000..=1_022_000).contains(&p99), "{p99}");
+        assert!((500_000..=516_000).contains(&h.quantile(0.5)));
     }
 }

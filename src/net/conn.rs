@@ -853,7 +853,7 @@ impl<H: EventHandler> StreamConn<H> {
         // With the peer's FIN already reported, a short read does not mean
         // the socket is drained: the EOF is still to be read, and
         // edge-triggered mode will not report it again.
-        let short_read_drains = !ev.is_read_closed();
+        let short_read_drains = !ev.is_read_closed() && !el.poller_merges_notices();
         let budget = el.config().read_budget;
         let fd = self.core.fd.as_raw_fd();
         for _ in 0..budget {

@@ -229,6 +229,12 @@ pub trait Poller: Send {
     fn trigger(&self) -> Trigger;
     /// Backend name for logs and benchmark tables.
     fn name(&self) -> &'static str;
+    /// Whether several readiness notices for one fd can merge into one event
+    /// that stays the only one (sigio folds a batch of signals per fd). Then
+    /// a short read does not prove the fd drained: an EOF may be behind it.
+    fn merges_notices(&self) -> bool {
+        false
+    }
 }
 
 /// Build a poller of `kind` in `trigger` mode. Only epoll can be asked for

@@ -305,6 +305,10 @@ impl Poller for SigIo {
         Trigger::Edge
     }
 
+    fn merges_notices(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "sigio"
     }

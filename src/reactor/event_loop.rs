@@ -128,6 +128,7 @@ pub struct EventLoop {
     /// dispatched again next turn, and the wait does not block meanwhile.
     pending: Vec<(Token, Event)>,
     running: bool,
+    merges_notices: bool,
     now: Instant,
     config: LoopConfig,
     /// The shared read buffer: a connection reads here and keeps only the
@@ -155,6 +156,7 @@ impl EventLoop {
             stats: Default::default(),
         });
         Ok(EventLoop {
+            merges_notices: poller.merges_notices(),
             trigger: poller.trigger(),
             poller,
             events: Vec::with_capacity(256),
@@ -193,6 +195,11 @@ impl EventLoop {
 
     pub fn poller_name(&self) -> &'static str {
         self.poller.name()
+    }
+
+    /// See [`Poller::merges_notices`].
+    pub fn poller_merges_notices(&self) -> bool {
+        self.merges_notices
     }
 
     pub fn config(&self) -> &LoopConfig {

@@ -2,6 +2,8 @@
 
 mod common;
 mod echo;
+mod resp;
+mod udp;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +18,10 @@ struct Cli {
 enum Command {
     /// Echo server: every byte read is written back.
     Echo(echo::EchoArgs),
+    /// Redis-protocol (RESP2) in-memory key-value server.
+    Resp(resp::RespArgs),
+    /// UDP echo server: every datagram is sent back to its sender.
+    UdpEcho(udp::UdpEchoArgs),
 }
 
 fn main() {
@@ -28,6 +34,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),
+        Command::Resp(args) => resp::run(args),
+        Command::UdpEcho(args) => udp::run(args),
     };
     if let Err(e) = result {
         eprintln!("evnet: {e:#}");

@@ -81,10 +81,11 @@ for s in "${skips[@]}"; do args+=(--skiptest "$s"); done
 cd "$cache/src"
 status=0
 timeout 600 ./runtest --host 127.0.0.1 --port "$port" --singledb --clients 1 \
-    --single unit/protocol --tags -needs:debug "${args[@]}" 2>&1 | tee "$cache/last-run.log" || status=$?
+    --single unit/protocol --tags -needs:debug "${args[@]}" 2>&1 \
+    | sed -u 's/\x1b\[[0-9;]*m//g' | tee "$cache/last-run.log" || status=$?
 if [ "$status" -ne 0 ] || grep -q '\[err\]\|\[exception\]' "$cache/last-run.log"; then
     log "FAILED (see $cache/last-run.log)"
     exit 1
 fi
 grep -q 'All tests passed without errors' "$cache/last-run.log" || { log "no pass summary"; exit 1; }
-log "passed: $(grep -c '\[ok\]' "$cache/last-run.log") ok, $(grep -c '\[skip\]' "$cache/last-run.log") skipped"
+log "passed: $(grep -c '^\[ok\]' "$cache/last-run.log") ok, $(grep -c '^\[skip\]' "$cache/last-run.log") skipped, $(grep -c '^\[ignore\]' "$cache/last-run.log") excluded by tag"

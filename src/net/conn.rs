@@ -200,7 +200,7 @@ pub(crate) struct Core {
 /// Not `Send`: it exists only on the connection's loop thread, for the
 /// duration of one callback. Use [`Conn::handle`] to reach the connection
 /// from elsewhere.
-pub struct Conn<'a, H: EventHandler + ?Sized> {
+pub struct Conn<'a, H: EventHandler> {
     core: &'a mut Core,
     ctx: &'a mut H::Context,
     el: &'a mut EventLoop,

@@ -101,11 +101,14 @@ enum TimerEntry {
     Every(usize, u32),
 }
 
+/// A repeating timer's callback.
+type PeriodicFn = Box<dyn FnMut(&mut EventLoop)>;
+
 struct Periodic {
     gen: u32,
     every: Duration,
     /// `None` while running.
-    f: Option<Box<dyn FnMut(&mut EventLoop)>>,
+    f: Option<PeriodicFn>,
 }
 
 pub struct EventLoop {

@@ -182,7 +182,7 @@ fn redis_cli_round_trips_every_command() {
 #[test]
 fn redis_benchmark_completes_without_errors() {
     let (_server, addr) = start(2);
-    let out = tool("redis-benchmark")
+    let child = tool("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
         .args([
             "-t",
@@ -195,8 +195,27 @@ fn redis_benchmark_completes_without_errors() {
             "20000",
             "-q",
         ])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Bounded: a benchmark that stops making progress fails the test instead
+    // of hanging it.
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "redis-benchmark made no progress for 60 s (killed)"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}{stderr}");
@@ -363,7 +382,13 @@ fn active_expiry_removes_keys_nobody_reads() {
     loop {
         s.write_all(b"DBSIZE\r\n").unwrap();
         let mut buf = [0u8; 16];
-        let n = s.read(&mut buf).unwrap();
+        // Retry EINTR: a read with a timeout is not restarted after a stop/continue.
+        let n = loop {
+            match s.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r.unwrap(),
+            }
+        };
         if &buf[..n] == b":1\r\n" {
             break;
         }

@@ -58,6 +58,14 @@ impl LineCodec {
     }
 }
 
+/// Lines ended by `\n`, at most 64 KiB each (what a [`super::framed`]
+/// handler gets when it names `LineCodec` as its codec).
+impl Default for LineCodec {
+    fn default() -> Self {
+        LineCodec::lf(64 * 1024)
+    }
+}
+
 /// First position `>= from` where `needle` starts in `hay`.
 pub(crate) fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;

@@ -31,8 +31,10 @@
 //! | [`line::LineCodec`] | one line, delimiter removed | `line.rs` |
 //! | [`length_field::LengthFieldCodec`] | one length-prefixed frame | `length_field.rs` |
 //! | [`resp::CommandDecoder`] | one Redis command (`Vec<Vec<u8>>`) | `resp.rs` |
+//! | [`framed::Framed`] | adapter: a handler receives whole frames | `framed.rs` |
 //! | [`resp::ReplyEncoder`] / [`resp::ReplyDecoder`] | RESP2 values | `resp.rs` |
 
+pub mod framed;
 pub mod length_field;
 pub mod line;
 pub mod resp;

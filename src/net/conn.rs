@@ -383,18 +383,28 @@ impl<H: EventHandler> Conn<'_, H> {
     /// Append to the output directly (encoders write here without an
     /// intermediate buffer).
     pub fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Closed> {
+        self.write_with_context(|_, out| f(out))
+    }
+
+    /// Like [`Conn::write_with`], also lending the per-connection context
+    /// (a protocol engine that keeps session state encodes its reply
+    /// straight into the output).
+    pub fn write_with_context<R>(
+        &mut self,
+        f: impl FnOnce(&mut H::Context, &mut Vec<u8>) -> R,
+    ) -> Result<R, Closed> {
         self.core.check_writable()?;
         if let Some(out) = self.core.out.as_mut() {
             let mut tmp = std::mem::take(&mut self.el.write_buf);
             let start = tmp.len();
-            let r = f(&mut tmp);
+            let r = f(self.ctx, &mut tmp);
             out.push(&tmp[start..]);
             tmp.truncate(start);
             self.el.write_buf = tmp;
             self.core.check_high_water(self.cfg);
             return Ok(r);
         }
-        Ok(f(&mut self.el.write_buf))
+        Ok(f(self.ctx, &mut self.el.write_buf))
     }
 
     /// Finish sending what is queued, then half-close (FIN); reading goes on
@@ -460,6 +470,13 @@ impl<H: EventHandler> Conn<'_, H> {
 
     pub fn is_closed(&self) -> bool {
         self.core.flags & CLOSED != 0
+    }
+
+    /// A close was requested (or happened, or a socket error doomed the
+    /// connection): further input will not be delivered and writes fail.
+    /// Handlers that process a batch of frames stop at this point.
+    pub fn is_closing(&self) -> bool {
+        self.core.flags & (CLOSING | CLOSED) != 0 || self.core.doom.is_some()
     }
 
     /// The per-connection state.

@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod offload;
 pub mod process;
 mod server;
+pub mod udp;
 
 pub use addr::Addr;
 pub use buffer::Buffer;
@@ -17,4 +18,7 @@ pub use conn::{Closed, Conn, ConnConfig, ConnHandle, Keepalive};
 pub use connector::{Backoff, Client, ClientService, Connector, RetryHook};
 pub use handler::{CloseReason, EventHandler};
 pub use offload::{PoolFull, WorkerPool};
-pub use server::{listen, somaxconn, AcceptMode, Balance, Server, ServerBuilder};
+pub use server::{
+    listen, listen_with, prepare_unix_path, somaxconn, AcceptMode, Balance, ListenOptions, Server,
+    ServerBuilder, DEFAULT_UNIX_MODE,
+};

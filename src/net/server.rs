@@ -93,6 +93,7 @@ pub struct ServerBuilder {
     read_budget: usize,
     accept_pause: Duration,
     tick: Option<Duration>,
+    unix_mode: u32,
 }
 
 impl Default for ServerBuilder {
@@ -110,6 +111,7 @@ impl Default for ServerBuilder {
             read_budget: 16,
             accept_pause: Duration::from_millis(100),
             tick: None,
+            unix_mode: DEFAULT_UNIX_MODE,
         }
     }
 }
@@ -214,6 +216,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Permission bits given to Unix-domain socket files after binding
+    /// (default 0o660: owner and group may connect).
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.unix_mode = mode;
+        self
+    }
+
     pub fn describe(&self) -> String {
         let model = match (self.loops, self.mode) {
             (0, _) => "single reactor".to_string(),
@@ -281,7 +290,14 @@ impl ServerBuilder {
         // Bind up front so errors surface here and port 0 resolves once.
         let mut bound: Vec<(Addr, Arc<OwnedFd>)> = Vec::new();
         for addr in &self.addrs {
-            let fd = listen(addr, backlog, reuseport)?;
+            let fd = listen_with(
+                addr,
+                &ListenOptions {
+                    backlog,
+                    reuseport,
+                    unix_mode: self.unix_mode,
+                },
+            )?;
             let actual = Addr::from_sockaddr(&sys::socket::local_addr(fd.as_raw_fd())?)
                 .unwrap_or(addr.clone());
             bound.push((actual, Arc::new(fd)));
@@ -293,12 +309,18 @@ impl ServerBuilder {
             let listeners: Vec<(Arc<OwnedFd>, bool)> = match (self.loops, self.mode) {
                 (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
                 (_, AcceptMode::Acceptor) => Vec::new(),
+                // Unix-domain sockets have no SO_REUSEPORT: every loop
+                // watches the one listener (a connection may wake several;
+                // the losers' accept sees EAGAIN).
                 (_, AcceptMode::ReusePort) if id == 0 => {
                     bound.iter().map(|(_, fd)| (fd.clone(), false)).collect()
                 }
-                (_, AcceptMode::ReusePort) => addrs
+                (_, AcceptMode::ReusePort) => bound
                     .iter()
-                    .map(|a| listen(a, backlog, true).map(|fd| (Arc::new(fd), false)))
+                    .map(|(a, fd)| match a.is_tcp() {
+                        true => listen(a, backlog, true).map(|fd| (Arc::new(fd), false)),
+                        false => Ok((fd.clone(), false)),
+                    })
                     .collect::<io::Result<_>>()?,
                 (_, AcceptMode::Exclusive) => {
                     bound.iter().map(|(_, fd)| (fd.clone(), true)).collect()
@@ -436,10 +458,110 @@ pub fn somaxconn() -> i32 {
         .unwrap_or(4096)
 }
 
+/// Permission bits of a Unix-domain socket file unless the builder says otherwise.
+pub const DEFAULT_UNIX_MODE: u32 = 0o660;
+
+/// How [`listen_with`] sets up a listener.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenOptions {
+    pub backlog: i32,
+    /// SO_REUSEPORT (TCP only).
+    pub reuseport: bool,
+    /// Permission bits for a Unix-domain socket file.
+    pub unix_mode: u32,
+}
+
 /// Create a non-blocking listening socket with SO_REUSEADDR (and
 /// SO_REUSEPORT if asked). IPv6 listeners are v6-only so `[::]` and
-/// `0.0.0.0` can be bound side by side.
+/// `0.0.0.0` can be bound side by side. Unix paths are prepared as
+/// [`listen_with`] describes, with [`DEFAULT_UNIX_MODE`].
 pub fn listen(addr: &Addr, backlog: i32, reuseport: bool) -> io::Result<OwnedFd> {
+    listen_with(
+        addr,
+        &ListenOptions {
+            backlog,
+            reuseport,
+            unix_mode: DEFAULT_UNIX_MODE,
+        },
+    )
+}
+
+/// Make room for a Unix-domain listener at `path`. A socket file left behind
+/// by a server that is gone (connecting is refused) is removed; a live one
+/// (someone accepts) is never taken over; anything that is not a socket is
+/// left alone. Both refusals are errors naming the path.
+pub fn prepare_unix_path(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("unix:{}: {e}", path.display()),
+            ))
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "unix:{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
+        ));
+    }
+    // Non-blocking, so a live server with a full backlog answers EAGAIN
+    // instead of making us wait.
+    let probe = Socket::new(
+        socket2::Domain::UNIX,
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
+    match probe.connect(&SockAddr::unix(path)?) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            tracing::info!("removing stale socket file {}", path.display());
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io::Error::new(
+                    e.kind(),
+                    format!("removing stale unix:{}: {e}", path.display()),
+                )),
+                _ => Ok(()),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Ok(()) => Err(live_unix_error(path)),
+        Err(e)
+            if e.raw_os_error() == Some(libc::EAGAIN)
+                || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+        {
+            Err(live_unix_error(path))
+        }
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("probing unix:{}: {e}", path.display()),
+        )),
+    }
+}
+
+fn live_unix_error(path: &std::path::Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!(
+            "unix:{}: another server is listening there; refusing to take it over",
+            path.display()
+        ),
+    )
+}
+
+/// [`listen`] with every option. For a Unix path: a stale socket file is
+/// removed first and a live one refused ([`prepare_unix_path`]), and the new
+/// file gets `unix_mode` permissions.
+pub fn listen_with(addr: &Addr, opts: &ListenOptions) -> io::Result<OwnedFd> {
+    let (backlog, reuseport) = (opts.backlog, opts.reuseport);
+    if let Addr::Unix(path) = addr {
+        prepare_unix_path(path)?;
+    }
     let sock = Socket::new(addr.domain(), Type::STREAM.nonblocking().cloexec(), None)?;
     if addr.is_tcp() {
         sock.set_reuse_address(true)?;
@@ -452,7 +574,20 @@ pub fn listen(addr: &Addr, backlog: i32, reuseport: bool) -> io::Result<OwnedFd>
     }
     sock.bind(&addr.to_sockaddr()?)
         .map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
-    sock.listen(backlog)?;
+    if let Addr::Unix(path) = addr {
+        use std::os::unix::fs::PermissionsExt;
+        let set = std::fs::set_permissions(path, std::fs::Permissions::from_mode(opts.unix_mode));
+        if let Err(e) = set {
+            let _ = std::fs::remove_file(path);
+            return Err(io::Error::new(e.kind(), format!("chmod {addr}: {e}")));
+        }
+    }
+    if let Err(e) = sock.listen(backlog) {
+        if let Addr::Unix(path) = addr {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
     Ok(sock.into())
 }
 

@@ -32,6 +32,7 @@
 
 pub mod cmd;
 pub mod glob;
+pub mod server;
 pub mod store;
 
 pub use cmd::{execute, Outcome, Session, COMMAND_NAMES};

@@ -44,6 +44,18 @@ pub enum ModelArg {
     Threads,
 }
 
+impl From<PollerArg> for PollerKind {
+    fn from(p: PollerArg) -> PollerKind {
+        match p {
+            PollerArg::Epoll => PollerKind::Epoll,
+            PollerArg::Poll => PollerKind::Poll,
+            PollerArg::Select => PollerKind::Select,
+            PollerArg::BusyPoll => PollerKind::BusyPoll,
+            PollerArg::Sigio => PollerKind::SigIo,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
     /// Address to listen on (repeat for several): HOST:PORT, [V6]:PORT, unix:/path, unix:@name.
@@ -139,13 +151,7 @@ impl ServerArgs {
 
     pub fn builder(&self, default_addr: &str) -> Result<ServerBuilder> {
         let mut b = ServerBuilder::new()
-            .poller(match self.poller {
-                PollerArg::Epoll => PollerKind::Epoll,
-                PollerArg::Poll => PollerKind::Poll,
-                PollerArg::Select => PollerKind::Select,
-                PollerArg::BusyPoll => PollerKind::BusyPoll,
-                PollerArg::Sigio => PollerKind::SigIo,
-            })
+            .poller(self.poller.into())
             .trigger(match self.trigger {
                 TriggerArg::Level => Trigger::Level,
                 TriggerArg::Edge => Trigger::Edge,

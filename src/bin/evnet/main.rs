@@ -5,6 +5,8 @@ mod common;
 mod echo;
 mod http;
 mod load;
+mod resp;
+mod udp;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,10 @@ enum Command {
     Client(client::ClientArgs),
     /// Load generator (wrk-like) for echo, http and resp servers.
     Load(load::LoadArgs),
+    /// Redis-protocol (RESP2) in-memory key-value server.
+    Resp(resp::RespArgs),
+    /// UDP echo server: every datagram is sent back to its sender.
+    UdpEcho(udp::UdpEchoArgs),
 }
 
 fn main() {
@@ -47,6 +53,8 @@ fn main() {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
         },
+        Command::Resp(args) => resp::run(args),
+        Command::UdpEcho(args) => udp::run(args),
     };
     if let Err(e) = result {
         eprintln!("evnet: {e:#}");

@@ -1,0 +1,43 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use evnet::resp::server::{serve, ActiveExpiry};
+use evnet::resp::Store;
+
+use crate::common::{banner, block_stop_signals, serve_until_signal, ModelArg, ServerArgs};
+
+#[derive(Args, Debug)]
+pub struct RespArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// How often each loop deletes expired keys, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub expire_every_ms: u64,
+    /// Most expired keys one sweep deletes.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub expire_budget: usize,
+}
+
+pub fn run(args: RespArgs) -> Result<()> {
+    block_stop_signals()?;
+    args.server.apply_process_limits()?;
+    if args.server.model != ModelArg::Reactor {
+        bail!("evnet resp runs on reactors only (--model reactor)");
+    }
+    let default = "127.0.0.1:6380";
+    if args.server.processes > 1 {
+        // Workers would each hold a separate keyspace: clients would see
+        // different data depending on which process the kernel picked.
+        bail!("evnet resp keeps one keyspace in one process; use --loops, not --processes");
+    }
+    let builder = args.server.builder(default)?;
+    let expiry = ActiveExpiry {
+        every: Duration::from_millis(args.expire_every_ms.max(1)),
+        budget: args.expire_budget,
+    };
+    let server = serve(builder, Arc::new(Store::new()), expiry)?;
+    banner("resp", &server);
+    serve_until_signal("resp", server, args.server.shutdown_timeout)
+}

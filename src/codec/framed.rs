@@ -1,0 +1,172 @@
+//! The framed adapter: a [`FrameHandler`] receives whole frames decoded by
+//! its codec instead of raw bytes.
+//!
+//! [`Framed<H>`] implements [`EventHandler`] for any `H: FrameHandler`. Each
+//! connection gets its own decoder (`H::Codec::default()`), kept in the
+//! connection's context next to the user's own ([`FramedContext`]). When
+//! bytes arrive the adapter decodes as many frames as the input holds and
+//! hands them to `on_frame` in order, all within one callback, so every reply
+//! written for one pipelined batch leaves in one send.
+//!
+//! Decoding stops as soon as the handler closes the connection (QUIT-style
+//! commands): frames after that point are dropped, not answered.
+//!
+//! A decode error means the stream is out of sync: `on_decode_error` runs
+//! (the default closes the connection with [`CloseReason::Protocol`]) and the
+//! connection is closed even if the handler did not ask for it. Only that
+//! connection is affected.
+//!
+//! ```no_run
+//! use evnet::codec::framed::{FrameHandler, Framed};
+//! use evnet::codec::line::LineCodec;
+//! use evnet::net::{Conn, ServerBuilder};
+//!
+//! /// Answers every `\n`-terminated line in upper case.
+//! struct Upper;
+//!
+//! impl FrameHandler for Upper {
+//!     type Codec = LineCodec; // default: `\n`, lines up to 64 KiB
+//!     type Context = ();
+//!     fn on_frame(&mut self, conn: &mut Conn<'_, Framed<Self>>, line: Vec<u8>) {
+//!         let _ = conn.write_with(|out| {
+//!             out.extend(line.to_ascii_uppercase());
+//!             out.push(b'\n');
+//!         });
+//!     }
+//! }
+//!
+//! let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+//! let server = ServerBuilder::new().bind(addr).start(|_| Framed::new(Upper)).unwrap();
+//! ```
+
+use super::{CodecError, Decoder};
+use crate::net::{Buffer, CloseReason, Conn, EventHandler};
+
+/// The item type `H`'s codec produces.
+pub type FrameOf<H> = <<H as FrameHandler>::Codec as Decoder>::Item;
+
+/// A handler that works on whole frames. Callbacks mirror [`EventHandler`];
+/// the connection they get is a `Conn<Framed<Self>>`, whose context is a
+/// [`FramedContext`] (`conn.context().user` is `Self::Context`).
+pub trait FrameHandler: Sized + 'static {
+    /// The decoder, one per connection.
+    type Codec: Decoder + Default + 'static;
+    /// Per-connection state of the user.
+    type Context: Default + 'static;
+
+    fn on_open(&mut self, _conn: &mut Conn<'_, Framed<Self>>) {}
+
+    /// One whole frame, in arrival order.
+    fn on_frame(&mut self, conn: &mut Conn<'_, Framed<Self>>, frame: FrameOf<Self>);
+
+    /// The peer sent bytes the codec rejects. The default closes the
+    /// connection with [`CloseReason::Protocol`]; an override may write an
+    /// error reply first. The connection is closed after this returns either
+    /// way.
+    fn on_decode_error(&mut self, conn: &mut Conn<'_, Framed<Self>>, err: CodecError) {
+        conn.close_with(CloseReason::Protocol(err.to_string()));
+    }
+
+    fn on_write_complete(&mut self, _conn: &mut Conn<'_, Framed<Self>>) {}
+
+    fn on_high_water(&mut self, _conn: &mut Conn<'_, Framed<Self>>, _queued: usize) {}
+
+    /// The peer shut down its write side. The default finishes sending and
+    /// closes; an unfinished frame left in the input is dropped.
+    fn on_read_closed(&mut self, conn: &mut Conn<'_, Framed<Self>>) {
+        conn.close();
+    }
+
+    fn on_close(&mut self, _conn: &mut Conn<'_, Framed<Self>>, _reason: &CloseReason) {}
+}
+
+/// Per-connection state of a [`Framed`] handler: the decoder and the user's
+/// context.
+pub struct FramedContext<H: FrameHandler> {
+    pub codec: H::Codec,
+    pub user: H::Context,
+}
+
+impl<H: FrameHandler> Default for FramedContext<H> {
+    fn default() -> Self {
+        FramedContext {
+            codec: H::Codec::default(),
+            user: H::Context::default(),
+        }
+    }
+}
+
+/// Adapts a [`FrameHandler`] into an [`EventHandler`].
+pub struct Framed<H> {
+    inner: H,
+}
+
+impl<H: FrameHandler> Framed<H> {
+    pub fn new(inner: H) -> Framed<H> {
+        Framed { inner }
+    }
+
+    pub fn get_ref(&self) -> &H {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut H {
+        &mut self.inner
+    }
+}
+
+impl<H: FrameHandler> EventHandler for Framed<H> {
+    type Context = FramedContext<H>;
+
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        self.inner.on_open(conn);
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        // Frames are decoded at an offset and the input consumed once at the
+        // end: one memmove per batch instead of one per frame. The decoder
+        // sees the same unconsumed bytes either way.
+        let mut consumed = 0;
+        while !conn.is_closing() {
+            let r = conn.context().codec.decode(&input.as_slice()[consumed..]);
+            match r {
+                Ok(Some((frame, n))) => {
+                    debug_assert!(n > 0, "decoder consumed nothing");
+                    consumed += n;
+                    self.inner.on_frame(conn, frame);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.inner.on_decode_error(conn, e);
+                    if !conn.is_closing() {
+                        conn.close_with(CloseReason::Protocol(msg));
+                    }
+                    break;
+                }
+            }
+        }
+        if conn.is_closing() {
+            // Nothing more will be decoded: the rest is never needed.
+            input.clear();
+        } else {
+            input.consume(consumed);
+        }
+    }
+
+    fn on_write_complete(&mut self, conn: &mut Conn<'_, Self>) {
+        self.inner.on_write_complete(conn);
+    }
+
+    fn on_high_water(&mut self, conn: &mut Conn<'_, Self>, queued: usize) {
+        self.inner.on_high_water(conn, queued);
+    }
+
+    fn on_read_closed(&mut self, conn: &mut Conn<'_, Self>) {
+        self.inner.on_read_closed(conn);
+    }
+
+    fn on_close(&mut self, conn: &mut Conn<'_, Self>, reason: &CloseReason) {
+        self.inner.on_close(conn, reason);
+    }
+}

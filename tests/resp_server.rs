@@ -1,0 +1,412 @@
+//! The RESP server over loopback: redis-cli round trips of every command,
+//! redis-benchmark, pipelining, protocol errors, QUIT, active expiry.
+//!
+//! redis-cli and redis-benchmark come from Debian's redis-tools; without
+//! them these tests fail (they are the point).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evnet::net::{Server, ServerBuilder};
+use evnet::resp::server::{serve, ActiveExpiry};
+use evnet::resp::Store;
+
+fn start(loops: usize) -> (Server, SocketAddr) {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let expiry = ActiveExpiry {
+        every: Duration::from_millis(20),
+        budget: 1000,
+    };
+    let server = serve(
+        ServerBuilder::new().bind(addr).loops(loops),
+        Arc::new(Store::new()),
+        expiry,
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    (server, addr)
+}
+
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{name} is not installed: install Debian's redis-tools (apt-get install -y redis-tools)"
+    );
+    Command::new(name)
+}
+
+/// Run one command through redis-cli (formatted output) and return what it
+/// printed, trimmed.
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = tool("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--no-raw"])
+        .args(args)
+        .output()
+        .unwrap();
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s.trim().to_string()
+}
+
+#[test]
+fn redis_cli_round_trips_every_command() {
+    let (_server, addr) = start(2);
+    let p = addr.port();
+    let c = |args: &[&str]| cli(p, args);
+    let table: &[(&[&str], &str)] = &[
+        (&["PING"], "PONG"),
+        (&["PING", "hi"], "\"hi\""),
+        (&["ECHO", "hello world"], "\"hello world\""),
+        (&["SET", "k", "v"], "OK"),
+        (&["GET", "k"], "\"v\""),
+        (&["GET", "missing"], "(nil)"),
+        (&["GETSET", "k", "w"], "\"v\""),
+        (&["SETNX", "k", "x"], "(integer) 0"),
+        (&["SETNX", "k2", "x"], "(integer) 1"),
+        (&["APPEND", "k", "123"], "(integer) 4"),
+        (&["STRLEN", "k"], "(integer) 4"),
+        (&["MSET", "a", "1", "b", "2"], "OK"),
+        (&["MGET", "a", "b", "nope"], "1) \"1\"\n2) \"2\"\n3) (nil)"),
+        (&["INCR", "a"], "(integer) 2"),
+        (&["INCRBY", "a", "10"], "(integer) 12"),
+        (&["DECR", "a"], "(integer) 11"),
+        (&["DECRBY", "a", "5"], "(integer) 6"),
+        (
+            &["INCR", "k"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (&["EXISTS", "a", "b", "nope"], "(integer) 2"),
+        (&["TYPE", "a"], "string"),
+        (&["TYPE", "nope"], "none"),
+        (&["DEL", "b", "nope"], "(integer) 1"),
+        (&["UNLINK", "k2"], "(integer) 1"),
+        (&["KEYS", "a*"], "1) \"a\""),
+        (&["TTL", "a"], "(integer) -1"),
+        (&["EXPIRE", "a", "100"], "(integer) 1"),
+        (&["TTL", "a"], "(integer) 100"),
+        (&["PERSIST", "a"], "(integer) 1"),
+        (&["PTTL", "a"], "(integer) -1"),
+        (&["PEXPIRE", "a", "100000"], "(integer) 1"),
+        (&["EXPIREAT", "a", "99999999999"], "(integer) 1"),
+        (&["PEXPIREAT", "a", "99999999999000"], "(integer) 1"),
+        (&["TTL", "nope"], "(integer) -2"),
+        (&["SETEX", "s", "100", "v"], "OK"),
+        (&["PSETEX", "ps", "100000", "v"], "OK"),
+        (&["SET", "x", "1", "EX", "100", "NX"], "OK"),
+        (&["DBSIZE"], "(integer) 5"),
+        (&["SELECT", "0"], "OK"),
+        (&["SELECT", "1"], "(error) ERR DB index is out of range"),
+        (&["CLIENT", "SETNAME", "tester"], "OK"),
+        (
+            &["COMMAND", "COUNT"],
+            &format!("(integer) {}", evnet::resp::COMMAND_NAMES.len()),
+        ),
+        (
+            &["CONFIG", "GET", "databases"],
+            "1) \"databases\"\n2) \"1\"",
+        ),
+        (&["FUNCTION", "FLUSH"], "OK"),
+        (&["AUTH", "default", "anything"], "OK"),
+        (
+            &["NOSUCH", "x"],
+            "(error) ERR unknown command 'NOSUCH', with args beginning with: 'x'",
+        ),
+        (
+            &["GET"],
+            "(error) ERR wrong number of arguments for 'get' command",
+        ),
+        (&["FLUSHDB"], "OK"),
+        (&["DBSIZE"], "(integer) 0"),
+        (&["MSET", "z", "1"], "OK"),
+        (&["FLUSHALL"], "OK"),
+        (&["DBSIZE"], "(integer) 0"),
+    ];
+    for (args, want) in table {
+        assert_eq!(c(args), *want, "redis-cli {args:?}");
+    }
+    // Replies that vary: check their shape.
+    let id = c(&["CLIENT", "ID"]);
+    assert!(id.starts_with("(integer) "), "{id}");
+    assert_eq!(
+        c(&["CLIENT", "GETNAME"]),
+        "(nil)",
+        "a new redis-cli process is a new client"
+    );
+    let info = c(&["CLIENT", "INFO"]);
+    assert!(
+        info.contains("addr=127.0.0.1:") && info.contains(&format!("laddr=127.0.0.1:{p}")),
+        "{info}"
+    );
+    let info = c(&["INFO", "server"]);
+    assert!(info.contains("redis_version:"), "{info}");
+    let time = c(&["TIME"]);
+    assert!(
+        time.starts_with("1) \"") && time.contains("2) \""),
+        "{time}"
+    );
+    let hello = c(&["HELLO", "2"]);
+    assert!(
+        hello.contains("\"proto\"") && hello.contains("(integer) 2"),
+        "{hello}"
+    );
+    assert!(c(&["COMMAND", "LIST"]).contains("\"incrby\""));
+    assert_eq!(c(&["QUIT"]), "OK");
+    // Binary-safe values through redis-cli's escaping.
+    assert_eq!(c(&["SET", "bin", "a\tb\nc"]), "OK");
+    assert_eq!(c(&["GET", "bin"]), "\"a\\tb\\nc\"");
+    // Interactive-style inline commands over stdin.
+    let out = tool("redis-cli")
+        .args(["-p", &p.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut ch| {
+            ch.stdin
+                .take()
+                .unwrap()
+                .write_all(b"SET piped 42\nINCR piped\nGET piped\n")?;
+            ch.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\n43\n43\n");
+}
+
+#[test]
+fn redis_benchmark_completes_without_errors() {
+    let (_server, addr) = start(2);
+    let child = tool("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
+        .args([
+            "-t",
+            "ping,set,get,incr,mset",
+            "-P",
+            "16",
+            "-c",
+            "50",
+            "-n",
+            "20000",
+            "-q",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a benchmark that stops making progress fails the test instead
+    // of hanging it.
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "redis-benchmark made no progress for 60 s (killed)"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "redis-benchmark failed: {stdout}{stderr}"
+    );
+    for t in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET"] {
+        let line = stdout
+            .split(['\n', '\r'])
+            .map(str::trim_start)
+            .find(|l| l.starts_with(t) && l.contains("requests per second"));
+        assert!(line.is_some(), "no result for {t} in: {stdout}");
+    }
+    let lower = format!("{stdout}{stderr}").to_lowercase();
+    assert!(
+        !lower.contains("error"),
+        "errors reported: {stdout}{stderr}"
+    );
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn read_exactly(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    s.read_exact(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let (_server, addr) = start(2);
+    let mut s = connect(addr);
+    let mut req = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..2000 {
+        let v = format!("value-{i}");
+        req.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n$4\r\nkey{}\r\n${}\r\n{v}\r\n",
+                i % 10,
+                v.len()
+            )
+            .as_bytes(),
+        );
+        want.extend_from_slice(b"+OK\r\n");
+        req.extend_from_slice(format!("GET key{}\r\n", i % 10).as_bytes()); // inline
+        want.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+        req.extend_from_slice(b"*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n");
+        want.extend_from_slice(format!(":{}\r\n", i + 1).as_bytes());
+    }
+    // Written in odd-sized pieces so commands straddle reads.
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for chunk in req.chunks(777) {
+                w.write_all(chunk).unwrap();
+            }
+        })
+    };
+    let got = read_exactly(&mut s, want.len());
+    writer.join().unwrap();
+    assert!(got == want, "replies out of order or wrong");
+}
+
+#[test]
+fn protocol_error_replies_and_closes_only_that_connection() {
+    let (_server, addr) = start(2);
+    let mut good = connect(addr);
+    good.write_all(b"SET shared 1\r\n").unwrap();
+    assert_eq!(read_exactly(&mut good, 5), b"+OK\r\n");
+
+    let cases: &[(&[u8], &[u8])] = &[
+        (
+            b"*1\r\n$x\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*3000000000\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\nfoo\r\n",
+            b"-ERR Protocol error: expected '$', got 'f'\r\n",
+        ),
+        (
+            b"PING\r\nset \"a b\r\nPING\r\n",
+            b"+PONG\r\n-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+    ];
+    for (req, want) in cases {
+        let mut bad = connect(addr);
+        bad.write_all(req).unwrap();
+        let mut got = Vec::new();
+        bad.read_to_end(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want),
+            "for {:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+
+    // A peer that keeps sending after the error still gets the error text
+    // (the close must not turn into a reset that destroys it).
+    let mut bad = connect(addr);
+    bad.write_all(b"\x00").unwrap();
+    let filler = vec![b'A'; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bad.write_all(&filler).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "server never closed the desynced connection"
+        );
+    }
+    let mut got = Vec::new();
+    let _ = bad.read_to_end(&mut got);
+    assert!(
+        String::from_utf8_lossy(&got).contains("Protocol error"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+
+    good.write_all(b"INCR shared\r\n").unwrap();
+    assert_eq!(read_exactly(&mut good, 4), b":2\r\n");
+}
+
+#[test]
+fn quit_answers_ok_and_skips_what_follows() {
+    let (_server, addr) = start(1);
+    let mut s = connect(addr);
+    s.write_all(b"PING\r\nQUIT\r\nSET after quit\r\n").unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"+PONG\r\n+OK\r\n");
+    let mut s = connect(addr);
+    s.write_all(b"EXISTS after\r\n").unwrap();
+    assert_eq!(read_exactly(&mut s, 4), b":0\r\n");
+}
+
+#[test]
+fn active_expiry_removes_keys_nobody_reads() {
+    let (_server, addr) = start(2);
+    let mut s = connect(addr);
+    let mut req = Vec::new();
+    for i in 0..500 {
+        req.extend_from_slice(format!("SET vol{i} x PX 30\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"SET keep y\r\nDBSIZE\r\n");
+    s.write_all(&req).unwrap();
+    let want: Vec<u8> = b"+OK\r\n"
+        .repeat(501)
+        .into_iter()
+        .chain(b":501\r\n".iter().copied())
+        .collect();
+    assert_eq!(read_exactly(&mut s, want.len()), want);
+    // DBSIZE counts expired keys until they are deleted: only the sweeper
+    // can bring it down to 1.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        s.write_all(b"DBSIZE\r\n").unwrap();
+        let mut buf = [0u8; 16];
+        // Retry EINTR: a read with a timeout is not restarted after a stop/continue.
+        let n = loop {
+            match s.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r.unwrap(),
+            }
+        };
+        if &buf[..n] == b":1\r\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expired keys not swept: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn keys_are_shared_across_loops() {
+    let (_server, addr) = start(3);
+    let mut conns: Vec<TcpStream> = (0..6).map(|_| connect(addr)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(b"INCR across\r\n").unwrap();
+        assert_eq!(read_exactly(c, 4), format!(":{}\r\n", i + 1).as_bytes());
+    }
+}

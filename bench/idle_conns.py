@@ -26,6 +26,10 @@ def main():
     ap.add_argument("--conns", type=int, default=10000)
     ap.add_argument("--sources", type=int, default=4)
     ap.add_argument("--sample", type=int, default=100)
+    ap.add_argument("--source-base", type=int, default=1,
+                    help="first source address is 127.0.0.<base> (127.0.<k>.x beyond 255)")
+    ap.add_argument("--hold-until", default=None,
+                    help="after opening, print 'ready' and hold the connections until this file exists")
     a = ap.parse_args()
     host, port = a.addr.rsplit(":", 1)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -35,7 +39,8 @@ def main():
     t0 = time.monotonic()
     for i in range(a.conns):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((f"127.0.0.{1 + i % a.sources}", 0))
+        n = a.source_base + i % a.sources
+        s.bind((f"127.0.{n // 250}.{1 + n % 250}", 0))
         s.settimeout(10)
         s.connect((host, int(port)))
         socks.append(s)
@@ -53,6 +58,24 @@ def main():
                 sys.exit("connection closed by server")
             got += b
         assert got == b"ping"
+    if a.hold_until:
+        import os
+        print(f"ready conns={a.conns} open_secs={opened:.2f}", flush=True)
+        deadline = time.monotonic() + 600
+        while not os.path.exists(a.hold_until) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Still alive after holding: a second round trip on the sample.
+        for s in sample:
+            s.sendall(b"pong")
+            got = b""
+            while len(got) < 4:
+                b = s.recv(4 - len(got))
+                if not b:
+                    sys.exit("connection closed by server while held")
+                got += b
+            assert got == b"pong"
+        print(f"held_ok sample={len(sample)}", flush=True)
+        return
     after = rss_bytes(a.pid)
     per = (after - before) / a.conns
     print(f"conns={a.conns} open_secs={opened:.2f} rss_before={before} rss_after={after} "

@@ -96,22 +96,24 @@ mod tests {
         max_missed: 3,
     };
 
-    /// Drive the machine at exactly the instants it asks for.
-    fn run(hb: &mut Heartbeat, mut now: Instant, answer_after: Option<u32>) -> (Instant, u32) {
+    /// Drive the machine at exactly the instants it asks for; an answering
+    /// peer replies to every PING at once. Stops at a Dead verdict or after
+    /// 20 PINGs.
+    fn run(hb: &mut Heartbeat, mut now: Instant, answers: bool) -> (Instant, u32, bool) {
         let mut pings = 0;
-        for _ in 0..100 {
+        for _ in 0..1000 {
             match hb.poll(now) {
                 Beat::Wait(d) => now += d,
                 Beat::Ping => {
                     pings += 1;
-                    if answer_after == Some(pings) {
+                    if answers {
                         hb.on_inbound(now);
                     }
                 }
-                Beat::Dead => return (now, pings),
+                Beat::Dead => return (now, pings, true),
             }
-            if answer_after.is_some() && pings > 10 {
-                return (now, pings);
+            if pings >= 20 {
+                return (now, pings, false);
             }
         }
         panic!("no verdict");
@@ -121,7 +123,8 @@ mod tests {
     fn silent_peer_is_dead_at_idle_plus_missed_intervals() {
         let t0 = Instant::now();
         let mut hb = Heartbeat::new(CFG, t0);
-        let (dead_at, pings) = run(&mut hb, t0, None);
+        let (dead_at, pings, dead) = run(&mut hb, t0, false);
+        assert!(dead);
         assert_eq!(pings, 3);
         assert_eq!(dead_at - t0, CFG.idle + CFG.interval * CFG.max_missed);
     }

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use evnet::net::process::{self, Supervisor};
 use evnet::net::{AcceptMode, Addr, Balance, Keepalive, Server, ServerBuilder};
-use evnet::poller::{Interest, PollerKind, Trigger};
-use evnet::reactor::{EventLoop, LoopConfig};
+use evnet::poller::{PollerKind, Trigger};
 use evnet::sys;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -242,28 +241,42 @@ impl ServerArgs {
     }
 }
 
+thread_local! {
+    /// The signalfd `wait_for_signal` reads, made up front by
+    /// `block_stop_signals`: creating it later could fail with EMFILE once
+    /// connections have taken every fd, leaving the process deaf to SIGTERM.
+    static STOP_SIGNALS: std::cell::RefCell<Option<std::os::fd::OwnedFd>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Block SIGINT/SIGTERM in this thread and every thread spawned after, so
 /// they reach the process only through the signalfd `wait_for_signal` reads.
 pub fn block_stop_signals() -> Result<()> {
     sys::block_signals(&[libc::SIGINT, libc::SIGTERM]).context("blocking signals")?;
+    let sfd = sys::signalfd(&[libc::SIGINT, libc::SIGTERM]).context("signalfd")?;
+    STOP_SIGNALS.with(|s| *s.borrow_mut() = Some(sfd));
     Ok(())
 }
 
-/// Run a small loop on this thread until SIGINT or SIGTERM arrives.
+/// Block until SIGINT or SIGTERM arrives (call `block_stop_signals` first,
+/// on this thread).
 pub fn wait_for_signal() -> Result<i32> {
-    let sfd = sys::signalfd(&[libc::SIGINT, libc::SIGTERM])?;
-    let mut el = EventLoop::new(LoopConfig::default())?;
-    let got = std::rc::Rc::new(std::cell::Cell::new(0));
-    let g = got.clone();
-    let raw = sfd.as_raw_fd();
-    el.watch(raw, Interest::READABLE, move |el, _| {
-        if let Ok(Some(sig)) = sys::signalfd_read(&sfd) {
-            g.set(sig);
-            el.stop();
+    STOP_SIGNALS.with(|s| {
+        let guard = s.borrow();
+        let sfd = guard
+            .as_ref()
+            .context("block_stop_signals was not called on this thread")?;
+        loop {
+            let mut pfd = [sys::fdset::PollFd {
+                fd: sfd.as_raw_fd(),
+                events: sys::fdset::POLLIN,
+                revents: 0,
+            }];
+            sys::fdset::poll(&mut pfd, -1)?;
+            if let Some(sig) = sys::signalfd_read(sfd)? {
+                return Ok(sig);
+            }
         }
-    })?;
-    el.run()?;
-    Ok(got.get())
+    })
 }
 
 /// Parse `250ms`, `30s`, `2m`, `1h` (a bare number is seconds).

@@ -27,7 +27,11 @@ fn accessors(head: &RequestHead) {
         assert!(decoded.len() <= path.len());
     }
     let _ = (head.version(), head.host(), head.content_length());
-    let _ = (head.is_chunked(), head.keep_alive(), head.expects_continue());
+    let _ = (
+        head.is_chunked(),
+        head.keep_alive(),
+        head.expects_continue(),
+    );
     assert_eq!(head.headers().count(), head.header_count());
     for (name, value) in head.headers() {
         assert!(head.header(name).is_some());

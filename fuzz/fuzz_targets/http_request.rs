@@ -13,6 +13,33 @@ use libfuzzer_sys::fuzz_target;
 /// since later reads are never looked at).
 type Outcome = (Vec<(String, String, Vec<u8>)>, Option<HttpError>, usize);
 
+/// Everything a handler may ask of a parsed head: the spans the parser
+/// stored must slice its buffers without panicking.
+fn accessors(head: &RequestHead) {
+    let _ = (head.method_kind(), head.is_head(), head.target_form());
+    let (path, target) = (head.path(), head.target());
+    assert!(path.len() <= target.len().max(1));
+    if let Some(q) = head.query() {
+        assert!(q.len() < target.len());
+    }
+    let mut decoded = Vec::new();
+    if head.decoded_path(&mut decoded).is_ok() {
+        assert!(decoded.len() <= path.len());
+    }
+    let _ = (head.version(), head.host(), head.content_length());
+    let _ = (
+        head.is_chunked(),
+        head.keep_alive(),
+        head.expects_continue(),
+    );
+    assert_eq!(head.headers().count(), head.header_count());
+    for (name, value) in head.headers() {
+        assert!(head.header(name).is_some());
+        assert!(value.len() < head.head_len());
+    }
+    let _ = head.header_str("host");
+}
+
 fn run(reads: &[&[u8]], limits: &Limits) -> Outcome {
     let mut buf: Vec<u8> = Vec::new();
     let mut parser = HeadParser::new();
@@ -29,6 +56,7 @@ fn run(reads: &[&[u8]], limits: &Limits) -> Outcome {
                         assert!(n <= buf.len(), "head longer than the buffer");
                         assert_eq!(n, head.head_len());
                         buf.drain(..n);
+                        accessors(&head);
                         match head.body_kind(limits) {
                             Ok(kind) => decoder = Some(BodyDecoder::new(kind, limits)),
                             Err(e) => return (done, Some(e), 0),

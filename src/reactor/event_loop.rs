@@ -231,29 +231,19 @@ impl EventLoop {
         interest: Interest,
         source: Box<dyn Source>,
     ) -> io::Result<Token> {
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
-        let entry = self.slots.vacant_entry();
-        let token = pack(entry.key(), gen);
-        if entry.key() > u32::MAX as usize {
-            return Err(io::Error::other("too many sources on one loop"));
-        }
-        self.poller.register(fd, token, interest)?;
-        entry.insert(Slot {
-            gen,
-            fd,
-            interest: Some(interest),
-            source: Some(source),
-        });
+        let token = self.reserve(fd, interest)?;
+        self.attach(token, source);
         Ok(token)
     }
 
     /// Register with a token chosen before the source exists (the source
     /// needs to know its own token). Call [`EventLoop::attach`] next.
     pub fn reserve(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        let gen = self.bump_gen();
         let entry = self.slots.vacant_entry();
+        if entry.key() > u32::MAX as usize {
+            return Err(io::Error::other("too many sources on one loop"));
+        }
         let token = pack(entry.key(), gen);
         self.poller.register(fd, token, interest)?;
         entry.insert(Slot {
@@ -263,6 +253,13 @@ impl EventLoop {
             source: None,
         });
         Ok(token)
+    }
+
+    /// The next generation for a slot or periodic timer (never 0).
+    fn bump_gen(&mut self) -> u32 {
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        gen
     }
 
     /// Give a reserved token its source.
@@ -413,8 +410,7 @@ impl EventLoop {
         f: impl FnMut(&mut EventLoop) + 'static,
     ) -> TimerId {
         let every = every.max(self.config.tick);
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        let gen = self.bump_gen();
         let idx = self.periodic.insert(Periodic {
             gen,
             every,

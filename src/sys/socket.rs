@@ -3,7 +3,6 @@
 //! MSG_NOSIGNAL) are wrapped here.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use socket2::{SockAddr, SockRef};
@@ -51,11 +50,6 @@ pub fn sendv(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     .map(|n| n as usize)
 }
 
-/// `recv(2)` into `buf`.
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    super::read(fd, buf)
-}
-
 /// Run `f` with a socket2 view of an open socket fd (for setting options).
 pub fn with_sock<R>(fd: RawFd, f: impl FnOnce(SockRef<'_>) -> R) -> R {
     let b = borrow(fd);
@@ -83,10 +77,6 @@ pub fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     sock(&borrow(fd)).take_error()
 }
 
-pub fn set_nodelay(fd: RawFd, on: bool) -> io::Result<()> {
-    sock(&borrow(fd)).set_nodelay(on)
-}
-
 /// Peer address as an inet address (`None` for Unix-domain peers).
 pub fn peer_addr(fd: RawFd) -> io::Result<SockAddr> {
     sock(&borrow(fd)).peer_addr()
@@ -94,14 +84,4 @@ pub fn peer_addr(fd: RawFd) -> io::Result<SockAddr> {
 
 pub fn local_addr(fd: RawFd) -> io::Result<SockAddr> {
     sock(&borrow(fd)).local_addr()
-}
-
-/// Convert an inet `SockAddr` to `SocketAddr`.
-pub fn inet(addr: &SockAddr) -> Option<SocketAddr> {
-    addr.as_socket()
-}
-
-/// Whether `fd` is a socket of type SOCK_STREAM that is listening.
-pub fn is_listening(fd: RawFd) -> bool {
-    sock(&borrow(fd)).is_listener().unwrap_or(false)
 }

@@ -360,13 +360,11 @@ impl<H: EventHandler> Conn<'_, H> {
     /// space. The file must not shrink meanwhile (that closes the connection).
     pub fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Closed> {
         self.core.check_writable()?;
-        let staged = std::mem::take(&mut self.el.write_buf);
+        // What this callback staged goes first, then the file.
         let out = self.core.queue();
-        out.push(&staged);
+        out.push(&self.el.write_buf);
         out.push_file(file, offset, offset + len);
-        let mut staged = staged;
-        staged.clear();
-        self.el.write_buf = staged;
+        self.el.write_buf.clear();
         self.core.flush_queue(self.el);
         self.core.check_high_water(self.cfg);
         Ok(())
@@ -1149,13 +1147,9 @@ impl<H: EventHandler> Source for StreamConn<H> {
 
 impl<H: EventHandler> ConnOps for StreamConn<H> {
     fn write_from_handle(&mut self, el: &mut EventLoop, data: &[u8]) {
-        if self.core.flags & CLOSED != 0 {
-            return;
-        }
-        let service = self.service.clone();
-        let _ = self.core.write(el, &service.cfg, data);
-        self.core.flush_staged(el);
-        self.settle(el);
+        self.with_handler(el, |_, c| {
+            let _ = c.write(data);
+        });
     }
 
     fn close_from_handle(&mut self, el: &mut EventLoop) {

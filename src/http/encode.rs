@@ -150,8 +150,13 @@ pub(crate) fn unix_secs(t: SystemTime) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateCache {
     secs: u64,
-    text: [u8; 29],
+    /// `Server: evnet\r\nDate: <IMF-fixdate>\r\n`, the two fields every
+    /// final response starts with.
+    lines: [u8; SERVER_AND_DATE_LEN],
 }
+
+const SERVER_AND_DATE_PREFIX: &[u8] = b"Server: evnet\r\nDate: ";
+const SERVER_AND_DATE_LEN: usize = SERVER_AND_DATE_PREFIX.len() + 29 + 2;
 
 impl DateCache {
     /// A cache holding the current time.
@@ -161,10 +166,21 @@ impl DateCache {
 
     /// A cache holding `now`.
     pub fn at(now: SystemTime) -> Self {
-        let secs = unix_secs(now);
-        let mut text = [0u8; 29];
-        format_imf_fixdate(secs, &mut text);
-        DateCache { secs, text }
+        let mut lines = [0u8; SERVER_AND_DATE_LEN];
+        lines[..SERVER_AND_DATE_PREFIX.len()].copy_from_slice(SERVER_AND_DATE_PREFIX);
+        lines[SERVER_AND_DATE_LEN - 2..].copy_from_slice(b"\r\n");
+        let mut cache = DateCache { secs: 0, lines };
+        cache.set(unix_secs(now));
+        cache
+    }
+
+    fn set(&mut self, secs: u64) {
+        self.secs = secs;
+        let start = SERVER_AND_DATE_PREFIX.len();
+        let text: &mut [u8; 29] = (&mut self.lines[start..start + 29])
+            .try_into()
+            .expect("29-byte date slot");
+        format_imf_fixdate(secs, text);
     }
 
     /// Updates the cached date to `now`; returns whether the text changed.
@@ -174,20 +190,25 @@ impl DateCache {
         if secs == self.secs {
             return false;
         }
-        self.secs = secs;
-        format_imf_fixdate(secs, &mut self.text);
+        self.set(secs);
         true
     }
 
     /// The IMF-fixdate bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.text
+        let start = SERVER_AND_DATE_PREFIX.len();
+        &self.lines[start..start + 29]
+    }
+
+    /// The `Server` and `Date` field lines, CRLF-terminated.
+    pub(crate) fn server_and_date(&self) -> &[u8] {
+        &self.lines
     }
 
     /// The IMF-fixdate text.
     pub fn as_str(&self) -> &str {
         // Always ASCII by construction.
-        std::str::from_utf8(&self.text).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT")
     }
 }
 
@@ -254,37 +275,54 @@ fn push_hex(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn push_status_line(out: &mut Vec<u8>, status: u16) {
+    if status == 200 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
     let status = status.clamp(100, 999);
+    let phrase = reason_phrase(status).as_bytes();
+    let digits = [
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ];
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.push(b'0' + (status / 100) as u8);
-    out.push(b'0' + (status / 10 % 10) as u8);
-    out.push(b'0' + (status % 10) as u8);
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(&digits);
+    out.extend_from_slice(phrase);
     out.extend_from_slice(b"\r\n");
 }
 
 /// Fields the writer generates itself; caller-supplied copies are dropped so
 /// that framing can never be contradicted.
 fn is_managed(name: &str) -> bool {
-    [
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "date",
-        "server",
-    ]
-    .iter()
-    .any(|m| m.eq_ignore_ascii_case(name))
+    let n = name.as_bytes();
+    match n.len() {
+        4 => n.eq_ignore_ascii_case(b"date"),
+        6 => n.eq_ignore_ascii_case(b"server"),
+        10 => n.eq_ignore_ascii_case(b"connection"),
+        14 => n.eq_ignore_ascii_case(b"content-length"),
+        17 => n.eq_ignore_ascii_case(b"transfer-encoding"),
+        _ => false,
+    }
 }
+
+/// Bytes allowed in a field value we emit: HTAB, SP and visible characters
+/// (obs-text included); no CR, LF, NUL or other controls.
+const FIELD_VALUE_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b == b'\t' as usize || (b >= 0x20 && b != 0x7f);
+        b += 1;
+    }
+    t
+};
 
 /// A field line that is safe to emit: token name, value without CR, LF, NUL
 /// or other controls (except HTAB). Guards against response splitting.
 fn is_valid_field(name: &str, value: &[u8]) -> bool {
-    super::parse::is_token(name.as_bytes())
-        && value
-            .iter()
-            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    super::parse::is_token(name.as_bytes()) && value.iter().all(|&b| FIELD_VALUE_BYTE[b as usize])
 }
 
 fn push_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -292,6 +330,56 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Caller-supplied field lines, checked and formatted once when added, so a
+/// response head built from them is a few copies.
+///
+/// Invalid fields (see [`write_head`]) and the fields the writer manages
+/// itself (`Content-Length`, `Transfer-Encoding`, `Connection`, `Date`,
+/// `Server`) are dropped on [`FieldLines::push`].
+#[derive(Debug, Clone, Default)]
+pub struct FieldLines {
+    lines: Vec<u8>,
+}
+
+impl FieldLines {
+    /// No fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `name: value` if it is valid and not managed by the writer;
+    /// returns whether it was added.
+    pub fn push(&mut self, name: &str, value: &[u8]) -> bool {
+        let keep = is_valid_field(name, value) && !is_managed(name);
+        if keep {
+            push_field(&mut self.lines, name, value);
+        }
+        keep
+    }
+
+    /// Adds a complete, known-good field line (`name: value\r\n`) without
+    /// checking it: for the constant fields the server itself sets.
+    pub(crate) fn push_line(&mut self, line: &'static [u8]) {
+        debug_assert!(line.ends_with(b"\r\n"));
+        self.lines.extend_from_slice(line);
+    }
+
+    /// Removes every field (keeping the allocation).
+    pub fn clear(&mut self) {
+        self.lines.clear();
+    }
+
+    /// Whether no field was added.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The formatted lines, each ending in CRLF.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.lines
+    }
 }
 
 /// Appends a response head to `out` and says how to send the body.
@@ -321,8 +409,8 @@ pub fn write_head(
     keep_alive: bool,
     version: u8,
 ) -> Framing {
-    push_status_line(out, status);
     if (100..200).contains(&status) {
+        push_status_line(out, status);
         for (name, value) in headers {
             if is_valid_field(name, value) {
                 push_field(out, name, value);
@@ -334,18 +422,46 @@ pub fn write_head(
             keep_alive,
         };
     }
-    out.extend_from_slice(b"Server: ");
-    out.extend_from_slice(SERVER.as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
-    out.extend_from_slice(date.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        if is_valid_field(name, value) && !is_managed(name) {
-            push_field(out, name, value);
+    write_final_head(out, status, body_len, date, keep_alive, version, |out| {
+        for (name, value) in headers {
+            if is_valid_field(name, value) && !is_managed(name) {
+                push_field(out, name, value);
+            }
         }
-    }
+    })
+}
+
+/// [`write_head`] for a final (non-1xx) status whose fields were checked
+/// when they were collected.
+pub fn write_head_lines(
+    out: &mut Vec<u8>,
+    status: u16,
+    fields: &FieldLines,
+    body_len: Option<u64>,
+    date: &DateCache,
+    keep_alive: bool,
+    version: u8,
+) -> Framing {
+    write_final_head(out, status, body_len, date, keep_alive, version, |out| {
+        out.extend_from_slice(fields.as_bytes())
+    })
+}
+
+/// The head of a final response; `fields` appends the caller's field lines.
+fn write_final_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    body_len: Option<u64>,
+    date: &DateCache,
+    keep_alive: bool,
+    version: u8,
+    fields: impl FnOnce(&mut Vec<u8>),
+) -> Framing {
+    push_status_line(out, status);
+    out.extend_from_slice(date.server_and_date());
+    fields(out);
     let mut keep_alive = keep_alive;
-    let body = if status == 204 || status == 304 {
+    let body = if status == 204 || status == 304 || status < 200 {
         BodyFraming::None
     } else {
         match body_len {

@@ -113,6 +113,36 @@ fn find_lf(buf: &[u8], from: usize, to: usize) -> Option<usize> {
         .map(|i| base + i)
 }
 
+/// Whether some LF in `bytes` is not preceded by CR (`prev` is the byte
+/// before `bytes`). Eight bytes at a time: exact per-byte equality masks
+/// (high bit of each byte), the CR mask shifted up one byte.
+fn has_bare_lf(bytes: &[u8], prev: u8) -> bool {
+    const LOWS: u64 = u64::from_ne_bytes([0x7f; 8]);
+    fn eq_mask(word: u64, byte: u8) -> u64 {
+        let x = word ^ u64::from_ne_bytes([byte; 8]);
+        !(((x & LOWS).wrapping_add(LOWS)) | x | LOWS)
+    }
+    let mut carry = u64::from(prev == b'\r') << 7;
+    let mut words = bytes.chunks_exact(8);
+    let mut bad = 0u64;
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let word = u64::from_le_bytes(b);
+        let cr = eq_mask(word, b'\r');
+        bad |= eq_mask(word, b'\n') & !((cr << 8) | carry);
+        carry = cr >> 56;
+    }
+    let mut prev_cr = carry != 0;
+    for &b in words.remainder() {
+        if b == b'\n' && !prev_cr {
+            return true;
+        }
+        prev_cr = b == b'\r';
+    }
+    bad != 0
+}
+
 #[inline]
 fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -137,10 +167,32 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// A 256-entry membership table: alphanumerics plus `extra`.
+const fn byte_class(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// `tchar` (RFC 9110 §5.6.2).
+static TCHAR: [bool; 256] = byte_class(b"!#$%&'*+-.^_`|~");
+/// `unreserved / sub-delims` (RFC 3986 §2.2-2.3): a reg-name's bytes
+/// besides percent escapes.
+static REG_NAME: [bool; 256] = byte_class(b"-._~!$&'()*+,;=");
+
 /// `tchar` from RFC 9110 §5.6.2.
 #[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
 
 pub(crate) fn is_token(s: &[u8]) -> bool {
@@ -525,14 +577,43 @@ impl HeadParser {
         head: &mut RequestHead,
         limits: &Limits,
     ) -> Result<Option<usize>, HttpError> {
+        if self.pos == 0 && self.req_start.is_none() {
+            if let Some(done) = Self::parse_whole(buf, head, limits) {
+                return done;
+            }
+        }
         match self.scan(buf, limits)? {
             None => Ok(None),
             Some((len, req_line)) => {
                 self.reset();
-                fill(head, &buf[..len], req_line, limits)?;
+                fill(head, &buf[..len], req_line, limits, true)?;
                 Ok(Some(len))
             }
         }
+    }
+
+    /// The common case, a whole head at the start of `buf` on the first
+    /// call: one httparse pass, then the checks httparse does not make (no
+    /// bare LF, the request-line limit). `None` leaves the request to the
+    /// scanner, which also words any error precisely.
+    fn parse_whole(
+        buf: &[u8],
+        head: &mut RequestHead,
+        limits: &Limits,
+    ) -> Option<Result<Option<usize>, HttpError>> {
+        let avail = &buf[..buf.len().min(limits.max_head_bytes)];
+        if !is_tchar(*avail.first()?) {
+            return None;
+        }
+        let cap = avail.len().min(limits.max_request_line.saturating_add(2));
+        let lf = find_lf(avail, 0, cap)?;
+        if lf < 2 || avail[lf - 1] != b'\r' {
+            return None;
+        }
+        let len = fill(head, avail, (0, lf - 1), limits, false).ok()?;
+        // Every LF after the request line ends a CRLF (the head's own last
+        // byte is one). A fold rather than `all`: it vectorises.
+        (!has_bare_lf(&avail[lf + 1..len], b'\n')).then_some(Ok(Some(len)))
     }
 
     /// Called when the scanner needs more bytes than `buf` holds.
@@ -723,43 +804,54 @@ struct Framing {
     te_malformed: bool,
 }
 
+/// Fills `head` from the head at the start of `buf` (whose request line is
+/// `buf[req_line.0..req_line.1]`) and returns the head's length. With
+/// `exact`, the head must be all of `buf` (the scanner found its end);
+/// otherwise it is wherever httparse says, and bytes may follow.
 fn fill(
     head: &mut RequestHead,
     buf: &[u8],
     req_line: (usize, usize),
     limits: &Limits,
-) -> Result<(), HttpError> {
+    exact: bool,
+) -> Result<usize, HttpError> {
     head.clear();
-    head.raw.extend_from_slice(buf);
 
     // Version first: it decides how everything else is read.
     let (ls, le) = req_line;
-    let line = &head.raw[ls..le];
-    let sp = line
-        .iter()
-        .rposition(|&b| b == b' ')
-        .ok_or(E_REQUEST_LINE)?;
-    let (minor, patch) = check_version(&line[sp + 1..])?;
-    if patch {
-        head.raw[ls + sp + 1 + 7] = b'1';
-    }
+    let line = &buf[ls..le];
+    let (minor, patch_at) = if line.ends_with(b" HTTP/1.1") {
+        (1, None)
+    } else if line.ends_with(b" HTTP/1.0") {
+        (0, None)
+    } else {
+        let sp = line
+            .iter()
+            .rposition(|&b| b == b' ')
+            .ok_or(E_REQUEST_LINE)?;
+        let (minor, patch) = check_version(&line[sp + 1..])?;
+        (minor, patch.then_some(ls + sp + 1 + 7))
+    };
     head.version = minor;
-
-    let RequestHead {
-        ref raw,
-        ref mut line,
-        ref mut fields,
-        ..
-    } = *head;
-    let raw: &[u8] = raw;
-    let base = raw.as_ptr() as usize;
+    // An `HTTP/1.x` (x >= 2) request is parsed as `HTTP/1.1` (rare: a copy).
+    let patched: Vec<u8>;
+    let src: &[u8] = match patch_at {
+        Some(i) => {
+            let mut v = buf.to_vec();
+            v[i] = b'1';
+            patched = v;
+            &patched
+        }
+        None => buf,
+    };
+    let base = src.as_ptr() as usize;
     let offset = |s: &[u8]| s.as_ptr() as usize - base;
 
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut []);
     let n = limits.header_slots();
-    match req.parse_with_uninit_headers(raw, &mut slots[..n]) {
-        Ok(httparse::Status::Complete(len)) if len == raw.len() => {}
+    let len = match req.parse_with_uninit_headers(src, &mut slots[..n]) {
+        Ok(httparse::Status::Complete(len)) if len == src.len() || !exact => len,
         Ok(_) => return Err(E_REQUEST_LINE),
         Err(e) => {
             return Err(match e {
@@ -770,7 +862,15 @@ fn fill(
                 _ => E_REQUEST_LINE,
             })
         }
-    }
+    };
+    // Copied after parsing: reading freshly written bytes back would
+    // stall on store forwarding.
+    head.raw.extend_from_slice(&src[..len]);
+    let RequestHead {
+        ref mut line,
+        ref mut fields,
+        ..
+    } = *head;
     let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("");
     let method_kind = Method::from_bytes(method.as_bytes());
@@ -876,7 +976,7 @@ fn fill(
     head.chunked = chunked;
     head.keep_alive = keep_alive;
     head.expect_continue = minor == 1 && expect_continue;
-    Ok(())
+    Ok(len)
 }
 
 /// Parses one `Content-Length` field value into `acc`, rejecting anything
@@ -938,7 +1038,15 @@ struct Target {
 
 fn classify_target(method: Method, t: &[u8]) -> Result<Target, HttpError> {
     // No fragment, and well-formed percent escapes, in every form.
-    let mut i = 0;
+    // (A fold rather than `any`: no early exit, so it vectorises.)
+    let mut i = if t
+        .iter()
+        .fold(false, |seen, &b| seen | (b == b'#') | (b == b'%'))
+    {
+        0
+    } else {
+        t.len()
+    };
     while i < t.len() {
         match t[i] {
             b'#' => return Err(E_TARGET),
@@ -1036,9 +1144,18 @@ fn valid_authority(v: &[u8], require_port: bool) -> bool {
         };
         (valid_ip_literal(&v[1..close]), &v[close + 1..])
     } else {
-        let colon = v.iter().position(|&b| b == b':').unwrap_or(v.len());
-        let host = &v[..colon];
-        (!host.is_empty() && valid_reg_name(host), &v[colon..])
+        // ':' is not a reg-name byte, so the host ends at the first byte
+        // outside the class (or at a percent escape, checked the slow way).
+        let end = v
+            .iter()
+            .position(|&b| !REG_NAME[b as usize])
+            .unwrap_or(v.len());
+        if v.get(end) == Some(&b'%') {
+            let end = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+            (valid_reg_name(&v[..end]), &v[end..])
+        } else {
+            (end > 0, &v[end..])
+        }
     };
     if !host_ok {
         return false;
@@ -1050,14 +1167,6 @@ fn valid_authority(v: &[u8], require_port: bool) -> bool {
         }
         _ => false,
     }
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
-}
-
-fn is_sub_delim(b: u8) -> bool {
-    b"!$&'()*+,;=".contains(&b)
 }
 
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )` (covers IPv4).
@@ -1072,7 +1181,7 @@ fn valid_reg_name(h: &[u8]) -> bool {
                 return false;
             }
             i += 3;
-        } else if is_unreserved(b) || is_sub_delim(b) {
+        } else if REG_NAME[b as usize] {
             i += 1;
         } else {
             return false;
@@ -1091,9 +1200,7 @@ fn valid_ip_literal(inner: &[u8]) -> bool {
         return !ver.is_empty()
             && ver.iter().all(u8::is_ascii_hexdigit)
             && !tail.is_empty()
-            && tail
-                .iter()
-                .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':');
+            && tail.iter().all(|&b| REG_NAME[b as usize] || b == b':');
     }
     std::str::from_utf8(inner)
         .ok()
@@ -1892,6 +1999,32 @@ mod tests {
         assert!(!h.is_chunked() && !h.expects_continue() && h.keep_alive());
         assert_eq!(h.query(), None);
         assert_eq!(h.header_count(), 1);
+    }
+
+    #[test]
+    fn has_bare_lf_matches_naive_search() {
+        let naive = |b: &[u8], prev: u8| {
+            (0..b.len()).any(|i| b[i] == b'\n' && (if i == 0 { prev } else { b[i - 1] }) != b'\r')
+        };
+        let alphabet = [b'\r', b'\n', b'a', 0x8d, 0x0a | 0x80];
+        let mut seed = 0x1234_5678_u32;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        alphabet[(seed >> 16) as usize % alphabet.len()]
+                    })
+                    .collect();
+                for prev in [b'\r', b'x'] {
+                    assert_eq!(
+                        has_bare_lf(&bytes, prev),
+                        naive(&bytes, prev),
+                        "{bytes:?} {prev}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 use std::fs::File;
 
-use super::encode::{write_error_response, write_head, BodyFraming, DateCache, Framing};
+use super::encode::{
+    write_error_response, write_head, write_head_lines, BodyFraming, DateCache, FieldLines, Framing,
+};
 use super::parse::{Method, RequestHead};
 use super::HttpError;
 use crate::net::{Closed, ConnHandle};
@@ -92,10 +94,8 @@ pub(crate) struct Exchange {
 #[derive(Debug, Default)]
 pub(crate) struct Parts {
     pub status: u16,
-    /// Field names and values back to back; `spans` indexes them.
-    fields: Vec<u8>,
-    /// (name start, value start, value end) into `fields`.
-    spans: Vec<(usize, usize, usize)>,
+    /// Checked and formatted when added.
+    fields: FieldLines,
     pub body: Vec<u8>,
     pub file: Option<(File, u64, u64)>,
     pub error: Option<HttpError>,
@@ -103,14 +103,10 @@ pub(crate) struct Parts {
     pub deferred: bool,
 }
 
-/// Up to this many fields are passed to the encoder from the stack.
-const STACK_FIELDS: usize = 24;
-
 impl Parts {
     pub fn reset(&mut self) {
         self.status = 200;
         self.fields.clear();
-        self.spans.clear();
         self.body.clear();
         self.file = None;
         self.error = None;
@@ -118,23 +114,9 @@ impl Parts {
         self.deferred = false;
     }
 
-    fn push_field(&mut self, name: &str, value: &[u8]) {
-        let n = self.fields.len();
-        self.fields.extend_from_slice(name.as_bytes());
-        let v = self.fields.len();
-        self.fields.extend_from_slice(value);
-        self.spans.push((n, v, self.fields.len()));
-    }
-
-    fn field(&self, i: usize) -> (&str, &[u8]) {
-        let (n, v, e) = self.spans[i];
-        // Names come from `&str`s, so they are UTF-8.
-        let name = std::str::from_utf8(&self.fields[n..v]).unwrap_or("");
-        (name, &self.fields[v..e])
-    }
-
-    /// Encode the head (and the in-memory body) into `out`. Returns the
-    /// framing and the file region still to send, if any.
+    /// Appends the response to `out`: the head, then the in-memory body
+    /// (not for HEAD, nor when the status has none, nor for a file body,
+    /// which the caller sends after the head).
     pub fn encode(&mut self, out: &mut Vec<u8>, date: &DateCache, ex: Exchange) -> Framing {
         let keep_alive = ex.keep_alive && !self.close;
         if let Some(err) = self.error {
@@ -144,33 +126,15 @@ impl Parts {
             Some((_, _, len)) => *len,
             None => self.body.len() as u64,
         };
-        let n = self.spans.len();
-        let framing = if n <= STACK_FIELDS {
-            let mut arr: [(&str, &[u8]); STACK_FIELDS] = [("", b""); STACK_FIELDS];
-            for (i, slot) in arr.iter_mut().enumerate().take(n) {
-                *slot = self.field(i);
-            }
-            write_head(
-                out,
-                self.status,
-                &arr[..n],
-                Some(body_len),
-                date,
-                keep_alive,
-                ex.version,
-            )
-        } else {
-            let v: Vec<(&str, &[u8])> = (0..n).map(|i| self.field(i)).collect();
-            write_head(
-                out,
-                self.status,
-                &v,
-                Some(body_len),
-                date,
-                keep_alive,
-                ex.version,
-            )
-        };
+        let framing = write_head_lines(
+            out,
+            self.status,
+            &self.fields,
+            Some(body_len),
+            date,
+            keep_alive,
+            ex.version,
+        );
         if self.file.is_none() && !ex.head_request && framing.body != BodyFraming::None {
             out.extend_from_slice(&self.body);
         }
@@ -178,8 +142,6 @@ impl Parts {
     }
 }
 
-/// Gives a [`Response`] access to its connection's handle, only when the
-/// handler defers (creating a handle costs an allocation per connection).
 pub(crate) trait HandleSource {
     fn conn_handle(&mut self) -> ConnHandle;
 }
@@ -203,10 +165,11 @@ impl Response<'_> {
         self
     }
 
-    /// Add a field (repeatable). Invalid names or values with control
-    /// characters are dropped when the head is written.
+    /// Add a field (repeatable). Invalid names, values with control
+    /// characters, and the fields the server sets itself (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection`, `Date`, `Server`) are dropped.
     pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
-        self.parts.push_field(name, value.as_ref());
+        self.parts.fields.push(name, value.as_ref());
         self
     }
 
@@ -225,20 +188,26 @@ impl Response<'_> {
 
     /// A `text/plain` body.
     pub fn text(&mut self, s: &str) -> &mut Self {
-        self.header("Content-Type", "text/plain; charset=utf-8")
-            .body(s.as_bytes())
+        self.parts
+            .fields
+            .push_line(b"Content-Type: text/plain; charset=utf-8\r\n");
+        self.body(s.as_bytes())
     }
 
     /// An `application/json` body (`s` must already be JSON).
     pub fn json(&mut self, s: &str) -> &mut Self {
-        self.header("Content-Type", "application/json")
-            .body(s.as_bytes())
+        self.parts
+            .fields
+            .push_line(b"Content-Type: application/json\r\n");
+        self.body(s.as_bytes())
     }
 
     /// A `text/html` body.
     pub fn html(&mut self, s: &str) -> &mut Self {
-        self.header("Content-Type", "text/html; charset=utf-8")
-            .body(s.as_bytes())
+        self.parts
+            .fields
+            .push_line(b"Content-Type: text/html; charset=utf-8\r\n");
+        self.body(s.as_bytes())
     }
 
     /// Send `len` bytes of `file` from `offset` as the body (with sendfile).

@@ -32,9 +32,15 @@ impl Route {
 
 /// Routes requests to handlers. Build it once; servers share it between
 /// loops (`Send + Sync`).
+/// Up to this many exact paths are found by a scan.
+const SCAN_MAX: usize = 16;
+
 #[derive(Clone, Default)]
 pub struct Router {
-    exact: HashMap<String, Vec<Route>>,
+    /// Exact paths with their routes, in the order first added.
+    exact: Vec<(String, Vec<Route>)>,
+    /// Position in `exact` by path, once there are too many for a scan.
+    index: Option<HashMap<String, usize>>,
     /// Longest prefix first.
     prefixes: Vec<(String, Route)>,
     fallback: Option<Handler>,
@@ -56,7 +62,18 @@ impl Router {
             method: (method != "*").then(|| method.to_string()),
             handler: Arc::new(f),
         };
-        self.exact.entry(path.to_string()).or_default().push(route);
+        match self.exact_routes(path) {
+            Some(i) => self.exact[i].1.push(route),
+            None => {
+                self.exact.push((path.to_string(), vec![route]));
+                if self.exact.len() > SCAN_MAX {
+                    let index = self.index.get_or_insert_with(HashMap::new);
+                    for (i, (p, _)) in self.exact.iter().enumerate() {
+                        index.entry(p.clone()).or_insert(i);
+                    }
+                }
+            }
+        }
         self
     }
 
@@ -108,11 +125,20 @@ impl Router {
         self.fallback.is_some()
     }
 
+    /// Position of `path` in `exact`: a scan while the table is small
+    /// (cheaper than hashing a short path), a map lookup beyond.
+    fn exact_routes(&self, path: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(path).copied(),
+            None => self.exact.iter().position(|(p, _)| p == path),
+        }
+    }
+
     /// Run the handler for `req`.
     pub fn dispatch(&self, req: &Request<'_>, resp: &mut Response<'_>) {
         let method = req.method();
         let path = req.path();
-        if let Some(routes) = self.exact.get(path) {
+        if let Some(routes) = self.exact_routes(path).map(|i| &self.exact[i].1) {
             if let Some(r) = routes.iter().find(|r| r.matches(method)) {
                 return (r.handler)(req, resp);
             }
@@ -146,7 +172,7 @@ impl Router {
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut paths: Vec<&str> = self.exact.keys().map(String::as_str).collect();
+        let mut paths: Vec<&str> = self.exact.iter().map(|(p, _)| p.as_str()).collect();
         paths.sort_unstable();
         f.debug_struct("Router")
             .field("exact", &paths)

@@ -262,14 +262,15 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
 }
 
-# print_table TITLE UNIT "TESTS" "SERVERS": markdown table of medians.
+# print_table TITLE UNIT "TESTS" "SERVERS" [WHO]: markdown table of medians.
 # The first server in SERVERS is the reference ("evnet") for the ratios.
+# WHO names the measured process in the headings (default "server").
 print_table() {
-    local title=$1 unit=$2 tests=$3 servers=$4 ref t s
+    local title=$1 unit=$2 tests=$3 servers=$4 who=${5:-server} ref t s
     ref=${servers%% *}
     echo "### $title"
     echo
-    echo "| test | server | $unit/s (median) | server CPU µs/op | server CPU % | $ref/peer throughput | $ref/peer CPU/op | rounds |"
+    echo "| test | $who | $unit/s (median) | $who CPU µs/op | $who CPU % | $ref/peer throughput | $ref/peer CPU/op | rounds |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
     for t in $tests; do
         local ref_rate ref_cpu

@@ -878,7 +878,7 @@ impl<H: EventHandler> StreamConn<H> {
             }
             let mut rb = std::mem::take(&mut el.read_buf);
             rb.clear();
-            let r = sys::read_spare(fd, &mut rb);
+            let r = sys::socket::recv_spare(fd, &mut rb);
             let cap = rb.capacity();
             match r {
                 Ok(0) => {

@@ -75,18 +75,6 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     .map(|n| n as usize)
 }
 
-/// `read(2)` into the spare capacity of `buf`, extending its length by what was read.
-pub fn read_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let spare = buf.spare_capacity_mut();
-    let cap = spare.len();
-    let ptr = spare.as_mut_ptr();
-    // SAFETY: `ptr..ptr+cap` is the vector's unused, writable capacity.
-    let n = retry("read", || unsafe { libc::read(fd, ptr.cast(), cap) })? as usize;
-    // SAFETY: the kernel initialised exactly `n <= cap` bytes past the old length.
-    unsafe { buf.set_len(buf.len() + n) };
-    Ok(n)
-}
-
 /// `write(2)` of `buf` (for non-socket fds; sockets use [`socket::send`]).
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.

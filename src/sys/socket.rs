@@ -27,6 +27,20 @@ pub fn accept(listener: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fd), SockAddr::new(storage, len)) })
 }
 
+/// `recv(2)` into the spare capacity of `buf`, extending its length by what
+/// was read. (On a socket, `recv` skips the VFS layer that `read` goes
+/// through: no file-permission hook or access notification per call.)
+pub fn recv_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let cap = spare.len();
+    let ptr = spare.as_mut_ptr();
+    // SAFETY: `ptr..ptr+cap` is the vector's unused, writable capacity.
+    let n = retry("recv", || unsafe { libc::recv(fd, ptr.cast(), cap, 0) })? as usize;
+    // SAFETY: the kernel initialised exactly `n <= cap` bytes past the old length.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// `send(MSG_NOSIGNAL)`: a peer that has gone away gives EPIPE, never SIGPIPE.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.

@@ -23,7 +23,6 @@
 //! timer's resolution: a timer armed at `a <= s` with delay `<= tick` fires
 //! by `s + tick`, so a phase starting at `s` is always checked in time.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::body::{BodyDecoder, BodyKind};
@@ -33,6 +32,7 @@ use super::request::{Exchange, HandleSource, OwnedResponse, Request, Response};
 use super::server::HttpHandler;
 use super::HttpError;
 use crate::net::{Buffer, CloseReason, Conn, ConnHandle, EventHandler};
+use crate::reactor::LoopStats;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Phase {
@@ -210,11 +210,13 @@ impl HttpHandler {
                         Ok(Some(n)) => {
                             pos += n;
                             match st.head.body_kind(limits) {
+                                Ok(BodyKind::None) => {
+                                    // No body: answer at once.
+                                    st.body.clear();
+                                    self.respond(conn, st, now);
+                                }
                                 Ok(kind) => {
-                                    if kind != BodyKind::None
-                                        && st.head.expects_continue()
-                                        && pos == data.len()
-                                    {
+                                    if st.head.expects_continue() && pos == data.len() {
                                         let _ = conn.write_with(write_continue);
                                     }
                                     st.decoder = BodyDecoder::new(kind, limits);
@@ -264,10 +266,7 @@ impl HttpHandler {
             keep_alive: st.head.keep_alive(),
             head_request: st.head.is_head(),
         };
-        conn.event_loop()
-            .stats()
-            .requests
-            .fetch_add(1, Ordering::Relaxed);
+        LoopStats::add(&conn.event_loop().stats().requests, 1);
         self.parts.reset();
         {
             let req = Request::new(&st.head, &st.body);

@@ -15,8 +15,8 @@ pub(crate) type Task = Box<dyn FnOnce(&mut EventLoop) + Send>;
 #[error("event loop has stopped")]
 pub struct LoopClosed;
 
-/// Live counters of one loop, readable from any thread (relaxed atomics: each
-/// is written only by its loop's thread, so an update is one uncontended add).
+/// Live counters of one loop, readable from any thread (relaxed atomics,
+/// each written only by its loop's thread).
 #[derive(Default, Debug)]
 pub struct LoopStats {
     pub connections_open: AtomicUsize,
@@ -27,8 +27,14 @@ pub struct LoopStats {
 }
 
 impl LoopStats {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// Adds `n` to one of the counters. Call only on the loop's thread: with
+    /// a single writer a plain load and store is exact (readers see either
+    /// value), and it needs no locked read-modify-write.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -371,3 +371,46 @@ fn builtin_pages_and_stats_count_requests() {
     assert!(stats.contains("\"loops\":[{\"id\":"), "{stats}");
     assert!(r[1].header("date").unwrap().ends_with(" GMT"));
 }
+
+#[test]
+fn routes_match_known_and_extension_methods_over_a_large_table() {
+    // More paths than the router scans linearly, so the map index is used.
+    let mut router = Router::new()
+        .get("/a", |_, resp| {
+            resp.text("get a");
+        })
+        .route("PURGE", "/a", |_, resp| {
+            resp.text("purge a");
+        })
+        .route("*", "/any", |req, resp| {
+            resp.text(req.method());
+        });
+    for i in 0..40 {
+        router = router.get(&format!("/p{i}"), move |_, resp| {
+            resp.text(&format!("p{i}"));
+        });
+    }
+    let s = start_with(Limits::default(), router, None);
+    let mut req = Vec::new();
+    for line in [
+        "GET /a",
+        "PURGE /a",
+        "POST /a",
+        "BREW /any",
+        "GET /p0",
+        "GET /p39",
+        "GET /p40",
+    ] {
+        req.extend_from_slice(format!("{line} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    let r = exchange(addr(&s), &req);
+    assert_eq!(r.len(), 7);
+    assert_eq!(r[0].body_str(), "get a");
+    assert_eq!(r[1].body_str(), "purge a");
+    assert_eq!(r[2].status_line, "HTTP/1.1 405 Method Not Allowed");
+    assert_eq!(r[2].header("allow"), Some("GET, PURGE"));
+    assert_eq!(r[3].body_str(), "BREW");
+    assert_eq!(r[4].body_str(), "p0");
+    assert_eq!(r[5].body_str(), "p39");
+    assert_eq!(r[6].status_line, "HTTP/1.1 404 Not Found");
+}

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::parse::Method;
 use super::request::{Request, Response};
 use super::HttpError;
 
@@ -17,24 +18,37 @@ pub type Handler = Arc<dyn Fn(&Request<'_>, &mut Response<'_>) + Send + Sync>;
 #[derive(Clone)]
 struct Route {
     /// `None` answers every method.
-    method: Option<String>,
+    method: Option<(Method, String)>,
     handler: Handler,
 }
 
 impl Route {
-    fn matches(&self, method: &str) -> bool {
+    fn new(method: &str, handler: Handler) -> Route {
+        Route {
+            method: (method != "*")
+                .then(|| (Method::from_bytes(method.as_bytes()), method.to_string())),
+            handler,
+        }
+    }
+
+    fn matches(&self, req: &Request<'_>) -> bool {
         match &self.method {
             None => true,
-            Some(m) => m == method || (method == "HEAD" && m == "GET"),
+            // Known methods compare as enums; others by name.
+            Some((Method::Other, m)) => m == req.method(),
+            Some((k, _)) => {
+                let kind = req.method_kind();
+                *k == kind || (kind == Method::Head && *k == Method::Get)
+            }
         }
     }
 }
 
-/// Routes requests to handlers. Build it once; servers share it between
-/// loops (`Send + Sync`).
 /// Up to this many exact paths are found by a scan.
 const SCAN_MAX: usize = 16;
 
+/// Routes requests to handlers. Build it once; servers share it between
+/// loops (`Send + Sync`).
 #[derive(Clone, Default)]
 pub struct Router {
     /// Exact paths with their routes, in the order first added.
@@ -58,10 +72,7 @@ impl Router {
         path: &str,
         f: impl Fn(&Request<'_>, &mut Response<'_>) + Send + Sync + 'static,
     ) -> Self {
-        let route = Route {
-            method: (method != "*").then(|| method.to_string()),
-            handler: Arc::new(f),
-        };
+        let route = Route::new(method, Arc::new(f));
         match self.exact_routes(path) {
             Some(i) => self.exact[i].1.push(route),
             None => {
@@ -102,10 +113,7 @@ impl Router {
         prefix: &str,
         f: impl Fn(&Request<'_>, &mut Response<'_>) + Send + Sync + 'static,
     ) -> Self {
-        let route = Route {
-            method: (method != "*").then(|| method.to_string()),
-            handler: Arc::new(f),
-        };
+        let route = Route::new(method, Arc::new(f));
         self.prefixes.push((prefix.to_string(), route));
         self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         self
@@ -136,15 +144,14 @@ impl Router {
 
     /// Run the handler for `req`.
     pub fn dispatch(&self, req: &Request<'_>, resp: &mut Response<'_>) {
-        let method = req.method();
         let path = req.path();
         if let Some(routes) = self.exact_routes(path).map(|i| &self.exact[i].1) {
-            if let Some(r) = routes.iter().find(|r| r.matches(method)) {
+            if let Some(r) = routes.iter().find(|r| r.matches(req)) {
                 return (r.handler)(req, resp);
             }
             let mut allow = String::new();
             for r in routes {
-                if let Some(m) = &r.method {
+                if let Some((_, m)) = &r.method {
                     if !allow.is_empty() {
                         allow.push_str(", ");
                     }
@@ -157,7 +164,7 @@ impl Router {
             return;
         }
         for (p, r) in &self.prefixes {
-            if path.starts_with(p.as_str()) && r.matches(method) {
+            if path.starts_with(p.as_str()) && r.matches(req) {
                 return (r.handler)(req, resp);
             }
         }

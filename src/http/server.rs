@@ -28,7 +28,7 @@ use super::request::Parts;
 use super::router::Router;
 use super::static_files::StaticFiles;
 use crate::net::{Server, ServerBuilder};
-use crate::reactor::LoopHandle;
+use crate::reactor::{EventLoop, LoopHandle};
 
 /// What every loop's handler shares (read-only after start).
 pub(crate) struct Shared {
@@ -116,8 +116,30 @@ impl HttpBuilder {
         self
     }
 
-    /// Bind and start serving.
+    /// Bind and serve on loop threads; see [`ServerBuilder::start`].
     pub fn start(self) -> io::Result<HttpServer> {
+        let (server, info, shared) = self.prepare()?;
+        let server = server.start(move |_| HttpHandler::new(shared.clone()))?;
+        let _ = info.loops.set(server.serving_loops().to_vec());
+        Ok(HttpServer { server, info })
+    }
+
+    /// Serve with the single reactor on the calling thread until the loop
+    /// stops; see [`ServerBuilder::run`]. `ready` runs on the loop first.
+    pub fn run(self, ready: impl FnOnce(&mut EventLoop, &Server)) -> io::Result<()> {
+        let (server, info, shared) = self.prepare()?;
+        server.run(
+            move |_| HttpHandler::new(shared.clone()),
+            |el, server| {
+                let _ = info.loops.set(server.serving_loops().to_vec());
+                ready(el, server)
+            },
+        )
+    }
+
+    /// The framework server, the `/stats` info, and what every loop's
+    /// handler shares (routes, limits).
+    fn prepare(self) -> io::Result<(ServerBuilder, Arc<Info>, Arc<Shared>)> {
         let files = match &self.root {
             Some(dir) => Some(Arc::new(StaticFiles::new(dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("document root {}: {e}", dir.display()))
@@ -150,10 +172,7 @@ impl HttpBuilder {
             limits: self.limits,
             tick,
         });
-        let s = shared.clone();
-        let server = self.server.start(move |_| HttpHandler::new(s.clone()))?;
-        let _ = info.loops.set(server.serving_loops().to_vec());
-        Ok(HttpServer { server, info })
+        Ok((self.server, info, shared))
     }
 }
 

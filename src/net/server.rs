@@ -130,6 +130,10 @@ impl ServerBuilder {
         self.loops = n;
         self
     }
+    /// The number of sub-reactors asked for (0: the single reactor).
+    pub fn loop_count(&self) -> usize {
+        self.loops
+    }
     pub fn poller(mut self, kind: PollerKind) -> Self {
         self.poller = kind;
         self
@@ -257,13 +261,8 @@ impl ServerBuilder {
         }
     }
 
-    /// Bind, spawn the loops and start serving. `factory` makes one handler
-    /// per serving loop (called on that loop's thread).
-    pub fn start<H, F>(self, factory: F) -> io::Result<Server>
-    where
-        H: EventHandler,
-        F: Fn(usize) -> H + Send + Sync + 'static,
-    {
+    /// What both [`ServerBuilder::start`] and [`ServerBuilder::run`] refuse.
+    fn check(&self) -> io::Result<()> {
         if self.addrs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -278,17 +277,16 @@ impl ServerBuilder {
                 "edge trigger needs the epoll poller",
             ));
         }
-        let backlog = self.backlog.unwrap_or_else(somaxconn);
-        let factory = Arc::new(factory);
-        let server_key = next_server_key();
-        let mut threads = Vec::new();
-        let mut handles = Vec::new();
+        Ok(())
+    }
+
+    /// Bind every address up front, so errors surface at once and port 0
+    /// resolves once: (actual address, listener).
+    fn bind_all(&self, backlog: i32) -> io::Result<Vec<(Addr, Arc<OwnedFd>)>> {
         // Single-reactor ReusePort binds with SO_REUSEPORT too, so several
         // processes (see `net::process`) can each own a listener on one port.
         let reuseport = self.mode == AcceptMode::ReusePort;
-
-        // Bind up front so errors surface here and port 0 resolves once.
-        let mut bound: Vec<(Addr, Arc<OwnedFd>)> = Vec::new();
+        let mut bound = Vec::new();
         for addr in &self.addrs {
             let fd = listen_with(
                 addr,
@@ -302,11 +300,99 @@ impl ServerBuilder {
                 .unwrap_or(addr.clone());
             bound.push((actual, Arc::new(fd)));
         }
-        let addrs: Vec<Addr> = bound.iter().map(|(a, _)| a.clone()).collect();
+        Ok(bound)
+    }
 
-        let serving = self.loops.max(1);
+    /// Build a serving loop on the calling thread: its handler from
+    /// `factory`, the tick, and an acceptor per listener.
+    fn serving_loop<H: EventHandler>(
+        &self,
+        id: usize,
+        factory: &dyn Fn(usize) -> H,
+        server_key: u64,
+        listeners: Vec<(Arc<OwnedFd>, bool)>,
+    ) -> io::Result<EventLoop> {
+        let cfg =
+            self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
+        let mut el = EventLoop::new(cfg)?;
+        let service = Service::new(factory(id), self.conn.clone());
+        el.set_local(server_key, service.clone());
+        if let Some(every) = self.tick {
+            let svc = service.clone();
+            el.run_every(every, move |el| svc.handler.borrow_mut().on_tick(el));
+        }
+        for (fd, exclusive) in listeners {
+            let is_tcp = is_tcp_listener(&fd);
+            let svc = service.clone();
+            let dispatch: Dispatch = Box::new(move |el, fd, _peer| {
+                if let Err(e) = StreamConn::open(el, svc.clone(), fd, is_tcp) {
+                    tracing::warn!("cannot register connection: {e}");
+                }
+            });
+            Acceptor::register(&mut el, fd, exclusive, self.accept_pause, dispatch)?;
+        }
+        Ok(el)
+    }
+
+    /// Serve with the single reactor (`loops(0)`) on the calling thread;
+    /// returns when the loop stops ([`EventLoop::drain`], [`EventLoop::stop`]
+    /// or [`LoopHandle::stop`]).
+    ///
+    /// No thread is started, so a process that does nothing else stays
+    /// single-threaded, and the kernel rewards that: with an unshared fd
+    /// table, every socket call skips taking a reference on the file. `ready`
+    /// runs on the loop before it starts, with the [`Server`] (addresses,
+    /// loop handle): the place to print a banner or watch a signalfd.
+    pub fn run<H, F>(
+        self,
+        factory: F,
+        ready: impl FnOnce(&mut EventLoop, &Server),
+    ) -> io::Result<()>
+    where
+        H: EventHandler,
+        F: Fn(usize) -> H,
+    {
+        self.check()?;
+        if self.loops != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "run() serves on the calling thread: loops must be 0 (use start() for more)",
+            ));
+        }
+        let bound = self.bind_all(self.backlog.unwrap_or_else(somaxconn))?;
+        let listeners = bound.iter().map(|(_, fd)| (fd.clone(), false)).collect();
+        let mut el = self.serving_loop(0, &factory, next_server_key(), listeners)?;
+        let server = Server {
+            addrs: bound.into_iter().map(|(a, _)| a).collect(),
+            serving: vec![el.handle()],
+            loops: vec![el.handle()],
+            threads: Vec::new(),
+            description: self.describe(),
+        };
+        ready(&mut el, &server);
+        el.run()
+    }
+
+    /// Bind, spawn the loops and start serving. `factory` makes one handler
+    /// per serving loop (called on that loop's thread).
+    pub fn start<H, F>(self, factory: F) -> io::Result<Server>
+    where
+        H: EventHandler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        self.check()?;
+        let backlog = self.backlog.unwrap_or_else(somaxconn);
+        let factory = Arc::new(factory);
+        let server_key = next_server_key();
+        let mut threads = Vec::new();
+        let mut handles = Vec::new();
+        let bound = self.bind_all(backlog)?;
+        let addrs: Vec<Addr> = bound.iter().map(|(a, _)| a.clone()).collect();
+        let this = Arc::new(self);
+
+        let serving = this.loops.max(1);
         for id in 0..serving {
-            let listeners: Vec<(Arc<OwnedFd>, bool)> = match (self.loops, self.mode) {
+            let listeners: Vec<(Arc<OwnedFd>, bool)> = match (this.loops, this.mode) {
                 (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
                 (_, AcceptMode::Acceptor) => Vec::new(),
                 // Unix-domain sockets have no SO_REUSEPORT: every loop
@@ -328,43 +414,21 @@ impl ServerBuilder {
             };
             let (tx, rx) = mpsc::channel();
             let factory = factory.clone();
-            let cfg = self
-                .loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
-            let conn_cfg = self.conn.clone();
-            let pause = self.accept_pause;
-            let tick = self.tick;
+            let this = this.clone();
             let t = std::thread::Builder::new()
                 .name(format!("evnet-loop-{id}"))
                 .spawn(move || -> io::Result<()> {
-                    let mut el = match EventLoop::new(cfg) {
-                        Ok(el) => el,
+                    match this.serving_loop(id, &*factory, server_key, listeners) {
+                        Ok(mut el) => {
+                            drop(this);
+                            let _ = tx.send(Ok(el.handle()));
+                            el.run()
+                        }
                         Err(e) => {
                             let _ = tx.send(Err(e));
-                            return Ok(());
-                        }
-                    };
-                    let service = Service::new(factory(id), conn_cfg);
-                    el.set_local(server_key, service.clone());
-                    if let Some(every) = tick {
-                        let svc = service.clone();
-                        el.run_every(every, move |el| svc.handler.borrow_mut().on_tick(el));
-                    }
-                    for (fd, exclusive) in listeners {
-                        let is_tcp = is_tcp_listener(&fd);
-                        let svc = service.clone();
-                        let dispatch: Dispatch = Box::new(move |el, fd, _peer| {
-                            if let Err(e) = StreamConn::open(el, svc.clone(), fd, is_tcp) {
-                                tracing::warn!("cannot register connection: {e}");
-                            }
-                        });
-                        if let Err(e) = Acceptor::register(&mut el, fd, exclusive, pause, dispatch)
-                        {
-                            let _ = tx.send(Err(e));
-                            return Ok(());
+                            Ok(())
                         }
                     }
-                    let _ = tx.send(Ok(el.handle()));
-                    el.run()
                 })?;
             threads.push(t);
             handles.push(
@@ -374,11 +438,11 @@ impl ServerBuilder {
         }
 
         let mut all_handles = handles.clone();
-        if self.loops > 0 && self.mode == AcceptMode::Acceptor {
+        if this.loops > 0 && this.mode == AcceptMode::Acceptor {
             let subs = handles.clone();
-            let balance = self.balance;
-            let cfg = self.loop_config(0);
-            let pause = self.accept_pause;
+            let balance = this.balance;
+            let cfg = this.loop_config(0);
+            let pause = this.accept_pause;
             let listeners: Vec<Arc<OwnedFd>> = bound.iter().map(|(_, fd)| fd.clone()).collect();
             let (tx, rx) = mpsc::channel();
             let t = std::thread::Builder::new()
@@ -433,7 +497,7 @@ impl ServerBuilder {
             serving: handles,
             loops: all_handles,
             threads,
-            description: self.describe(),
+            description: this.describe(),
         })
     }
 }

@@ -80,7 +80,16 @@ pub fn serve(
     store: Arc<Store>,
     expiry: ActiveExpiry,
 ) -> io::Result<Server> {
-    builder.start(move |_| Framed::new(RespHandler::with_expiry(store.clone(), expiry)))
+    builder.start(handler_factory(store, expiry))
+}
+
+/// Makes one loop's handler (for [`ServerBuilder::start`] or
+/// [`ServerBuilder::run`]); every loop shares `store`.
+pub fn handler_factory(
+    store: Arc<Store>,
+    expiry: ActiveExpiry,
+) -> impl Fn(usize) -> Framed<RespHandler> + Send + Sync + 'static {
+    move |_| Framed::new(RespHandler::with_expiry(store.clone(), expiry))
 }
 
 /// `ip:port` for TCP; the socket path otherwise (what CLIENT INFO shows).

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use evnet::net::process::{self, Supervisor};
 use evnet::net::{AcceptMode, Addr, Balance, Keepalive, Server, ServerBuilder};
-use evnet::poller::{PollerKind, Trigger};
+use evnet::poller::{Interest, PollerKind, Trigger};
+use evnet::reactor::EventLoop;
 use evnet::sys;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -306,6 +307,50 @@ pub fn banner(name: &str, server: &Server) {
     for a in server.addrs() {
         println!("evnet {name} listening on {a} ({})", server.description());
     }
+}
+
+/// Serve until SIGINT/SIGTERM, then drain within `deadline`; a second
+/// signal exits at once (status 1). With the single reactor (`--loops 0`)
+/// the loop runs on this thread, so the process stays single-threaded
+/// ([`ServerBuilder::run`]); otherwise loops get threads and this thread
+/// waits for the signal. `serve` starts the server one way or the other.
+pub fn serve_with_signals(
+    name: &str,
+    single: bool,
+    deadline: Duration,
+    serve: impl FnOnce(&mut dyn FnMut(&mut EventLoop, &Server)) -> std::io::Result<Option<Server>>,
+) -> Result<()> {
+    if !single {
+        let server = serve(&mut |_, _| {})?.context("server did not start")?;
+        return serve_until_signal(name, server, deadline);
+    }
+    let sfd = STOP_SIGNALS
+        .with(|s| s.borrow_mut().take())
+        .context("block_stop_signals was not called on this thread")?;
+    let name = name.to_string();
+    let mut sfd = Some(sfd);
+    serve(&mut |el, _server| {
+        let Some(sfd) = sfd.take() else { return };
+        let fd = sfd.as_raw_fd();
+        let tag = name.clone();
+        let mut draining = false;
+        let watched = el.watch(fd, Interest::READABLE, move |el, _| {
+            while let Ok(Some(sig)) = sys::signalfd_read(&sfd) {
+                if draining {
+                    eprintln!("evnet: signal {sig} during shutdown: exiting now");
+                    std::process::exit(1);
+                }
+                draining = true;
+                eprintln!("evnet {tag}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
+                el.drain(deadline);
+            }
+        });
+        if let Err(e) = watched {
+            eprintln!("evnet {name}: cannot watch for signals: {e}");
+            el.stop();
+        }
+    })?;
+    Ok(())
 }
 
 /// Wait for SIGINT/SIGTERM, then shut down gracefully within `deadline`;

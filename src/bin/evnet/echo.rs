@@ -4,7 +4,7 @@ use evnet::echo::Echo;
 use evnet::net::blocking::{self, ThreadServer};
 
 use crate::common::{
-    banner, block_stop_signals, serve_until_signal, wait_for_signal, ModelArg, ServerArgs,
+    banner, block_stop_signals, serve_with_signals, wait_for_signal, ModelArg, ServerArgs,
 };
 
 #[derive(Args, Debug)]
@@ -37,9 +37,22 @@ pub fn run(args: EchoArgs) -> Result<()> {
         }
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;
-            let server = builder.start(|_| Echo)?;
-            banner("echo", &server);
-            serve_until_signal("echo", server, args.server.shutdown_timeout)?;
+            let single = builder.loop_count() == 0;
+            serve_with_signals("echo", single, args.server.shutdown_timeout, |ready| {
+                if single {
+                    builder.run(
+                        |_| Echo,
+                        |el, server| {
+                            banner("echo", server);
+                            ready(el, server)
+                        },
+                    )?;
+                    return Ok(None);
+                }
+                let server = builder.start(|_| Echo)?;
+                banner("echo", &server);
+                Ok(Some(server))
+            })?;
         }
     }
     Ok(())

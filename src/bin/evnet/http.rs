@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use evnet::http::{HttpBuilder, Limits};
+use evnet::net::Server;
 
-use crate::common::{block_stop_signals, serve_until_signal, ModelArg, ServerArgs};
+use crate::common::{block_stop_signals, serve_with_signals, ModelArg, ServerArgs};
 
 #[derive(Args, Debug)]
 pub struct HttpArgs {
@@ -43,18 +44,34 @@ pub fn run(args: HttpArgs) -> Result<()> {
         max_body: args.max_body,
         ..Limits::default()
     };
-    let mut builder = HttpBuilder::new(args.server.builder(default)?).limits(limits);
+    let server_builder = args.server.builder(default)?;
+    let single = server_builder.loop_count() == 0;
+    let mut builder = HttpBuilder::new(server_builder).limits(limits);
     if let Some(root) = &args.root {
         builder = builder.root(root);
     }
-    let server = builder.start().context("starting the HTTP server")?;
-    println!("evnet http: {}", server.server().description());
-    match &args.root {
-        Some(r) => println!("evnet http: document root {}", r.display()),
-        None => println!("evnet http: no document root (built-in routes only)"),
-    }
-    for a in server.server().addrs() {
-        println!("evnet http listening on http://{a}/");
-    }
-    serve_until_signal("http", server.into_server(), args.server.shutdown_timeout)
+    let root = args.root.clone();
+    let banner = move |server: &Server| {
+        println!("evnet http: {}", server.description());
+        match &root {
+            Some(r) => println!("evnet http: document root {}", r.display()),
+            None => println!("evnet http: no document root (built-in routes only)"),
+        }
+        for a in server.addrs() {
+            println!("evnet http listening on http://{a}/");
+        }
+    };
+    serve_with_signals("http", single, args.server.shutdown_timeout, |ready| {
+        if single {
+            builder.run(|el, server| {
+                banner(server);
+                ready(el, server)
+            })?;
+            return Ok(None);
+        }
+        let server = builder.start()?;
+        banner(server.server());
+        Ok(Some(server.into_server()))
+    })
+    .context("serving HTTP")
 }

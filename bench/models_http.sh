@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${ROUNDS:=2}" "${SECS:=3}" "${SERVER_CPU:=0}" "${CLIENT_CPU:=1}"
-: "${MODELS:=select poll epoll-lt epoll-et busy-poll sigio}"
+: "${MODELS:=select poll epoll-lt epoll-et uring-lt uring-et busy-poll sigio}"
 : "${CONNS_LIST:=10 100 1000 10000}"
 EVNET=${EVNET:-target/release/evnet}
 [ -x "$EVNET" ] || cargo build --release
@@ -28,6 +28,8 @@ args_for() {
     poll) echo "--poller poll" ;;
     epoll-lt) echo "--poller epoll --trigger level" ;;
     epoll-et) echo "--poller epoll --trigger edge" ;;
+    uring-lt) echo "--poller uring --trigger level" ;;
+    uring-et) echo "--poller uring --trigger edge" ;;
     busy-poll) echo "--poller busy-poll" ;;
     sigio) echo "--poller sigio" ;;
     esac

@@ -269,12 +269,10 @@ impl ServerBuilder {
                 "server has no address to bind",
             ));
         }
-        if self.trigger == Trigger::Edge
-            && !matches!(self.poller, PollerKind::Epoll | PollerKind::SigIo)
-        {
+        if self.trigger == Trigger::Edge && !self.poller.has_edge() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "edge trigger needs the epoll poller",
+                "edge trigger needs the epoll or uring poller",
             ));
         }
         Ok(())

@@ -317,10 +317,10 @@ impl UdpServerBuilder {
                 "udp server has no address to bind",
             ));
         }
-        if self.trigger == Trigger::Edge && self.poller != PollerKind::Epoll {
+        if self.trigger == Trigger::Edge && !self.poller.has_edge() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "edge trigger needs the epoll poller",
+                "edge trigger needs the epoll or uring poller",
             ));
         }
         // Bind loop 0's sockets first so port 0 resolves once for all loops.

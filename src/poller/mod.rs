@@ -4,6 +4,7 @@
 //! | backend | triggers | limits |
 //! |---|---|---|
 //! | [`epoll`] | level, edge | EPERM for regular files (they are always ready) |
+//! | [`uring`] | level, edge | io_uring poll requests: one SQE per event in level mode, one multishot per fd in edge; Linux 5.11+, refused where io_uring is disabled |
 //! | [`poll`]  | level | O(n) scan per wait |
 //! | [`select`] | level | fds must be < FD_SETSIZE (1024); O(max fd) scan |
 //! | [`busy_poll`] | level | never sleeps with a connection open: burns a core |
@@ -17,6 +18,7 @@ pub mod epoll;
 pub mod poll;
 pub mod select;
 pub mod sigio;
+pub mod uring;
 mod waker;
 
 use std::fmt;
@@ -162,12 +164,15 @@ pub enum PollerKind {
     BusyPoll,
     /// Signal-driven I/O (O_ASYNC + F_SETSIG), always edge-triggered.
     SigIo,
+    /// io_uring poll requests (IORING_OP_POLL_ADD), level or edge.
+    Uring,
 }
 
 impl PollerKind {
     /// Every kind, in the order benchmarks list them.
-    pub const ALL: [PollerKind; 5] = [
+    pub const ALL: [PollerKind; 6] = [
         PollerKind::Epoll,
+        PollerKind::Uring,
         PollerKind::Poll,
         PollerKind::Select,
         PollerKind::BusyPoll,
@@ -182,7 +187,17 @@ impl PollerKind {
             PollerKind::Select => "select",
             PollerKind::BusyPoll => "busy-poll",
             PollerKind::SigIo => "sigio",
+            PollerKind::Uring => "uring",
         }
+    }
+
+    /// Whether this kind delivers edge-triggered events (when asked, or
+    /// always, as sigio does).
+    pub const fn has_edge(self) -> bool {
+        matches!(
+            self,
+            PollerKind::Epoll | PollerKind::Uring | PollerKind::SigIo
+        )
     }
 }
 
@@ -195,8 +210,9 @@ impl std::str::FromStr for PollerKind {
             "select" => Ok(PollerKind::Select),
             "busy-poll" | "busypoll" => Ok(PollerKind::BusyPoll),
             "sigio" => Ok(PollerKind::SigIo),
+            "uring" | "io_uring" | "io-uring" => Ok(PollerKind::Uring),
             _ => Err(format!(
-                "unknown poller {s:?} (epoll, poll, select, busy-poll, sigio)"
+                "unknown poller {s:?} (epoll, uring, poll, select, busy-poll, sigio)"
             )),
         }
     }
@@ -237,21 +253,22 @@ pub trait Poller: Send {
     }
 }
 
-/// Build a poller of `kind` in `trigger` mode. Only epoll can be asked for
-/// either trigger; sigio is edge-triggered whatever is asked (signals mark
+/// Build a poller of `kind` in `trigger` mode. Only epoll and uring can be
+/// asked for either trigger; sigio is edge-triggered whatever is asked (signals mark
 /// changes, not states: check [`Poller::trigger`]), the others level only.
 /// Call it on the thread that will run the loop (sigio routes its signals
 /// to the calling thread).
 pub fn new_poller(kind: PollerKind, trigger: Trigger) -> io::Result<Box<dyn Poller>> {
     match (kind, trigger) {
         (PollerKind::Epoll, t) => Ok(Box::new(epoll::Epoll::new(t)?)),
+        (PollerKind::Uring, t) => Ok(Box::new(uring::Uring::new(t)?)),
         (PollerKind::SigIo, _) => Ok(Box::new(sigio::SigIo::new()?)),
         (PollerKind::Poll, Trigger::Level) => Ok(Box::new(poll::Poll::new())),
         (PollerKind::Select, Trigger::Level) => Ok(Box::new(select::Select::new())),
         (PollerKind::BusyPoll, Trigger::Level) => Ok(Box::new(busy_poll::BusyPoll::new())),
         (k, Trigger::Edge) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{k:?} has no edge-triggered mode; use epoll"),
+            format!("{k:?} has no edge-triggered mode; use epoll or uring"),
         )),
     }
 }
@@ -295,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn edge_needs_epoll() {
+    fn edge_needs_epoll_or_uring() {
         assert!(new_poller(PollerKind::Poll, Trigger::Edge).is_err());
         assert!(new_poller(PollerKind::Select, Trigger::Edge).is_err());
         assert!(new_poller(PollerKind::BusyPoll, Trigger::Edge).is_err());
@@ -308,11 +325,14 @@ mod tests {
         for k in PollerKind::ALL {
             assert_eq!(k.name().parse::<PollerKind>(), Ok(k));
         }
-        assert_eq!(
-            new_poller(PollerKind::Epoll, Trigger::Edge)
-                .unwrap()
-                .trigger(),
-            Trigger::Edge
-        );
+        for k in [PollerKind::Epoll, PollerKind::Uring] {
+            for t in [Trigger::Level, Trigger::Edge] {
+                assert_eq!(new_poller(k, t).unwrap().trigger(), t, "{k:?}");
+            }
+        }
+        for k in PollerKind::ALL {
+            let edge = new_poller(k, Trigger::Edge).is_ok();
+            assert_eq!(k.has_edge(), edge, "{k:?}");
+        }
     }
 }

@@ -597,6 +597,8 @@ mod tests {
         for (poller, trigger) in [
             (PollerKind::Epoll, Trigger::Level),
             (PollerKind::Epoll, Trigger::Edge),
+            (PollerKind::Uring, Trigger::Level),
+            (PollerKind::Uring, Trigger::Edge),
             (PollerKind::Poll, Trigger::Level),
             (PollerKind::Select, Trigger::Level),
         ] {

@@ -216,6 +216,22 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(hard)
 }
 
+/// `fstat(2)`'s `st_mode` for `fd` (type and permission bits).
+pub fn file_mode(fd: RawFd) -> io::Result<libc::mode_t> {
+    // SAFETY: stat is plain data, valid when zeroed; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a writable stat; an invalid fd only makes fstat fail.
+    retry("fstat", || unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_mode)
+}
+
+/// Whether `fd` is a regular file or directory: always "ready", so a
+/// readiness poller has nothing to wait for (epoll refuses them with EPERM).
+pub fn is_file_or_dir(fd: RawFd) -> io::Result<bool> {
+    let kind = file_mode(fd)? & libc::S_IFMT;
+    Ok(kind == libc::S_IFREG || kind == libc::S_IFDIR)
+}
+
 /// `sendfile(2)` from `file` at `*offset` into socket `out`, advancing `offset`.
 pub fn sendfile(out: RawFd, file: RawFd, offset: &mut u64, count: usize) -> io::Result<usize> {
     let mut off = *offset as libc::off_t;

@@ -39,11 +39,7 @@ pub enum FdKind {
 
 /// Classify `fd` with fstat (and SO_ACCEPTCONN for sockets).
 pub fn fd_kind(fd: RawFd) -> io::Result<FdKind> {
-    // SAFETY: stat is plain data, valid when zeroed; fstat fills it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a writable stat; an invalid fd only makes fstat fail.
-    retry("fstat", || unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(match st.st_mode & libc::S_IFMT {
+    Ok(match super::file_mode(fd)? & libc::S_IFMT {
         libc::S_IFSOCK => {
             let mut on: libc::c_int = 0;
             let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

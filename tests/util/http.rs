@@ -2,7 +2,7 @@
 //! 127.0.0.1:0 and a raw-socket client that reads whole responses with
 //! timeouts. Include with `#[path = "util/http.rs"] mod util;`.
 //!
-//! `EVNET_TEST_POLLER=epoll|poll|select` and `EVNET_TEST_TRIGGER=level|edge`
+//! `EVNET_TEST_POLLER=epoll|uring|poll|select` and `EVNET_TEST_TRIGGER=level|edge`
 //! run the same suite on another backend.
 #![allow(dead_code)]
 
@@ -19,11 +19,10 @@ use evnet::poller::{PollerKind, Trigger};
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn server_builder() -> ServerBuilder {
-    let poller = match std::env::var("EVNET_TEST_POLLER").as_deref() {
-        Ok("poll") => PollerKind::Poll,
-        Ok("select") => PollerKind::Select,
-        _ => PollerKind::Epoll,
-    };
+    let poller = std::env::var("EVNET_TEST_POLLER")
+        .ok()
+        .and_then(|p| p.parse::<PollerKind>().ok())
+        .unwrap_or(PollerKind::Epoll);
     let trigger = match std::env::var("EVNET_TEST_TRIGGER").as_deref() {
         Ok("edge") => Trigger::Edge,
         _ => Trigger::Level,

@@ -15,6 +15,8 @@ use evnet::sys;
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum PollerArg {
     Epoll,
+    /// io_uring poll requests (one-shot per event, or multishot with --trigger edge).
+    Uring,
     Poll,
     Select,
     /// Busy polling: every connection read on every turn (burns a core).
@@ -48,6 +50,7 @@ impl From<PollerArg> for PollerKind {
     fn from(p: PollerArg) -> PollerKind {
         match p {
             PollerArg::Epoll => PollerKind::Epoll,
+            PollerArg::Uring => PollerKind::Uring,
             PollerArg::Poll => PollerKind::Poll,
             PollerArg::Select => PollerKind::Select,
             PollerArg::BusyPoll => PollerKind::BusyPoll,
@@ -67,7 +70,7 @@ pub struct ServerArgs {
     /// Readiness mechanism.
     #[arg(long, value_enum, default_value = "epoll")]
     pub poller: PollerArg,
-    /// Level- or edge-triggered notification (edge needs epoll).
+    /// Level- or edge-triggered notification (edge needs epoll or uring).
     #[arg(long, value_enum, default_value = "level")]
     pub trigger: TriggerArg,
     /// Give every loop its own SO_REUSEPORT listener instead of a main acceptor.

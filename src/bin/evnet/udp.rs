@@ -16,7 +16,7 @@ pub struct UdpEchoArgs {
     /// Readiness mechanism.
     #[arg(long, value_enum, default_value = "epoll")]
     pub poller: PollerArg,
-    /// Level- or edge-triggered notification (edge needs epoll).
+    /// Level- or edge-triggered notification (edge needs epoll or uring).
     #[arg(long, value_enum, default_value = "level")]
     pub trigger: TriggerArg,
     /// SO_RCVBUF/SO_SNDBUF of every socket, in bytes (capped by the kernel).

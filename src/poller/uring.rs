@@ -106,9 +106,22 @@ pub struct Uring {
 
 impl Uring {
     pub fn new(trigger: Trigger) -> io::Result<Uring> {
+        // Cooperative task running (5.19+): a poll completing while the
+        // loop runs in user space does not interrupt it (no IPI, no
+        // signal-style notification); its completion is posted on the loop's
+        // next syscall, and the taskrun flag says when one is pending. Only
+        // the loop's thread uses the ring, which is what this assumes.
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
             .build(SQ_ENTRIES)
+            .or_else(|e| match e.raw_os_error() {
+                Some(libc::EINVAL) => IoUring::builder()
+                    .setup_cqsize(CQ_ENTRIES)
+                    .build(SQ_ENTRIES),
+                _ => Err(e),
+            })
             .map_err(|e| match e.raw_os_error() {
                 Some(errno) => sys::sys_err("io_uring_setup", errno),
                 None => e,
@@ -237,8 +250,10 @@ impl Uring {
         let r = match (block, timeout) {
             (false, _) => {
                 let sq = self.ring.submission();
-                if sq.is_empty() && !sq.cq_overflow() {
-                    return Ok(()); // nothing to submit, no overflow to flush
+                if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
+                    // Nothing to submit, no overflow to flush, no completion
+                    // waiting to be posted.
+                    return Ok(());
                 }
                 drop(sq);
                 self.enters += 1;

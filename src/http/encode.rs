@@ -9,8 +9,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::HttpError;
 
+/// The server's name, as a literal (so the cached field line below can be
+/// built from it at compile time).
+macro_rules! server_name {
+    () => {
+        "evnet"
+    };
+}
+
 /// Value of the `Server` field on every response.
-pub const SERVER: &str = "evnet";
+pub const SERVER: &str = server_name!();
 
 /// The standard reason phrase for a status code (RFC 9110 §15), or `""`
 /// for unregistered codes (the reason phrase is optional on the wire).
@@ -155,7 +163,7 @@ pub struct DateCache {
     lines: [u8; SERVER_AND_DATE_LEN],
 }
 
-const SERVER_AND_DATE_PREFIX: &[u8] = b"Server: evnet\r\nDate: ";
+const SERVER_AND_DATE_PREFIX: &[u8] = concat!("Server: ", server_name!(), "\r\nDate: ").as_bytes();
 const SERVER_AND_DATE_LEN: usize = SERVER_AND_DATE_PREFIX.len() + 29 + 2;
 
 impl DateCache {

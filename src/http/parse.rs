@@ -612,7 +612,7 @@ impl HeadParser {
         }
         let len = fill(head, avail, (0, lf - 1), limits, false).ok()?;
         // Every LF after the request line ends a CRLF (the head's own last
-        // byte is one). A fold rather than `all`: it vectorises.
+        // byte is one).
         (!has_bare_lf(&avail[lf + 1..len], b'\n')).then_some(Ok(Some(len)))
     }
 

@@ -142,6 +142,8 @@ impl Parts {
     }
 }
 
+/// Gives a [`Response`] access to its connection's handle, only when the
+/// handler defers (creating a handle costs an allocation per connection).
 pub(crate) trait HandleSource {
     fn conn_handle(&mut self) -> ConnHandle;
 }

@@ -77,11 +77,15 @@ impl Router {
             Some(i) => self.exact[i].1.push(route),
             None => {
                 self.exact.push((path.to_string(), vec![route]));
-                if self.exact.len() > SCAN_MAX {
-                    let index = self.index.get_or_insert_with(HashMap::new);
-                    for (i, (p, _)) in self.exact.iter().enumerate() {
-                        index.entry(p.clone()).or_insert(i);
+                match &mut self.index {
+                    Some(index) => {
+                        index.insert(path.to_string(), self.exact.len() - 1);
                     }
+                    None if self.exact.len() > SCAN_MAX => {
+                        let index = self.exact.iter().enumerate();
+                        self.index = Some(index.map(|(i, (p, _))| (p.clone(), i)).collect());
+                    }
+                    None => {}
                 }
             }
         }

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use std::time::Duration;
 
 use evnet::net::process::{self, Supervisor};
-use evnet::net::{AcceptMode, Addr, Balance, Keepalive, Server, ServerBuilder};
+use evnet::net::{AcceptMode, Addr, Balance, EventHandler, Keepalive, Server, ServerBuilder};
 use evnet::poller::{Interest, PollerKind, Trigger};
 use evnet::reactor::EventLoop;
 use evnet::sys;
@@ -312,48 +312,61 @@ pub fn banner(name: &str, server: &Server) {
     }
 }
 
-/// Serve until SIGINT/SIGTERM, then drain within `deadline`; a second
-/// signal exits at once (status 1). With the single reactor (`--loops 0`)
-/// the loop runs on this thread, so the process stays single-threaded
-/// ([`ServerBuilder::run`]); otherwise loops get threads and this thread
-/// waits for the signal. `serve` starts the server one way or the other.
-pub fn serve_with_signals(
+/// Serve `builder` until SIGINT/SIGTERM, then drain within `deadline`; a
+/// second signal exits at once (status 1). With the single reactor
+/// (`--loops 0`) the loop runs on this thread, so the process stays
+/// single-threaded ([`ServerBuilder::run`]); otherwise the loops get
+/// threads and this thread waits for the signal.
+pub fn serve_reactor<H, F>(
     name: &str,
-    single: bool,
+    builder: ServerBuilder,
+    factory: F,
     deadline: Duration,
-    serve: impl FnOnce(&mut dyn FnMut(&mut EventLoop, &Server)) -> std::io::Result<Option<Server>>,
-) -> Result<()> {
-    if !single {
-        let server = serve(&mut |_, _| {})?.context("server did not start")?;
-        return serve_until_signal(name, server, deadline);
+) -> Result<()>
+where
+    H: EventHandler,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    if builder.loop_count() == 0 {
+        builder.run(factory, |el, server| {
+            banner(name, server);
+            watch_stop_signals(name, el, deadline);
+        })?;
+        return Ok(());
     }
-    let sfd = STOP_SIGNALS
-        .with(|s| s.borrow_mut().take())
-        .context("block_stop_signals was not called on this thread")?;
-    let name = name.to_string();
-    let mut sfd = Some(sfd);
-    serve(&mut |el, _server| {
-        let Some(sfd) = sfd.take() else { return };
-        let fd = sfd.as_raw_fd();
-        let tag = name.clone();
-        let mut draining = false;
-        let watched = el.watch(fd, Interest::READABLE, move |el, _| {
-            while let Ok(Some(sig)) = sys::signalfd_read(&sfd) {
-                if draining {
-                    eprintln!("evnet: signal {sig} during shutdown: exiting now");
-                    std::process::exit(1);
-                }
-                draining = true;
-                eprintln!("evnet {tag}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
-                el.drain(deadline);
+    let server = builder.start(factory)?;
+    banner(name, &server);
+    serve_until_signal(name, server, deadline)
+}
+
+/// For a loop running on this thread: take the stop-signal fd made by
+/// `block_stop_signals` and watch it on `el`. The first signal drains the
+/// loop within `deadline` (it then stops); a second exits at once
+/// (status 1). If the signals cannot be watched the loop is stopped.
+pub fn watch_stop_signals(name: &str, el: &mut EventLoop, deadline: Duration) {
+    let Some(sfd) = STOP_SIGNALS.with(|s| s.borrow_mut().take()) else {
+        eprintln!("evnet {name}: block_stop_signals was not called on this thread");
+        el.stop();
+        return;
+    };
+    let fd = sfd.as_raw_fd();
+    let tag = name.to_string();
+    let mut draining = false;
+    let watched = el.watch(fd, Interest::READABLE, move |el, _| {
+        while let Ok(Some(sig)) = sys::signalfd_read(&sfd) {
+            if draining {
+                eprintln!("evnet: signal {sig} during shutdown: exiting now");
+                std::process::exit(1);
             }
-        });
-        if let Err(e) = watched {
-            eprintln!("evnet {name}: cannot watch for signals: {e}");
-            el.stop();
+            draining = true;
+            eprintln!("evnet {tag}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
+            el.drain(deadline);
         }
-    })?;
-    Ok(())
+    });
+    if let Err(e) = watched {
+        eprintln!("evnet {name}: cannot watch for signals: {e}");
+        el.stop();
+    }
 }
 
 /// Wait for SIGINT/SIGTERM, then shut down gracefully within `deadline`;

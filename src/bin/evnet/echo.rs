@@ -3,9 +3,7 @@ use clap::Args;
 use evnet::echo::Echo;
 use evnet::net::blocking::{self, ThreadServer};
 
-use crate::common::{
-    banner, block_stop_signals, serve_with_signals, wait_for_signal, ModelArg, ServerArgs,
-};
+use crate::common::{block_stop_signals, serve_reactor, wait_for_signal, ModelArg, ServerArgs};
 
 #[derive(Args, Debug)]
 pub struct EchoArgs {
@@ -37,22 +35,7 @@ pub fn run(args: EchoArgs) -> Result<()> {
         }
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;
-            let single = builder.loop_count() == 0;
-            serve_with_signals("echo", single, args.server.shutdown_timeout, |ready| {
-                if single {
-                    builder.run(
-                        |_| Echo,
-                        |el, server| {
-                            banner("echo", server);
-                            ready(el, server)
-                        },
-                    )?;
-                    return Ok(None);
-                }
-                let server = builder.start(|_| Echo)?;
-                banner("echo", &server);
-                Ok(Some(server))
-            })?;
+            serve_reactor("echo", builder, |_| Echo, args.server.shutdown_timeout)?;
         }
     }
     Ok(())

@@ -8,7 +8,9 @@ use clap::Args;
 use evnet::http::{HttpBuilder, Limits};
 use evnet::net::Server;
 
-use crate::common::{block_stop_signals, serve_with_signals, ModelArg, ServerArgs};
+use crate::common::{
+    block_stop_signals, serve_until_signal, watch_stop_signals, ModelArg, ServerArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct HttpArgs {
@@ -61,17 +63,17 @@ pub fn run(args: HttpArgs) -> Result<()> {
             println!("evnet http listening on http://{a}/");
         }
     };
-    serve_with_signals("http", single, args.server.shutdown_timeout, |ready| {
-        if single {
-            builder.run(|el, server| {
+    let deadline = args.server.shutdown_timeout;
+    if single {
+        builder
+            .run(|el, server| {
                 banner(server);
-                ready(el, server)
-            })?;
-            return Ok(None);
-        }
-        let server = builder.start()?;
-        banner(server.server());
-        Ok(Some(server.into_server()))
-    })
-    .context("serving HTTP")
+                watch_stop_signals("http", el, deadline);
+            })
+            .context("serving HTTP")?;
+        return Ok(());
+    }
+    let server = builder.start().context("starting the HTTP server")?;
+    banner(server.server());
+    serve_until_signal("http", server.into_server(), deadline)
 }

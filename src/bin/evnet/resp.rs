@@ -3,10 +3,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use evnet::resp::server::{handler_factory, serve, ActiveExpiry};
+use evnet::resp::server::{handler_factory, ActiveExpiry};
 use evnet::resp::Store;
 
-use crate::common::{banner, block_stop_signals, serve_with_signals, ModelArg, ServerArgs};
+use crate::common::{block_stop_signals, serve_reactor, ModelArg, ServerArgs};
 
 #[derive(Args, Debug)]
 pub struct RespArgs {
@@ -37,18 +37,11 @@ pub fn run(args: RespArgs) -> Result<()> {
         every: Duration::from_millis(args.expire_every_ms.max(1)),
         budget: args.expire_budget,
     };
-    let single = builder.loop_count() == 0;
     let store = Arc::new(Store::new());
-    serve_with_signals("resp", single, args.server.shutdown_timeout, |ready| {
-        if single {
-            builder.run(handler_factory(store, expiry), |el, server| {
-                banner("resp", server);
-                ready(el, server)
-            })?;
-            return Ok(None);
-        }
-        let server = serve(builder, store, expiry)?;
-        banner("resp", &server);
-        Ok(Some(server))
-    })
+    serve_reactor(
+        "resp",
+        builder,
+        handler_factory(store, expiry),
+        args.server.shutdown_timeout,
+    )
 }

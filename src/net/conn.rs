@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::handler::{CloseReason, EventHandler};
 use super::{Addr, Buffer};
+use crate::poller::uring::{Completion, Done};
 use crate::poller::{Event, Interest, Token, Trigger};
 use crate::reactor::{EventLoop, LoopHandle, LoopStats, Source, TimerId};
 use crate::sys;
@@ -183,6 +184,11 @@ const CLOSED: u16 = 1 << 6;
 const HIGH_WATER: u16 = 1 << 7;
 const WRITE_COMPLETE_DUE: u16 = 1 << 8;
 const HIGH_WATER_DUE: u16 = 1 << 9;
+/// Proactor: input that arrived while reads were paused waits in `input`
+/// for `resume_read` (a cancelled recv may still post what it took).
+const STASHED: u16 = 1 << 10;
+/// Proactor: the peer's EOF came behind stashed input; it is reported after it.
+const EOF_PENDING: u16 = 1 << 11;
 
 /// Writes at least this large skip the staging copy when nothing is queued.
 const DIRECT_WRITE: usize = 16 * 1024;
@@ -217,10 +223,49 @@ impl Chunk {
 struct OutQueue {
     chunks: VecDeque<Chunk>,
     head: usize,
+    /// Bytes not yet sent, in `chunks` and (proactor) in flight.
     len: usize,
+    /// Proactor: a send (its buffer out of `chunks`, held by the ring) or a
+    /// wait for room is in flight.
+    busy: bool,
 }
 
+thread_local! {
+    /// Emptied queues kept for reuse on this thread's loop: in the proactor
+    /// model every reply goes through a queue while its send is in flight.
+    /// (The boxes themselves are what is kept: a connection holds a box.)
+    #[allow(clippy::vec_box)]
+    static SPARE_QUEUES: std::cell::RefCell<Vec<Box<OutQueue>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare queues kept per thread.
+const SPARE_QUEUES_MAX: usize = 64;
+
 impl OutQueue {
+    fn take_spare() -> Box<OutQueue> {
+        SPARE_QUEUES
+            .with_borrow_mut(|v| v.pop())
+            .unwrap_or_default()
+    }
+
+    /// Drop a connection's queue, keeping the allocation for the next one.
+    fn put_spare(q: Option<Box<OutQueue>>) {
+        let Some(mut q) = q else { return };
+        if q.chunks.capacity() > 16 {
+            return;
+        }
+        q.chunks.clear();
+        q.head = 0;
+        q.len = 0;
+        q.busy = false;
+        SPARE_QUEUES.with_borrow_mut(|v| {
+            if v.len() < SPARE_QUEUES_MAX {
+                v.push(q);
+            }
+        });
+    }
+
     fn push(&mut self, data: &[u8]) {
         self.len += data.len();
         if let Some(Chunk::Bytes(last)) = self.chunks.back_mut() {
@@ -447,8 +492,10 @@ impl<H: EventHandler> Conn<'_, H> {
         if self.core.flags & READ_PAUSED != 0 {
             self.core.flags &= !READ_PAUSED;
             // Edge-triggered: data may have arrived meanwhile without a new
-            // edge, so look at the socket next turn.
-            if self.el.trigger() == Trigger::Edge {
+            // edge, so look at the socket next turn. Proactor: hand over
+            // what the cancelled recv took, next turn.
+            let proactor_stash = self.el.is_proactor() && self.core.flags & STASHED != 0;
+            if self.el.trigger() == Trigger::Edge || proactor_stash {
                 self.el.defer(
                     self.core.token,
                     Event::new(self.core.token, Event::READABLE),
@@ -602,7 +649,7 @@ impl Core {
         if let Some(out) = self.out.as_mut() {
             out.push(data);
             self.check_high_water(cfg);
-        } else if data.len() >= DIRECT_WRITE {
+        } else if data.len() >= DIRECT_WRITE && !el.is_proactor() {
             let sent = self.send_staged_and(el, data);
             if sent < data.len() {
                 self.queue().push(&data[sent..]);
@@ -621,6 +668,17 @@ impl Core {
         data: Vec<u8>,
     ) -> Result<(), Closed> {
         self.check_writable()?;
+        if self.out.is_none() && data.len() >= DIRECT_WRITE && el.is_proactor() {
+            // Queue it without a copy, behind what this callback staged.
+            let staged = std::mem::take(&mut el.write_buf);
+            let out = self.queue();
+            out.push(&staged);
+            out.push_vec(data);
+            el.write_buf = staged;
+            el.write_buf.clear();
+            self.check_high_water(cfg);
+            return Ok(());
+        }
         if self.out.is_none() && data.len() >= DIRECT_WRITE {
             let sent = self.send_staged_and(el, &data);
             if sent < data.len() {
@@ -645,7 +703,7 @@ impl Core {
     }
 
     fn queue(&mut self) -> &mut OutQueue {
-        self.out.get_or_insert_with(Default::default)
+        self.out.get_or_insert_with(OutQueue::take_spare)
     }
 
     fn check_high_water(&mut self, cfg: &ConnConfig) {
@@ -697,6 +755,9 @@ impl Core {
 
     /// Send what the callback staged. Runs after every callback.
     fn flush_staged(&mut self, el: &mut EventLoop) {
+        if el.is_proactor() {
+            return self.flush_staged_ring(el);
+        }
         if el.write_buf.is_empty() {
             return;
         }
@@ -714,8 +775,137 @@ impl Core {
         self.send_staged_and(el, &[]);
     }
 
+    /// Proactor: queue what the callback staged and start sending. With
+    /// nothing pending, the staging buffer itself goes to the ring (the
+    /// loop gets a spare one), so a reply is not copied again.
+    fn flush_staged_ring(&mut self, el: &mut EventLoop) {
+        if self.flags & CLOSED != 0 || self.doom.is_some() {
+            el.write_buf.clear();
+            return;
+        }
+        if !el.write_buf.is_empty() {
+            match self.out.as_mut() {
+                Some(out) => {
+                    out.push(&el.write_buf);
+                    el.write_buf.clear();
+                }
+                None => {
+                    let spare = el.uring().spare_buf();
+                    let staged = std::mem::replace(&mut el.write_buf, spare);
+                    let out = self.queue();
+                    out.len = staged.len();
+                    out.chunks.push_back(Chunk::Bytes(staged));
+                }
+            }
+        }
+        self.pump(el);
+    }
+
+    /// Proactor: unless an operation is in flight, start the next send (or
+    /// sendfile until the socket is full, then wait for room). An emptied
+    /// queue completes the write.
+    fn pump(&mut self, el: &mut EventLoop) {
+        let fd = self.fd.as_raw_fd();
+        let Some(out) = self.out.as_mut() else { return };
+        let mut written = 0u64;
+        while !out.busy {
+            let r = match out.chunks.front() {
+                None => break,
+                Some(Chunk::File { .. }) => match out.send_some(fd) {
+                    Ok(n) => {
+                        written += n as u64;
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => el.uring().poll_writable(fd),
+                    Err(e) => Err(e),
+                },
+                Some(Chunk::Bytes(_)) => {
+                    let Some(Chunk::Bytes(buf)) = out.chunks.pop_front() else {
+                        unreachable!()
+                    };
+                    let off = std::mem::take(&mut out.head);
+                    if off >= buf.len() {
+                        el.uring().recycle(buf);
+                        continue;
+                    }
+                    el.uring().send(fd, buf, off)
+                }
+            };
+            match r {
+                Ok(()) => out.busy = true,
+                Err(e) => {
+                    self.doom.get_or_insert(CloseReason::from_io(&e));
+                    return;
+                }
+            }
+        }
+        if written > 0 {
+            LoopStats::add(&el.stats().bytes_out, written);
+            if let Some(w) = self.watch.as_mut() {
+                w.last_io = el.now();
+                w.write_progress = el.now();
+            }
+        }
+        if out.len == 0 && !out.busy {
+            OutQueue::put_spare(self.out.take());
+            self.flags |= WRITE_COMPLETE_DUE;
+            self.flags &= !HIGH_WATER;
+        }
+    }
+
+    /// Proactor: a send finished.
+    fn on_sent(&mut self, el: &mut EventLoop, res: i32, buf: Vec<u8>, off: usize) {
+        let fd = self.fd.as_raw_fd();
+        let Some(out) = self.out.as_mut() else {
+            return el.uring().recycle(buf);
+        };
+        out.busy = false;
+        if res == -libc::EAGAIN {
+            // An old kernel that does not wait for room itself.
+            out.chunks.push_front(Chunk::Bytes(buf));
+            out.head = off;
+            match el.uring().poll_writable(fd) {
+                Ok(()) => out.busy = true,
+                Err(e) => {
+                    self.doom.get_or_insert(CloseReason::from_io(&e));
+                }
+            }
+            return;
+        }
+        if res <= 0 {
+            let e = if res == 0 {
+                io::Error::new(io::ErrorKind::WriteZero, "send made no progress")
+            } else {
+                io::Error::from_raw_os_error(-res)
+            };
+            self.doom.get_or_insert(CloseReason::from_io(&e));
+            return el.uring().recycle(buf);
+        }
+        let n = res as usize;
+        out.len -= n;
+        LoopStats::add(&el.stats().bytes_out, n as u64);
+        if let Some(w) = self.watch.as_mut() {
+            w.last_io = el.now();
+            w.write_progress = el.now();
+        }
+        if off + n < buf.len() {
+            match el.uring().send(fd, buf, off + n) {
+                Ok(()) => out.busy = true,
+                Err(e) => {
+                    self.doom.get_or_insert(CloseReason::from_io(&e));
+                }
+            }
+            return;
+        }
+        el.uring().recycle(buf);
+        self.pump(el);
+    }
+
     /// Write queued output until the socket is full or the queue is empty.
     fn flush_queue(&mut self, el: &mut EventLoop) {
+        if el.is_proactor() {
+            return self.pump(el);
+        }
         let fd = self.fd.as_raw_fd();
         let Some(out) = self.out.as_mut() else { return };
         let mut written = 0u64;
@@ -737,7 +927,7 @@ impl Core {
             }
         }
         if out.len == 0 {
-            self.out = None;
+            OutQueue::put_spare(self.out.take());
             self.flags |= WRITE_COMPLETE_DUE;
             self.flags &= !HIGH_WATER;
         }
@@ -797,12 +987,22 @@ impl<H: EventHandler> StreamConn<H> {
         tcp: bool,
     ) -> io::Result<Token> {
         service.cfg.apply(fd.as_raw_fd(), tcp)?;
-        let interest = if el.trigger() == Trigger::Edge {
-            Interest::BOTH
+        let token = if el.is_proactor() {
+            // Reads are armed by the first settle.
+            let token = el.reserve_parked(fd.as_raw_fd())?;
+            if let Err(e) = el.uring().open_stream(fd.as_raw_fd(), token) {
+                let _ = el.deregister(token);
+                return Err(e);
+            }
+            token
         } else {
-            Interest::READABLE
+            let interest = if el.trigger() == Trigger::Edge {
+                Interest::BOTH
+            } else {
+                Interest::READABLE
+            };
+            el.reserve(fd.as_raw_fd(), interest)?
         };
-        let token = el.reserve(fd.as_raw_fd(), interest)?;
         let stats = &el.stats();
         stats.connections_open.fetch_add(1, Ordering::Relaxed);
         LoopStats::add(&stats.connections_total, 1);
@@ -884,12 +1084,7 @@ impl<H: EventHandler> StreamConn<H> {
                 Ok(0) => {
                     el.read_buf = rb;
                     self.core.flags |= PEER_EOF;
-                    if self.core.flags & (CLOSING | LINGERING) != 0 {
-                        // Nothing more to deliver: the close can finish.
-                        self.core.flags &= !LINGERING;
-                    } else {
-                        self.call(el, |h, c| h.on_read_closed(c));
-                    }
+                    self.report_eof(el);
                     return;
                 }
                 Ok(n) => {
@@ -929,9 +1124,91 @@ impl<H: EventHandler> StreamConn<H> {
         }
     }
 
+    /// The peer's EOF has been read.
+    fn report_eof(&mut self, el: &mut EventLoop) {
+        if self.core.flags & (CLOSING | LINGERING) != 0 {
+            // Nothing more to deliver: the close can finish.
+            self.core.flags &= !LINGERING;
+        } else {
+            self.call(el, |h, c| h.on_read_closed(c));
+        }
+    }
+
+    /// Proactor: a recv completion (see [`Done::Recv`]).
+    fn on_recv(&mut self, el: &mut EventLoop, res: i32, bid: Option<u16>) {
+        if res == 0 {
+            self.core.flags |= PEER_EOF;
+            if self.core.flags & STASHED != 0 {
+                self.core.flags |= EOF_PENDING;
+            } else {
+                self.report_eof(el);
+            }
+            return;
+        }
+        if res < 0 {
+            if res != -libc::ENOBUFS {
+                // (ENOBUFS: the buffer ring ran dry and the recv ended;
+                // settle arms a new one.)
+                let e = io::Error::from_raw_os_error(-res);
+                self.core.doom.get_or_insert(CloseReason::from_io(&e));
+            }
+            return;
+        }
+        let mut rb = std::mem::take(&mut el.read_buf);
+        rb.clear();
+        match bid {
+            Some(bid) => el.uring().take_recv(bid, res as usize, &mut rb),
+            None => {
+                el.read_buf = rb;
+                let e = io::Error::other("io_uring: recv completion without a buffer");
+                self.core.doom.get_or_insert(CloseReason::from_io(&e));
+                return;
+            }
+        }
+        LoopStats::add(&el.stats().bytes_in, rb.len() as u64);
+        if let Some(w) = self.core.watch.as_mut() {
+            w.last_io = el.now();
+        }
+        if self.core.flags & (CLOSING | CLOSED) != 0 || self.core.doom.is_some() {
+            // Closing: input is read only to be discarded.
+            el.read_buf = rb;
+        } else if self.core.flags & READ_PAUSED != 0 {
+            self.core
+                .input
+                .get_or_insert_with(|| Box::new(Buffer::new()))
+                .extend_from_slice(&rb);
+            self.core.flags |= STASHED;
+            el.read_buf = rb;
+        } else {
+            self.deliver(el, rb);
+        }
+    }
+
+    /// Proactor: after `resume_read`, hand over the input stashed while
+    /// paused (and an EOF that came behind it).
+    fn deliver_stash(&mut self, el: &mut EventLoop) {
+        if self.core.flags & (STASHED | READ_PAUSED | CLOSING | CLOSED) != STASHED
+            || self.core.doom.is_some()
+        {
+            return;
+        }
+        self.core.flags &= !STASHED;
+        if let Some(mut tail) = self.core.input.take() {
+            self.call(el, |h, c| h.on_message(c, &mut tail));
+            if !tail.is_empty() {
+                self.core.input = Some(tail);
+            }
+        }
+        if self.core.flags & EOF_PENDING != 0 {
+            self.core.flags &= !EOF_PENDING;
+            self.report_eof(el);
+        }
+    }
+
     /// Hand freshly read bytes (in the loop's buffer `rb`) to the handler,
     /// behind any tail kept from before.
     fn deliver(&mut self, el: &mut EventLoop, rb: Vec<u8>) {
+        self.core.flags &= !STASHED;
         if let Some(mut tail) = self.core.input.take() {
             tail.extend_from_slice(&rb);
             let mut rb = rb;
@@ -1007,8 +1284,14 @@ impl<H: EventHandler> StreamConn<H> {
             }
             break;
         }
-        let want = self.core.desired_interest(el.trigger());
-        if let Err(e) = el.set_interest(self.core.token, want) {
+        let r = if el.is_proactor() {
+            let read = self.core.flags & (READ_PAUSED | PEER_EOF) == 0;
+            el.uring().set_reading(self.core.fd.as_raw_fd(), read)
+        } else {
+            let want = self.core.desired_interest(el.trigger());
+            el.set_interest(self.core.token, want)
+        };
+        if let Err(e) = r {
             return self.close_now(el, CloseReason::from_io(&e));
         }
         if self.core.watch.is_some() {
@@ -1095,9 +1378,12 @@ impl<H: EventHandler> StreamConn<H> {
         if let Some((t, _)) = self.core.watch.as_mut().and_then(|w| w.timer.take()) {
             el.cancel(t);
         }
+        if el.is_proactor() {
+            let _ = el.uring().close_stream(self.core.fd.as_raw_fd());
+        }
         let _ = el.deregister(self.core.token);
         el.stats().connections_open.fetch_sub(1, Ordering::Relaxed);
-        self.core.out = None;
+        OutQueue::put_spare(self.core.out.take());
         self.core.input = None;
         let service = self.service.clone();
         let mut h = service.handler.borrow_mut();
@@ -1114,6 +1400,13 @@ impl<H: EventHandler> StreamConn<H> {
 
 impl<H: EventHandler> Source for StreamConn<H> {
     fn ready(&mut self, el: &mut EventLoop, _token: Token, ev: Event) {
+        if el.is_proactor() {
+            // Only deferred events come here: the ring reports the rest.
+            if ev.is_readable() {
+                self.deliver_stash(el);
+            }
+            return self.settle(el);
+        }
         if ev.is_readable() {
             self.on_readable(el, ev);
         }
@@ -1127,13 +1420,40 @@ impl<H: EventHandler> Source for StreamConn<H> {
         }
         if ev.is_hup() && self.core.flags & PEER_EOF != 0 && self.core.flags & CLOSING != 0 {
             // Both directions are gone: nothing left to drain or send.
-            self.core.out = None;
+            OutQueue::put_spare(self.core.out.take());
         }
         self.settle(el);
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn complete(&mut self, el: &mut EventLoop, _token: Token, c: Completion) {
+        match c.done {
+            Done::Recv { res, bid } => {
+                if self.core.flags & CLOSED != 0 {
+                    return el.uring().release(Completion {
+                        token: c.token,
+                        done: Done::Recv { res, bid },
+                    });
+                }
+                self.on_recv(el, res, bid);
+            }
+            Done::Send { res, buf, off } => self.core.on_sent(el, res, buf, off),
+            Done::Writable { res } => {
+                if let Some(out) = self.core.out.as_mut() {
+                    out.busy = false;
+                }
+                if res < 0 {
+                    let e = io::Error::from_raw_os_error(-res);
+                    self.core.doom.get_or_insert(CloseReason::from_io(&e));
+                } else {
+                    self.core.pump(el);
+                }
+            }
+        }
+        self.settle(el);
     }
 
     fn shutdown(&mut self, el: &mut EventLoop, _token: Token) {

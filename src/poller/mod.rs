@@ -166,13 +166,17 @@ pub enum PollerKind {
     SigIo,
     /// io_uring poll requests (IORING_OP_POLL_ADD), level or edge.
     Uring,
+    /// io_uring as a proactor: connections recv and send through the ring
+    /// (completions, not readiness); listeners and other fds are polled.
+    Proactor,
 }
 
 impl PollerKind {
     /// Every kind, in the order benchmarks list them.
-    pub const ALL: [PollerKind; 6] = [
+    pub const ALL: [PollerKind; 7] = [
         PollerKind::Epoll,
         PollerKind::Uring,
+        PollerKind::Proactor,
         PollerKind::Poll,
         PollerKind::Select,
         PollerKind::BusyPoll,
@@ -188,6 +192,7 @@ impl PollerKind {
             PollerKind::BusyPoll => "busy-poll",
             PollerKind::SigIo => "sigio",
             PollerKind::Uring => "uring",
+            PollerKind::Proactor => "proactor",
         }
     }
 
@@ -211,8 +216,9 @@ impl std::str::FromStr for PollerKind {
             "busy-poll" | "busypoll" => Ok(PollerKind::BusyPoll),
             "sigio" => Ok(PollerKind::SigIo),
             "uring" | "io_uring" | "io-uring" => Ok(PollerKind::Uring),
+            "proactor" | "uring-proactor" => Ok(PollerKind::Proactor),
             _ => Err(format!(
-                "unknown poller {s:?} (epoll, uring, poll, select, busy-poll, sigio)"
+                "unknown poller {s:?} (epoll, uring, proactor, poll, select, busy-poll, sigio)"
             )),
         }
     }
@@ -251,6 +257,11 @@ pub trait Poller: Send {
     fn merges_notices(&self) -> bool {
         false
     }
+    /// The io_uring behind this poller, if it is one (the proactor model
+    /// drives connections through it).
+    fn as_uring(&mut self) -> Option<&mut uring::Uring> {
+        None
+    }
 }
 
 /// Build a poller of `kind` in `trigger` mode. Only epoll and uring can be
@@ -262,6 +273,7 @@ pub fn new_poller(kind: PollerKind, trigger: Trigger) -> io::Result<Box<dyn Poll
     match (kind, trigger) {
         (PollerKind::Epoll, t) => Ok(Box::new(epoll::Epoll::new(t)?)),
         (PollerKind::Uring, t) => Ok(Box::new(uring::Uring::new(t)?)),
+        (PollerKind::Proactor, Trigger::Level) => Ok(Box::new(uring::Uring::new_proactor()?)),
         (PollerKind::SigIo, _) => Ok(Box::new(sigio::SigIo::new()?)),
         (PollerKind::Poll, Trigger::Level) => Ok(Box::new(poll::Poll::new())),
         (PollerKind::Select, Trigger::Level) => Ok(Box::new(select::Select::new())),

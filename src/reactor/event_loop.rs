@@ -22,6 +22,7 @@ use slab::Slab;
 
 use super::handle::{LoopHandle, Shared, Task};
 use super::timer::{TimerKey, TimerWheel};
+use crate::poller::uring::{Completion, Uring};
 use crate::poller::{new_poller, Event, Interest, Poller, PollerKind, Token, Trigger, Waker};
 
 /// Something registered on a loop: it gets the events of its fd.
@@ -39,6 +40,13 @@ pub trait Source: 'static {
     /// Graceful shutdown has begun: a listener stops accepting, a
     /// connection finishes what is in flight and closes.
     fn drain(&mut self, _el: &mut EventLoop, _token: Token) {}
+
+    /// An operation this source started on the loop's io_uring finished
+    /// (proactor model only). What the completion holds must be used or
+    /// given back: the default gives it back.
+    fn complete(&mut self, el: &mut EventLoop, _token: Token, c: Completion) {
+        el.uring().release(c);
+    }
 }
 
 /// Loop settings.
@@ -129,6 +137,9 @@ pub struct EventLoop {
     pending: Vec<(Token, Event)>,
     running: bool,
     merges_notices: bool,
+    /// Connections run on the ring's completions (`PollerKind::Proactor`).
+    proactor: bool,
+    completions: Vec<Completion>,
     now: Instant,
     config: LoopConfig,
     /// The shared read buffer: a connection reads here and keeps only the
@@ -155,7 +166,10 @@ impl EventLoop {
             thread: Mutex::new(Some(std::thread::current().id())),
             stats: Default::default(),
         });
+        let proactor = poller.as_uring().is_some_and(|u| u.is_proactor());
         Ok(EventLoop {
+            proactor,
+            completions: Vec::new(),
             merges_notices: poller.merges_notices(),
             trigger: poller.trigger(),
             poller,
@@ -260,6 +274,38 @@ impl EventLoop {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
         gen
+    }
+
+    /// Reserve a token for `fd` without watching it (a proactor connection:
+    /// its operations complete on the ring). Call [`EventLoop::attach`] next.
+    pub fn reserve_parked(&mut self, fd: RawFd) -> io::Result<Token> {
+        let gen = self.bump_gen();
+        let entry = self.slots.vacant_entry();
+        if entry.key() > u32::MAX as usize {
+            return Err(io::Error::other("too many sources on one loop"));
+        }
+        let token = pack(entry.key(), gen);
+        entry.insert(Slot {
+            gen,
+            fd,
+            interest: None,
+            source: None,
+        });
+        Ok(token)
+    }
+
+    /// Whether connections on this loop are driven by io_uring completions.
+    pub fn is_proactor(&self) -> bool {
+        self.proactor
+    }
+
+    /// The loop's io_uring. Panics unless the loop runs the proactor
+    /// model ([`EventLoop::is_proactor`]).
+    pub fn uring(&mut self) -> &mut Uring {
+        assert!(self.proactor, "the loop is not a proactor");
+        self.poller
+            .as_uring()
+            .expect("proactor loop without a ring")
     }
 
     /// Give a reserved token its source.
@@ -516,6 +562,9 @@ impl EventLoop {
             }
         }
         self.events = events;
+        if self.proactor {
+            self.dispatch_completions();
+        }
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             for (token, ev) in pending {
@@ -531,6 +580,25 @@ impl EventLoop {
 
     fn dispatch(&mut self, token: Token, ev: Event) {
         self.with_source(token, |source, el| source.ready(el, token, ev));
+    }
+
+    fn dispatch_completions(&mut self) {
+        let mut done = std::mem::take(&mut self.completions);
+        self.uring().take_completions(&mut done);
+        for c in done.drain(..) {
+            let token = c.token;
+            let mut c = Some(c);
+            self.with_source(token, |source, el| {
+                if let Some(c) = c.take() {
+                    source.complete(el, token, c);
+                }
+            });
+            if let Some(c) = c {
+                // Its source is gone: give back the buffer it holds.
+                self.uring().release(c);
+            }
+        }
+        self.completions = done;
     }
 
     fn run_tasks(&mut self) {

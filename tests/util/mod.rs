@@ -13,8 +13,8 @@ use evnet::poller::{PollerKind, Trigger};
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Backend x trigger x loops, as the suite must cover: epoll LT, epoll ET,
-/// io_uring LT and ET, poll, select, each with loops 0, 1 and 2; busy-poll
-/// and sigio with loops 0 and 1.
+/// io_uring LT and ET, the io_uring proactor, poll, select, each with loops
+/// 0, 1 and 2; busy-poll and sigio with loops 0 and 1.
 pub fn matrix() -> Vec<(String, ServerBuilder)> {
     let mut v = Vec::new();
     for (poller, trigger) in [
@@ -22,6 +22,7 @@ pub fn matrix() -> Vec<(String, ServerBuilder)> {
         (PollerKind::Epoll, Trigger::Edge),
         (PollerKind::Uring, Trigger::Level),
         (PollerKind::Uring, Trigger::Edge),
+        (PollerKind::Proactor, Trigger::Level),
         (PollerKind::Poll, Trigger::Level),
         (PollerKind::Select, Trigger::Level),
     ] {

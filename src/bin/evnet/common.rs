@@ -17,6 +17,9 @@ pub enum PollerArg {
     Epoll,
     /// io_uring poll requests (one-shot per event, or multishot with --trigger edge).
     Uring,
+    /// io_uring as a proactor: connections recv (multishot, provided
+    /// buffers) and send through the ring, one io_uring_enter per turn.
+    Proactor,
     Poll,
     Select,
     /// Busy polling: every connection read on every turn (burns a core).
@@ -51,6 +54,7 @@ impl From<PollerArg> for PollerKind {
         match p {
             PollerArg::Epoll => PollerKind::Epoll,
             PollerArg::Uring => PollerKind::Uring,
+            PollerArg::Proactor => PollerKind::Proactor,
             PollerArg::Poll => PollerKind::Poll,
             PollerArg::Select => PollerKind::Select,
             PollerArg::BusyPoll => PollerKind::BusyPoll,

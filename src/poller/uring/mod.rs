@@ -54,6 +54,9 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use super::{Event, Interest, Poller, Token, Trigger};
 use crate::sys::{self, fdset as fs};
 
+mod proactor;
+pub use proactor::{Completion, Done};
+
 /// Submission queue size: arms queue here until the next wait (a full SQ is
 /// submitted early, so this bounds no fd count, only syscalls per turn).
 const SQ_ENTRIES: u32 = 4096;
@@ -102,6 +105,9 @@ pub struct Uring {
     ready: Vec<RawFd>,
     /// io_uring_enter calls made (tests check that nothing spins).
     enters: u64,
+    /// Connection operations, in the proactor model (after `ring`: the
+    /// buffers it holds are freed only once the ring is closed).
+    io: Option<Box<proactor::Proactor>>,
 }
 
 impl Uring {
@@ -139,7 +145,12 @@ impl Uring {
             to_arm: Vec::new(),
             ready: Vec::new(),
             enters: 0,
+            io: None,
         })
+    }
+
+    fn has_done(&self) -> bool {
+        self.io.as_ref().is_some_and(|p| p.has_done())
     }
 
     fn reg(&mut self, fd: RawFd) -> io::Result<&mut Reg> {
@@ -193,10 +204,11 @@ impl Uring {
     /// Queue an SQE, submitting what is queued first if the SQ is full.
     fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
         loop {
-            // SAFETY: poll and poll-remove SQEs point at no memory of ours
-            // (only an fd, a mask and user_data), so nothing they refer to can
-            // be freed while the kernel holds them; a bad fd comes back as an
-            // error completion.
+            // SAFETY: poll, poll-remove and cancel SQEs point at no memory of
+            // ours (only an fd, a mask and user_data); recv and send SQEs
+            // point at buffers the proactor keeps alive until their final
+            // completion (proactor.rs). A bad fd comes back as an error
+            // completion.
             if unsafe { self.ring.submission().push(sqe) }.is_ok() {
                 return Ok(());
             }
@@ -292,6 +304,12 @@ impl Uring {
                 return;
             }
             for cqe in &mut cq {
+                if proactor::is_op(cqe.user_data()) {
+                    if let Some(p) = self.io.as_mut() {
+                        p.complete(&cqe);
+                    }
+                    continue;
+                }
                 Self::complete(
                     self.trigger,
                     &mut self.slots,
@@ -423,9 +441,9 @@ impl Poller for Uring {
             self.arm_queued()?;
             self.reap();
             // Something to report: only hand the kernel the queued arms.
-            self.enter(self.ready.is_empty(), left)?;
+            self.enter(self.ready.is_empty() && !self.has_done(), left)?;
             self.reap();
-            if !self.ready.is_empty() {
+            if !self.ready.is_empty() || self.has_done() {
                 break;
             }
             // Woken by stale completions only, or timed out.
@@ -453,10 +471,21 @@ impl Poller for Uring {
     }
 
     fn name(&self) -> &'static str {
-        match self.trigger {
-            Trigger::Level => "uring-lt",
-            Trigger::Edge => "uring-et",
+        match (self.io.is_some(), self.trigger) {
+            (true, _) => "proactor",
+            (false, Trigger::Level) => "uring-lt",
+            (false, Trigger::Edge) => "uring-et",
         }
+    }
+
+    fn as_uring(&mut self) -> Option<&mut Uring> {
+        Some(self)
+    }
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        self.quiesce();
     }
 }
 

@@ -1,0 +1,519 @@
+//! io_uring as a completion engine for stream connections (the proactor
+//! model): the kernel does the `recv` and `send` and posts their results,
+//! so a loop turn that moves data on many connections costs one
+//! `io_uring_enter` instead of a system call per read and per write.
+//!
+//! - **Reads** are one multishot `IORING_OP_RECV` per connection, drawing
+//!   from a ring of provided buffers shared by the loop (`BUF_COUNT` buffers
+//!   of `BUF_SIZE` bytes). Each completion names the buffer it filled; the
+//!   connection copies the bytes out and the buffer goes straight back to the
+//!   ring, so an idle connection holds no buffer, in user space or in the
+//!   kernel. When the ring runs dry the kernel ends the recv with `ENOBUFS`
+//!   and the connection re-arms it.
+//! - **Writes** hand a `Vec` to the ring, which owns it until the send's
+//!   completion gives it back (with how much went out). One send per
+//!   connection is in flight; what is written meanwhile queues behind it.
+//! - A connection that must wait for room without a send in flight (a
+//!   sendfile(2) that would block) arms a one-shot `POLLOUT`.
+//!
+//! Memory the kernel may touch is never freed under it: a send buffer stays
+//! in its connection's slot, or in `retired` after the connection closed,
+//! until the send's own completion arrives; the provided buffers live as
+//! long as the ring, and dropping the ring first cancels every operation
+//! and waits for the cancellations (see `Proactor::quiesce`).
+//!
+//! Operations carry this user_data (bit 62 tells them from polls, whose
+//! fd half is below 2^30):
+//!
+//! ```text
+//!  63 62 61 60 59            32 31           8 7      0
+//! +--+--+-----+----------------+--------------+--------+
+//! | 0| 1| kind|       fd       |    epoch     |  arm   |
+//! +--+--+-----+----------------+--------------+--------+
+//! ```
+//!
+//! The fd's epoch changes when its connection closes, so completions of a
+//! closed connection are recognised after the fd number is reused. `arm`
+//! counts the recvs armed for one connection: a recv cancelled by
+//! `set_reading(false)` may still post data (which belongs to the
+//! connection and is delivered), but its end must not be taken for the end
+//! of a newer recv.
+
+use std::alloc::{self, Layout};
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, types};
+
+use super::{Uring, REMOVAL};
+use crate::poller::Token;
+
+/// Buffers in the provided-buffer ring (a power of two).
+const BUF_COUNT: u16 = 256;
+/// Bytes per provided buffer: the most one recv completion carries.
+const BUF_SIZE: usize = 16 * 1024;
+/// The buffer group of the loop's ring.
+const BGID: u16 = 0;
+/// Send buffers kept for reuse.
+const POOL_MAX: usize = 64;
+
+const OP: u64 = 1 << 62;
+const EPOCH_MASK: u32 = 0xff_ffff;
+
+/// Whether `user_data` belongs to an operation (not a poll or a removal).
+pub(super) const fn is_op(user_data: u64) -> bool {
+    user_data != REMOVAL && user_data & OP != 0
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Recv = 0,
+    Send = 1,
+    Writable = 2,
+}
+
+fn op_data(kind: Kind, fd: RawFd, epoch: u32, arm: u8) -> u64 {
+    OP | (kind as u64) << 60 | (fd as u64) << 32 | ((epoch & EPOCH_MASK) as u64) << 8 | arm as u64
+}
+
+/// What finished.
+#[derive(Debug)]
+pub enum Done {
+    /// `res` bytes arrived in provided buffer `bid` (`res > 0`), the peer
+    /// closed its side (`res == 0`), or the recv failed (`-errno`; `ENOBUFS`
+    /// means the buffer ring ran dry and the recv ended: re-arm it).
+    /// Whatever happens to the data, `bid` must go back with
+    /// [`Uring::take_recv`] or [`Uring::release`].
+    Recv { res: i32, bid: Option<u16> },
+    /// A send from `buf[off..]` moved `res` bytes (or failed, `-errno`); the
+    /// buffer comes back to its owner.
+    Send { res: i32, buf: Vec<u8>, off: usize },
+    /// The socket has room (or `-errno`).
+    Writable { res: i32 },
+}
+
+/// An operation's result, for the source registered under `token`.
+#[derive(Debug)]
+pub struct Completion {
+    pub token: Token,
+    pub done: Done,
+}
+
+/// One connection's operations.
+#[derive(Default)]
+struct Stream {
+    /// `Some` while the fd belongs to an open connection.
+    token: Option<Token>,
+    epoch: u32,
+    arm: u8,
+    recv_armed: bool,
+    /// The buffer of the send in flight, and where it starts.
+    send: Option<(Vec<u8>, usize)>,
+    writable_armed: bool,
+}
+
+/// The provided-buffer ring: `BUF_COUNT` entries the kernel picks buffers
+/// from, and the memory they point into.
+struct BufRing {
+    entries: NonNull<types::BufRingEntry>,
+    mem: Box<[u8]>,
+    tail: u16,
+}
+
+// SAFETY: the BufRing owns its entries allocation outright (no aliasing
+// pointer escapes except to the kernel); moving it with its loop to another
+// thread before the loop starts is sound.
+unsafe impl Send for BufRing {}
+
+impl BufRing {
+    fn layout() -> Layout {
+        // The kernel wants the entries page-aligned.
+        Layout::from_size_align(BUF_COUNT as usize * size_of::<types::BufRingEntry>(), 4096)
+            .expect("buffer ring layout")
+    }
+
+    fn new() -> BufRing {
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { alloc::alloc_zeroed(Self::layout()) };
+        let Some(entries) = NonNull::new(p.cast::<types::BufRingEntry>()) else {
+            alloc::handle_alloc_error(Self::layout());
+        };
+        let mut ring = BufRing {
+            entries,
+            // Zeroed pages: resident only once the kernel writes into them.
+            mem: vec![0u8; BUF_COUNT as usize * BUF_SIZE].into_boxed_slice(),
+            tail: 0,
+        };
+        for bid in 0..BUF_COUNT {
+            ring.put(bid);
+        }
+        ring.publish();
+        ring
+    }
+
+    /// Hand buffer `bid` back to the kernel (visible after `publish`).
+    fn put(&mut self, bid: u16) {
+        let at = (self.tail & (BUF_COUNT - 1)) as usize;
+        let addr = self.mem.as_mut_ptr() as u64 + bid as u64 * BUF_SIZE as u64;
+        // SAFETY: `at` < BUF_COUNT, the number of entries allocated; the
+        // kernel reads entries only between the head and the published
+        // tail, and this one is past the published tail.
+        let e = unsafe { &mut *self.entries.as_ptr().add(at) };
+        e.set_addr(addr);
+        e.set_len(BUF_SIZE as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail field lives inside the first entry of our
+        // allocation (it overlays that entry's reserved field), is 2-aligned,
+        // and the kernel only reads it.
+        let tail = unsafe {
+            AtomicU16::from_ptr(types::BufRingEntry::tail(self.entries.as_ptr()) as *mut u16)
+        };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    fn data(&self, bid: u16, len: usize) -> &[u8] {
+        let at = bid as usize * BUF_SIZE;
+        &self.mem[at..at + len.min(BUF_SIZE)]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; the ring that read it
+        // is gone (field order in `Uring`, and `quiesce`).
+        unsafe { alloc::dealloc(self.entries.as_ptr().cast(), Self::layout()) };
+    }
+}
+
+/// The proactor state of a [`Uring`].
+pub(super) struct Proactor {
+    bufs: BufRing,
+    /// fd -> its connection's operations.
+    streams: Vec<Stream>,
+    /// Results not yet handed to the loop.
+    done: Vec<Completion>,
+    /// Send buffers of closed connections, by user_data, until their
+    /// completion says the kernel is done with them.
+    retired: Vec<(u64, Vec<u8>)>,
+    /// Spare send buffers.
+    pool: Vec<Vec<u8>>,
+    /// Operations whose last completion has not arrived.
+    inflight: usize,
+}
+
+impl Proactor {
+    /// Route one operation's completion.
+    pub(super) fn complete(&mut self, cqe: &cqueue::Entry) {
+        let ud = cqe.user_data();
+        let kind = match (ud >> 60) & 3 {
+            0 => Kind::Recv,
+            1 => Kind::Send,
+            _ => Kind::Writable,
+        };
+        let fd = ((ud >> 32) & 0x0fff_ffff) as usize;
+        let epoch = (ud >> 8) as u32 & EPOCH_MASK;
+        let res = cqe.result();
+        let flags = cqe.flags();
+        let more = cqueue::more(flags);
+        let bid = cqueue::buffer_select(flags);
+        if kind != Kind::Recv || !more {
+            self.inflight -= 1;
+        }
+        let live = self
+            .streams
+            .get_mut(fd)
+            .filter(|s| s.token.is_some() && s.epoch & EPOCH_MASK == epoch);
+        let Some(s) = live else {
+            // The connection is gone: give back what the op held.
+            if let Some(bid) = bid {
+                self.bufs.put(bid);
+                self.bufs.publish();
+            }
+            if kind == Kind::Send {
+                self.retired.retain(|(u, _)| *u != ud);
+            }
+            return;
+        };
+        let token = s.token.expect("live stream has a token");
+        let done = match kind {
+            Kind::Recv => {
+                if !more && ud as u8 == s.arm {
+                    s.recv_armed = false;
+                }
+                if res == -libc::ECANCELED {
+                    return;
+                }
+                Done::Recv { res, bid }
+            }
+            Kind::Send => {
+                let Some((buf, off)) = s.send.take() else {
+                    debug_assert!(false, "send completion without a buffer");
+                    return;
+                };
+                Done::Send { res, buf, off }
+            }
+            Kind::Writable => {
+                s.writable_armed = false;
+                Done::Writable { res }
+            }
+        };
+        self.done.push(Completion { token, done });
+    }
+
+    pub(super) fn has_done(&self) -> bool {
+        !self.done.is_empty()
+    }
+}
+
+impl Uring {
+    /// A ring for the proactor model: readiness polls as [`Uring::new`]
+    /// (level-triggered, for listeners and watched fds), plus recv and send
+    /// operations for connections opened with [`Uring::open_stream`].
+    pub fn new_proactor() -> io::Result<Uring> {
+        let mut u = Uring::new(crate::poller::Trigger::Level)?;
+        let bufs = BufRing::new();
+        // SAFETY: the entries stay allocated, at this address, until the
+        // BufRing drops, which happens after the ring is closed (Uring's
+        // field order) and after `quiesce` waited out every operation.
+        let r = unsafe {
+            u.ring.submitter().register_buf_ring_with_flags(
+                bufs.entries.as_ptr() as u64,
+                BUF_COUNT,
+                BGID,
+                0,
+            )
+        };
+        if let Err(e) = r {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring: cannot register a provided-buffer ring (Linux 5.19+ is needed for the proactor): {e}"),
+            ));
+        }
+        u.io = Some(Box::new(Proactor {
+            bufs,
+            streams: Vec::new(),
+            done: Vec::new(),
+            retired: Vec::new(),
+            pool: Vec::new(),
+            inflight: 0,
+        }));
+        Ok(u)
+    }
+
+    /// Whether connections are driven by completions on this ring.
+    pub fn is_proactor(&self) -> bool {
+        self.io.is_some()
+    }
+
+    fn proactor(&mut self) -> &mut Proactor {
+        self.io.as_mut().expect("not a proactor ring")
+    }
+
+    fn stream(&mut self, fd: RawFd) -> io::Result<&mut Stream> {
+        self.proactor()
+            .streams
+            .get_mut(fd as usize)
+            .filter(|s| s.token.is_some())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("io_uring: fd {fd} has no open stream"),
+                )
+            })
+    }
+
+    /// Start driving connection `fd` for `token`. Reading starts with
+    /// [`Uring::set_reading`].
+    pub fn open_stream(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        if !(0..1 << 28).contains(&fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("io_uring: fd {fd} out of range"),
+            ));
+        }
+        let p = self.proactor();
+        if p.streams.len() <= fd as usize {
+            p.streams.resize_with(fd as usize + 1, Stream::default);
+        }
+        let s = &mut p.streams[fd as usize];
+        if s.token.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("io_uring: fd {fd} already has a stream"),
+            ));
+        }
+        s.token = Some(token);
+        Ok(())
+    }
+
+    /// Arm (`true`) or cancel (`false`) the connection's multishot recv. A
+    /// cancelled recv may still post data that was already taken from the
+    /// socket: it is delivered like any other.
+    pub fn set_reading(&mut self, fd: RawFd, want: bool) -> io::Result<()> {
+        let s = self.stream(fd)?;
+        if s.recv_armed == want {
+            return Ok(());
+        }
+        let old = op_data(Kind::Recv, fd, s.epoch, s.arm);
+        s.recv_armed = want;
+        if want {
+            s.arm = s.arm.wrapping_add(1);
+            let ud = op_data(Kind::Recv, fd, s.epoch, s.arm);
+            self.proactor().inflight += 1;
+            self.push(
+                &opcode::RecvMulti::new(types::Fd(fd), BGID)
+                    .build()
+                    .user_data(ud),
+            )
+        } else {
+            self.push(&opcode::AsyncCancel::new(old).build().user_data(REMOVAL))?;
+            // Stop taking bytes from the socket now, not at the next wait.
+            self.enter(false, None)
+        }
+    }
+
+    /// Send `buf[off..]`; the buffer comes back in a [`Done::Send`].
+    pub fn send(&mut self, fd: RawFd, buf: Vec<u8>, off: usize) -> io::Result<()> {
+        debug_assert!(off < buf.len());
+        let s = self.stream(fd)?;
+        if s.send.is_some() {
+            return Err(io::Error::other("io_uring: a send is already in flight"));
+        }
+        let ud = op_data(Kind::Send, fd, s.epoch, 0);
+        let len = (buf.len() - off).min(u32::MAX as usize) as u32;
+        // The pointer stays valid: the Vec is not touched until the
+        // completion hands it back (see module doc).
+        let ptr = buf[off..].as_ptr();
+        s.send = Some((buf, off));
+        self.proactor().inflight += 1;
+        self.push(
+            &opcode::Send::new(types::Fd(fd), ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+                .user_data(ud),
+        )
+    }
+
+    /// Report (once) when `fd` can take more output.
+    pub fn poll_writable(&mut self, fd: RawFd) -> io::Result<()> {
+        let s = self.stream(fd)?;
+        if s.writable_armed {
+            return Ok(());
+        }
+        s.writable_armed = true;
+        let ud = op_data(Kind::Writable, fd, s.epoch, 0);
+        self.proactor().inflight += 1;
+        self.push(
+            &opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
+                .build()
+                .user_data(ud),
+        )
+    }
+
+    /// Stop driving `fd`: cancel its operations (submitted at once, so the
+    /// ring lets go of the file before the caller closes it) and keep any
+    /// send buffer until the kernel is done with it.
+    pub fn close_stream(&mut self, fd: RawFd) -> io::Result<()> {
+        let s = self.stream(fd)?;
+        let epoch = s.epoch;
+        s.token = None;
+        s.epoch = s.epoch.wrapping_add(1);
+        let recv = s.recv_armed.then(|| op_data(Kind::Recv, fd, epoch, s.arm));
+        s.recv_armed = false;
+        let send = s.send.take();
+        let writable = std::mem::take(&mut s.writable_armed);
+        let mut cancel = Vec::with_capacity(3);
+        cancel.extend(recv);
+        if let Some((buf, _)) = send {
+            let ud = op_data(Kind::Send, fd, epoch, 0);
+            self.proactor().retired.push((ud, buf));
+            cancel.push(ud);
+        }
+        if writable {
+            cancel.push(op_data(Kind::Writable, fd, epoch, 0));
+        }
+        if cancel.is_empty() {
+            return Ok(());
+        }
+        for ud in cancel {
+            self.push(&opcode::AsyncCancel::new(ud).build().user_data(REMOVAL))?;
+        }
+        self.enter(false, None)
+    }
+
+    /// Move the finished operations into `out` (which should be empty).
+    pub fn take_completions(&mut self, out: &mut Vec<Completion>) {
+        if let Some(p) = self.io.as_mut() {
+            std::mem::swap(&mut p.done, out);
+        }
+    }
+
+    /// Append the bytes of a recv completion to `out` and give the buffer
+    /// back to the kernel.
+    pub fn take_recv(&mut self, bid: u16, len: usize, out: &mut Vec<u8>) {
+        let p = self.proactor();
+        out.extend_from_slice(p.bufs.data(bid, len));
+        p.bufs.put(bid);
+        p.bufs.publish();
+    }
+
+    /// Give back what an unwanted completion holds.
+    pub fn release(&mut self, c: Completion) {
+        match c.done {
+            Done::Recv { bid: Some(bid), .. } => {
+                let p = self.proactor();
+                p.bufs.put(bid);
+                p.bufs.publish();
+            }
+            Done::Send { buf, .. } => self.recycle(buf),
+            _ => {}
+        }
+    }
+
+    /// A spare send buffer (empty).
+    pub fn spare_buf(&mut self) -> Vec<u8> {
+        self.proactor().pool.pop().unwrap_or_default()
+    }
+
+    /// Keep a send buffer for reuse.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        let p = self.proactor();
+        if p.pool.len() < POOL_MAX && buf.capacity() <= 64 * 1024 {
+            buf.clear();
+            p.pool.push(buf);
+        }
+    }
+
+    /// Cancel everything in flight and wait (briefly) for the kernel to let
+    /// go of our memory. If it has not by then, the buffers are leaked
+    /// rather than freed under it.
+    pub(super) fn quiesce(&mut self) {
+        let Some(p) = self.io.as_ref() else { return };
+        if p.inflight == 0 {
+            return;
+        }
+        let all = types::CancelBuilder::any();
+        let _ = self.push(&opcode::AsyncCancel2::new(all).build().user_data(REMOVAL));
+        for _ in 0..100 {
+            if self.proactor().inflight == 0 {
+                return;
+            }
+            let _ = self.enter(true, Some(Duration::from_millis(10)));
+            self.reap();
+        }
+        tracing::warn!(
+            "io_uring: {} operations still in flight at close; leaking their buffers",
+            self.proactor().inflight
+        );
+        if let Some(p) = self.io.take() {
+            std::mem::forget(p);
+        }
+    }
+}

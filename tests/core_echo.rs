@@ -112,6 +112,37 @@ fn slow_reader_gets_all_64_mib_after_resuming() {
     }
 }
 
+/// Reading pauses at high water while the peer is still sending, and the
+/// peer's FIN comes while paused: every byte and then the EOF come back (the
+/// proactor keeps what its cancelled recv took, and the EOF behind it).
+#[test]
+fn fin_while_paused_still_gets_whole_echo_then_eof() {
+    const TOTAL: usize = 8 << 20;
+    for (name, builder) in matrix() {
+        let server = builder.high_water(64 << 10).start(|_| Echo).unwrap();
+        let mut s = connect(server.local_addr().unwrap());
+        let mut w = s.try_clone().unwrap();
+        let written = Arc::new(AtomicUsize::new(0));
+        let wr = written.clone();
+        let writer = std::thread::spawn(move || {
+            for chunk in pattern(11, TOTAL).chunks(256 << 10) {
+                w.write_all(chunk).expect("writer");
+                wr.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        // Not reading until the server must have paused.
+        assert!(wait_until(Duration::from_secs(30), || written
+            .load(Ordering::Relaxed)
+            >= 2 << 20));
+        let back = read_to_eof(&mut s);
+        writer.join().unwrap();
+        assert_eq!(back.len(), TOTAL, "{name}");
+        assert!(back == pattern(11, TOTAL), "{name}: echo differs");
+        server.shutdown().unwrap();
+    }
+}
+
 #[test]
 fn half_close_still_receives_whole_echo_then_eof() {
     for (name, builder) in matrix() {

@@ -1558,3 +1558,79 @@ fn ops_for<H: EventHandler>(src: &mut dyn Any) -> Option<&mut dyn ConnOps> {
     src.downcast_mut::<StreamConn<H>>()
         .map(|c| c as &mut dyn ConnOps)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poller::PollerKind;
+    use crate::reactor::LoopConfig;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// Takes one message, then pauses reading; records what it is given.
+    #[derive(Default)]
+    struct Pauser {
+        got: Vec<u8>,
+        messages: usize,
+        eof: bool,
+    }
+
+    impl EventHandler for Pauser {
+        type Context = ();
+
+        fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+            self.got.extend_from_slice(input.as_slice());
+            self.messages += 1;
+            input.clear();
+            conn.pause_read();
+        }
+
+        fn on_read_closed(&mut self, _conn: &mut Conn<'_, Self>) {
+            self.eof = true;
+        }
+    }
+
+    /// Proactor: completions already posted when reading pauses (data the
+    /// recv took, then the peer's FIN) are kept, and handed over, in order,
+    /// on resume.
+    #[test]
+    fn proactor_keeps_what_arrives_while_paused_and_the_eof_behind_it() {
+        let mut el = EventLoop::new(LoopConfig {
+            poller: PollerKind::Proactor,
+            ..LoopConfig::default()
+        })
+        .unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let svc = Service::new(Pauser::default(), ConnConfig::default());
+        let token = StreamConn::open(&mut el, svc.clone(), OwnedFd::from(a), false).unwrap();
+        el.turn(Some(Duration::ZERO)).unwrap(); // the recv goes to the kernel
+                                                // Each write returns to user space on the loop's thread, which runs
+                                                // the ring's pending work: one completion per write, none reaped yet.
+        b.write_all(b"one").unwrap();
+        b.write_all(b"two").unwrap();
+        b.shutdown(std::net::Shutdown::Write).unwrap();
+        for _ in 0..100 {
+            el.turn(Some(Duration::from_millis(20))).unwrap();
+            if svc.handler.borrow().messages > 0 {
+                break;
+            }
+        }
+        {
+            let h = svc.handler.borrow();
+            assert_eq!(h.got, b"one", "paused after the first message");
+            assert!(!h.eof, "the EOF is behind stashed input");
+        }
+        el.with_source(token, |src, el| {
+            let c = src.as_any().downcast_mut::<StreamConn<Pauser>>().unwrap();
+            assert_ne!(c.core.flags & STASHED, 0, "the second completion was kept");
+            c.with_handler(el, |_, conn| conn.resume_read());
+        })
+        .unwrap();
+        el.turn(Some(Duration::ZERO)).unwrap();
+        let h = svc.handler.borrow();
+        assert_eq!(h.got, b"onetwo");
+        assert_eq!(h.messages, 2);
+        assert!(h.eof);
+    }
+}

@@ -80,7 +80,6 @@ fn op_data(kind: Kind, fd: RawFd, epoch: u32, arm: u8) -> u64 {
 }
 
 /// What finished.
-#[derive(Debug)]
 pub enum Done {
     /// `res` bytes arrived in provided buffer `bid` (`res > 0`), the peer
     /// closed its side (`res == 0`), or the recv failed (`-errno`; `ENOBUFS`
@@ -93,6 +92,23 @@ pub enum Done {
     Send { res: i32, buf: Vec<u8>, off: usize },
     /// The socket has room (or `-errno`).
     Writable { res: i32 },
+}
+
+impl std::fmt::Debug for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Recv { res, bid } => write!(f, "Recv {{ res: {res}, bid: {bid:?} }}"),
+            // The bytes would drown the rest.
+            Done::Send { res, buf, off } => {
+                write!(
+                    f,
+                    "Send {{ res: {res}, buf: {} bytes, off: {off} }}",
+                    buf.len()
+                )
+            }
+            Done::Writable { res } => write!(f, "Writable {{ res: {res} }}"),
+        }
+    }
 }
 
 /// An operation's result, for the source registered under `token`.
@@ -515,5 +531,229 @@ impl Uring {
         if let Some(p) = self.io.take() {
             std::mem::forget(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poller::Poller;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// Wait up to `ms` for completions (at least one unless the wait times out).
+    fn wait_done(u: &mut Uring, ms: u64) -> Vec<Completion> {
+        let mut events = Vec::new();
+        u.wait(&mut events, Some(Duration::from_millis(ms)))
+            .unwrap();
+        assert!(events.is_empty(), "no fd is polled: {events:?}");
+        let mut done = Vec::new();
+        u.take_completions(&mut done);
+        done
+    }
+
+    fn stream_pair(u: &mut Uring, token: u64) -> (UnixStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        u.open_stream(a.as_raw_fd(), Token(token)).unwrap();
+        (a, b)
+    }
+
+    /// The bytes of one recv completion (its buffer goes back).
+    fn recv_bytes(u: &mut Uring, c: Completion, token: u64) -> Vec<u8> {
+        assert_eq!(c.token, Token(token));
+        match c.done {
+            Done::Recv {
+                res,
+                bid: Some(bid),
+            } if res > 0 => {
+                let mut v = Vec::new();
+                u.take_recv(bid, res as usize, &mut v);
+                v
+            }
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn recv_and_send_complete_with_their_data() {
+        let mut u = Uring::new_proactor().unwrap();
+        let (a, mut b) = stream_pair(&mut u, 3);
+        u.set_reading(a.as_raw_fd(), true).unwrap();
+        b.write_all(b"hello").unwrap();
+        let mut done = wait_done(&mut u, 5000);
+        assert_eq!(done.len(), 1);
+        assert_eq!(recv_bytes(&mut u, done.remove(0), 3), b"hello");
+
+        u.send(a.as_raw_fd(), b"xxworld".to_vec(), 2).unwrap();
+        let done = wait_done(&mut u, 5000);
+        match &done[..] {
+            [Completion {
+                token: Token(3),
+                done:
+                    Done::Send {
+                        res: 5,
+                        buf,
+                        off: 2,
+                    },
+            }] => assert_eq!(buf, b"xxworld"),
+            other => panic!("{other:?}"),
+        }
+        let mut got = [0u8; 5];
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"world");
+
+        // The peer's close is a zero-length recv, and the recv ends.
+        drop(b);
+        let done = wait_done(&mut u, 5000);
+        assert!(
+            matches!(
+                done[..],
+                [Completion {
+                    done: Done::Recv { res: 0, bid: None },
+                    ..
+                }]
+            ),
+            "{done:?}"
+        );
+        assert!(!u.stream(a.as_raw_fd()).unwrap().recv_armed);
+        u.close_stream(a.as_raw_fd()).unwrap();
+        assert_eq!(u.proactor().inflight, 0);
+    }
+
+    #[test]
+    fn paused_reading_takes_nothing_until_resumed() {
+        let mut u = Uring::new_proactor().unwrap();
+        let (a, mut b) = stream_pair(&mut u, 1);
+        u.set_reading(a.as_raw_fd(), true).unwrap();
+        u.set_reading(a.as_raw_fd(), false).unwrap();
+        b.write_all(b"later").unwrap();
+        assert!(wait_done(&mut u, 50).is_empty(), "cancelled recv took data");
+        u.set_reading(a.as_raw_fd(), true).unwrap();
+        let mut done = wait_done(&mut u, 5000);
+        assert_eq!(recv_bytes(&mut u, done.remove(0), 1), b"later");
+    }
+
+    #[test]
+    fn a_dry_buffer_ring_ends_the_recv_and_rearming_resumes() {
+        let mut u = Uring::new_proactor().unwrap();
+        let (a, mut b) = stream_pair(&mut u, 9);
+        u.set_reading(a.as_raw_fd(), true).unwrap();
+        // Hold every buffer: one completion per byte sent and waited for.
+        let mut held = Vec::new();
+        let mut enobufs = false;
+        for i in 0..=BUF_COUNT as usize {
+            b.write_all(&[i as u8]).unwrap();
+            for c in wait_done(&mut u, 5000) {
+                match c.done {
+                    Done::Recv { res, .. } if res == -libc::ENOBUFS => enobufs = true,
+                    Done::Recv {
+                        res: 1,
+                        bid: Some(_),
+                    } => held.push(c),
+                    other => panic!("{other:?}"),
+                }
+            }
+            if enobufs {
+                break;
+            }
+        }
+        assert!(enobufs, "the ring never ran dry");
+        assert_eq!(held.len(), BUF_COUNT as usize);
+        assert!(!u.stream(a.as_raw_fd()).unwrap().recv_armed);
+        for c in held {
+            u.release(c);
+        }
+        // The byte the dry ring refused is still in the socket.
+        u.set_reading(a.as_raw_fd(), true).unwrap();
+        let mut done = wait_done(&mut u, 5000);
+        assert_eq!(recv_bytes(&mut u, done.remove(0), 9), [BUF_COUNT as u8]);
+    }
+
+    #[test]
+    fn a_closed_streams_late_completions_are_dropped_and_give_back_buffers() {
+        let mut u = Uring::new_proactor().unwrap();
+        let (a, mut b) = stream_pair(&mut u, 1);
+        let fd = a.as_raw_fd();
+        u.set_reading(fd, true).unwrap();
+        // Data arrives, its completion is posted, and the stream closes
+        // before the loop looks: nothing may reach the next owner of the fd.
+        b.write_all(b"stale").unwrap();
+        let mut events = Vec::new();
+        u.enter(false, None).unwrap();
+        u.close_stream(fd).unwrap();
+        drop(a);
+        let (c, mut d) = UnixStream::pair().unwrap();
+        assert_eq!(c.as_raw_fd(), fd, "the fd number is reused");
+        u.open_stream(fd, Token(2)).unwrap();
+        u.set_reading(fd, true).unwrap();
+        d.write_all(b"fresh").unwrap();
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            u.wait(&mut events, Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut done = Vec::new();
+            u.take_completions(&mut done);
+            for c in done {
+                got.extend(recv_bytes(&mut u, c, 2));
+            }
+            if got.len() >= 5 {
+                break;
+            }
+        }
+        assert_eq!(got, b"fresh");
+        // Every buffer is back: as many one-byte completions as the ring
+        // holds still go through when each is returned.
+        for i in 0..BUF_COUNT as usize + 8 {
+            d.write_all(&[1]).unwrap();
+            let mut done = wait_done(&mut u, 5000);
+            assert_eq!(recv_bytes(&mut u, done.remove(0), 2), [1], "message {i}");
+        }
+        drop(b);
+    }
+
+    #[test]
+    fn a_send_in_flight_at_close_keeps_its_buffer_until_it_completes() {
+        let mut u = Uring::new_proactor().unwrap();
+        let (a, b) = stream_pair(&mut u, 4);
+        // Far more than the socket buffer: the first send may take part,
+        // the rest waits for a reader that never comes.
+        u.send(a.as_raw_fd(), vec![7u8; 8 << 20], 0).unwrap();
+        let mut done = wait_done(&mut u, 50);
+        if let Some(c) = done.pop() {
+            let Done::Send { res, buf, off: 0 } = c.done else {
+                panic!("{c:?}")
+            };
+            assert!(res > 0 && (res as usize) < buf.len(), "{res}");
+            u.send(a.as_raw_fd(), buf, res as usize).unwrap();
+            let done = wait_done(&mut u, 50);
+            assert!(done.is_empty(), "a full socket completed a send: {done:?}");
+        }
+        u.close_stream(a.as_raw_fd()).unwrap();
+        assert_eq!(u.proactor().retired.len(), 1);
+        for _ in 0..100 {
+            if u.proactor().retired.is_empty() {
+                break;
+            }
+            assert!(wait_done(&mut u, 20).is_empty());
+        }
+        assert!(u.proactor().retired.is_empty(), "buffer never released");
+        assert_eq!(u.proactor().inflight, 0);
+        drop(b);
+    }
+
+    #[test]
+    fn dropping_the_ring_with_operations_in_flight_waits_them_out() {
+        let mut u = Uring::new_proactor().unwrap();
+        let (a, b) = stream_pair(&mut u, 4);
+        u.set_reading(a.as_raw_fd(), true).unwrap();
+        u.send(a.as_raw_fd(), vec![1u8; 8 << 20], 0).unwrap();
+        u.enter(false, None).unwrap();
+        assert_eq!(u.proactor().inflight, 2);
+        u.quiesce();
+        assert_eq!(u.io.as_ref().map(|p| p.inflight), Some(0));
+        drop(u);
+        drop((a, b));
     }
 }

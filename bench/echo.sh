@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# TCP echo: evnet vs tokio (current-thread) vs Go (GOMAXPROCS=1).
+# TCP echo: evnet (epoll, and the io_uring proactor) vs tokio (current-thread)
+# vs Go (GOMAXPROCS=1).
 # Load: echo-load (bench/peers), CONNS ping-pong connections per size.
 #
 #   bench/echo.sh                      # 3 rounds, 5 s, 50 conns, 64 B and 1 KiB
@@ -13,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${CONNS:=50}"
 : "${SIZES:=64 1024}"
-: "${SERVERS:=evnet tokio go}"
+: "${SERVERS:=evnet evnet-proactor tokio go}"
 
 bench_init echo
 ensure_peers echo-load tokio-echo
@@ -30,6 +31,7 @@ server_cmd() {
     local addr=127.0.0.1:$2
     case $1 in
     evnet) CMD=("$EVNET" echo --addr "$addr" --loops 0) ;;
+    evnet-proactor) CMD=("$EVNET" echo --addr "$addr" --loops 0 --poller proactor) ;;
     tokio) CMD=("$PEERS_BIN/tokio-echo" --addr "$addr") ;;
     go) CMD=(env GOMAXPROCS=1 "$GO_BIN/echo" -addr "$addr") ;;
     *) return 1 ;;

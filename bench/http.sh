@@ -6,6 +6,7 @@
 #   bench/http.sh                        # 3 rounds, 5 s per run
 #   ROUNDS=1 SECS=2 bench/http.sh
 #   SERVERS="evnet nginx" bench/http.sh  # evnet is the reference, keep it first
+#   SERVERS="evnet evnet-proactor hyper" bench/http.sh  # with the io_uring proactor
 #
 # Env: EVNET ROUNDS SECS WARMUP CONNS PIPELINE SERVERS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
 set -uo pipefail
@@ -32,6 +33,7 @@ server_cmd() {
     local addr=127.0.0.1:$2
     case $1 in
     evnet) CMD=("$EVNET" http --addr "$addr" --loops 0) ;;
+    evnet-proactor) CMD=("$EVNET" http --addr "$addr" --loops 0 --poller proactor) ;;
     hyper) CMD=("$PEERS_BIN/hyper-plain" --addr "$addr") ;;
     may) CMD=("$PEERS_BIN/may-plain" --addr "$addr") ;;
     go) CMD=(env GOMAXPROCS=1 "$GO_BIN/http" -addr "$addr") ;;

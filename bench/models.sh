@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # I/O models side by side: the same echo workload against `evnet echo
 # --loops 0` run as thread-per-connection, select, poll, epoll LT, epoll ET,
-# io_uring LT and ET, busy polling and signal-driven I/O, at 10 to 10,000
-# connections.
+# io_uring LT and ET (readiness), the io_uring proactor (completions), busy
+# polling and signal-driven I/O, at 10 to 10,000 connections.
 #
 #   bench/models.sh                          # 3 rounds x 5 s per point
 #   ROUNDS=2 SECS=2 bench/models.sh          # a quick look (~5 min)
@@ -16,7 +16,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${SIZE:=64}"
-: "${MODELS:=threads select poll epoll-lt epoll-et uring-lt uring-et busy-poll sigio}"
+: "${MODELS:=threads select poll epoll-lt epoll-et uring-lt uring-et proactor busy-poll sigio}"
 : "${CONNS_LIST:=10 100 1000 10000}"
 
 # 10,000 client sockets: the client needs the fds too (evnet raises its own
@@ -39,6 +39,7 @@ model_args() {
     epoll-et) ARGS=(--poller epoll --trigger edge) ;;
     uring-lt) ARGS=(--poller uring --trigger level) ;;
     uring-et) ARGS=(--poller uring --trigger edge) ;;
+    proactor) ARGS=(--poller proactor) ;;
     busy-poll) ARGS=(--poller busy-poll) ;;
     sigio) ARGS=(--poller sigio) ;;
     *) return 1 ;;

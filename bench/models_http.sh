@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${ROUNDS:=2}" "${SECS:=3}" "${SERVER_CPU:=0}" "${CLIENT_CPU:=1}"
-: "${MODELS:=select poll epoll-lt epoll-et uring-lt uring-et busy-poll sigio}"
+: "${MODELS:=select poll epoll-lt epoll-et uring-lt uring-et proactor busy-poll sigio}"
 : "${CONNS_LIST:=10 100 1000 10000}"
 EVNET=${EVNET:-target/release/evnet}
 [ -x "$EVNET" ] || cargo build --release
@@ -30,6 +30,7 @@ args_for() {
     epoll-et) echo "--poller epoll --trigger edge" ;;
     uring-lt) echo "--poller uring --trigger level" ;;
     uring-et) echo "--poller uring --trigger edge" ;;
+    proactor) echo "--poller proactor" ;;
     busy-poll) echo "--poller busy-poll" ;;
     sigio) echo "--poller sigio" ;;
     esac

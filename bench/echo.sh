@@ -93,5 +93,10 @@ done
 {
     print_header "echo" "echo-load: $CONNS connections, ping-pong, ${SECS}s per run (+${WARMUP}s warm-up), message sizes: $SIZES bytes; unit: messages (one send + one full echo)"
     print_table "TCP echo" "msgs" "$TESTS" "$SERVERS"
+    if [[ " $SERVERS " == *" evnet-proactor "* ]]; then
+        # The same samples, with the proactor as the reference.
+        others=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx -e evnet -e evnet-proactor | tr '\n' ' ')
+        print_table "TCP echo, io_uring proactor as the reference" "msgs" "$TESTS" "evnet-proactor $others"
+    fi
     print_notes
 } | tee "$RESULT_MD"

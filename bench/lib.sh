@@ -257,6 +257,19 @@ column() {
         }' "$RAW"
 }
 
+# paired TEST REF PEER FIELD: the median over rounds of REF/PEER for FIELD
+# (rate or cpu_us), each ratio taken within one round. A round runs every
+# server back to back, so a drift of the machine's speed between rounds
+# cancels out of these ratios, where it does not out of a ratio of medians.
+paired() {
+    # shellcheck disable=SC2046
+    median $(awk -F'\t' -v t="$1" -v a="$2" -v b="$3" -v f="$4" '
+        function val() { return f == "rate" ? $4 : ($5 > 0 ? $6 / $5 : "") }
+        NR > 1 && $1 == t && $2 == a { x[$3] = val() }
+        NR > 1 && $1 == t && $2 == b { y[$3] = val() }
+        END { for (r in x) if ((r in y) && x[r] != "" && y[r] != "" && y[r] + 0 != 0) printf "%.6f\n", x[r] / y[r] }' "$RAW")
+}
+
 # ratio A B [FMT]: A/B, or n/a.
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
@@ -270,8 +283,8 @@ print_table() {
     ref=${servers%% *}
     echo "### $title"
     echo
-    echo "| test | $who | $unit/s (median) | $who CPU µs/op | $who CPU % | $ref/peer throughput | $ref/peer CPU/op | rounds |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    echo "| test | $who | $unit/s (median) | $who CPU µs/op | $who CPU % | $ref/peer throughput | $ref/peer CPU/op | paired throughput | paired CPU/op | rounds |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for t in $tests; do
         local ref_rate ref_cpu
         # shellcheck disable=SC2046
@@ -283,7 +296,7 @@ print_table() {
             rates=$(column "$t" "$s" rate)
             n=$(printf '%s' "$rates" | grep -c . || true)
             if ((n == 0)); then
-                echo "| $t | $s | — | — | — | — | — | 0 |"
+                echo "| $t | $s | — | — | — | — | — | — | — | 0 |"
                 continue
             fi
             # shellcheck disable=SC2086
@@ -292,16 +305,17 @@ print_table() {
             cpu=$(median $(column "$t" "$s" cpu_us))
             # shellcheck disable=SC2046
             pct=$(median $(column "$t" "$s" cpu_pct))
-            local r1 r2
+            local r1 r2 p1 p2
             if [[ $s == "$ref" ]]; then
-                r1="1.00"
-                r2="1.00"
+                r1="1.00" r2="1.00" p1="1.00" p2="1.00"
             else
                 r1=$(ratio "$ref_rate" "$rate")
                 r2=$(ratio "$ref_cpu" "$cpu")
+                p1=$(ratio "$(paired "$t" "$ref" "$s" rate)" 1)
+                p2=$(ratio "$(paired "$t" "$ref" "$s" cpu_us)" 1)
             fi
-            printf '| %s | %s | %.0f | %.3f | %.0f | %s | %s | %d |\n' \
-                "$t" "$s" "$rate" "${cpu:-0}" "${pct:-0}" "$r1" "$r2" "$n"
+            printf '| %s | %s | %.0f | %.3f | %.0f | %s | %s | %s | %s | %d |\n' \
+                "$t" "$s" "$rate" "${cpu:-0}" "${pct:-0}" "$r1" "$r2" "$p1" "$p2" "$n"
         done
     done
     echo
@@ -329,6 +343,7 @@ print_notes() {
         echo
     fi
     echo "Throughput ratio > 1: evnet faster. CPU/op ratio < 1: evnet cheaper per operation."
+    echo "Paired: the median of the ratios taken within each round (every server runs back to back in a round, so the machine's drift between rounds cancels out)."
     echo "Server CPU % is the server's CPU time over the run's wall time (100 = one core saturated)."
     echo
 }

@@ -42,8 +42,9 @@
 //! re-report for writing.
 //!
 //! Regular files and directories are refused (always ready, like epoll's
-//! EPERM); [`Interest::exclusive`] is ignored (every loop sharing a
-//! listener is woken).
+//! EPERM). [`Interest::exclusive`] adds `EPOLLEXCLUSIVE` to the poll, which
+//! io_uring honours as epoll does: of several rings polling one listener,
+//! a new connection wakes one.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -172,6 +173,10 @@ impl Uring {
         }
         if interest.is_writable() {
             m |= fs::POLLOUT as u32;
+        }
+        if interest.is_exclusive() {
+            // As with epoll: one waiter of several is woken, not all.
+            m |= libc::EPOLLEXCLUSIVE as u32;
         }
         m
     }
@@ -542,6 +547,29 @@ mod tests {
         assert!(wait(&mut p, 30).is_empty(), "no new edge, no event");
         sys::write(w.as_raw_fd(), b"y").unwrap();
         assert_eq!(wait(&mut p, 1000).len(), 1, "a new arrival is a new edge");
+    }
+
+    #[test]
+    fn exclusive_polls_on_one_listener_wake_one_ring() {
+        for trigger in BOTH_TRIGGERS {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_nonblocking(true).unwrap();
+            let mut rings: Vec<Uring> = (0..2).map(|_| Uring::new(trigger).unwrap()).collect();
+            for (i, p) in rings.iter_mut().enumerate() {
+                p.register(
+                    l.as_raw_fd(),
+                    Token(i as u64),
+                    Interest::READABLE.exclusive(),
+                )
+                .unwrap();
+                assert!(wait(p, 0).is_empty());
+            }
+            let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            // The connection is queued once connect returns: whichever ring
+            // was woken has its completion by the first wait.
+            let woken: usize = rings.iter_mut().map(|p| wait(p, 100).len()).sum();
+            assert_eq!(woken, 1, "{trigger:?}: one ring woken, not both");
+        }
     }
 
     #[test]

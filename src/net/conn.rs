@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::handler::{CloseReason, EventHandler};
 use super::{Addr, Buffer};
-use crate::poller::uring::{Completion, Done};
+use crate::poller::uring::{Completion, Done, RecvBuf};
 use crate::poller::{Event, Interest, Token, Trigger};
 use crate::reactor::{EventLoop, LoopHandle, LoopStats, Source, TimerId};
 use crate::sys;
@@ -1135,7 +1135,7 @@ impl<H: EventHandler> StreamConn<H> {
     }
 
     /// Proactor: a recv completion (see [`Done::Recv`]).
-    fn on_recv(&mut self, el: &mut EventLoop, res: i32, bid: Option<u16>) {
+    fn on_recv(&mut self, el: &mut EventLoop, res: i32, buf: Option<RecvBuf>) {
         if res == 0 {
             self.core.flags |= PEER_EOF;
             if self.core.flags & STASHED != 0 {
@@ -1146,18 +1146,14 @@ impl<H: EventHandler> StreamConn<H> {
             return;
         }
         if res < 0 {
-            if res != -libc::ENOBUFS {
-                // (ENOBUFS: the buffer ring ran dry and the recv ended;
-                // settle arms a new one.)
-                let e = io::Error::from_raw_os_error(-res);
-                self.core.doom.get_or_insert(CloseReason::from_io(&e));
-            }
+            let e = io::Error::from_raw_os_error(-res);
+            self.core.doom.get_or_insert(CloseReason::from_io(&e));
             return;
         }
         let mut rb = std::mem::take(&mut el.read_buf);
         rb.clear();
-        match bid {
-            Some(bid) => el.uring().take_recv(bid, res as usize, &mut rb),
+        match buf {
+            Some(buf) => el.uring().take_recv(buf, &mut rb),
             None => {
                 el.read_buf = rb;
                 let e = io::Error::other("io_uring: recv completion without a buffer");
@@ -1431,14 +1427,15 @@ impl<H: EventHandler> Source for StreamConn<H> {
 
     fn complete(&mut self, el: &mut EventLoop, _token: Token, c: Completion) {
         match c.done {
-            Done::Recv { res, bid } => {
+            Done::Recv { res, buf } => {
                 if self.core.flags & CLOSED != 0 {
+                    let done = Done::Recv { res, buf };
                     return el.uring().release(Completion {
                         token: c.token,
-                        done: Done::Recv { res, bid },
+                        done,
                     });
                 }
-                self.on_recv(el, res, bid);
+                self.on_recv(el, res, buf);
             }
             Done::Send { res, buf, off } => self.core.on_sent(el, res, buf, off),
             Done::Writable { res } => {

@@ -56,7 +56,7 @@ use super::{Event, Interest, Poller, Token, Trigger};
 use crate::sys::{self, fdset as fs};
 
 mod proactor;
-pub use proactor::{Completion, Done};
+pub use proactor::{Completion, Done, RecvBuf};
 
 /// Submission queue size: arms queue here until the next wait (a full SQ is
 /// submitted early, so this bounds no fd count, only syscalls per turn).
@@ -442,6 +442,7 @@ impl Poller for Uring {
         events.clear();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut left = timeout;
+        self.rearm_starved()?;
         loop {
             self.arm_queued()?;
             self.reap();

@@ -4,12 +4,18 @@
 //! `io_uring_enter` instead of a system call per read and per write.
 //!
 //! - **Reads** are one multishot `IORING_OP_RECV` per connection, drawing
-//!   from a ring of provided buffers shared by the loop (`BUF_COUNT` buffers
-//!   of `BUF_SIZE` bytes). Each completion names the buffer it filled; the
-//!   connection copies the bytes out and the buffer goes straight back to the
-//!   ring, so an idle connection holds no buffer, in user space or in the
-//!   kernel. When the ring runs dry the kernel ends the recv with `ENOBUFS`
-//!   and the connection re-arms it.
+//!   from a ring of provided buffers shared by the loop. Each completion
+//!   names the buffer its bytes are in; the connection copies them out and a
+//!   finished buffer goes straight back to the ring, so an idle connection
+//!   holds no buffer, in user space or in the kernel. On Linux 6.12+ the
+//!   buffers are consumed incrementally (`IOU_PBUF_RING_INC`, 64 × 64 KiB):
+//!   a completion takes only the bytes it carries and the next continues
+//!   behind it, so thousands of small messages share one buffer, written
+//!   sequentially (cache-friendly). Older kernels take a whole buffer per
+//!   completion (256 × 16 KiB). When the ring runs dry the kernel ends the
+//!   recv with `ENOBUFS`; the ring itself re-arms such starved recvs at the
+//!   next wait, a bounded number per turn, so ten thousand connections
+//!   cannot turn a dry ring into a storm of failing re-arms.
 //! - **Writes** hand a `Vec` to the ring, which owns it until the send's
 //!   completion gives it back (with how much went out). One send per
 //!   connection is in flight; what is written meanwhile queues behind it.
@@ -51,10 +57,15 @@ use io_uring::{cqueue, opcode, types};
 use super::{Uring, REMOVAL};
 use crate::poller::Token;
 
-/// Buffers in the provided-buffer ring (a power of two).
-const BUF_COUNT: u16 = 256;
-/// Bytes per provided buffer: the most one recv completion carries.
-const BUF_SIZE: usize = 16 * 1024;
+/// Provided buffers consumed incrementally (a power of two, and their size:
+/// also the most one recv completion carries).
+const INC_COUNT: u16 = 64;
+const INC_SIZE: usize = 64 * 1024;
+/// Provided buffers taken whole by each completion (kernels before 6.12).
+const WHOLE_COUNT: u16 = 256;
+const WHOLE_SIZE: usize = 16 * 1024;
+/// `IOU_PBUF_RING_INC` (Linux 6.12).
+const PBUF_RING_INC: u16 = 2;
 /// The buffer group of the loop's ring.
 const BGID: u16 = 0;
 /// Send buffers kept for reuse.
@@ -81,12 +92,11 @@ fn op_data(kind: Kind, fd: RawFd, epoch: u32, arm: u8) -> u64 {
 
 /// What finished.
 pub enum Done {
-    /// `res` bytes arrived in provided buffer `bid` (`res > 0`), the peer
-    /// closed its side (`res == 0`), or the recv failed (`-errno`; `ENOBUFS`
-    /// means the buffer ring ran dry and the recv ended: re-arm it).
-    /// Whatever happens to the data, `bid` must go back with
-    /// [`Uring::take_recv`] or [`Uring::release`].
-    Recv { res: i32, bid: Option<u16> },
+    /// `res` bytes arrived in `buf` (`res > 0`), the peer closed its side
+    /// (`res == 0`), or the recv failed (`-errno`). Whatever happens to the
+    /// data, `buf` must go back with [`Uring::take_recv`] or
+    /// [`Uring::release`]. (A dry buffer ring is handled by the ring itself.)
+    Recv { res: i32, buf: Option<RecvBuf> },
     /// A send from `buf[off..]` moved `res` bytes (or failed, `-errno`); the
     /// buffer comes back to its owner.
     Send { res: i32, buf: Vec<u8>, off: usize },
@@ -97,7 +107,7 @@ pub enum Done {
 impl std::fmt::Debug for Done {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Done::Recv { res, bid } => write!(f, "Recv {{ res: {res}, bid: {bid:?} }}"),
+            Done::Recv { res, buf } => write!(f, "Recv {{ res: {res}, buf: {buf:?} }}"),
             // The bytes would drown the rest.
             Done::Send { res, buf, off } => {
                 write!(
@@ -109,6 +119,16 @@ impl std::fmt::Debug for Done {
             Done::Writable { res } => write!(f, "Writable {{ res: {res} }}"),
         }
     }
+}
+
+/// Where a recv completion's bytes are in the loop's provided buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvBuf {
+    bid: u16,
+    off: u32,
+    len: u32,
+    /// The kernel is done with the buffer: it goes back once read.
+    last: bool,
 }
 
 /// An operation's result, for the source registered under `token`.
@@ -126,16 +146,27 @@ struct Stream {
     epoch: u32,
     arm: u8,
     recv_armed: bool,
+    /// The owner wants its recv armed.
+    want_read: bool,
+    /// The recv ended on a dry buffer ring; the ring re-arms it.
+    starved: bool,
     /// The buffer of the send in flight, and where it starts.
     send: Option<(Vec<u8>, usize)>,
     writable_armed: bool,
 }
 
-/// The provided-buffer ring: `BUF_COUNT` entries the kernel picks buffers
-/// from, and the memory they point into.
+/// The provided-buffer ring: `count` entries the kernel picks buffers from,
+/// and the memory they point into.
 struct BufRing {
     entries: NonNull<types::BufRingEntry>,
+    layout: Layout,
     mem: Box<[u8]>,
+    count: u16,
+    size: usize,
+    /// Buffers are consumed incrementally (`IOU_PBUF_RING_INC`).
+    inc: bool,
+    /// Incremental mode: where the next completion's bytes start, per buffer.
+    cursor: Vec<u32>,
     tail: u16,
 }
 
@@ -145,25 +176,29 @@ struct BufRing {
 unsafe impl Send for BufRing {}
 
 impl BufRing {
-    fn layout() -> Layout {
+    fn new(count: u16, size: usize, inc: bool) -> BufRing {
+        debug_assert!(count.is_power_of_two());
         // The kernel wants the entries page-aligned.
-        Layout::from_size_align(BUF_COUNT as usize * size_of::<types::BufRingEntry>(), 4096)
-            .expect("buffer ring layout")
-    }
-
-    fn new() -> BufRing {
+        let layout =
+            Layout::from_size_align(count as usize * size_of::<types::BufRingEntry>(), 4096)
+                .expect("buffer ring layout");
         // SAFETY: the layout has a non-zero size.
-        let p = unsafe { alloc::alloc_zeroed(Self::layout()) };
+        let p = unsafe { alloc::alloc_zeroed(layout) };
         let Some(entries) = NonNull::new(p.cast::<types::BufRingEntry>()) else {
-            alloc::handle_alloc_error(Self::layout());
+            alloc::handle_alloc_error(layout);
         };
         let mut ring = BufRing {
             entries,
+            layout,
             // Zeroed pages: resident only once the kernel writes into them.
-            mem: vec![0u8; BUF_COUNT as usize * BUF_SIZE].into_boxed_slice(),
+            mem: vec![0u8; count as usize * size].into_boxed_slice(),
+            count,
+            size,
+            inc,
+            cursor: vec![0; count as usize],
             tail: 0,
         };
-        for bid in 0..BUF_COUNT {
+        for bid in 0..count {
             ring.put(bid);
         }
         ring.publish();
@@ -172,15 +207,16 @@ impl BufRing {
 
     /// Hand buffer `bid` back to the kernel (visible after `publish`).
     fn put(&mut self, bid: u16) {
-        let at = (self.tail & (BUF_COUNT - 1)) as usize;
-        let addr = self.mem.as_mut_ptr() as u64 + bid as u64 * BUF_SIZE as u64;
-        // SAFETY: `at` < BUF_COUNT, the number of entries allocated; the
-        // kernel reads entries only between the head and the published
-        // tail, and this one is past the published tail.
+        let at = (self.tail & (self.count - 1)) as usize;
+        let addr = self.mem.as_mut_ptr() as u64 + bid as u64 * self.size as u64;
+        // SAFETY: `at` < count, the number of entries allocated; the kernel
+        // reads entries only between the head and the published tail, and
+        // this one is past the published tail.
         let e = unsafe { &mut *self.entries.as_ptr().add(at) };
         e.set_addr(addr);
-        e.set_len(BUF_SIZE as u32);
+        e.set_len(self.size as u32);
         e.set_bid(bid);
+        self.cursor[bid as usize] = 0;
         self.tail = self.tail.wrapping_add(1);
     }
 
@@ -194,9 +230,34 @@ impl BufRing {
         tail.store(self.tail, Ordering::Release);
     }
 
-    fn data(&self, bid: u16, len: usize) -> &[u8] {
-        let at = bid as usize * BUF_SIZE;
-        &self.mem[at..at + len.min(BUF_SIZE)]
+    /// Account for a completion that used buffer `bid` for `len` bytes.
+    fn used(&mut self, bid: u16, len: u32, flags: u32) -> Option<RecvBuf> {
+        let cursor = self.cursor.get_mut(bid as usize)?;
+        let last = !self.inc || !cqueue::buffer_more(flags);
+        let off = *cursor;
+        if !last {
+            *cursor += len;
+        }
+        Some(RecvBuf {
+            bid,
+            off,
+            len,
+            last,
+        })
+    }
+
+    fn data(&self, b: RecvBuf) -> &[u8] {
+        let start = b.bid as usize * self.size + (b.off as usize).min(self.size);
+        let end = start + (b.len as usize).min(self.size - (b.off as usize).min(self.size));
+        &self.mem[start..end]
+    }
+
+    /// Done with `b`'s bytes: a finished buffer goes back to the kernel.
+    fn done_with(&mut self, b: RecvBuf) {
+        if b.last {
+            self.put(b.bid);
+            self.publish();
+        }
     }
 }
 
@@ -204,7 +265,7 @@ impl Drop for BufRing {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout; the ring that read it
         // is gone (field order in `Uring`, and `quiesce`).
-        unsafe { alloc::dealloc(self.entries.as_ptr().cast(), Self::layout()) };
+        unsafe { alloc::dealloc(self.entries.as_ptr().cast(), self.layout) };
     }
 }
 
@@ -222,6 +283,8 @@ pub(super) struct Proactor {
     pool: Vec<Vec<u8>>,
     /// Operations whose last completion has not arrived.
     inflight: usize,
+    /// Streams whose recv ended on a dry buffer ring (fd, epoch), in order.
+    starved: std::collections::VecDeque<(RawFd, u32)>,
 }
 
 impl Proactor {
@@ -238,7 +301,8 @@ impl Proactor {
         let res = cqe.result();
         let flags = cqe.flags();
         let more = cqueue::more(flags);
-        let bid = cqueue::buffer_select(flags);
+        let buf = cqueue::buffer_select(flags)
+            .and_then(|bid| self.bufs.used(bid, res.max(0) as u32, flags));
         if kind != Kind::Recv || !more {
             self.inflight -= 1;
         }
@@ -248,9 +312,8 @@ impl Proactor {
             .filter(|s| s.token.is_some() && s.epoch & EPOCH_MASK == epoch);
         let Some(s) = live else {
             // The connection is gone: give back what the op held.
-            if let Some(bid) = bid {
-                self.bufs.put(bid);
-                self.bufs.publish();
+            if let Some(b) = buf {
+                self.bufs.done_with(b);
             }
             if kind == Kind::Send {
                 self.retired.retain(|(u, _)| *u != ud);
@@ -266,7 +329,22 @@ impl Proactor {
                 if res == -libc::ECANCELED {
                     return;
                 }
-                Done::Recv { res, bid }
+                if res == -libc::ENOBUFS {
+                    // Re-armed by the ring once buffers come back.
+                    if !s.starved {
+                        s.starved = true;
+                        self.starved.push_back((fd as RawFd, s.epoch));
+                    }
+                    return;
+                }
+                if res <= 0 {
+                    if let Some(b) = buf {
+                        self.bufs.done_with(b);
+                    }
+                    Done::Recv { res, buf: None }
+                } else {
+                    Done::Recv { res, buf }
+                }
             }
             Kind::Send => {
                 let Some((buf, off)) = s.send.take() else {
@@ -294,24 +372,41 @@ impl Uring {
     /// operations for connections opened with [`Uring::open_stream`].
     pub fn new_proactor() -> io::Result<Uring> {
         let mut u = Uring::new(crate::poller::Trigger::Level)?;
-        let bufs = BufRing::new();
-        // SAFETY: the entries stay allocated, at this address, until the
-        // BufRing drops, which happens after the ring is closed (Uring's
-        // field order) and after `quiesce` waited out every operation.
-        let r = unsafe {
-            u.ring.submitter().register_buf_ring_with_flags(
-                bufs.entries.as_ptr() as u64,
-                BUF_COUNT,
-                BGID,
-                0,
-            )
-        };
-        if let Err(e) = r {
+        let mut last_err = None;
+        let mut registered = None;
+        for (count, size, flags) in [
+            (INC_COUNT, INC_SIZE, PBUF_RING_INC),
+            (WHOLE_COUNT, WHOLE_SIZE, 0),
+        ] {
+            let bufs = BufRing::new(count, size, flags == PBUF_RING_INC);
+            // SAFETY: the entries stay allocated, at this address, until the
+            // BufRing drops, which happens after the ring is closed (Uring's
+            // field order) and after `quiesce` waited out every operation.
+            let r = unsafe {
+                u.ring.submitter().register_buf_ring_with_flags(
+                    bufs.entries.as_ptr() as u64,
+                    count,
+                    BGID,
+                    flags,
+                )
+            };
+            match r {
+                Ok(()) => {
+                    registered = Some(bufs);
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let Some(bufs) = registered else {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("io_uring: cannot register a provided-buffer ring (Linux 5.19+ is needed for the proactor): {e}"),
+                format!(
+                    "io_uring: cannot register a provided-buffer ring (Linux 5.19+ is needed for the proactor): {}",
+                    last_err.map_or_else(String::new, |e| e.to_string())
+                ),
             ));
-        }
+        };
         u.io = Some(Box::new(Proactor {
             bufs,
             streams: Vec::new(),
@@ -319,6 +414,7 @@ impl Uring {
             retired: Vec::new(),
             pool: Vec::new(),
             inflight: 0,
+            starved: Default::default(),
         }));
         Ok(u)
     }
@@ -374,7 +470,9 @@ impl Uring {
     /// socket: it is delivered like any other.
     pub fn set_reading(&mut self, fd: RawFd, want: bool) -> io::Result<()> {
         let s = self.stream(fd)?;
-        if s.recv_armed == want {
+        s.want_read = want;
+        if s.recv_armed == want || s.starved {
+            // (A starved recv is re-armed by the ring, if still wanted.)
             return Ok(());
         }
         let old = op_data(Kind::Recv, fd, s.epoch, s.arm);
@@ -443,6 +541,8 @@ impl Uring {
         s.epoch = s.epoch.wrapping_add(1);
         let recv = s.recv_armed.then(|| op_data(Kind::Recv, fd, epoch, s.arm));
         s.recv_armed = false;
+        s.want_read = false;
+        s.starved = false;
         let send = s.send.take();
         let writable = std::mem::take(&mut s.writable_armed);
         let mut cancel = Vec::with_capacity(3);
@@ -472,22 +572,44 @@ impl Uring {
     }
 
     /// Append the bytes of a recv completion to `out` and give the buffer
-    /// back to the kernel.
-    pub fn take_recv(&mut self, bid: u16, len: usize, out: &mut Vec<u8>) {
+    /// back to the kernel if it is finished.
+    pub fn take_recv(&mut self, buf: RecvBuf, out: &mut Vec<u8>) {
         let p = self.proactor();
-        out.extend_from_slice(p.bufs.data(bid, len));
-        p.bufs.put(bid);
-        p.bufs.publish();
+        out.extend_from_slice(p.bufs.data(buf));
+        p.bufs.done_with(buf);
+    }
+
+    /// Re-arm the recvs a dry buffer ring ended, at most as many per turn
+    /// as the ring has buffers (the rest wait for the next turn).
+    pub(super) fn rearm_starved(&mut self) -> io::Result<()> {
+        let n = match self.io.as_ref() {
+            Some(p) => p.starved.len().min(p.bufs.count as usize),
+            None => return Ok(()),
+        };
+        for _ in 0..n {
+            let p = self.proactor();
+            let Some((fd, epoch)) = p.starved.pop_front() else {
+                break;
+            };
+            let Some(s) = p
+                .streams
+                .get_mut(fd as usize)
+                .filter(|s| s.token.is_some() && s.epoch == epoch && s.starved)
+            else {
+                continue;
+            };
+            s.starved = false;
+            if s.want_read && !s.recv_armed {
+                self.set_reading(fd, true)?;
+            }
+        }
+        Ok(())
     }
 
     /// Give back what an unwanted completion holds.
     pub fn release(&mut self, c: Completion) {
         match c.done {
-            Done::Recv { bid: Some(bid), .. } => {
-                let p = self.proactor();
-                p.bufs.put(bid);
-                p.bufs.publish();
-            }
+            Done::Recv { buf: Some(b), .. } => self.proactor().bufs.done_with(b),
             Done::Send { buf, .. } => self.recycle(buf),
             _ => {}
         }
@@ -564,12 +686,10 @@ mod tests {
     fn recv_bytes(u: &mut Uring, c: Completion, token: u64) -> Vec<u8> {
         assert_eq!(c.token, Token(token));
         match c.done {
-            Done::Recv {
-                res,
-                bid: Some(bid),
-            } if res > 0 => {
+            Done::Recv { res, buf: Some(b) } if res > 0 => {
                 let mut v = Vec::new();
-                u.take_recv(bid, res as usize, &mut v);
+                u.take_recv(b, &mut v);
+                assert_eq!(v.len(), res as usize);
                 v
             }
             other => panic!("expected data, got {other:?}"),
@@ -611,7 +731,7 @@ mod tests {
             matches!(
                 done[..],
                 [Completion {
-                    done: Done::Recv { res: 0, bid: None },
+                    done: Done::Recv { res: 0, buf: None },
                     ..
                 }]
             ),
@@ -620,6 +740,35 @@ mod tests {
         assert!(!u.stream(a.as_raw_fd()).unwrap().recv_armed);
         u.close_stream(a.as_raw_fd()).unwrap();
         assert_eq!(u.proactor().inflight, 0);
+    }
+
+    #[test]
+    fn small_messages_share_a_buffer_when_consumed_incrementally() {
+        let mut u = Uring::new_proactor().unwrap();
+        let (a, mut b) = stream_pair(&mut u, 5);
+        u.set_reading(a.as_raw_fd(), true).unwrap();
+        let mut bufs = Vec::new();
+        for msg in [&b"ab"[..], b"cde"] {
+            b.write_all(msg).unwrap();
+            let mut done = wait_done(&mut u, 5000);
+            assert_eq!(done.len(), 1);
+            let c = done.remove(0);
+            let Done::Recv { buf: Some(rb), .. } = c.done else {
+                panic!("{c:?}")
+            };
+            bufs.push(rb);
+            assert_eq!(recv_bytes(&mut u, c, 5), msg);
+        }
+        if u.proactor().bufs.inc {
+            // Linux 6.12+: the second message continues behind the first.
+            assert_eq!(bufs[1].bid, bufs[0].bid);
+            assert_eq!((bufs[0].off, bufs[1].off), (0, 2));
+            assert!(!bufs[0].last && !bufs[1].last, "a buffer in use stays out");
+        } else {
+            // Older kernels: each completion takes a whole buffer.
+            assert_ne!(bufs[1].bid, bufs[0].bid);
+            assert!(bufs.iter().all(|b| b.off == 0 && b.last));
+        }
     }
 
     #[test]
@@ -636,39 +785,56 @@ mod tests {
     }
 
     #[test]
-    fn a_dry_buffer_ring_ends_the_recv_and_rearming_resumes() {
+    fn a_dry_buffer_ring_starves_the_recv_until_buffers_come_back() {
         let mut u = Uring::new_proactor().unwrap();
         let (a, mut b) = stream_pair(&mut u, 9);
-        u.set_reading(a.as_raw_fd(), true).unwrap();
-        // Hold every buffer: one completion per byte sent and waited for.
+        let fd = a.as_raw_fd();
+        b.set_nonblocking(true).unwrap();
+        u.set_reading(fd, true).unwrap();
+        let (count, size) = (u.proactor().bufs.count as usize, u.proactor().bufs.size);
+        // Hold every completion's buffer until the ring runs dry.
+        let chunk = vec![5u8; size];
+        let (mut sent, mut got) = (0usize, 0usize);
         let mut held = Vec::new();
-        let mut enobufs = false;
-        for i in 0..=BUF_COUNT as usize {
-            b.write_all(&[i as u8]).unwrap();
-            for c in wait_done(&mut u, 5000) {
-                match c.done {
-                    Done::Recv { res, .. } if res == -libc::ENOBUFS => enobufs = true,
-                    Done::Recv {
-                        res: 1,
-                        bid: Some(_),
-                    } => held.push(c),
-                    other => panic!("{other:?}"),
-                }
-            }
-            if enobufs {
+        for _ in 0..4 * count {
+            if u.stream(fd).unwrap().starved {
                 break;
             }
+            match b.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+            for c in wait_done(&mut u, 1000) {
+                match c.done {
+                    Done::Recv { res, buf: Some(_) } if res > 0 => {
+                        got += res as usize;
+                        held.push(c);
+                    }
+                    ref other => panic!("{other:?}"),
+                }
+            }
         }
-        assert!(enobufs, "the ring never ran dry");
-        assert_eq!(held.len(), BUF_COUNT as usize);
-        assert!(!u.stream(a.as_raw_fd()).unwrap().recv_armed);
+        let s = u.stream(fd).unwrap();
+        assert!(s.starved && !s.recv_armed, "the ring never ran dry");
+        assert!(got >= (count - 1) * size, "dry after {got} bytes");
+        // While dry, each wait retries once and delivers nothing.
+        assert!(wait_done(&mut u, 30).is_empty());
+        assert!(u.stream(fd).unwrap().starved);
         for c in held {
             u.release(c);
         }
-        // The byte the dry ring refused is still in the socket.
-        u.set_reading(a.as_raw_fd(), true).unwrap();
-        let mut done = wait_done(&mut u, 5000);
-        assert_eq!(recv_bytes(&mut u, done.remove(0), 9), [BUF_COUNT as u8]);
+        // Buffers are back: the next wait re-arms, and the rest arrives.
+        for _ in 0..1000 {
+            if got == sent {
+                break;
+            }
+            for c in wait_done(&mut u, 1000) {
+                got += recv_bytes(&mut u, c, 9).len();
+            }
+        }
+        assert_eq!(got, sent);
+        assert!(u.stream(fd).unwrap().recv_armed);
     }
 
     #[test]
@@ -705,7 +871,7 @@ mod tests {
         assert_eq!(got, b"fresh");
         // Every buffer is back: as many one-byte completions as the ring
         // holds still go through when each is returned.
-        for i in 0..BUF_COUNT as usize + 8 {
+        for i in 0..u.proactor().bufs.count as usize + 8 {
             d.write_all(&[1]).unwrap();
             let mut done = wait_done(&mut u, 5000);
             assert_eq!(recv_bytes(&mut u, done.remove(0), 2), [1], "message {i}");

@@ -739,11 +739,7 @@ impl Core {
                 return data.len();
             }
         };
-        LoopStats::add(&el.stats().bytes_out, n as u64);
-        if let Some(w) = self.watch.as_mut() {
-            w.last_io = el.now();
-            w.write_progress = el.now();
-        }
+        self.note_sent(el, n as u64);
         if n < staged {
             self.queue().push(&el.write_buf[n..]);
             el.write_buf.clear();
@@ -839,18 +835,8 @@ impl Core {
                 }
             }
         }
-        if written > 0 {
-            LoopStats::add(&el.stats().bytes_out, written);
-            if let Some(w) = self.watch.as_mut() {
-                w.last_io = el.now();
-                w.write_progress = el.now();
-            }
-        }
-        if out.len == 0 && !out.busy {
-            OutQueue::put_spare(self.out.take());
-            self.flags |= WRITE_COMPLETE_DUE;
-            self.flags &= !HIGH_WATER;
-        }
+        self.note_sent(el, written);
+        self.release_drained();
     }
 
     /// Proactor: a send finished.
@@ -883,11 +869,11 @@ impl Core {
         }
         let n = res as usize;
         out.len -= n;
-        LoopStats::add(&el.stats().bytes_out, n as u64);
-        if let Some(w) = self.watch.as_mut() {
-            w.last_io = el.now();
-            w.write_progress = el.now();
-        }
+        self.note_sent(el, n as u64);
+        let out = self
+            .out
+            .as_mut()
+            .expect("a queue while a send is in flight");
         if off + n < buf.len() {
             match el.uring().send(fd, buf, off + n) {
                 Ok(()) => out.busy = true,
@@ -919,14 +905,25 @@ impl Core {
                 }
             }
         }
-        if written > 0 {
-            LoopStats::add(&el.stats().bytes_out, written);
-            if let Some(w) = self.watch.as_mut() {
-                w.last_io = el.now();
-                w.write_progress = el.now();
-            }
+        self.note_sent(el, written);
+        self.release_drained();
+    }
+
+    /// Account for `n` bytes the socket took.
+    fn note_sent(&mut self, el: &EventLoop, n: u64) {
+        if n == 0 {
+            return;
         }
-        if out.len == 0 {
+        LoopStats::add(&el.stats().bytes_out, n);
+        if let Some(w) = self.watch.as_mut() {
+            w.last_io = el.now();
+            w.write_progress = el.now();
+        }
+    }
+
+    /// A queue with nothing left to send or in flight completes the write.
+    fn release_drained(&mut self) {
+        if self.out.as_ref().is_some_and(|o| o.len == 0 && !o.busy) {
             OutQueue::put_spare(self.out.take());
             self.flags |= WRITE_COMPLETE_DUE;
             self.flags &= !HIGH_WATER;

@@ -371,13 +371,20 @@ impl Uring {
     /// (level-triggered, for listeners and watched fds), plus recv and send
     /// operations for connections opened with [`Uring::open_stream`].
     pub fn new_proactor() -> io::Result<Uring> {
+        Self::build_proactor(true)
+    }
+
+    /// `try_inc`: try incremental buffers first (tests also build the
+    /// whole-buffer ring older kernels get).
+    fn build_proactor(try_inc: bool) -> io::Result<Uring> {
         let mut u = Uring::new(crate::poller::Trigger::Level)?;
         let mut last_err = None;
         let mut registered = None;
-        for (count, size, flags) in [
+        let layouts = [
             (INC_COUNT, INC_SIZE, PBUF_RING_INC),
             (WHOLE_COUNT, WHOLE_SIZE, 0),
-        ] {
+        ];
+        for (count, size, flags) in layouts.into_iter().skip(usize::from(!try_inc)) {
             let bufs = BufRing::new(count, size, flags == PBUF_RING_INC);
             // SAFETY: the entries stay allocated, at this address, until the
             // BufRing drops, which happens after the ring is closed (Uring's
@@ -744,7 +751,18 @@ mod tests {
 
     #[test]
     fn small_messages_share_a_buffer_when_consumed_incrementally() {
-        let mut u = Uring::new_proactor().unwrap();
+        for try_inc in [true, false] {
+            small_messages(Uring::build_proactor(try_inc).unwrap(), try_inc);
+        }
+    }
+
+    fn small_messages(mut u: Uring, try_inc: bool) {
+        if !try_inc {
+            assert!(
+                !u.proactor().bufs.inc,
+                "the whole-buffer ring was asked for"
+            );
+        }
         let (a, mut b) = stream_pair(&mut u, 5);
         u.set_reading(a.as_raw_fd(), true).unwrap();
         let mut bufs = Vec::new();
@@ -786,7 +804,12 @@ mod tests {
 
     #[test]
     fn a_dry_buffer_ring_starves_the_recv_until_buffers_come_back() {
-        let mut u = Uring::new_proactor().unwrap();
+        for try_inc in [true, false] {
+            dry_ring(Uring::build_proactor(try_inc).unwrap());
+        }
+    }
+
+    fn dry_ring(mut u: Uring) {
         let (a, mut b) = stream_pair(&mut u, 9);
         let fd = a.as_raw_fd();
         b.set_nonblocking(true).unwrap();
@@ -849,9 +872,16 @@ mod tests {
         let mut events = Vec::new();
         u.enter(false, None).unwrap();
         u.close_stream(fd).unwrap();
-        drop(a);
+        // A new connection gets the same fd number. (Other tests open fds
+        // concurrently, so the number is placed, not hoped for: dup2 swaps
+        // the new socket in where `a`, which this test owns, was.)
         let (c, mut d) = UnixStream::pair().unwrap();
-        assert_eq!(c.as_raw_fd(), fd, "the fd number is reused");
+        c.set_nonblocking(true).unwrap();
+        // SAFETY: both fds are open and owned here; dup2 atomically closes
+        // the old socket at `fd` and makes `fd` the new one, which `a` then
+        // owns (and `c`'s own number is closed by its drop).
+        assert_eq!(unsafe { libc::dup2(c.as_raw_fd(), fd) }, fd);
+        drop(c);
         u.open_stream(fd, Token(2)).unwrap();
         u.set_reading(fd, true).unwrap();
         d.write_all(b"fresh").unwrap();

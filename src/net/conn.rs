@@ -670,12 +670,10 @@ impl Core {
         self.check_writable()?;
         if self.out.is_none() && data.len() >= DIRECT_WRITE && el.is_proactor() {
             // Queue it without a copy, behind what this callback staged.
-            let staged = std::mem::take(&mut el.write_buf);
             let out = self.queue();
-            out.push(&staged);
-            out.push_vec(data);
-            el.write_buf = staged;
+            out.push(&el.write_buf);
             el.write_buf.clear();
+            out.push_vec(data);
             self.check_high_water(cfg);
             return Ok(());
         }
@@ -909,6 +907,14 @@ impl Core {
         self.release_drained();
     }
 
+    /// Account for `n` bytes read from the socket.
+    fn note_received(&mut self, el: &EventLoop, n: u64) {
+        LoopStats::add(&el.stats().bytes_in, n);
+        if let Some(w) = self.watch.as_mut() {
+            w.last_io = el.now();
+        }
+    }
+
     /// Account for `n` bytes the socket took.
     fn note_sent(&mut self, el: &EventLoop, n: u64) {
         if n == 0 {
@@ -1085,10 +1091,7 @@ impl<H: EventHandler> StreamConn<H> {
                     return;
                 }
                 Ok(n) => {
-                    LoopStats::add(&el.stats().bytes_in, n as u64);
-                    if let Some(w) = self.core.watch.as_mut() {
-                        w.last_io = el.now();
-                    }
+                    self.core.note_received(el, n as u64);
                     if self.core.flags & CLOSING != 0 {
                         // Closing: input is read only to be discarded.
                         el.read_buf = rb;
@@ -1158,10 +1161,7 @@ impl<H: EventHandler> StreamConn<H> {
                 return;
             }
         }
-        LoopStats::add(&el.stats().bytes_in, rb.len() as u64);
-        if let Some(w) = self.core.watch.as_mut() {
-            w.last_io = el.now();
-        }
+        self.core.note_received(el, rb.len() as u64);
         if self.core.flags & (CLOSING | CLOSED) != 0 || self.core.doom.is_some() {
             // Closing: input is read only to be discarded.
             el.read_buf = rb;
@@ -1186,11 +1186,8 @@ impl<H: EventHandler> StreamConn<H> {
             return;
         }
         self.core.flags &= !STASHED;
-        if let Some(mut tail) = self.core.input.take() {
-            self.call(el, |h, c| h.on_message(c, &mut tail));
-            if !tail.is_empty() {
-                self.core.input = Some(tail);
-            }
+        if let Some(tail) = self.core.input.take() {
+            self.hand_over_tail(el, tail);
         }
         if self.core.flags & EOF_PENDING != 0 {
             self.core.flags &= !EOF_PENDING;
@@ -1207,12 +1204,7 @@ impl<H: EventHandler> StreamConn<H> {
             let mut rb = rb;
             rb.clear();
             el.read_buf = rb;
-            self.call(el, |h, c| h.on_message(c, &mut tail));
-            if !tail.is_empty() {
-                self.core.input = Some(tail);
-            } else if let Some(w) = self.core.watch.as_mut() {
-                w.partial_since = None;
-            }
+            self.hand_over_tail(el, tail);
         } else {
             let mut input = Buffer::from(rb);
             self.call(el, |h, c| h.on_message(c, &mut input));
@@ -1225,6 +1217,16 @@ impl<H: EventHandler> StreamConn<H> {
             let mut rb = input.into_vec();
             rb.clear();
             el.read_buf = rb;
+        }
+    }
+
+    /// Give the kept input to the handler; keep what it leaves.
+    fn hand_over_tail(&mut self, el: &mut EventLoop, mut tail: Box<Buffer>) {
+        self.call(el, |h, c| h.on_message(c, &mut tail));
+        if !tail.is_empty() {
+            self.core.input = Some(tail);
+        } else if let Some(w) = self.core.watch.as_mut() {
+            w.partial_since = None;
         }
     }
 
@@ -1424,16 +1426,9 @@ impl<H: EventHandler> Source for StreamConn<H> {
 
     fn complete(&mut self, el: &mut EventLoop, _token: Token, c: Completion) {
         match c.done {
-            Done::Recv { res, buf } => {
-                if self.core.flags & CLOSED != 0 {
-                    let done = Done::Recv { res, buf };
-                    return el.uring().release(Completion {
-                        token: c.token,
-                        done,
-                    });
-                }
-                self.on_recv(el, res, buf);
-            }
+            // (A closed connection is out of the registry: its completions
+            // never reach it; the loop gives their buffers back.)
+            Done::Recv { res, buf } => self.on_recv(el, res, buf),
             Done::Send { res, buf, off } => self.core.on_sent(el, res, buf, off),
             Done::Writable { res } => {
                 if let Some(out) = self.core.out.as_mut() {

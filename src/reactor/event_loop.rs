@@ -253,17 +253,24 @@ impl EventLoop {
     /// Register with a token chosen before the source exists (the source
     /// needs to know its own token). Call [`EventLoop::attach`] next.
     pub fn reserve(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {
+        self.reserve_with(fd, Some(interest))
+    }
+
+    /// A slot for `fd`, registered with the poller for `interest` (or parked).
+    fn reserve_with(&mut self, fd: RawFd, interest: Option<Interest>) -> io::Result<Token> {
         let gen = self.bump_gen();
         let entry = self.slots.vacant_entry();
         if entry.key() > u32::MAX as usize {
             return Err(io::Error::other("too many sources on one loop"));
         }
         let token = pack(entry.key(), gen);
-        self.poller.register(fd, token, interest)?;
+        if let Some(interest) = interest {
+            self.poller.register(fd, token, interest)?;
+        }
         entry.insert(Slot {
             gen,
             fd,
-            interest: Some(interest),
+            interest,
             source: None,
         });
         Ok(token)
@@ -279,19 +286,7 @@ impl EventLoop {
     /// Reserve a token for `fd` without watching it (a proactor connection:
     /// its operations complete on the ring). Call [`EventLoop::attach`] next.
     pub fn reserve_parked(&mut self, fd: RawFd) -> io::Result<Token> {
-        let gen = self.bump_gen();
-        let entry = self.slots.vacant_entry();
-        if entry.key() > u32::MAX as usize {
-            return Err(io::Error::other("too many sources on one loop"));
-        }
-        let token = pack(entry.key(), gen);
-        entry.insert(Slot {
-            gen,
-            fd,
-            interest: None,
-            source: None,
-        });
-        Ok(token)
+        self.reserve_with(fd, None)
     }
 
     /// Whether connections on this loop are driven by io_uring completions.

@@ -246,10 +246,13 @@ impl BufRing {
         })
     }
 
+    /// `b`'s bytes, clamped to its buffer (the kernel's figures are trusted
+    /// no further than that).
     fn data(&self, b: RecvBuf) -> &[u8] {
-        let start = b.bid as usize * self.size + (b.off as usize).min(self.size);
-        let end = start + (b.len as usize).min(self.size - (b.off as usize).min(self.size));
-        &self.mem[start..end]
+        let off = (b.off as usize).min(self.size);
+        let len = (b.len as usize).min(self.size - off);
+        let start = b.bid as usize * self.size + off;
+        &self.mem[start..start + len]
     }
 
     /// Done with `b`'s bytes: a finished buffer goes back to the kernel.

@@ -189,6 +189,12 @@ const HIGH_WATER_DUE: u16 = 1 << 9;
 const STASHED: u16 = 1 << 10;
 /// Proactor: the peer's EOF came behind stashed input; it is reported after it.
 const EOF_PENDING: u16 = 1 << 11;
+/// Edge-triggered: a read was deferred (reads paused, or the budget spent)
+/// after the edge announcing the data, and maybe the peer's FIN, was
+/// consumed. Until a read sees EAGAIN or EOF, a short read does not prove
+/// the socket drained: the FIN may be behind it and will not be announced
+/// again.
+const RECHECK: u16 = 1 << 12;
 
 /// Writes at least this large skip the staging copy when nothing is queued.
 const DIRECT_WRITE: usize = 16 * 1024;
@@ -494,8 +500,12 @@ impl<H: EventHandler> Conn<'_, H> {
             // Edge-triggered: data may have arrived meanwhile without a new
             // edge, so look at the socket next turn. Proactor: hand over
             // what the cancelled recv took, next turn.
+            let edge = self.el.trigger() == Trigger::Edge;
             let proactor_stash = self.el.is_proactor() && self.core.flags & STASHED != 0;
-            if self.el.trigger() == Trigger::Edge || proactor_stash {
+            if edge || proactor_stash {
+                if edge {
+                    self.core.flags |= RECHECK;
+                }
                 self.el.defer(
                     self.core.token,
                     Event::new(self.core.token, Event::READABLE),
@@ -1070,8 +1080,11 @@ impl<H: EventHandler> StreamConn<H> {
     fn on_readable(&mut self, el: &mut EventLoop, ev: Event) {
         // With the peer's FIN already reported, a short read does not mean
         // the socket is drained: the EOF is still to be read, and
-        // edge-triggered mode will not report it again.
-        let short_read_drains = !ev.is_read_closed() && !el.poller_merges_notices();
+        // edge-triggered mode will not report it again. Nor after a
+        // deferred read (`RECHECK`), which may sit in front of a FIN whose
+        // notice was consumed earlier.
+        let short_read_drains =
+            !ev.is_read_closed() && !el.poller_merges_notices() && self.core.flags & RECHECK == 0;
         let budget = el.config().read_budget;
         let fd = self.core.fd.as_raw_fd();
         for _ in 0..budget {
@@ -1087,6 +1100,7 @@ impl<H: EventHandler> StreamConn<H> {
                 Ok(0) => {
                     el.read_buf = rb;
                     self.core.flags |= PEER_EOF;
+                    self.core.flags &= !RECHECK;
                     self.report_eof(el);
                     return;
                 }
@@ -1106,6 +1120,7 @@ impl<H: EventHandler> StreamConn<H> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     el.read_buf = rb;
+                    self.core.flags &= !RECHECK;
                     return;
                 }
                 Err(e) => {
@@ -1117,6 +1132,7 @@ impl<H: EventHandler> StreamConn<H> {
         }
         // Budget used up with data possibly left: let the others run first.
         if el.trigger() == Trigger::Edge {
+            self.core.flags |= RECHECK;
             el.defer(
                 self.core.token,
                 Event::new(self.core.token, Event::READABLE),

@@ -106,14 +106,17 @@ fn dead_port() -> SocketAddr {
 fn dial_once(connector: Connector) -> (Option<io::Error>, Duration) {
     let mut el = EventLoop::new(LoopConfig::default()).unwrap();
     let stats = Stats::default();
-    let svc = ClientService::new(Pinger {
-        stats: stats.clone(),
-        next: 0,
-    });
+    let svc = ClientService::new(
+        &mut el,
+        Pinger {
+            stats: stats.clone(),
+            next: 0,
+        },
+    );
     let result: Rc<RefCell<Option<io::Error>>> = Rc::default();
     let r = result.clone();
     let start = Instant::now();
-    connector.connect_on(&mut el, &svc, move |_, e| *r.borrow_mut() = Some(e));
+    connector.connect_on(&mut el.ctx(), &svc, move |_, e| *r.borrow_mut() = Some(e));
     while start.elapsed() < LIMIT
         && result.borrow().is_none()
         && stats.opened.load(Ordering::SeqCst) == 0
@@ -287,17 +290,17 @@ fn unix_and_abstract_addresses_dial() {
 }
 
 #[test]
-fn per_loop_service_is_shared() {
+fn a_service_shares_one_handler_and_lends_it_outside_callbacks() {
     let mut el = EventLoop::new(LoopConfig::default()).unwrap();
     let stats = Stats::default();
-    let a = ClientService::per_loop(&mut el, || Pinger {
-        stats: stats.clone(),
-        next: 7,
-    });
-    let b = ClientService::per_loop(&mut el, || Pinger {
-        stats: stats.clone(),
-        next: 0,
-    });
-    a.with(|h| h.next += 1);
-    assert_eq!(b.with(|h| h.next), 8);
+    let a = ClientService::new(
+        &mut el,
+        Pinger {
+            stats: stats.clone(),
+            next: 7,
+        },
+    );
+    let b = a.clone();
+    assert_eq!(a.with(&mut el, |h| h.next += 1), Some(()));
+    assert_eq!(b.with(&mut el, |h| h.next), Some(8));
 }

@@ -186,7 +186,7 @@ fn peer_reset_mid_transfer_leaves_others_served() {
 }
 
 /// A handler that hands each connection's handle to the test.
-struct Publish(mpsc::Sender<ConnHandle>);
+struct Publish(mpsc::Sender<ConnHandle<Publish>>);
 
 impl EventHandler for Publish {
     type Context = ();

@@ -89,7 +89,7 @@ impl Default for HttpConn {
 }
 
 impl HandleSource for Conn<'_, HttpHandler> {
-    fn conn_handle(&mut self) -> ConnHandle {
+    fn conn_handle(&mut self) -> ConnHandle<HttpHandler> {
         self.handle()
     }
 }
@@ -99,7 +99,7 @@ impl HttpHandler {
     /// passed the next whole second. (Chosen over a per-loop one-second
     /// timer: an idle server does no work, and the check is one compare.)
     fn refresh_date(&mut self, conn: &mut Conn<'_, Self>) {
-        let now = conn.event_loop().now();
+        let now = conn.loop_ctx().now();
         if self.next_date.is_some_and(|t| now < t) {
             return;
         }
@@ -122,7 +122,7 @@ impl HttpHandler {
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_, Self>) {
-        let now = conn.event_loop().now();
+        let now = conn.loop_ctx().now();
         let mut st = std::mem::take(conn.context());
         st.timer_armed = false;
         let limits = &self.shared.limits;
@@ -191,7 +191,7 @@ impl HttpHandler {
     /// Parse and answer every complete request at the front of `data`.
     /// Returns how many bytes were consumed; what remains starts a request.
     fn process(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn, data: &[u8]) -> usize {
-        let now = conn.event_loop().now();
+        let now = conn.loop_ctx().now();
         let mut pos = 0;
         loop {
             match st.phase {
@@ -266,7 +266,7 @@ impl HttpHandler {
             keep_alive: st.head.keep_alive(),
             head_request: st.head.is_head(),
         };
-        LoopStats::add(&conn.event_loop().stats().requests, 1);
+        LoopStats::add(&conn.loop_ctx().stats().requests, 1);
         self.parts.reset();
         {
             let req = Request::new(&st.head, &st.body);
@@ -334,7 +334,7 @@ impl HttpHandler {
             return;
         }
         self.refresh_date(conn);
-        let now = conn.event_loop().now();
+        let now = conn.loop_ctx().now();
         let date = &self.date;
         let framing = conn.write_with(|out| resp.encode(out, date, ex));
         self.finish_exchange(conn, &mut st, framing.is_ok_and(|f| f.keep_alive), now);
@@ -365,7 +365,7 @@ impl EventHandler for HttpHandler {
 
     fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
         let mut st = std::mem::take(conn.context());
-        st.since = Some(conn.event_loop().now());
+        st.since = Some(conn.loop_ctx().now());
         let tick = self.shared.tick;
         self.arm_timer(conn, &mut st, tick);
         *conn.context() = st;

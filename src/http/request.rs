@@ -145,7 +145,7 @@ impl Parts {
 /// Gives a [`Response`] access to its connection's handle, only when the
 /// handler defers (creating a handle costs an allocation per connection).
 pub(crate) trait HandleSource {
-    fn conn_handle(&mut self) -> ConnHandle;
+    fn conn_handle(&mut self) -> ConnHandle<super::server::HttpHandler>;
 }
 
 /// The response to a [`Request`]: status, fields and a body from memory or
@@ -303,7 +303,7 @@ impl OwnedResponse {
 /// thread with [`Deferred::send`]; it is written on the connection's loop,
 /// in pipeline order. Dropped unanswered, it sends `500`.
 pub struct Deferred {
-    handle: Option<ConnHandle>,
+    handle: Option<ConnHandle<super::server::HttpHandler>>,
     seq: u64,
     exchange: Exchange,
 }
@@ -319,9 +319,7 @@ impl Deferred {
             return Err(Closed);
         };
         let (seq, ex) = (self.seq, self.exchange);
-        handle.run::<super::server::HttpHandler>(move |h, conn| {
-            h.complete_deferred(conn, seq, ex, &resp)
-        })
+        handle.run(move |h, conn| h.complete_deferred(conn, seq, ex, &resp))
     }
 }
 

@@ -26,7 +26,7 @@ use hdrhistogram::Histogram;
 use crate::codec::resp::{write_command, Reply, ReplyDecoder};
 use crate::codec::Decoder;
 use crate::net::{Addr, Buffer, ClientService, CloseReason, Conn, Connector, EventHandler};
-use crate::reactor::{EventLoop, LoopConfig, LoopHandle};
+use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopHandle};
 
 /// What to send and how to check the answer.
 #[derive(Clone, Debug)]
@@ -333,22 +333,23 @@ struct Dialer {
     live: Rc<Cell<usize>>,
     connectors: Rc<Vec<Connector>>,
     next: Rc<Cell<usize>>,
+    /// The loop's client service (set once, right after the dialer is made:
+    /// the service's handler holds the dialer).
+    svc: Rc<std::cell::OnceCell<ClientService<Loader>>>,
 }
 
 impl Dialer {
     /// Dial one connection; `counted`: it is already in `live` (a redial).
-    fn dial(&self, el: &mut EventLoop, counted: bool) {
+    fn dial(&self, lp: &mut LoopCtx<'_>, counted: bool) {
         if !counted {
             self.live.set(self.live.get() + 1);
         }
         let i = self.next.get();
         self.next.set(i + 1);
         let c = &self.connectors[i % self.connectors.len()];
-        let svc = ClientService::<Loader>::per_loop(el, || {
-            unreachable!("the loop's service is created first")
-        });
+        let svc = self.svc.get().expect("the loop's service is created first");
         let me = self.clone();
-        c.connect_on(el, &svc, move |el, e| {
+        c.connect_on(lp, svc, move |lp, e| {
             let kind = if e.kind() == io::ErrorKind::TimedOut {
                 ErrKind::Timeout
             } else {
@@ -359,7 +360,7 @@ impl Dialer {
                 me.live.set(me.live.get() - 1);
             } else {
                 // Do not hammer a server that refuses: try again a little later.
-                el.run_after(Duration::from_millis(100), move |el| me.dial(el, true));
+                lp.run_after(Duration::from_millis(100), move |lp| me.dial(lp, true));
             }
         });
     }
@@ -631,7 +632,7 @@ impl EventHandler for Loader {
             .as_ref()
             .is_none_or(|b| b.load(Ordering::Relaxed) > 0);
         if !stopping && budget_left && *reason != CloseReason::Shutdown {
-            self.dialer.dial(conn.event_loop(), false);
+            self.dialer.dial(conn.loop_ctx(), false);
         }
     }
 }
@@ -716,8 +717,9 @@ pub fn run(cfg: &LoadConfig) -> io::Result<Report> {
                     live: live.clone(),
                     connectors: Rc::new(connectors),
                     next: Rc::new(Cell::new(t)),
+                    svc: Rc::new(std::cell::OnceCell::new()),
                 };
-                let svc = ClientService::per_loop(&mut el, || Loader {
+                let loader = Loader {
                     ctl: ctl.clone(),
                     reqs: Rc::new(Requests::new(&target)),
                     tally: tally.clone(),
@@ -727,10 +729,11 @@ pub fn run(cfg: &LoadConfig) -> io::Result<Report> {
                     timeout,
                     rng: (0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) << 32)) | 1,
                     scratch: Vec::new(),
-                });
-                drop(svc);
+                };
+                let svc = ClientService::new(&mut el, loader);
+                let _ = dialer.svc.set(svc);
                 for _ in 0..n {
-                    dialer.dial(&mut el, false);
+                    dialer.dial(&mut el.ctx(), false);
                 }
                 // In `requests` mode a loop whose connections have all finished stops by itself.
                 let ctl2 = ctl.clone();

@@ -2,7 +2,7 @@
 //! same [`EventHandler`] API servers use.
 //!
 //! A dial attempt: non-blocking `socket` (+ optional `bind` to a source
-//! address) -> `connect` -> `EINPROGRESS` -> a `Connecting` source waits for
+//! address) -> `connect` -> `EINPROGRESS` -> the service's table waits for
 //! WRITABLE -> `SO_ERROR` decides. Success deregisters the probe and opens a
 //! [`Conn`](super::Conn) on the same loop, running `on_open`; failure either
 //! retries after an exponential backoff (with jitter) or reports the
@@ -11,28 +11,23 @@
 //!
 //! Many client connections on one loop share one handler instance, exactly
 //! like a server's connections: build a [`ClientService`] once per loop
-//! ([`ClientService::per_loop`] stores it in the loop's locals) and pass it
-//! to every `connect_on`.
+//! (it is that handler's per-loop table) and pass it to every `connect_on`.
 //!
 //! Name resolution blocks, so it never runs on a loop: [`Connector::resolve`]
 //! resolves on a helper thread and posts the result to the loop.
 
-use std::any::{Any, TypeId};
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::rc::Rc;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{Socket, Type};
 
-use super::conn::{Service, StreamConn};
+use super::conn::table::{LocalOp, Table, TableRef};
 use super::{Addr, ConnConfig, EventHandler};
-use crate::poller::{Event, Interest, Token};
-use crate::reactor::{EventLoop, LoopConfig, LoopHandle, Source, TimerId};
+use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopHandle};
 use crate::sys;
 
 /// Exponential backoff between dial attempts.
@@ -179,7 +174,7 @@ impl Connector {
     pub fn resolve(
         host_port: impl Into<String>,
         lp: &LoopHandle,
-        then: impl FnOnce(&mut EventLoop, io::Result<Addr>) + Send + 'static,
+        then: impl FnOnce(&mut LoopCtx<'_>, io::Result<Addr>) + Send + 'static,
     ) -> io::Result<JoinHandle<()>> {
         let host_port = host_port.into();
         let lp = lp.clone();
@@ -187,27 +182,27 @@ impl Connector {
             .name("evnet-resolve".into())
             .spawn(move || {
                 let r = Addr::parse(&host_port);
-                let _ = lp.post(move |el| then(el, r));
+                let _ = lp.post(move |el| then(&mut el.ctx(), r));
             })
     }
 
-    /// Start dialing on `el` (loop thread only). On success the connection
-    /// opens on `el` with `service`'s handler (`on_open` runs); when every
+    /// Start dialing on the loop of `lp` (loop thread only; from a callback
+    /// the dial starts once it returns). On success the connection opens on
+    /// that loop with `service`'s handler (`on_open` runs); when every
     /// allowed attempt has failed, `on_fail` gets the last error.
     pub fn connect_on<H: EventHandler>(
         &self,
-        el: &mut EventLoop,
+        lp: &mut LoopCtx<'_>,
         service: &ClientService<H>,
-        on_fail: impl FnOnce(&mut EventLoop, io::Error) + 'static,
+        on_fail: impl FnOnce(&mut LoopCtx<'_>, io::Error) + 'static,
     ) {
         let dial = Dial {
             connector: self.clone(),
-            service: service.0.clone(),
             on_fail: Box::new(on_fail),
             attempt: 0,
             rng: seed(),
         };
-        dial.start(el);
+        service.0.local(lp.el, LocalOp::Dial(Box::new(dial)));
     }
 
     /// A non-blocking socket with `connect` issued: `Ok((fd, true))` if it
@@ -247,123 +242,81 @@ fn with_context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-/// One handler instance (and connection settings) shared by client
-/// connections on one loop. `!Send`: it belongs to its loop.
-pub struct ClientService<H>(Rc<Service<H>>);
+/// The client connections of one handler on one loop: the handler instance
+/// they share, and their per-loop table. `!Send`: it belongs to its loop;
+/// clone it freely there.
+pub struct ClientService<H: EventHandler>(TableRef<H>);
 
-impl<H> Clone for ClientService<H> {
+impl<H: EventHandler> Clone for ClientService<H> {
     fn clone(&self) -> Self {
         ClientService(self.0.clone())
     }
 }
 
 impl<H: EventHandler> ClientService<H> {
-    pub fn new(handler: H) -> ClientService<H> {
-        ClientService::with_config(handler, ConnConfig::default())
+    /// A service for `handler` on loop `el` (default connection settings).
+    pub fn new(el: &mut EventLoop, handler: H) -> ClientService<H> {
+        ClientService::with_config(el, handler, ConnConfig::default())
     }
 
     /// `cfg.nodelay` is ignored here: the [`Connector`] sets it.
-    pub fn with_config(handler: H, cfg: ConnConfig) -> ClientService<H> {
-        ClientService(Service::new(handler, cfg))
+    pub fn with_config(el: &mut EventLoop, handler: H, cfg: ConnConfig) -> ClientService<H> {
+        ClientService(Table::new(el, handler, cfg).attach(el))
     }
 
-    /// The loop's shared service for handler type `H`, created by `make` the
-    /// first time (kept in the loop's locals).
-    pub fn per_loop(el: &mut EventLoop, make: impl FnOnce() -> H) -> ClientService<H> {
-        let key = local_key::<H>();
-        if let Some(s) = el.local::<ClientService<H>>(key) {
-            return s.clone();
-        }
-        let s = ClientService::new(make());
-        el.set_local(key, s.clone());
-        s
-    }
-
-    /// Run `f` with the handler, outside any callback of its connections
-    /// (panics if called from inside one: the handler is borrowed there).
-    pub fn with<R>(&self, f: impl FnOnce(&mut H) -> R) -> R {
-        f(&mut self.0.handler.borrow_mut())
+    /// Run `f` with the handler, from outside its connections' callbacks
+    /// (`None` if called from inside one: the handler is in use there).
+    pub fn with<R: 'static>(
+        &self,
+        el: &mut EventLoop,
+        f: impl FnOnce(&mut H) -> R + 'static,
+    ) -> Option<R> {
+        self.0.with(el, f)
     }
 }
 
-/// A loop-locals key for the per-loop client service of handler type `H`;
-/// the high bit keeps it clear of server keys (small counters).
-fn local_key<H: 'static>() -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    TypeId::of::<ClientService<H>>().hash(&mut h);
-    h.finish() | (1 << 63)
-}
+type OnFail = Box<dyn FnOnce(&mut LoopCtx<'_>, io::Error)>;
 
-type OnFail = Box<dyn FnOnce(&mut EventLoop, io::Error)>;
-
-/// The state of one dial across its attempts.
-struct Dial<H: EventHandler> {
+/// The state of one dial across its attempts; the table that will own the
+/// connection runs it.
+pub(crate) struct Dial {
     connector: Connector,
-    service: Rc<Service<H>>,
     on_fail: OnFail,
     /// Attempts made so far.
     attempt: u32,
     rng: u64,
 }
 
-impl<H: EventHandler> Dial<H> {
-    fn start(mut self, el: &mut EventLoop) {
+impl Dial {
+    /// Start an attempt: see [`Connector::issue`].
+    pub(crate) fn issue(&mut self) -> io::Result<(OwnedFd, bool)> {
         self.attempt += 1;
-        let (fd, done) = match self.connector.issue() {
-            Ok(r) => r,
-            Err(e) => return self.failed(el, e),
-        };
-        if done {
-            return self.open(el, fd);
-        }
-        let token = match el.reserve(fd.as_raw_fd(), Interest::WRITABLE) {
-            Ok(t) => t,
-            Err(e) => return self.failed(el, e),
-        };
-        let timer = self.connector.timeout.map(|d| {
-            el.run_after(d, move |el| {
-                el.with_source(token, |src, el| {
-                    if let Some(c) = src.as_any().downcast_mut::<Connecting<H>>() {
-                        c.timer = None;
-                        let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
-                        c.finish(el, token, Err(e));
-                    }
-                });
-            })
-        });
-        el.attach(
-            token,
-            Box::new(Connecting {
-                fd: Some(fd),
-                dial: Some(self),
-                timer,
-            }),
-        );
+        self.connector.issue()
     }
 
-    fn open(self, el: &mut EventLoop, fd: OwnedFd) {
-        // TCP_NODELAY was set by `issue`, so `open` is told not to touch it.
-        if let Err(e) = StreamConn::open(el, self.service, fd, false) {
-            (self.on_fail)(el, e);
-        }
+    /// How long an attempt may take.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.connector.timeout
     }
 
-    fn failed(mut self, el: &mut EventLoop, e: io::Error) {
-        let retry = match &self.connector.retry {
-            Some(b) if b.max_attempts.is_none_or(|m| self.attempt < m) && retriable(&e) => {
-                Some(b.delay(self.attempt - 1, &mut self.rng))
+    /// The attempt failed with `e`: the wait before the next one, or `None`
+    /// to give up.
+    pub(crate) fn retry_after(&mut self, e: &io::Error) -> Option<Duration> {
+        let delay = match &self.connector.retry {
+            Some(b) if b.max_attempts.is_none_or(|m| self.attempt < m) && retriable(e) => {
+                b.delay(self.attempt - 1, &mut self.rng)
             }
-            _ => None,
+            _ => return None,
         };
-        match retry {
-            Some(delay) => {
-                if let Some(hook) = &self.connector.on_retry {
-                    hook(self.attempt, &e);
-                }
-                el.run_after(delay, move |el| self.start(el));
-            }
-            None => (self.on_fail)(el, e),
+        if let Some(hook) = &self.connector.on_retry {
+            hook(self.attempt, e);
         }
+        Some(delay)
+    }
+
+    /// Every allowed attempt failed.
+    pub(crate) fn give_up(self, lp: &mut LoopCtx<'_>, e: io::Error) {
+        (self.on_fail)(lp, e);
     }
 }
 
@@ -376,54 +329,21 @@ fn retriable(e: &io::Error) -> bool {
     )
 }
 
-/// A socket whose `connect` is in progress, waiting for WRITABLE.
-struct Connecting<H: EventHandler> {
-    fd: Option<OwnedFd>,
-    dial: Option<Dial<H>>,
-    timer: Option<TimerId>,
-}
-
-impl<H: EventHandler> Connecting<H> {
-    /// Leave the loop, then open the connection or fail the attempt.
-    fn finish(&mut self, el: &mut EventLoop, token: Token, result: io::Result<()>) {
-        let (Some(fd), Some(dial)) = (self.fd.take(), self.dial.take()) else {
-            return;
-        };
-        if let Some(t) = self.timer.take() {
-            el.cancel(t);
-        }
-        let deregistered = el.deregister(token);
-        match result.and(deregistered.map(drop)) {
-            Ok(()) => dial.open(el, fd),
-            Err(e) => {
-                drop(fd);
-                dial.failed(el, e);
+/// The outcome of a connect in progress whose socket became writable:
+/// `None` if it is still in progress (a spurious wakeup).
+pub(crate) fn connect_result(fd: RawFd) -> Option<io::Result<()>> {
+    match sys::socket::take_error(fd) {
+        Ok(None) => {
+            // Writable without a pending error normally means connected;
+            // confirm (a spurious wakeup leaves ENOTCONN: keep waiting).
+            match sys::socket::peer_addr(fd) {
+                Ok(_) => Some(Ok(())),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
+                Err(e) => Some(Err(e)),
             }
         }
-    }
-}
-
-impl<H: EventHandler> Source for Connecting<H> {
-    fn ready(&mut self, el: &mut EventLoop, token: Token, _ev: Event) {
-        let Some(fd) = self.fd.as_ref() else { return };
-        let result = match sys::socket::take_error(fd.as_raw_fd()) {
-            Ok(None) => {
-                // Writable without a pending error normally means connected;
-                // confirm (a spurious wakeup leaves ENOTCONN: keep waiting).
-                match sys::socket::peer_addr(fd.as_raw_fd()) {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
-                    Err(e) => Err(e),
-                }
-            }
-            Ok(Some(e)) => Err(e),
-            Err(e) => Err(e),
-        };
-        self.finish(el, token, result);
-    }
-
-    fn as_any(&mut self) -> &mut dyn Any {
-        self
+        Ok(Some(e)) => Some(Err(e)),
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -485,11 +405,14 @@ impl Client {
                         return Ok(());
                     }
                 };
-                let service = ClientService::per_loop(&mut el, make);
+                let service = ClientService::new(&mut el, make());
                 for i in 0..connections {
                     let on_fail = on_fail.clone();
-                    connectors[i % connectors.len()]
-                        .connect_on(&mut el, &service, move |_, e| on_fail(e));
+                    connectors[i % connectors.len()].connect_on(
+                        &mut el.ctx(),
+                        &service,
+                        move |_, e| on_fail(e),
+                    );
                 }
                 let _ = tx.send(Ok(el.handle()));
                 el.run()

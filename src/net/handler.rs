@@ -96,7 +96,7 @@ pub trait EventHandler: Sized + 'static {
     }
 
     /// Called every `ServerBuilder::tick` on each loop (not per connection).
-    fn on_tick(&mut self, _el: &mut crate::reactor::EventLoop) {}
+    fn on_tick(&mut self, _lp: &mut crate::reactor::LoopCtx<'_>) {}
 
     /// The connection is closed; writes now fail. Called exactly once per
     /// connection that got `on_open`.

@@ -173,15 +173,15 @@ use std::sync::Arc;
 
 use crate::codec::length_field::LengthFieldCodec;
 use crate::codec::Decoder;
+use crate::net::ConnTimer;
 use crate::net::{Buffer, CloseReason, Conn, EventHandler};
-use crate::reactor::TimerId;
 
 /// Per-connection state of the heartbeat peers.
 #[derive(Default)]
 pub struct PeerState {
     codec: Option<LengthFieldCodec>,
     hb: Option<Heartbeat>,
-    timer: Option<TimerId>,
+    timer: Option<ConnTimer>,
 }
 
 /// Decode every whole frame in `input`, calling `f(kind, payload)`.

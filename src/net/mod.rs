@@ -7,6 +7,7 @@ mod conn;
 mod connector;
 mod handler;
 pub mod heartbeat;
+mod listener;
 pub mod offload;
 pub mod process;
 mod server;
@@ -14,7 +15,7 @@ pub mod udp;
 
 pub use addr::Addr;
 pub use buffer::Buffer;
-pub use conn::{Closed, Conn, ConnConfig, ConnHandle, Keepalive};
+pub use conn::{Closed, Conn, ConnConfig, ConnHandle, ConnTimer, Keepalive};
 pub use connector::{Backoff, Client, ClientService, Connector, RetryHook};
 pub use handler::{CloseReason, EventHandler};
 pub use offload::{PoolFull, WorkerPool};

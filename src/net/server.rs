@@ -7,22 +7,23 @@
 //! | `loops(n)` + [`AcceptMode::ReusePort`] | n | every loop has its own SO_REUSEPORT listener; the kernel spreads connections |
 //! | `loops(n)` + [`AcceptMode::Exclusive`] | n | every loop watches one shared listener registered with EPOLLEXCLUSIVE, so a connection wakes one loop |
 
-use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{SockAddr, Socket, Type};
 
-use super::conn::{ConnConfig, Service, StreamConn};
+use super::conn::handle::{Mailbox, Op};
+use super::conn::table::{Table, TableRef};
+use super::conn::ConnConfig;
+use super::listener::Listener;
 use super::{Addr, EventHandler};
-use crate::poller::{Event, Interest, PollerKind, Token, Trigger};
-use crate::reactor::{EventLoop, LoopConfig, LoopHandle, Source};
+use crate::poller::{Event, PollerKind, Trigger};
+use crate::reactor::{EventLoop, LoopConfig, LoopHandle, Source, SourceId};
 use crate::sys;
 
 /// How the acceptor picks a sub-reactor for a new connection.
@@ -302,34 +303,26 @@ impl ServerBuilder {
     }
 
     /// Build a serving loop on the calling thread: its handler from
-    /// `factory`, the tick, and an acceptor per listener.
+    /// `factory`, the tick, and the listeners it accepts on. Returns the
+    /// loop and the address of its table.
     fn serving_loop<H: EventHandler>(
         &self,
         id: usize,
         factory: &dyn Fn(usize) -> H,
-        server_key: u64,
         listeners: Vec<(Arc<OwnedFd>, bool)>,
-    ) -> io::Result<EventLoop> {
+    ) -> io::Result<(EventLoop, TableRef<H>)> {
         let cfg =
             self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
         let mut el = EventLoop::new(cfg)?;
-        let service = Service::new(factory(id), self.conn.clone());
-        el.set_local(server_key, service.clone());
+        let mut table = Table::new(&mut el, factory(id), self.conn.clone());
         if let Some(every) = self.tick {
-            let svc = service.clone();
-            el.run_every(every, move |el| svc.handler.borrow_mut().on_tick(el));
+            table.tick(&mut el, every);
         }
         for (fd, exclusive) in listeners {
-            let is_tcp = is_tcp_listener(&fd);
-            let svc = service.clone();
-            let dispatch: Dispatch = Box::new(move |el, fd, _peer| {
-                if let Err(e) = StreamConn::open(el, svc.clone(), fd, is_tcp) {
-                    tracing::warn!("cannot register connection: {e}");
-                }
-            });
-            Acceptor::register(&mut el, fd, exclusive, self.accept_pause, dispatch)?;
+            table.listen(&mut el, fd, exclusive, self.accept_pause)?;
         }
-        Ok(el)
+        let table = table.attach(&mut el);
+        Ok((el, table))
     }
 
     /// Serve with the single reactor (`loops(0)`) on the calling thread;
@@ -359,7 +352,7 @@ impl ServerBuilder {
         }
         let bound = self.bind_all(self.backlog.unwrap_or_else(somaxconn))?;
         let listeners = bound.iter().map(|(_, fd)| (fd.clone(), false)).collect();
-        let mut el = self.serving_loop(0, &factory, next_server_key(), listeners)?;
+        let (mut el, _) = self.serving_loop(0, &factory, listeners)?;
         let server = Server {
             addrs: bound.into_iter().map(|(a, _)| a).collect(),
             serving: vec![el.handle()],
@@ -381,9 +374,9 @@ impl ServerBuilder {
         self.check()?;
         let backlog = self.backlog.unwrap_or_else(somaxconn);
         let factory = Arc::new(factory);
-        let server_key = next_server_key();
         let mut threads = Vec::new();
         let mut handles = Vec::new();
+        let mut tables = Vec::new();
         let bound = self.bind_all(backlog)?;
         let addrs: Vec<Addr> = bound.iter().map(|(a, _)| a.clone()).collect();
         let this = Arc::new(self);
@@ -416,10 +409,10 @@ impl ServerBuilder {
             let t = std::thread::Builder::new()
                 .name(format!("evnet-loop-{id}"))
                 .spawn(move || -> io::Result<()> {
-                    match this.serving_loop(id, &*factory, server_key, listeners) {
-                        Ok(mut el) => {
+                    match this.serving_loop(id, &*factory, listeners) {
+                        Ok((mut el, table)) => {
                             drop(this);
-                            let _ = tx.send(Ok(el.handle()));
+                            let _ = tx.send(Ok((el.handle(), table.id, table.mailbox.clone())));
                             el.run()
                         }
                         Err(e) => {
@@ -429,15 +422,19 @@ impl ServerBuilder {
                     }
                 })?;
             threads.push(t);
-            handles.push(
-                rx.recv()
-                    .map_err(|_| io::Error::other("loop thread died at start"))??,
-            );
+            let (handle, table, mailbox) = rx
+                .recv()
+                .map_err(|_| io::Error::other("loop thread died at start"))??;
+            handles.push(handle.clone());
+            tables.push(SubLoop {
+                handle,
+                table,
+                mailbox,
+            });
         }
 
         let mut all_handles = handles.clone();
         if this.loops > 0 && this.mode == AcceptMode::Acceptor {
-            let subs = handles.clone();
             let balance = this.balance;
             let cfg = this.loop_config(0);
             let pause = this.accept_pause;
@@ -446,41 +443,25 @@ impl ServerBuilder {
             let t = std::thread::Builder::new()
                 .name("evnet-acceptor".into())
                 .spawn(move || -> io::Result<()> {
-                    let mut el = match EventLoop::new(cfg) {
-                        Ok(el) => el,
+                    let started = EventLoop::new(cfg).and_then(|mut el| {
+                        MainAcceptor::install(
+                            &mut el,
+                            listeners,
+                            pause,
+                            Picker::new(tables, balance),
+                        )?;
+                        Ok(el)
+                    });
+                    match started {
+                        Ok(mut el) => {
+                            let _ = tx.send(Ok(el.handle()));
+                            el.run()
+                        }
                         Err(e) => {
                             let _ = tx.send(Err(e));
-                            return Ok(());
-                        }
-                    };
-                    for fd in listeners {
-                        let is_tcp = is_tcp_listener(&fd);
-                        let picker = Picker::new(subs.clone(), balance);
-                        let dispatch: Dispatch = Box::new(move |_el, fd, peer| {
-                            let i = picker.pick(&peer);
-                            let in_flight = picker.in_flight.clone();
-                            // The sub-loop finds its own handler by the server key.
-                            let r = picker.loops[i].post(move |el| {
-                                in_flight[i].fetch_sub(1, Ordering::Relaxed);
-                                let Some(svc) = el.local::<Rc<Service<H>>>(server_key).cloned()
-                                else {
-                                    return;
-                                };
-                                if let Err(e) = StreamConn::open(el, svc, fd, is_tcp) {
-                                    tracing::warn!("cannot register connection: {e}");
-                                }
-                            });
-                            if r.is_err() {
-                                tracing::debug!("sub-reactor stopped; connection dropped");
-                            }
-                        });
-                        if let Err(e) = Acceptor::register(&mut el, fd, false, pause, dispatch) {
-                            let _ = tx.send(Err(e));
-                            return Ok(());
+                            Ok(())
                         }
                     }
-                    let _ = tx.send(Ok(el.handle()));
-                    el.run()
                 })?;
             threads.push(t);
             all_handles.insert(
@@ -498,17 +479,6 @@ impl ServerBuilder {
             description: this.describe(),
         })
     }
-}
-
-fn is_tcp_listener(fd: &OwnedFd) -> bool {
-    sys::socket::local_addr(fd.as_raw_fd())
-        .map(|a| a.as_socket().is_some())
-        .unwrap_or(false)
-}
-
-fn next_server_key() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The kernel's cap on the accept queue; asking for more is silently
@@ -653,39 +623,48 @@ pub fn listen_with(addr: &Addr, opts: &ListenOptions) -> io::Result<OwnedFd> {
     Ok(sock.into())
 }
 
-type Dispatch = Box<dyn FnMut(&mut EventLoop, OwnedFd, SockAddr)>;
+/// A sub-reactor as the main acceptor sees it: its loop and its table.
+struct SubLoop<H: EventHandler> {
+    handle: LoopHandle,
+    table: SourceId,
+    mailbox: Arc<Mailbox<H>>,
+}
 
 /// Chooses the sub-reactor for a new connection.
-struct Picker {
-    loops: Vec<LoopHandle>,
+struct Picker<H: EventHandler> {
+    loops: Vec<SubLoop<H>>,
     balance: Balance,
-    next: AtomicUsize,
+    next: usize,
     /// Connections handed to each loop that it has not registered yet: a
     /// burst of accepts must count them, or least-connections sends the
     /// whole burst to one loop.
     in_flight: Arc<Vec<AtomicUsize>>,
 }
 
-impl Picker {
-    fn new(loops: Vec<LoopHandle>, balance: Balance) -> Picker {
+impl<H: EventHandler> Picker<H> {
+    fn new(loops: Vec<SubLoop<H>>, balance: Balance) -> Picker<H> {
         let in_flight = Arc::new(loops.iter().map(|_| AtomicUsize::new(0)).collect());
         Picker {
             loops,
             balance,
-            next: AtomicUsize::new(0),
+            next: 0,
             in_flight,
         }
     }
 
-    /// Choose a loop; returns its index. The caller must call `arrived(i)`
-    /// on that loop once the connection is registered there.
-    fn pick(&self, peer: &SockAddr) -> usize {
+    /// Choose a loop; returns its index. The loop releases the in-flight
+    /// count once the connection is registered there.
+    fn pick(&mut self, peer: &SockAddr) -> usize {
         let n = self.loops.len();
         let i = match self.balance {
-            Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Balance::RoundRobin => {
+                self.next = self.next.wrapping_add(1);
+                self.next % n
+            }
             Balance::LeastConnections => (0..n)
                 .min_by_key(|&i| {
                     self.loops[i]
+                        .handle
                         .stats()
                         .connections_open
                         .load(Ordering::Relaxed)
@@ -704,104 +683,96 @@ impl Picker {
         self.in_flight[i].fetch_add(1, Ordering::Relaxed);
         i
     }
-}
 
-/// A listening socket on a loop.
-struct Acceptor {
-    fd: Arc<OwnedFd>,
-    interest: Interest,
-    pause: Duration,
-    paused: bool,
-    dispatch: Dispatch,
-}
-
-/// Accepts per readiness event before letting other sources run.
-const ACCEPT_BUDGET: usize = 64;
-
-impl Acceptor {
-    fn register(
-        el: &mut EventLoop,
-        fd: Arc<OwnedFd>,
-        exclusive: bool,
-        pause: Duration,
-        dispatch: Dispatch,
-    ) -> io::Result<Token> {
-        let interest = if exclusive && el.poller_name().starts_with("epoll") {
-            Interest::READABLE.exclusive()
-        } else {
-            Interest::READABLE
+    /// Hand `fd` to the sub-reactor chosen for `peer`.
+    fn dispatch(&mut self, fd: OwnedFd, peer: &SockAddr, tcp: bool) {
+        let i = self.pick(peer);
+        let sub = &self.loops[i];
+        let op = Op::Adopt {
+            fd,
+            tcp,
+            in_flight: Some((self.in_flight.clone(), i)),
         };
-        let token = el.reserve(fd.as_raw_fd(), interest)?;
-        el.attach(
-            token,
-            Box::new(Acceptor {
-                fd,
-                interest,
-                pause,
-                paused: false,
-                dispatch,
-            }),
-        );
-        Ok(token)
-    }
-
-    fn resume(el: &mut EventLoop, token: Token) {
-        el.with_source(token, |src, el| {
-            if let Some(a) = src.as_any().downcast_mut::<Acceptor>() {
-                a.paused = false;
-                // Exclusive registrations cannot be modified, only re-added.
-                let _ = el.set_interest(token, Some(a.interest));
-                tracing::info!("accepting again");
-            }
-        });
-        // Look at the queue at once: edge-triggered won't report it again.
-        el.defer(token, Event::new(token, Event::READABLE));
+        if sub.mailbox.send(&sub.handle, sub.table, op).is_err() {
+            self.in_flight[i].fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!("sub-reactor stopped; connection dropped");
+        }
     }
 }
 
-impl Source for Acceptor {
-    fn ready(&mut self, el: &mut EventLoop, token: Token, _ev: Event) {
-        if self.paused {
-            return;
-        }
-        for _ in 0..ACCEPT_BUDGET {
-            match sys::socket::accept(self.fd.as_raw_fd()) {
-                Ok((fd, peer)) => (self.dispatch)(el, fd, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => match sys::errno_of(&e) {
-                    // Out of fds or memory: the connection stays in the accept
-                    // queue. Stop watching the listener (level-triggered would
-                    // spin on it) and try again after a pause; the queue keeps
-                    // new clients waiting rather than refused.
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        tracing::warn!("accept: {e}; pausing accepts for {:?}", self.pause);
-                        self.paused = true;
-                        let _ = el.set_interest(token, None);
-                        el.run_after(self.pause, move |el| Acceptor::resume(el, token));
-                        return;
+/// The main reactor's source: its listeners, handing every connection to a
+/// sub-reactor.
+struct MainAcceptor<H: EventHandler> {
+    id: SourceId,
+    listeners: Vec<Listener>,
+    picker: Picker<H>,
+    accepted: Vec<(OwnedFd, SockAddr)>,
+}
+
+impl<H: EventHandler> MainAcceptor<H> {
+    fn install(
+        el: &mut EventLoop,
+        fds: Vec<Arc<OwnedFd>>,
+        pause: Duration,
+        picker: Picker<H>,
+    ) -> io::Result<()> {
+        let id = el.reserve_source();
+        let mut listeners = Vec::new();
+        for (i, fd) in fds.into_iter().enumerate() {
+            match Listener::register(el, fd, false, pause, id, i as u64) {
+                Ok(l) => listeners.push(l),
+                Err(e) => {
+                    for mut l in listeners {
+                        l.close(el);
                     }
-                    // The peer gave up before we accepted: not our problem.
-                    Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => continue,
-                    _ => {
-                        tracing::error!("accept: {e}");
-                        return;
-                    }
-                },
+                    el.remove_source(id);
+                    return Err(e);
+                }
             }
         }
-        if el.trigger() == Trigger::Edge {
-            el.defer(token, Event::new(token, Event::READABLE));
+        let acceptor = MainAcceptor {
+            id,
+            listeners,
+            picker,
+            accepted: Vec::new(),
+        };
+        el.attach_source(id, Box::new(acceptor));
+        Ok(())
+    }
+}
+
+impl<H: EventHandler> Source for MainAcceptor<H> {
+    fn ready(&mut self, el: &mut EventLoop, sub: u64, _ev: Event) {
+        let Some(l) = self.listeners.get_mut(sub as usize) else {
+            return;
+        };
+        let tcp = l.is_tcp();
+        if let Some(pause) = l.accept(el, &mut self.accepted) {
+            // The timer names the listener to resume.
+            el.timer_for(self.id, pause, sub);
+        }
+        for (fd, peer) in self.accepted.drain(..) {
+            self.picker.dispatch(fd, &peer, tcp);
         }
     }
 
-    fn as_any(&mut self) -> &mut dyn Any {
-        self
+    fn timer(&mut self, el: &mut EventLoop, tag: u64) {
+        if let Some(l) = self.listeners.get_mut(tag as usize) {
+            l.resume(el);
+        }
     }
 
-    fn drain(&mut self, el: &mut EventLoop, token: Token) {
-        // Dropping the last reference closes the listening socket, so new
-        // connections are refused rather than left waiting in a queue.
-        let _ = el.deregister(token);
+    fn drain(&mut self, el: &mut EventLoop) {
+        // Closing the listening sockets refuses new connections rather than
+        // leaving them waiting in a queue.
+        for l in &mut self.listeners {
+            l.close(el);
+        }
+        self.listeners.clear();
+    }
+
+    fn shutdown(&mut self, el: &mut EventLoop) {
+        self.drain(el);
     }
 }
 

@@ -13,7 +13,6 @@
 //! writable again (past the bound they are dropped and counted, as UDP
 //! would).
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,7 +24,7 @@ use std::time::Duration;
 use socket2::{Domain, Socket, Type};
 
 use crate::poller::{Event, Interest, PollerKind, Token, Trigger};
-use crate::reactor::{EventLoop, LoopConfig, LoopHandle, Source};
+use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopHandle, Source, SourceId};
 
 /// Datagrams received per readiness event before other sources get a turn.
 pub const RECV_BUDGET: usize = 64;
@@ -51,10 +50,10 @@ pub trait DatagramHandler: 'static {
 pub struct UdpSock<'a> {
     sock: &'a UdpSocket,
     out: &'a mut OutQueue,
-    el: &'a mut EventLoop,
+    lp: LoopCtx<'a>,
 }
 
-impl UdpSock<'_> {
+impl<'a> UdpSock<'a> {
     /// Send one datagram to `peer`: at once if the socket can take it,
     /// otherwise after the replies queued before it. Fails if the datagram
     /// can never be sent (too large: EMSGSIZE) or the queue is full.
@@ -77,8 +76,8 @@ impl UdpSock<'_> {
     }
 
     /// The loop this socket lives on (timers, other sources).
-    pub fn event_loop(&mut self) -> &mut EventLoop {
-        self.el
+    pub fn loop_ctx(&mut self) -> &mut LoopCtx<'a> {
+        &mut self.lp
     }
 }
 
@@ -145,6 +144,7 @@ impl OutQueue {
 
 /// A UDP socket registered on a loop with its handler.
 struct Endpoint<H> {
+    token: Token,
     sock: Arc<UdpSocket>,
     handler: H,
     out: OutQueue,
@@ -152,32 +152,50 @@ struct Endpoint<H> {
 }
 
 /// Put `sock` (made non-blocking here) on `el` with `handler`; returns its
-/// token. Call on the loop's thread; use [`LoopHandle::post`] from others.
+/// source id (remove it with [`detach`]). Call on the loop's thread; use
+/// [`LoopHandle::post`] from others.
 pub fn attach<H: DatagramHandler>(
     el: &mut EventLoop,
     sock: Arc<UdpSocket>,
     handler: H,
-) -> io::Result<Token> {
+) -> io::Result<SourceId> {
     sock.set_nonblocking(true)?;
     let interest = if el.trigger() == Trigger::Edge {
         Interest::BOTH
     } else {
         Interest::READABLE
     };
-    let token = el.reserve(sock.as_raw_fd(), interest)?;
+    let id = el.reserve_source();
+    let token = match el.register(sock.as_raw_fd(), Some(interest), id, 0) {
+        Ok(t) => t,
+        Err(e) => {
+            el.remove_source(id);
+            return Err(e);
+        }
+    };
     let ep = Endpoint {
+        token,
         sock,
         handler,
         out: OutQueue::default(),
         buf: vec![0u8; RECV_BUF].into_boxed_slice(),
     };
-    el.attach(token, Box::new(ep));
-    Ok(token)
+    el.attach_source(id, Box::new(ep));
+    Ok(id)
+}
+
+/// Take a socket [`attach`]ed to `el` off it (loop thread only).
+pub fn detach(el: &mut EventLoop, id: SourceId) {
+    if let Some(mut ep) = el.remove_source(id) {
+        ep.shutdown(el);
+    }
 }
 
 impl<H: DatagramHandler> Source for Endpoint<H> {
-    fn ready(&mut self, el: &mut EventLoop, token: Token, ev: Event) {
+    fn ready(&mut self, el: &mut EventLoop, _sub: u64, ev: Event) {
+        let token = self.token;
         let Endpoint {
+            token: _,
             sock,
             handler,
             out,
@@ -191,7 +209,11 @@ impl<H: DatagramHandler> Source for Endpoint<H> {
             for _ in 0..RECV_BUDGET {
                 match sock.recv_from(buf) {
                     Ok((n, peer)) => {
-                        let mut s = UdpSock { sock, out, el };
+                        let mut s = UdpSock {
+                            sock,
+                            out,
+                            lp: LoopCtx::new(el),
+                        };
                         handler.on_datagram(&mut s, peer, &buf[..n]);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -200,7 +222,11 @@ impl<H: DatagramHandler> Source for Endpoint<H> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        let mut s = UdpSock { sock, out, el };
+                        let mut s = UdpSock {
+                            sock,
+                            out,
+                            lp: LoopCtx::new(el),
+                        };
                         handler.on_error(&mut s, e);
                     }
                 }
@@ -222,8 +248,8 @@ impl<H: DatagramHandler> Source for Endpoint<H> {
         }
     }
 
-    fn as_any(&mut self) -> &mut dyn Any {
-        self
+    fn shutdown(&mut self, el: &mut EventLoop) {
+        let _ = el.deregister(self.token);
     }
 }
 
@@ -454,7 +480,7 @@ impl Drop for UdpServer {
 pub struct UdpClient {
     sock: Arc<UdpSocket>,
     lp: LoopHandle,
-    token: Token,
+    token: SourceId,
 }
 
 impl UdpClient {
@@ -512,10 +538,8 @@ impl UdpClient {
 
 impl Drop for UdpClient {
     fn drop(&mut self) {
-        let token = self.token;
-        let _ = self.lp.post(move |el| {
-            let _ = el.deregister(token);
-        });
+        let id = self.token;
+        let _ = self.lp.post(move |el| detach(el, id));
     }
 }
 

@@ -1,16 +1,33 @@
 //! The event loop. One per thread; `!Send`.
 //!
 //! A turn: wait (timeout = nearest timer, or 0 if work is pending) ->
-//! dispatch each ready source -> re-dispatch sources that used up their read
-//! budget (edge-triggered) -> run due timers -> run tasks other threads posted.
+//! dispatch each ready fd to its source -> completions (proactor) ->
+//! re-dispatch fds that used up their read budget (edge-triggered) -> due
+//! timers -> tasks other threads posted. Between stages, sources that were
+//! notified ([`EventLoop::notify`]) get their [`Source::notify`] and
+//! closures queued with [`EventLoop::later`] run.
 //!
-//! Sources live in a slab. A [`Token`] packs the slab index (low 32 bits)
-//! with the slot's generation (high 32 bits); an event or handle whose
-//! generation no longer matches (the fd was closed and the slot reused) is
-//! dropped, never delivered to the newcomer.
+//! Two registries, both slabs whose keys carry a generation:
+//!
+//! ```text
+//!  poller event (Token) --> fd registry [slot | gen] --> (SourceId, sub)
+//!                                                            |
+//!  timer_for(id, tag) / notify(id) ----------------> source registry [slot | gen]
+//!                                                            |
+//!                                      Source::ready(el, sub, event) / timer / notify
+//! ```
+//!
+//! A [`Token`] packs an fd slot (low 32 bits) with its generation (high 32
+//! bits); a [`SourceId`] does the same for a source. A source owns any number
+//! of fds (a server's per-loop table owns its connections and listeners) and
+//! tells them apart by the `sub` value it registered each with. An event,
+//! timer or task whose generation no longer matches (the fd or source is
+//! gone and the slot reused) is dropped, never delivered to the newcomer.
+//!
+//! A source is taken out of its slot while one of its methods runs, so it
+//! may freely use the loop; what it asks of *itself* meanwhile (a
+//! notification) is deferred until it is back, so nothing re-enters it.
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
@@ -25,41 +42,53 @@ use super::timer::{TimerKey, TimerWheel};
 use crate::poller::uring::{Completion, Uring};
 use crate::poller::{new_poller, Event, Interest, Poller, PollerKind, Token, Trigger, Waker};
 
-/// Something registered on a loop: it gets the events of its fd.
+/// Something living on a loop: a server's per-loop table of connections,
+/// a listener, a watched fd. It gets the events of the fds it registered
+/// (with [`EventLoop::register`]), the timers it set for itself
+/// ([`EventLoop::timer_for`]) and the notifications sent to it.
+///
+/// Every method runs on the loop's thread with the source detached from the
+/// registry, so it may use `el` freely.
 pub trait Source: 'static {
-    /// Handle readiness. The source is detached from the registry while this
-    /// runs, so it may freely use `el` (register others, deregister itself).
-    fn ready(&mut self, el: &mut EventLoop, token: Token, event: Event);
+    /// Readiness of the fd this source registered with `sub`.
+    fn ready(&mut self, el: &mut EventLoop, sub: u64, event: Event);
 
-    /// For typed access through [`EventLoop::with_source`].
-    fn as_any(&mut self) -> &mut dyn Any;
+    /// An operation started on the loop's io_uring for the fd registered
+    /// with `sub` finished (completion drivers only). What the completion
+    /// holds must be used or given back: the default gives it back.
+    fn complete(&mut self, el: &mut EventLoop, _sub: u64, c: Completion) {
+        el.uring().release(c);
+    }
 
-    /// Called when the loop shuts down with this source still registered.
-    fn shutdown(&mut self, _el: &mut EventLoop, _token: Token) {}
+    /// A timer set with [`EventLoop::timer_for`] fired.
+    fn timer(&mut self, _el: &mut EventLoop, _tag: u64) {}
+
+    /// Someone called [`EventLoop::notify`] (or [`LoopHandle::notify`]) for
+    /// this source: look at whatever mailbox it keeps.
+    fn notify(&mut self, _el: &mut EventLoop) {}
+
+    /// The loop shuts down with this source still registered.
+    fn shutdown(&mut self, _el: &mut EventLoop) {}
 
     /// Graceful shutdown has begun: a listener stops accepting, a
     /// connection finishes what is in flight and closes.
-    fn drain(&mut self, _el: &mut EventLoop, _token: Token) {}
-
-    /// An operation this source started on the loop's io_uring finished
-    /// (proactor model only). What the completion holds must be used or
-    /// given back: the default gives it back.
-    fn complete(&mut self, el: &mut EventLoop, _token: Token, c: Completion) {
-        el.uring().release(c);
-    }
+    fn drain(&mut self, _el: &mut EventLoop) {}
 }
 
 /// Loop settings.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
+    /// The readiness mechanism (or the io_uring proactor).
     pub poller: PollerKind,
+    /// Level or edge triggering, where the poller offers both.
     pub trigger: Trigger,
     /// Timer resolution.
     pub tick: Duration,
-    /// Size of the per-loop read buffer every connection reads into.
+    /// Size of the read buffer a server's connections on this loop share.
     pub read_buffer: usize,
     /// Reads a connection may do per turn before yielding to the others.
     pub read_budget: usize,
+    /// The loop's number (logs, thread names, [`LoopHandle::id`]).
     pub id: usize,
 }
 
@@ -76,41 +105,57 @@ impl Default for LoopConfig {
     }
 }
 
-struct Slot {
+/// A registered fd.
+struct FdSlot {
     gen: u32,
     fd: RawFd,
-    /// What the poller watches now; `None` while parked (registered in the
-    /// slab but not in the poller, e.g. a connection with reads paused and
-    /// nothing to write under level triggering).
+    /// What the poller watches now; `None` while parked (registered here
+    /// but not in the poller: a connection with reads paused and nothing to
+    /// write under level triggering, or one whose I/O completes on the ring).
     interest: Option<Interest>,
-    /// `None` while the source is being dispatched.
+    owner: SourceId,
+    sub: u64,
+}
+
+/// A registered source.
+struct SourceSlot {
+    gen: u32,
+    /// `None` while one of its methods runs.
     source: Option<Box<dyn Source>>,
 }
 
+/// Names a source on its loop (slot and generation). `Copy` and `Send`: it
+/// is only an address; a stale one finds nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SourceId(u64);
+
 const WAKER: Token = Token(u64::MAX);
 
-fn pack(index: usize, gen: u32) -> Token {
-    Token(((gen as u64) << 32) | index as u64)
+fn pack(index: usize, gen: u32) -> u64 {
+    ((gen as u64) << 32) | index as u64
 }
 
-fn unpack(token: Token) -> (usize, u32) {
-    ((token.0 & 0xffff_ffff) as usize, (token.0 >> 32) as u32)
+fn unpack(key: u64) -> (usize, u32) {
+    ((key & 0xffff_ffff) as usize, (key >> 32) as u32)
 }
 
 /// Identifies a timer for [`EventLoop::cancel`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimerId {
+    /// A one-shot timer.
     Once(TimerKey),
+    /// A periodic timer (index and generation).
     Every(usize, u32),
 }
 
 /// A watched fd, returned by [`EventLoop::watch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WatchId(pub Token);
+pub struct WatchId(pub SourceId);
 
 enum TimerEntry {
     Once(Box<dyn FnOnce(&mut EventLoop)>),
     Every(usize, u32),
+    Source(SourceId, u64),
 }
 
 type PeriodicFn = Box<dyn FnMut(&mut EventLoop)>;
@@ -122,19 +167,28 @@ struct Periodic {
     f: Option<PeriodicFn>,
 }
 
+type LocalTask = Box<dyn FnOnce(&mut EventLoop)>;
+
+/// A reactor: one per thread, owned by it (`!Send`). Other threads reach it
+/// through its [`LoopHandle`].
 pub struct EventLoop {
     poller: Box<dyn Poller>,
     trigger: Trigger,
     events: Vec<Event>,
-    slots: Slab<Slot>,
+    fds: Slab<FdSlot>,
+    sources: Slab<SourceSlot>,
     next_gen: u32,
     shared: Arc<Shared>,
     timers: TimerWheel<TimerEntry>,
     periodic: Slab<Periodic>,
     expired: Vec<TimerEntry>,
-    /// Sources that stopped reading with data left (edge-triggered budget):
+    /// Fds that stopped reading with data left (edge-triggered budget):
     /// dispatched again next turn, and the wait does not block meanwhile.
     pending: Vec<(Token, Event)>,
+    /// Sources notified and not yet told (see [`EventLoop::notify`]).
+    notified: Vec<SourceId>,
+    /// Closures queued with [`EventLoop::later`].
+    later: Vec<LocalTask>,
     running: bool,
     merges_notices: bool,
     /// Connections run on the ring's completions (`PollerKind::Proactor`).
@@ -142,17 +196,12 @@ pub struct EventLoop {
     completions: Vec<Completion>,
     now: Instant,
     config: LoopConfig,
-    /// The shared read buffer: a connection reads here and keeps only the
-    /// unconsumed tail, so an idle connection owns no read buffer.
-    pub(crate) read_buf: Vec<u8>,
-    /// The shared write staging buffer: writes made while one connection is
-    /// being served gather here and go out in one send when it returns.
-    pub(crate) write_buf: Vec<u8>,
-    locals: HashMap<u64, Box<dyn Any>>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl EventLoop {
+    /// A loop for `config`, with its poller and waker. Build it on the
+    /// thread that will run it (sigio routes signals to the building thread).
     pub fn new(config: LoopConfig) -> io::Result<EventLoop> {
         let mut poller = new_poller(config.poller, config.trigger)?;
         let waker = Waker::new()?;
@@ -174,18 +223,18 @@ impl EventLoop {
             trigger: poller.trigger(),
             poller,
             events: Vec::with_capacity(256),
-            slots: Slab::new(),
+            fds: Slab::new(),
+            sources: Slab::new(),
             next_gen: 1,
             shared,
             timers: TimerWheel::new(config.tick, now),
             periodic: Slab::new(),
             expired: Vec::new(),
             pending: Vec::new(),
+            notified: Vec::new(),
+            later: Vec::new(),
             running: false,
             now,
-            read_buf: Vec::with_capacity(config.read_buffer),
-            write_buf: Vec::new(),
-            locals: HashMap::new(),
             config,
             _not_send: PhantomData,
         })
@@ -203,10 +252,12 @@ impl EventLoop {
         &self.shared.stats
     }
 
+    /// The trigger mode the poller delivers.
     pub fn trigger(&self) -> Trigger {
         self.trigger
     }
 
+    /// The backend's name, for logs and tables.
     pub fn poller_name(&self) -> &'static str {
         self.poller.name()
     }
@@ -216,6 +267,7 @@ impl EventLoop {
         self.merges_notices
     }
 
+    /// The settings the loop was built with.
     pub fn config(&self) -> &LoopConfig {
         &self.config
     }
@@ -225,6 +277,7 @@ impl EventLoop {
         self.now
     }
 
+    /// The loop's number.
     pub fn id(&self) -> usize {
         self.config.id
     }
@@ -236,46 +289,6 @@ impl EventLoop {
         );
     }
 
-    // ---- registry -------------------------------------------------------
-
-    /// Register `source` for `fd`; returns its token. On failure nothing stays registered.
-    pub fn register(
-        &mut self,
-        fd: RawFd,
-        interest: Interest,
-        source: Box<dyn Source>,
-    ) -> io::Result<Token> {
-        let token = self.reserve(fd, interest)?;
-        self.attach(token, source);
-        Ok(token)
-    }
-
-    /// Register with a token chosen before the source exists (the source
-    /// needs to know its own token). Call [`EventLoop::attach`] next.
-    pub fn reserve(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {
-        self.reserve_with(fd, Some(interest))
-    }
-
-    /// A slot for `fd`, registered with the poller for `interest` (or parked).
-    fn reserve_with(&mut self, fd: RawFd, interest: Option<Interest>) -> io::Result<Token> {
-        let gen = self.bump_gen();
-        let entry = self.slots.vacant_entry();
-        if entry.key() > u32::MAX as usize {
-            return Err(io::Error::other("too many sources on one loop"));
-        }
-        let token = pack(entry.key(), gen);
-        if let Some(interest) = interest {
-            self.poller.register(fd, token, interest)?;
-        }
-        entry.insert(Slot {
-            gen,
-            fd,
-            interest,
-            source: None,
-        });
-        Ok(token)
-    }
-
     /// The next generation for a slot or periodic timer (never 0).
     fn bump_gen(&mut self) -> u32 {
         let gen = self.next_gen;
@@ -283,10 +296,143 @@ impl EventLoop {
         gen
     }
 
-    /// Reserve a token for `fd` without watching it (a proactor connection:
-    /// its operations complete on the ring). Call [`EventLoop::attach`] next.
-    pub fn reserve_parked(&mut self, fd: RawFd) -> io::Result<Token> {
-        self.reserve_with(fd, None)
+    // ---- sources --------------------------------------------------------
+
+    /// Add a source; returns its id.
+    pub fn add_source(&mut self, source: Box<dyn Source>) -> SourceId {
+        let id = self.reserve_source();
+        self.attach_source(id, source);
+        id
+    }
+
+    /// An id for a source that needs to know it before it exists (to
+    /// register its fds with it). Call [`EventLoop::attach_source`] next.
+    pub fn reserve_source(&mut self) -> SourceId {
+        let gen = self.bump_gen();
+        let index = self.sources.insert(SourceSlot { gen, source: None });
+        SourceId(pack(index, gen))
+    }
+
+    /// Give a reserved id its source.
+    pub fn attach_source(&mut self, id: SourceId, source: Box<dyn Source>) {
+        let (index, gen) = unpack(id.0);
+        if let Some(slot) = self.sources.get_mut(index).filter(|s| s.gen == gen) {
+            slot.source = Some(source);
+        }
+    }
+
+    /// Forget a source (returned unless it is the one running, which its
+    /// caller then drops). Its fds must be deregistered by their owner.
+    pub fn remove_source(&mut self, id: SourceId) -> Option<Box<dyn Source>> {
+        let (index, gen) = unpack(id.0);
+        match self.sources.get(index) {
+            Some(s) if s.gen == gen => self.sources.remove(index).source,
+            _ => None,
+        }
+    }
+
+    /// Whether `id` still names a source.
+    pub fn has_source(&self, id: SourceId) -> bool {
+        let (index, gen) = unpack(id.0);
+        self.sources.get(index).is_some_and(|s| s.gen == gen)
+    }
+
+    /// Run `f` with the source behind `id` (detached while `f` runs), then
+    /// tell it of notifications it received meanwhile. `None` if `id` is
+    /// stale or the source is the one already running.
+    pub fn with_source<R>(
+        &mut self,
+        id: SourceId,
+        f: impl FnOnce(&mut dyn Source, &mut EventLoop) -> R,
+    ) -> Option<R> {
+        let (index, gen) = unpack(id.0);
+        let mut source = self
+            .sources
+            .get_mut(index)
+            .filter(|s| s.gen == gen)?
+            .source
+            .take()?;
+        let r = f(&mut *source, self);
+        // The source may have removed itself (and the slot been reused).
+        if let Some(slot) = self.sources.get_mut(index).filter(|s| s.gen == gen) {
+            slot.source = Some(source);
+        }
+        Some(r)
+    }
+
+    /// Ask for `id`'s [`Source::notify`]: it runs after the current
+    /// dispatch, never inside it (a source notifying itself is not
+    /// re-entered). Several notifications before then may be told once.
+    pub fn notify(&mut self, id: SourceId) {
+        if !self.notified.contains(&id) {
+            self.notified.push(id);
+        }
+    }
+
+    /// Run `f` on this loop after the current dispatch (before timers and
+    /// the next wait): how code running inside a source's callback asks for
+    /// something that must not re-enter it.
+    pub fn later(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) {
+        self.later.push(Box::new(f));
+    }
+
+    /// Tell notified sources and run `later` closures until none are left
+    /// (bounded: what they queue in turn waits for the next round).
+    fn settle_deferred(&mut self) {
+        for _ in 0..64 {
+            if self.notified.is_empty() && self.later.is_empty() {
+                return;
+            }
+            let notified = std::mem::take(&mut self.notified);
+            for id in notified {
+                self.with_source(id, |s, el| s.notify(el));
+            }
+            let later = std::mem::take(&mut self.later);
+            for f in later {
+                f(self);
+            }
+        }
+    }
+
+    // ---- fds ------------------------------------------------------------
+
+    /// Watch `fd` for `interest` (`None`: registered but parked) on behalf of
+    /// source `owner`, which gets its events with `sub`. On failure nothing
+    /// stays registered.
+    pub fn register(
+        &mut self,
+        fd: RawFd,
+        interest: Option<Interest>,
+        owner: SourceId,
+        sub: u64,
+    ) -> io::Result<Token> {
+        let gen = self.bump_gen();
+        let entry = self.fds.vacant_entry();
+        if entry.key() > u32::MAX as usize {
+            return Err(io::Error::other("too many fds on one loop"));
+        }
+        let token = Token(pack(entry.key(), gen));
+        if let Some(interest) = interest {
+            self.poller.register(fd, token, interest)?;
+        }
+        entry.insert(FdSlot {
+            gen,
+            fd,
+            interest,
+            owner,
+            sub,
+        });
+        Ok(token)
+    }
+
+    fn fd_slot(&self, token: Token) -> Option<&FdSlot> {
+        let (index, gen) = unpack(token.0);
+        self.fds.get(index).filter(|s| s.gen == gen)
+    }
+
+    /// Whether `token` still names a registered fd.
+    pub fn contains(&self, token: Token) -> bool {
+        self.fd_slot(token).is_some()
     }
 
     /// Whether connections on this loop are driven by io_uring completions.
@@ -303,29 +449,11 @@ impl EventLoop {
             .expect("proactor loop without a ring")
     }
 
-    /// Give a reserved token its source.
-    pub fn attach(&mut self, token: Token, source: Box<dyn Source>) {
-        if let Some(slot) = self.slot_mut(token) {
-            slot.source = Some(source);
-        }
-    }
-
-    fn slot_mut(&mut self, token: Token) -> Option<&mut Slot> {
-        let (index, gen) = unpack(token);
-        self.slots.get_mut(index).filter(|s| s.gen == gen)
-    }
-
-    /// Whether `token` still names a registered source.
-    pub fn contains(&self, token: Token) -> bool {
-        let (index, gen) = unpack(token);
-        self.slots.get(index).is_some_and(|s| s.gen == gen)
-    }
-
     /// Change what a registered fd is watched for; `None` parks it (out of
     /// the poller, still in the registry). No syscall when nothing changes.
     pub fn set_interest(&mut self, token: Token, interest: Option<Interest>) -> io::Result<()> {
-        let (index, gen) = unpack(token);
-        let slot = match self.slots.get_mut(index) {
+        let (index, gen) = unpack(token.0);
+        let slot = match self.fds.get_mut(index) {
             Some(s) if s.gen == gen => s,
             _ => return Err(stale()),
         };
@@ -346,43 +474,22 @@ impl EventLoop {
 
     /// What `token` is watched for now (`None` if parked or stale).
     pub fn interest(&self, token: Token) -> Option<Interest> {
-        let (index, gen) = unpack(token);
-        self.slots
-            .get(index)
-            .filter(|s| s.gen == gen)
-            .and_then(|s| s.interest)
+        self.fd_slot(token).and_then(|s| s.interest)
     }
 
-    /// Stop watching and forget the source (returned unless it is the one
-    /// being dispatched, which the dispatcher then drops).
-    pub fn deregister(&mut self, token: Token) -> io::Result<Option<Box<dyn Source>>> {
-        let (index, gen) = unpack(token);
-        match self.slots.get(index) {
+    /// Stop watching the fd behind `token` and forget it.
+    pub fn deregister(&mut self, token: Token) -> io::Result<()> {
+        let (index, gen) = unpack(token.0);
+        match self.fds.get(index) {
             Some(s) if s.gen == gen => {
-                let slot = self.slots.remove(index);
+                let slot = self.fds.remove(index);
                 if slot.interest.is_some() {
                     self.poller.deregister(slot.fd)?;
                 }
-                Ok(slot.source)
+                Ok(())
             }
             _ => Err(stale()),
         }
-    }
-
-    /// Run `f` with the source behind `token` (detached while `f` runs).
-    /// Returns `None` if the token is stale.
-    pub fn with_source<R>(
-        &mut self,
-        token: Token,
-        f: impl FnOnce(&mut dyn Source, &mut EventLoop) -> R,
-    ) -> Option<R> {
-        let mut source = self.slot_mut(token)?.source.take()?;
-        let r = f(&mut *source, self);
-        // The source may have deregistered itself (and the slot been reused).
-        if let Some(slot) = self.slot_mut(token) {
-            slot.source = Some(source);
-        }
-        Some(r)
     }
 
     /// Watch any pollable fd (pipe, eventfd, timerfd, signalfd, inotify...)
@@ -393,43 +500,45 @@ impl EventLoop {
         interest: Interest,
         callback: impl FnMut(&mut EventLoop, Event) + 'static,
     ) -> io::Result<WatchId> {
-        struct Watch<F>(F);
+        struct Watch<F> {
+            token: Token,
+            f: F,
+        }
         impl<F: FnMut(&mut EventLoop, Event) + 'static> Source for Watch<F> {
-            fn ready(&mut self, el: &mut EventLoop, _token: Token, event: Event) {
-                (self.0)(el, event)
+            fn ready(&mut self, el: &mut EventLoop, _sub: u64, event: Event) {
+                (self.f)(el, event)
             }
-            fn as_any(&mut self) -> &mut dyn Any {
-                self
+            fn shutdown(&mut self, el: &mut EventLoop) {
+                let _ = el.deregister(self.token);
             }
         }
-        self.register(fd, interest, Box::new(Watch(callback)))
-            .map(WatchId)
+        let id = self.reserve_source();
+        match self.register(fd, Some(interest), id, 0) {
+            Ok(token) => {
+                self.attach_source(id, Box::new(Watch { token, f: callback }));
+                Ok(WatchId(id))
+            }
+            Err(e) => {
+                self.remove_source(id);
+                Err(e)
+            }
+        }
     }
 
+    /// Stop watching (the fd stays open: it is the caller's).
     pub fn unwatch(&mut self, id: WatchId) -> io::Result<()> {
-        self.deregister(id.0).map(drop)
+        let mut source = match self.remove_source(id.0) {
+            Some(s) => s,
+            None => return Err(stale()),
+        };
+        source.shutdown(self);
+        Ok(())
     }
 
-    /// Queue a dispatch of `token` for the next turn (a source that stopped
+    /// Queue a dispatch of `token` for the next turn (an fd that stopped
     /// reading before EAGAIN in edge-triggered mode).
     pub fn defer(&mut self, token: Token, event: Event) {
         self.pending.push((token, event));
-    }
-
-    // ---- loop-local storage ---------------------------------------------
-
-    /// Store a value for code running on this loop (servers keep their
-    /// per-loop handler here).
-    pub fn set_local<T: 'static>(&mut self, key: u64, value: T) {
-        self.locals.insert(key, Box::new(value));
-    }
-
-    pub fn local<T: 'static>(&self, key: u64) -> Option<&T> {
-        self.locals.get(&key)?.downcast_ref()
-    }
-
-    pub fn remove_local(&mut self, key: u64) {
-        self.locals.remove(&key);
     }
 
     // ---- timers ---------------------------------------------------------
@@ -442,6 +551,13 @@ impl EventLoop {
     ) -> TimerId {
         let deadline = Instant::now() + delay;
         TimerId::Once(self.timers.insert(deadline, TimerEntry::Once(Box::new(f))))
+    }
+
+    /// Call source `id`'s [`Source::timer`] with `tag` after `delay`: how a
+    /// source keeps its own typed timers (it maps `tag` to what is due).
+    pub fn timer_for(&mut self, id: SourceId, delay: Duration, tag: u64) -> TimerId {
+        let deadline = Instant::now() + delay;
+        TimerId::Once(self.timers.insert(deadline, TimerEntry::Source(id, tag)))
     }
 
     /// Run `f` every `every` until cancelled; the first run is after `every`.
@@ -476,6 +592,7 @@ impl EventLoop {
         }
     }
 
+    /// Timers pending.
     pub fn timer_count(&self) -> usize {
         self.timers.len()
     }
@@ -486,6 +603,9 @@ impl EventLoop {
         for entry in expired.drain(..) {
             match entry {
                 TimerEntry::Once(f) => f(self),
+                TimerEntry::Source(id, tag) => {
+                    self.with_source(id, |s, el| s.timer(el, tag));
+                }
                 TimerEntry::Every(idx, gen) => {
                     let Some(mut f) = self
                         .periodic
@@ -504,6 +624,7 @@ impl EventLoop {
                     }
                 }
             }
+            self.settle_deferred();
         }
         self.expired = expired;
     }
@@ -529,18 +650,19 @@ impl EventLoop {
 
     /// One turn, waiting at most `max_wait` (tests and embedding).
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
-        let timeout = if !self.pending.is_empty() {
-            Some(Duration::ZERO)
-        } else {
-            let next = self
-                .timers
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
-            match (next, max_wait) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        };
+        let timeout =
+            if !self.pending.is_empty() || !self.later.is_empty() || !self.notified.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                let next = self
+                    .timers
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()));
+                match (next, max_wait) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
         let mut events = std::mem::take(&mut self.events);
         let r = self.poller.wait(&mut events, timeout);
         self.now = Instant::now();
@@ -566,30 +688,41 @@ impl EventLoop {
                 self.dispatch(token, ev);
             }
         }
+        self.settle_deferred();
         self.run_timers();
         if woken {
             self.run_tasks();
         }
+        self.settle_deferred();
         Ok(())
     }
 
     fn dispatch(&mut self, token: Token, ev: Event) {
-        self.with_source(token, |source, el| source.ready(el, token, ev));
+        let Some(slot) = self.fd_slot(token) else {
+            return;
+        };
+        let (owner, sub) = (slot.owner, slot.sub);
+        self.with_source(owner, |source, el| source.ready(el, sub, ev));
     }
 
     fn dispatch_completions(&mut self) {
         let mut done = std::mem::take(&mut self.completions);
         self.uring().take_completions(&mut done);
         for c in done.drain(..) {
-            let token = c.token;
             let mut c = Some(c);
-            self.with_source(token, |source, el| {
-                if let Some(c) = c.take() {
-                    source.complete(el, token, c);
-                }
-            });
+            if let Some((owner, sub)) = c
+                .as_ref()
+                .and_then(|c| self.fd_slot(c.token))
+                .map(|s| (s.owner, s.sub))
+            {
+                self.with_source(owner, |source, el| {
+                    if let Some(c) = c.take() {
+                        source.complete(el, sub, c);
+                    }
+                });
+            }
             if let Some(c) = c {
-                // Its source is gone: give back the buffer it holds.
+                // Its fd or source is gone: give back the buffer it holds.
                 self.uring().release(c);
             }
         }
@@ -605,13 +738,19 @@ impl EventLoop {
         }
     }
 
+    fn source_ids(&self) -> Vec<SourceId> {
+        self.sources
+            .iter()
+            .map(|(i, s)| SourceId(pack(i, s.gen)))
+            .collect()
+    }
+
     /// Begin a graceful shutdown: every source is asked to drain (listeners
     /// close, connections flush and close), and the loop stops once no
     /// connection is left open or `deadline` has passed, whichever is first.
     pub fn drain(&mut self, deadline: Duration) {
-        let tokens: Vec<Token> = self.slots.iter().map(|(i, s)| pack(i, s.gen)).collect();
-        for token in tokens {
-            self.with_source(token, |source, el| source.drain(el, token));
+        for id in self.source_ids() {
+            self.with_source(id, |source, el| source.drain(el));
         }
         self.run_after(deadline, |el| el.stop());
         let check = |el: &mut EventLoop| {
@@ -627,12 +766,10 @@ impl EventLoop {
         self.shared.stopped.store(true, Ordering::Release);
         // Run what was posted before the stop so no handle waits on it forever.
         self.run_tasks();
-        let tokens: Vec<Token> = self.slots.iter().map(|(i, s)| pack(i, s.gen)).collect();
-        for token in tokens {
-            self.with_source(token, |source, el| source.shutdown(el, token));
-            if let Ok(Some(source)) = self.deregister(token) {
-                drop(source);
-            }
+        self.settle_deferred();
+        for id in self.source_ids() {
+            self.with_source(id, |source, el| source.shutdown(el));
+            drop(self.remove_source(id));
         }
     }
 }
@@ -772,8 +909,8 @@ mod tests {
             .watch(r.as_raw_fd(), Interest::READABLE, |_, _| {})
             .unwrap();
         assert_ne!(a, b);
-        assert!(!el.contains(a.0));
-        assert!(el.contains(b.0));
+        assert!(!el.has_source(a.0));
+        assert!(el.has_source(b.0));
         assert!(el.with_source(a.0, |_, _| ()).is_none());
     }
 

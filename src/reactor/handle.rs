@@ -86,6 +86,12 @@ impl LoopHandle {
     }
 
     /// Ask the loop to leave `run` after its current turn.
+    /// Ask for source `id`'s [`Source::notify`](super::Source::notify) on
+    /// the loop (a stale id finds nothing).
+    pub fn notify(&self, id: super::SourceId) -> Result<(), LoopClosed> {
+        self.post(move |el| el.notify(id))
+    }
+
     pub fn stop(&self) {
         let _ = self.post(|el| el.stop());
     }

@@ -108,7 +108,7 @@ impl FrameHandler for RespHandler {
         if self.sweeper.is_none() {
             let store = self.store.clone();
             let budget = self.expiry.budget;
-            let id = conn.event_loop().run_every(self.expiry.every, move |_| {
+            let id = conn.loop_ctx().run_every(self.expiry.every, move |_| {
                 store.sweep(budget);
             });
             self.sweeper = Some(id);

@@ -83,7 +83,7 @@ impl EventHandler for Netcat {
                     }
                 }
                 // Posted after the writes from this thread, so it runs after them.
-                let _ = handle.run::<Netcat>(|_, c| c.shutdown_write());
+                let _ = handle.run(|_, c| c.shutdown_write());
             });
         if let Err(e) = spawned {
             eprintln!("evnet client: cannot start the stdin reader: {e}");
@@ -109,7 +109,7 @@ impl EventHandler for Netcat {
                 }
             }
         }
-        conn.event_loop().stop();
+        conn.loop_ctx().stop();
     }
 }
 
@@ -131,14 +131,17 @@ pub fn run(args: ClientArgs) -> Result<i32> {
     }
     let mut el = EventLoop::new(LoopConfig::default()).context("creating the event loop")?;
     let status = Rc::new(Cell::new(0));
-    let service = ClientService::new(Netcat {
-        status: status.clone(),
-    });
+    let service = ClientService::new(
+        &mut el,
+        Netcat {
+            status: status.clone(),
+        },
+    );
     let st = status.clone();
-    connector.connect_on(&mut el, &service, move |el, e| {
+    connector.connect_on(&mut el.ctx(), &service, move |lp, e| {
         eprintln!("evnet client: connecting to {addr}: {e}");
         st.set(1);
-        el.stop();
+        lp.stop();
     });
     el.run().context("event loop")?;
     Ok(status.get())

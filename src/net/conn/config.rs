@@ -1,0 +1,97 @@
+//! Connection settings: [`ConnConfig`] and [`Keepalive`].
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::sys;
+
+/// Per-connection settings, shared by a server's connections.
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    /// Output queued beyond this calls `on_high_water` (once per crossing).
+    pub high_water: usize,
+    /// How long a graceful close keeps reading (and discarding) after
+    /// shutting down its write side, waiting for the peer's FIN, so that
+    /// unread input does not turn the close into a reset that destroys the
+    /// response in flight.
+    pub linger: Duration,
+    pub nodelay: bool,
+    /// Close after this long with no bytes moving either way.
+    pub idle_timeout: Option<Duration>,
+    /// Close when received bytes stay unconsumed (a message started but not
+    /// completed) for this long.
+    pub read_timeout: Option<Duration>,
+    /// Close when queued output makes no progress for this long.
+    pub write_timeout: Option<Duration>,
+    /// TCP keepalive probes (SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT).
+    pub keepalive: Option<Keepalive>,
+    /// SO_LINGER on close: `Some(0)` resets instead of FIN. Off by default.
+    pub so_linger: Option<Duration>,
+    /// SO_SNDBUF / SO_RCVBUF. Off by default: Linux autotunes them, and a
+    /// fixed size turns autotuning off.
+    pub send_buffer: Option<usize>,
+    pub recv_buffer: Option<usize>,
+}
+
+/// Kernel keepalive settings. With Linux defaults a dead peer takes over two
+/// hours to notice; an application heartbeat (`net::heartbeat`) reacts faster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: Duration,
+    pub interval: Duration,
+    pub count: u32,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            high_water: 64 * 1024 * 1024,
+            linger: Duration::from_secs(2),
+            nodelay: true,
+            idle_timeout: None,
+            read_timeout: None,
+            write_timeout: None,
+            keepalive: None,
+            so_linger: None,
+            send_buffer: None,
+            recv_buffer: None,
+        }
+    }
+}
+
+impl ConnConfig {
+    pub(crate) fn has_timeouts(&self) -> bool {
+        self.idle_timeout.is_some() || self.read_timeout.is_some() || self.write_timeout.is_some()
+    }
+
+    /// Apply the socket options to a new connection.
+    pub(crate) fn apply(&self, fd: RawFd, tcp: bool) -> io::Result<()> {
+        sys::socket::with_sock(fd, |sock| self.apply_to(&sock, tcp))
+    }
+
+    fn apply_to(&self, sock: &socket2::SockRef<'_>, tcp: bool) -> io::Result<()> {
+        if tcp {
+            if self.nodelay {
+                sock.set_nodelay(true)?;
+            }
+            if let Some(k) = self.keepalive {
+                let ka = socket2::TcpKeepalive::new()
+                    .with_time(k.idle)
+                    .with_interval(k.interval)
+                    .with_retries(k.count);
+                sock.set_tcp_keepalive(&ka)?;
+            }
+        }
+        if let Some(l) = self.so_linger {
+            sock.set_linger(Some(l))?;
+        }
+        if let Some(n) = self.send_buffer {
+            sock.set_send_buffer_size(n)?;
+        }
+        if let Some(n) = self.recv_buffer {
+            sock.set_recv_buffer_size(n)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! How a connection's bytes move: one [`IoPath`] trait, one file per
+//! implementation, chosen when the connection opens.
+//!
+//! | path | when | reads | writes |
+//! |---|---|---|---|
+//! | [`readiness::Readiness`] | readiness drivers (epoll, uring polls, poll, select, ...) | `recv` into the shared buffer on a readable event | `send`/`writev` at once, the rest queued until writable |
+//! | [`ring::Ring`] | completion driver (io_uring proactor) | a multishot recv from the ring's buffers | the staged buffer handed to the ring |
+//!
+//! The connection core (lifecycle, queue, accounting, callbacks) calls the
+//! path; the path never calls the handler. Reading is a *pull*: the core
+//! asks [`IoPath::pull`] for the next input until it says [`Input::Stop`],
+//! within the read budget, and delivers each piece itself.
+//!
+//! ## Adding a path
+//! A third way of moving bytes (a TLS record layer over a socket, a KCP
+//! session over UDP) is a new file here with a type implementing
+//! [`IoPath`], one variant in [`Path`] and its arm in `delegate!` below,
+//! and the choice in `Path::open`. Nothing
+//! else in the core changes: the lifecycle, the queue, the timeouts and the
+//! handler API are the same for every path.
+
+pub(crate) mod readiness;
+pub(crate) mod ring;
+
+use std::io;
+use std::os::fd::RawFd;
+
+use super::core::Core;
+use crate::poller::uring::Completion;
+use crate::poller::{Event, Token};
+use crate::reactor::{EventLoop, SourceId};
+
+/// What a pull or a completion produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// Bytes, appended to the read buffer given (and accounted).
+    Data,
+    /// Deliver the kept input tail (`Core::input`) as it is: bytes the path
+    /// held back while reading was paused.
+    Tail,
+    /// The peer's FIN.
+    Eof,
+    /// Nothing more now (drained, would block, or an error that doomed the
+    /// connection).
+    Stop,
+}
+
+/// One way of moving a connection's bytes. Every method runs on the loop
+/// thread, outside handler callbacks.
+pub(crate) trait IoPath: Sized {
+    /// Make `fd` known to the loop for `owner`/`sub`; returns the path and
+    /// the fd's token. On failure nothing stays registered.
+    fn open(el: &mut EventLoop, fd: RawFd, owner: SourceId, sub: u64) -> io::Result<(Self, Token)>;
+
+    /// A readable event is about to be pulled (`ev` is the event, or a
+    /// deferred one).
+    fn readable(&mut self, core: &mut Core, el: &mut EventLoop, ev: Event);
+
+    /// The next input into `rb` (empty on entry).
+    fn pull(&mut self, core: &mut Core, el: &mut EventLoop, rb: &mut Vec<u8>) -> Input;
+
+    /// The read budget ran out with input possibly left.
+    fn budget_spent(&mut self, core: &mut Core, el: &mut EventLoop);
+
+    /// An operation this path started on the ring finished.
+    fn complete(
+        &mut self,
+        core: &mut Core,
+        el: &mut EventLoop,
+        c: Completion,
+        rb: &mut Vec<u8>,
+    ) -> Input;
+
+    /// A large write with nothing queued: `staged` (what the callback wrote
+    /// before) goes first, then `data`; what does not leave now is queued.
+    fn write_now(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: &[u8]);
+
+    /// Like `write_now`, owning `data` (queued without a copy if it waits).
+    fn write_vec_now(
+        &mut self,
+        core: &mut Core,
+        el: &mut EventLoop,
+        staged: &mut Vec<u8>,
+        data: Vec<u8>,
+    );
+
+    /// Send what a callback staged (behind what is queued). Runs after every
+    /// callback.
+    fn flush_staged(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>);
+
+    /// Send queued output as far as the socket takes it.
+    fn flush(&mut self, core: &mut Core, el: &mut EventLoop);
+
+    /// Reading was resumed after a pause: arrange for input that arrived
+    /// meanwhile to be pulled.
+    fn resumed(&mut self, core: &mut Core, el: &mut EventLoop);
+
+    /// Tell the driver what the connection wants now (after callbacks).
+    fn settle(&mut self, core: &mut Core, el: &mut EventLoop) -> io::Result<()>;
+
+    /// The connection closes: stop its I/O on the driver (the caller then
+    /// deregisters the token).
+    fn close(&mut self, core: &mut Core, el: &mut EventLoop);
+}
+
+/// The paths a connection can take, one variant per implementation.
+pub(crate) enum Path {
+    Readiness(readiness::Readiness),
+    Ring(ring::Ring),
+}
+
+/// `Path` forwards each [`IoPath`] method to its variant with one `match`
+/// (static dispatch: no vtable on the hot path). A new path adds its arm here.
+macro_rules! delegate {
+    ($(fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?;)*) => {
+        impl Path {
+            $(
+                #[inline]
+                pub(crate) fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
+                    match self {
+                        Path::Readiness(p) => p.$name($($arg),*),
+                        Path::Ring(p) => p.$name($($arg),*),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    fn readable(&mut self, core: &mut Core, el: &mut EventLoop, ev: Event);
+    fn pull(&mut self, core: &mut Core, el: &mut EventLoop, rb: &mut Vec<u8>) -> Input;
+    fn budget_spent(&mut self, core: &mut Core, el: &mut EventLoop);
+    fn complete(&mut self, core: &mut Core, el: &mut EventLoop, c: Completion, rb: &mut Vec<u8>) -> Input;
+    fn write_now(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: &[u8]);
+    fn write_vec_now(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: Vec<u8>);
+    fn flush_staged(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>);
+    fn flush(&mut self, core: &mut Core, el: &mut EventLoop);
+    fn resumed(&mut self, core: &mut Core, el: &mut EventLoop);
+    fn settle(&mut self, core: &mut Core, el: &mut EventLoop) -> io::Result<()>;
+    fn close(&mut self, core: &mut Core, el: &mut EventLoop);
+}
+
+impl Path {
+    /// Open `fd` on the path this loop's driver calls for.
+    pub(crate) fn open(
+        el: &mut EventLoop,
+        fd: RawFd,
+        owner: SourceId,
+        sub: u64,
+    ) -> io::Result<(Path, Token)> {
+        if el.is_proactor() {
+            ring::Ring::open(el, fd, owner, sub).map(|(p, t)| (Path::Ring(p), t))
+        } else {
+            readiness::Readiness::open(el, fd, owner, sub).map(|(p, t)| (Path::Readiness(p), t))
+        }
+    }
+}

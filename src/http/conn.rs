@@ -25,10 +25,10 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::body::{BodyDecoder, BodyKind};
-use super::encode::{write_continue, write_error_response};
-use super::parse::{HeadParser, RequestHead};
-use super::request::{Exchange, HandleSource, OwnedResponse, Request, Response};
+use super::message::{Exchange, HandleSource, OwnedResponse, Request, Response};
+use super::proto::body::{BodyDecoder, BodyKind};
+use super::proto::encode::{write_continue, write_error_response};
+use super::proto::parse::{HeadParser, RequestHead};
 use super::server::HttpHandler;
 use super::HttpError;
 use crate::net::{Buffer, CloseReason, Conn, ConnHandle, EventHandler};

@@ -29,34 +29,28 @@
 //! error response and close the connection. (Handler-level errors, such as a
 //! malformed percent-escape found by [`percent_decode`], keep the connection.)
 
-pub mod body;
 pub mod conn;
-pub mod encode;
-pub mod files;
-pub mod limits;
-pub mod parse;
-pub mod request;
-pub mod router;
+pub mod message;
+pub mod proto;
 pub mod server;
-pub mod static_files;
 
-pub use body::{BodyDecoder, BodyKind, ChunkedDecoder};
-pub use encode::{
+pub use message::{Deferred, OwnedResponse, Request, Response};
+pub use proto::body::{BodyDecoder, BodyKind, ChunkedDecoder};
+pub use proto::encode::{
     error_response, reason_phrase, write_chunk, write_continue, write_error_response, write_head,
     write_last_chunk, write_response, BodyFraming, DateCache, Framing,
 };
-pub use files::{
+pub use proto::limits::Limits;
+pub use proto::parse::{
+    parse_head, parse_head_into, percent_decode, HeadParser, Method, RequestHead, TargetForm,
+};
+pub use server::files::{
     content_type, etag_for, http_date, not_modified, parse_http_date, parse_range, resolve,
     FileRoot, RangeResult,
 };
-pub use limits::Limits;
-pub use parse::{
-    parse_head, parse_head_into, percent_decode, HeadParser, Method, RequestHead, TargetForm,
-};
-pub use request::{Deferred, OwnedResponse, Request, Response};
-pub use router::{Handler, Router};
+pub use server::router::{Handler, Router};
+pub use server::static_files::StaticFiles;
 pub use server::{HttpBuilder, HttpHandler, HttpServer};
-pub use static_files::StaticFiles;
 
 /// A request that cannot be served, with the status code to answer with.
 ///

@@ -421,7 +421,7 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::parse::parse_head;
+    use crate::http::proto::parse::parse_head;
     use proptest::prelude::*;
 
     fn head(extra: &str) -> RequestHead {

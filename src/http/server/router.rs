@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::parse::Method;
-use super::request::{Request, Response};
-use super::HttpError;
+use crate::http::message::{Request, Response};
+use crate::http::proto::parse::Method;
+use crate::http::HttpError;
 
 /// A route handler. Runs on a loop thread: it must not block (defer with
 /// [`Response::defer`] and answer from another thread instead).

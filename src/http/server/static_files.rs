@@ -8,9 +8,9 @@ use std::path::Path;
 use super::files::{
     content_type, etag_for, http_date, not_modified, parse_range, FileRoot, RangeResult,
 };
-use super::parse::Method;
-use super::request::{Request, Response};
-use super::HttpError;
+use crate::http::message::{Request, Response};
+use crate::http::proto::parse::Method;
+use crate::http::HttpError;
 
 /// A route handler serving files under a root.
 #[derive(Debug, Clone)]

@@ -7,10 +7,10 @@
 
 use std::fs::File;
 
-use super::encode::{
+use super::proto::encode::{
     write_error_response, write_head, write_head_lines, BodyFraming, DateCache, FieldLines, Framing,
 };
-use super::parse::{Method, RequestHead};
+use super::proto::parse::{Method, RequestHead};
 use super::HttpError;
 use crate::net::{Closed, ConnHandle};
 

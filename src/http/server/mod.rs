@@ -15,6 +15,10 @@
 //! println!("http://{}/", server.local_addr().unwrap());
 //! ```
 
+pub mod files;
+pub mod router;
+pub mod static_files;
+
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
@@ -22,13 +26,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::encode::DateCache;
-use super::limits::Limits;
-use super::request::Parts;
-use super::router::Router;
-use super::static_files::StaticFiles;
+use crate::http::message::Parts;
+use crate::http::proto::encode::DateCache;
+use crate::http::proto::limits::Limits;
 use crate::net::{Server, ServerBuilder};
 use crate::reactor::{EventLoop, LoopHandle};
+use router::Router;
+use static_files::StaticFiles;
 
 /// What every loop's handler shares (read-only after start).
 pub(crate) struct Shared {

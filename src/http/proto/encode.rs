@@ -596,8 +596,8 @@ pub fn error_response(err: &HttpError, date: &DateCache) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::body::ChunkedDecoder;
-    use crate::http::limits::Limits;
+    use crate::http::proto::body::ChunkedDecoder;
+    use crate::http::proto::limits::Limits;
     use std::time::Duration;
 
     fn at(secs: u64) -> SystemTime {

@@ -29,8 +29,8 @@ use super::message::{Exchange, HandleSource, OwnedResponse, Request, Response};
 use super::proto::body::{BodyDecoder, BodyKind};
 use super::proto::encode::{write_continue, write_error_response};
 use super::proto::parse::{HeadParser, RequestHead};
+use super::proto::HttpError;
 use super::server::HttpHandler;
-use super::HttpError;
 use crate::net::{Buffer, CloseReason, Conn, ConnHandle, EventHandler};
 use crate::reactor::LoopStats;
 

@@ -11,7 +11,7 @@ use super::proto::encode::{
     write_error_response, write_head, write_head_lines, BodyFraming, DateCache, FieldLines, Framing,
 };
 use super::proto::parse::{Method, RequestHead};
-use super::HttpError;
+use super::proto::HttpError;
 use crate::net::{Closed, ConnHandle};
 
 /// A complete request: its head and its whole (decoded) body.

@@ -7,7 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::HttpError;
+use super::error::HttpError;
 
 /// The server's name, as a literal (so the cached field line below can be
 /// built from it at compile time).

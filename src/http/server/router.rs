@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::http::message::{Request, Response};
 use crate::http::proto::parse::Method;
-use crate::http::HttpError;
+use crate::http::proto::HttpError;
 
 /// A route handler. Runs on a loop thread: it must not block (defer with
 /// [`Response::defer`] and answer from another thread instead).

@@ -10,7 +10,7 @@ use super::files::{
 };
 use crate::http::message::{Request, Response};
 use crate::http::proto::parse::Method;
-use crate::http::HttpError;
+use crate::http::proto::HttpError;
 
 /// A route handler serving files under a root.
 #[derive(Debug, Clone)]

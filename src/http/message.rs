@@ -1,18 +1,21 @@
-//! What route handlers see: a borrowed [`Request`] and a [`Response`] to fill
-//! (or to [`Response::defer`] and finish later from any thread).
+//! A request and its response as values, apart from any connection: the
+//! [`Request`] a route handler reads, the response it builds ([`Parts`],
+//! filled through a [`Response`](super::Response)), the framing facts that
+//! tie one to the other ([`Exchange`]), and [`OwnedResponse`] for answers
+//! sent later from another thread.
 //!
-//! Both are views over buffers the connection reuses from one request to the
-//! next, so answering a request from memory allocates nothing once the
-//! buffers have grown to fit.
+//! `Request` and `Parts` are views over, and buffers of, memory the
+//! connection and its loop reuse from one request to the next, so answering
+//! a request from memory allocates nothing once the buffers have grown to
+//! fit.
 
 use std::fs::File;
 
-use super::proto::encode::{
-    write_error_response, write_head, write_head_lines, BodyFraming, DateCache, FieldLines, Framing,
+use super::proto::encode::{write_head_lines, FieldLines};
+use super::proto::{
+    write_error_response, write_head, BodyFraming, DateCache, Framing, HttpError, Method,
+    RequestHead,
 };
-use super::proto::parse::{Method, RequestHead};
-use super::proto::HttpError;
-use crate::net::{Closed, ConnHandle};
 
 /// A complete request: its head and its whole (decoded) body.
 #[derive(Debug, Clone, Copy)]
@@ -85,25 +88,66 @@ impl<'a> Request<'a> {
 /// What is known about the request a response answers, needed to frame it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Exchange {
-    pub version: u8,
-    pub keep_alive: bool,
-    pub head_request: bool,
+    version: u8,
+    keep_alive: bool,
+    head_request: bool,
 }
 
-/// The response being built, kept by the handler and reused per request.
+impl Exchange {
+    /// The exchange a complete request `head` opens.
+    pub fn of(head: &RequestHead) -> Self {
+        Exchange {
+            version: head.version(),
+            keep_alive: head.keep_alive(),
+            head_request: head.is_head(),
+        }
+    }
+
+    /// For an error response after which the connection closes: framed for
+    /// `head` if it was parsed, else as for an HTTP/1.1 GET.
+    pub fn closing(head: Option<&RequestHead>) -> Self {
+        let (version, head_request) = head.map_or((1, false), |h| (h.version(), h.is_head()));
+        Exchange {
+            version,
+            keep_alive: false,
+            head_request,
+        }
+    }
+
+    /// Whether the response carries no body (it answers HEAD).
+    pub fn is_head_request(&self) -> bool {
+        self.head_request
+    }
+
+    /// Appends the error response for `err` (see [`write_error_response`]).
+    pub fn write_error(&self, out: &mut Vec<u8>, err: &HttpError, date: &DateCache) -> Framing {
+        write_error_response(
+            out,
+            err,
+            date,
+            self.keep_alive,
+            self.version,
+            self.head_request,
+        )
+    }
+}
+
+/// The response being built: one per loop, reset and reused for every
+/// request.
 #[derive(Debug, Default)]
 pub(crate) struct Parts {
-    pub status: u16,
+    status: u16,
     /// Checked and formatted when added.
     fields: FieldLines,
-    pub body: Vec<u8>,
-    pub file: Option<(File, u64, u64)>,
-    pub error: Option<HttpError>,
-    pub close: bool,
-    pub deferred: bool,
+    body: Vec<u8>,
+    file: Option<(File, u64, u64)>,
+    error: Option<HttpError>,
+    close: bool,
+    deferred: bool,
 }
 
 impl Parts {
+    /// `200`, no fields, empty body (buffers keep their capacity).
     pub fn reset(&mut self) {
         self.status = 200;
         self.fields.clear();
@@ -114,9 +158,57 @@ impl Parts {
         self.deferred = false;
     }
 
+    pub fn set_status(&mut self, code: u16) {
+        self.status = code;
+    }
+
+    /// Adds a field unless it is invalid or one the writer manages.
+    pub fn push_field(&mut self, name: &str, value: &[u8]) {
+        self.fields.push(name, value);
+    }
+
+    /// Adds a known-good constant field line (`name: value\r\n`).
+    pub fn push_line(&mut self, line: &'static [u8]) {
+        self.fields.push_line(line);
+    }
+
+    /// Replaces the body (and drops a file body).
+    pub fn set_body(&mut self, bytes: &[u8]) {
+        self.body.clear();
+        self.body.extend_from_slice(bytes);
+        self.file = None;
+    }
+
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.body
+    }
+
+    /// A file body, sent after the head (with sendfile).
+    pub fn set_file(&mut self, file: File, offset: u64, len: u64) {
+        self.body.clear();
+        self.file = Some((file, offset, len));
+    }
+
+    pub fn set_error(&mut self, err: HttpError) {
+        self.error = Some(err);
+    }
+
+    pub fn set_close(&mut self) {
+        self.close = true;
+    }
+
+    /// The handler will answer later; nothing is encoded for this request.
+    pub fn set_deferred(&mut self) {
+        self.deferred = true;
+    }
+
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
+    }
+
     /// Appends the response to `out`: the head, then the in-memory body
     /// (not for HEAD, nor when the status has none, nor for a file body,
-    /// which the caller sends after the head).
+    /// which the caller sends after the head: see [`Parts::take_file`]).
     pub fn encode(&mut self, out: &mut Vec<u8>, date: &DateCache, ex: Exchange) -> Framing {
         let keep_alive = ex.keep_alive && !self.close;
         if let Some(err) = self.error {
@@ -140,119 +232,17 @@ impl Parts {
         }
         framing
     }
-}
 
-/// Gives a [`Response`] access to its connection's handle, only when the
-/// handler defers (creating a handle costs an allocation per connection).
-pub(crate) trait HandleSource {
-    fn conn_handle(&mut self) -> ConnHandle;
-}
-
-/// The response to a [`Request`]: status, fields and a body from memory or
-/// from a file. The framing fields (`Content-Length`, `Transfer-Encoding`,
-/// `Connection`, `Date`, `Server`) are generated and cannot be set.
-///
-/// Status defaults to 200 with an empty body.
-pub struct Response<'a> {
-    pub(crate) parts: &'a mut Parts,
-    pub(crate) source: &'a mut (dyn HandleSource + 'a),
-    pub(crate) exchange: Exchange,
-    pub(crate) seq: u64,
-}
-
-impl Response<'_> {
-    /// Set the status code.
-    pub fn status(&mut self, code: u16) -> &mut Self {
-        self.parts.status = code;
-        self
-    }
-
-    /// Add a field (repeatable). Invalid names, values with control
-    /// characters, and the fields the server sets itself (`Content-Length`,
-    /// `Transfer-Encoding`, `Connection`, `Date`, `Server`) are dropped.
-    pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
-        self.parts.fields.push(name, value.as_ref());
-        self
-    }
-
-    /// Replace the body with `bytes`.
-    pub fn body(&mut self, bytes: &[u8]) -> &mut Self {
-        self.parts.body.clear();
-        self.parts.body.extend_from_slice(bytes);
-        self.parts.file = None;
-        self
-    }
-
-    /// The body buffer, to encode into directly (it starts empty).
-    pub fn body_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.parts.body
-    }
-
-    /// A `text/plain` body.
-    pub fn text(&mut self, s: &str) -> &mut Self {
-        self.parts
-            .fields
-            .push_line(b"Content-Type: text/plain; charset=utf-8\r\n");
-        self.body(s.as_bytes())
-    }
-
-    /// An `application/json` body (`s` must already be JSON).
-    pub fn json(&mut self, s: &str) -> &mut Self {
-        self.parts
-            .fields
-            .push_line(b"Content-Type: application/json\r\n");
-        self.body(s.as_bytes())
-    }
-
-    /// A `text/html` body.
-    pub fn html(&mut self, s: &str) -> &mut Self {
-        self.parts
-            .fields
-            .push_line(b"Content-Type: text/html; charset=utf-8\r\n");
-        self.body(s.as_bytes())
-    }
-
-    /// Send `len` bytes of `file` from `offset` as the body (with sendfile).
-    pub fn file(&mut self, file: File, offset: u64, len: u64) -> &mut Self {
-        self.parts.body.clear();
-        self.parts.file = Some((file, offset, len));
-        self
-    }
-
-    /// Answer with a small `text/plain` error page for `err` instead (closes
-    /// the connection afterwards if `err.close`).
-    pub fn error(&mut self, err: HttpError) -> &mut Self {
-        self.parts.error = Some(err);
-        self
-    }
-
-    /// Close the connection after this response.
-    pub fn close(&mut self) -> &mut Self {
-        self.parts.close = true;
-        self
-    }
-
-    /// Whether the response to this request will carry no body (HEAD).
-    pub fn is_head_request(&self) -> bool {
-        self.exchange.head_request
-    }
-
-    /// Answer later: returns a `Send` token to finish the response with, from
-    /// any thread. Requests pipelined behind this one wait (their bytes are
-    /// kept, unparsed) until it is finished, so responses stay in order.
-    /// Whatever was set on this `Response` is discarded. Dropping the token
-    /// without answering sends `500`.
-    pub fn defer(&mut self) -> Deferred {
-        self.parts.deferred = true;
-        Deferred {
-            handle: Some(self.source.conn_handle()),
-            seq: self.seq,
-            exchange: self.exchange,
-        }
+    /// The file body to send after the encoded head, if there is one to
+    /// send (not for HEAD, an error, or an empty range). Always leaves
+    /// `Parts` without a file.
+    pub fn take_file(&mut self, ex: Exchange) -> Option<(File, u64, u64)> {
+        let file = self.file.take()?;
+        (!ex.head_request && file.2 > 0 && self.error.is_none()).then_some(file)
     }
 }
 
-/// An owned response, for [`Deferred::send`].
+/// An owned response, for [`Deferred::send`](super::Deferred::send).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnedResponse {
     pub status: u16,
@@ -296,45 +286,5 @@ impl OwnedResponse {
             out.extend_from_slice(&self.body);
         }
         f
-    }
-}
-
-/// A response promised by [`Response::defer`]. `Send`: finish it from any
-/// thread with [`Deferred::send`]; it is written on the connection's loop,
-/// in pipeline order. Dropped unanswered, it sends `500`.
-pub struct Deferred {
-    handle: Option<ConnHandle>,
-    seq: u64,
-    exchange: Exchange,
-}
-
-impl Deferred {
-    /// Finish the response. Fails if the connection is gone.
-    pub fn send(mut self, resp: OwnedResponse) -> Result<(), Closed> {
-        self.finish(resp)
-    }
-
-    fn finish(&mut self, resp: OwnedResponse) -> Result<(), Closed> {
-        let Some(handle) = self.handle.take() else {
-            return Err(Closed);
-        };
-        let (seq, ex) = (self.seq, self.exchange);
-        handle.run::<super::server::HttpHandler>(move |h, conn| {
-            h.complete_deferred(conn, seq, ex, &resp)
-        })
-    }
-}
-
-impl Drop for Deferred {
-    fn drop(&mut self) {
-        if self.handle.is_some() {
-            let _ = self.finish(OwnedResponse::new(500, "deferred response dropped\n"));
-        }
-    }
-}
-
-impl std::fmt::Debug for Deferred {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deferred").field("seq", &self.seq).finish()
     }
 }

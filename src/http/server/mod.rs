@@ -24,45 +24,14 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::http::message::Parts;
-use crate::http::proto::encode::DateCache;
-use crate::http::proto::limits::Limits;
+use crate::http::dispatch::HttpHandler;
+use crate::http::proto::Limits;
 use crate::net::{Server, ServerBuilder};
 use crate::reactor::{EventLoop, LoopHandle};
 use router::Router;
 use static_files::StaticFiles;
-
-/// What every loop's handler shares (read-only after start).
-pub(crate) struct Shared {
-    pub(crate) router: Router,
-    pub(crate) limits: Limits,
-    /// The connection timer's longest period (see `conn.rs`).
-    pub(crate) tick: Duration,
-}
-
-/// The framework handler serving HTTP/1.1; one per loop. Users do not
-/// implement this: they give routes to [`HttpBuilder`].
-pub struct HttpHandler {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) date: DateCache,
-    /// Loop time at which `date` must be reformatted.
-    pub(crate) next_date: Option<Instant>,
-    /// The response being built, reused for every request of this loop.
-    pub(crate) parts: Parts,
-}
-
-impl HttpHandler {
-    fn new(shared: Arc<Shared>) -> Self {
-        HttpHandler {
-            shared,
-            date: DateCache::new(),
-            next_date: None,
-            parts: Parts::default(),
-        }
-    }
-}
 
 /// Facts about the running server for the built-in pages.
 struct Info {
@@ -122,8 +91,8 @@ impl HttpBuilder {
 
     /// Bind and serve on loop threads; see [`ServerBuilder::start`].
     pub fn start(self) -> io::Result<HttpServer> {
-        let (server, info, shared) = self.prepare()?;
-        let server = server.start(move |_| HttpHandler::new(shared.clone()))?;
+        let (server, info, router, limits) = self.prepare()?;
+        let server = server.start(move |_| HttpHandler::new(router.clone(), limits.clone()))?;
         let _ = info.loops.set(server.serving_loops().to_vec());
         Ok(HttpServer { server, info })
     }
@@ -131,9 +100,9 @@ impl HttpBuilder {
     /// Serve with the single reactor on the calling thread until the loop
     /// stops; see [`ServerBuilder::run`]. `ready` runs on the loop first.
     pub fn run(self, ready: impl FnOnce(&mut EventLoop, &Server)) -> io::Result<()> {
-        let (server, info, shared) = self.prepare()?;
+        let (server, info, router, limits) = self.prepare()?;
         server.run(
-            move |_| HttpHandler::new(shared.clone()),
+            move |_| HttpHandler::new(router.clone(), limits.clone()),
             |el, server| {
                 let _ = info.loops.set(server.serving_loops().to_vec());
                 ready(el, server)
@@ -142,8 +111,8 @@ impl HttpBuilder {
     }
 
     /// The framework server, the `/stats` info, and what every loop's
-    /// handler shares (routes, limits).
-    fn prepare(self) -> io::Result<(ServerBuilder, Arc<Info>, Arc<Shared>)> {
+    /// handler gets (routes, limits).
+    fn prepare(self) -> io::Result<(ServerBuilder, Arc<Info>, Arc<Router>, Limits)> {
         let files = match &self.root {
             Some(dir) => Some(Arc::new(StaticFiles::new(dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("document root {}: {e}", dir.display()))
@@ -165,18 +134,7 @@ impl HttpBuilder {
                 router = router.fallback(move |req, resp| files.serve(req, resp));
             }
         }
-        let l = &self.limits;
-        let tick = l
-            .header_timeout
-            .min(l.body_timeout)
-            .min(l.keepalive_timeout)
-            .max(Duration::from_millis(1));
-        let shared = Arc::new(Shared {
-            router,
-            limits: self.limits,
-            tick,
-        });
-        Ok((self.server, info, shared))
+        Ok((self.server, info, Arc::new(router), self.limits))
     }
 }
 

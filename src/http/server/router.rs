@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::http::message::{Request, Response};
+use crate::http::dispatch::{Response, Service};
+use crate::http::message::Request;
 use crate::http::proto::parse::Method;
 use crate::http::proto::HttpError;
 
@@ -178,6 +179,13 @@ impl Router {
                 resp.error(HttpError::NOT_FOUND);
             }
         }
+    }
+}
+
+/// The router is the service [`HttpBuilder`](super::HttpBuilder) serves.
+impl Service for Router {
+    fn call(&self, req: &Request<'_>, resp: &mut Response<'_>) {
+        self.dispatch(req, resp)
     }
 }
 

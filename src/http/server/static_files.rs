@@ -8,7 +8,8 @@ use std::path::Path;
 use super::files::{
     content_type, etag_for, http_date, not_modified, parse_range, FileRoot, RangeResult,
 };
-use crate::http::message::{Request, Response};
+use crate::http::dispatch::Response;
+use crate::http::message::Request;
 use crate::http::proto::parse::Method;
 use crate::http::proto::HttpError;
 

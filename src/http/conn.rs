@@ -1,4 +1,4 @@
-//! The per-connection HTTP/1.1 state machine: bytes in, [`Step`]s out.
+//! The per-connection HTTP/1.1 state machine: bytes in, `Step`s out.
 //!
 //! ```text
 //!            bytes                head done              body done
@@ -10,21 +10,21 @@
 //! ```
 //!
 //! [`HttpConn`] decides; it does no I/O and never sees the connection. The
-//! dispatcher (`dispatch.rs`) feeds it input with [`HttpConn::advance`] and
-//! carries out each [`Step`] (write `100 Continue`, run the service and
+//! dispatcher (`dispatch.rs`) feeds it input with `HttpConn::advance` and
+//! carries out each `Step` (write `100 Continue`, run the service and
 //! write its response, write an error and close), then reports back how the
-//! exchange ended ([`HttpConn::answered`], [`HttpConn::deferred`]).
+//! exchange ended (`HttpConn::answered`, `HttpConn::deferred`).
 //!
 //! Input is parsed in place in the connection's input buffer; a request is
 //! consumed only once its head is complete (the head parser needs the buffer
 //! to start at the request). While a deferred response is outstanding the
 //! bytes behind it are queued here and parsed from the queue afterwards, so
 //! responses leave in request order. A queue grown past
-//! [`queue_cap`] pauses reading until the deferred response is out.
+//! `queue_cap` pauses reading until the deferred response is out.
 //!
 //! Timeouts use one timer per connection that fires at least every
-//! [`timer_period`] (the shortest of the three timeouts) and compares the
-//! phase's deadline with the loop clock ([`HttpConn::on_timer`]). Moving
+//! `timer_period` (the shortest of the three timeouts) and compares the
+//! phase's deadline with the loop clock (`HttpConn::on_timer`). Moving
 //! between phases then never re-arms a timer (no allocation per request),
 //! yet every deadline is met within the timer's resolution: a timer armed at
 //! `a <= s` with delay `<= period` fires by `s + period`, so a phase starting

@@ -4,7 +4,7 @@
 //!
 //! [`HttpHandler`] is the [`EventHandler`] of every HTTP connection. It
 //! feeds input to the connection's state machine ([`HttpConn`]), carries out
-//! the [`Step`]s it returns, and hands each complete request to a
+//! the `Step`s it returns, and hands each complete request to a
 //! [`Service`] (the [`Router`](super::Router), for [`HttpBuilder`]) with a
 //! [`Response`] to fill. A service that cannot answer at once defers
 //! ([`Response::defer`]): the [`Deferred`] it gets is the way back to the

@@ -1,7 +1,7 @@
 //! A request and its response as values, apart from any connection: the
-//! [`Request`] a route handler reads, the response it builds ([`Parts`],
+//! [`Request`] a route handler reads, the response it builds (`Parts`,
 //! filled through a [`Response`](super::Response)), the framing facts that
-//! tie one to the other ([`Exchange`]), and [`OwnedResponse`] for answers
+//! tie one to the other (`Exchange`), and [`OwnedResponse`] for answers
 //! sent later from another thread.
 //!
 //! `Request` and `Parts` are views over, and buffers of, memory the

@@ -8,6 +8,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::HttpError;
+use super::parse::is_token;
 
 /// The server's name, as a literal (so the cached field line below can be
 /// built from it at compile time).
@@ -330,7 +331,7 @@ const FIELD_VALUE_BYTE: [bool; 256] = {
 /// A field line that is safe to emit: token name, value without CR, LF, NUL
 /// or other controls (except HTAB). Guards against response splitting.
 fn is_valid_field(name: &str, value: &[u8]) -> bool {
-    super::parse::is_token(name.as_bytes()) && value.iter().all(|&b| FIELD_VALUE_BYTE[b as usize])
+    is_token(name.as_bytes()) && value.iter().all(|&b| FIELD_VALUE_BYTE[b as usize])
 }
 
 fn push_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {

@@ -27,7 +27,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::http::proto::encode::{days_from_civil, format_imf_fixdate, unix_secs, MONTH_NAMES};
+use crate::http::proto::encode::{
+    civil_from_days, days_from_civil, format_imf_fixdate, unix_secs, MONTH_NAMES,
+};
 use crate::http::proto::parse::{percent_decode, trim_ows, Method, RequestHead};
 
 // ---------------------------------------------------------------------------
@@ -149,7 +151,7 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 }
 
 fn civil_year(secs: u64) -> i64 {
-    crate::http::proto::encode::civil_from_days((secs / 86_400) as i64).0
+    civil_from_days((secs / 86_400) as i64).0
 }
 
 const DAYS_SHORT: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];

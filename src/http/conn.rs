@@ -103,7 +103,7 @@ pub(crate) fn timer_period(limits: &Limits) -> Duration {
 }
 
 /// Most input queued behind a deferred response before reading pauses.
-pub(crate) fn queue_cap(limits: &Limits) -> usize {
+fn queue_cap(limits: &Limits) -> usize {
     limits.max_head_bytes + 64 * 1024
 }
 
@@ -310,9 +310,11 @@ impl HttpConn {
     }
 
     /// Whether reading must pause: the queue behind a deferred response
-    /// has grown past `cap`. True once per pause.
-    pub(crate) fn pause_for_queue(&mut self, cap: usize) -> bool {
-        let pause = self.phase == Phase::Waiting && !self.queue_paused && self.queue.len() > cap;
+    /// has grown past [`queue_cap`]. True once per pause.
+    pub(crate) fn pause_for_queue(&mut self, limits: &Limits) -> bool {
+        let pause = self.phase == Phase::Waiting
+            && !self.queue_paused
+            && self.queue.len() > queue_cap(limits);
         self.queue_paused |= pause;
         pause
     }
@@ -501,11 +503,12 @@ mod tests {
         let now = Instant::now();
         st.advance(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &limits(), now);
         st.deferred();
-        st.queue_input(&[b'x'; 10]);
-        assert!(!st.pause_for_queue(10));
+        let cap = queue_cap(&limits());
+        st.queue_input(&vec![b'x'; cap]);
+        assert!(!st.pause_for_queue(&limits()));
         st.queue_input(b"x");
-        assert!(st.pause_for_queue(10));
-        assert!(!st.pause_for_queue(10));
+        assert!(st.pause_for_queue(&limits()));
+        assert!(!st.pause_for_queue(&limits()));
         assert!(st.is_paused_for_queue());
         st.answered(true, now);
         assert!(st.settle().resume_read);

@@ -20,7 +20,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::conn::{queue_cap, timer_period, HttpConn, OnTimer, Step};
+use super::conn::{timer_period, HttpConn, OnTimer, Step};
 use super::message::{Exchange, OwnedResponse, Parts, Request};
 use super::proto::{write_continue, DateCache, HttpError, Limits};
 use crate::net::{Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
@@ -238,7 +238,7 @@ impl<S: Service> EventHandler for HttpHandler<S> {
                 input.clear();
             }
         }
-        if st.pause_for_queue(queue_cap(&self.limits)) {
+        if st.pause_for_queue(&self.limits) {
             conn.pause_read();
         }
         *conn.context() = st;

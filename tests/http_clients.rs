@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use evnet::http::{HttpBuilder, Limits, Router, StaticFiles};
+use evnet::http::{Limits, Router, StaticFiles};
 use util::*;
 
 /// Run `prog args` under `timeout(1)` (so a hung client cannot hang the
@@ -170,7 +170,12 @@ print("|".join(out))
 
 #[test]
 fn wrk_plaintext_has_no_socket_errors_or_non_2xx() {
-    let s = HttpBuilder::new(server_builder().loops(2)).start().unwrap();
+    let s = start_on(
+        server_builder().loops(2),
+        Limits::default(),
+        Router::new(),
+        None,
+    );
     let a = addr(&s);
     let out = run(
         60,

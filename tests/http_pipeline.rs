@@ -6,7 +6,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use evnet::http::{Limits, OwnedResponse, Router};
+use evnet::http::{HttpBuilder, Limits, OwnedResponse, Router};
 use proptest::prelude::*;
 use util::*;
 
@@ -370,6 +370,27 @@ fn builtin_pages_and_stats_count_requests() {
     assert!(stats.contains("\"connections_open\":1"), "{stats}");
     assert!(stats.contains("\"loops\":[{\"id\":"), "{stats}");
     assert!(r[1].header("date").unwrap().ends_with(" GMT"));
+}
+
+#[test]
+fn library_builder_serves_only_the_routes_it_is_given() {
+    // The demo routes belong to the CLI (and to this suite's helper).
+    let router = Router::new().get("/mine", |_, resp| {
+        resp.text("mine");
+    });
+    let s = HttpBuilder::new(server_builder())
+        .router(router)
+        .start()
+        .unwrap();
+    let r = exchange(
+        addr(&s),
+        b"GET /mine HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /stats HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+    );
+    assert_eq!(r.len(), 5);
+    assert_eq!(r[0].body_str(), "mine");
+    for other in &r[1..] {
+        assert_eq!(other.status_line, "HTTP/1.1 404 Not Found");
+    }
 }
 
 #[test]

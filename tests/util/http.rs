@@ -1,5 +1,7 @@
 //! Shared helpers for the HTTP integration tests: a server fixture on
-//! 127.0.0.1:0 and a raw-socket client that reads whole responses with
+//! 127.0.0.1:0 serving the CLI's demo routes (`/`, `/plaintext`, `/json`,
+//! `/stats`, `/echo`: `src/bin/evnet/http_demo.rs`, included below) behind
+//! the test's own, and a raw-socket client that reads whole responses with
 //! timeouts. Include with `#[path = "util/http.rs"] mod util;`.
 //!
 //! `EVNET_TEST_POLLER=epoll|uring|poll|select` and `EVNET_TEST_TRIGGER=level|edge`
@@ -35,15 +37,32 @@ pub fn server_builder() -> ServerBuilder {
         .trigger(trigger)
 }
 
-/// Start a server with these limits, routes and optional document root.
+#[path = "../../src/bin/evnet/http_demo.rs"]
+mod http_demo;
+
+/// Start a server with these limits, routes (then the demo routes) and
+/// optional document root.
 pub fn start_with(limits: Limits, router: Router, root: Option<&Path>) -> HttpServer {
-    let mut b = HttpBuilder::new(server_builder())
+    start_on(server_builder(), limits, router, root)
+}
+
+/// [`start_with`] on the listeners and loops of `server`.
+pub fn start_on(
+    server: ServerBuilder,
+    limits: Limits,
+    router: Router,
+    root: Option<&Path>,
+) -> HttpServer {
+    let demo = http_demo::Demo::new(root).expect("demo routes");
+    let mut b = HttpBuilder::new(server)
         .limits(limits)
-        .router(router);
+        .router(demo.routes(router));
     if let Some(r) = root {
         b = b.root(r);
     }
-    b.start().expect("start http server")
+    let s = b.start().expect("start http server");
+    demo.serving(s.server());
+    s
 }
 
 pub fn start() -> HttpServer {

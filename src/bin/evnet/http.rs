@@ -1,16 +1,18 @@
-//! `evnet http`: the HTTP/1.1 server (built-in pages, optional static files).
+//! `evnet http`: the HTTP/1.1 server (the demo routes of `http_demo.rs`,
+//! optional static files).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use evnet::http::{HttpBuilder, Limits};
+use evnet::http::{HttpBuilder, Limits, Router};
 use evnet::net::Server;
 
 use crate::common::{
     block_stop_signals, serve_until_signal, watch_stop_signals, ModelArg, ServerArgs,
 };
+use crate::http_demo::Demo;
 
 #[derive(Args, Debug)]
 pub struct HttpArgs {
@@ -48,12 +50,23 @@ pub fn run(args: HttpArgs) -> Result<()> {
     };
     let server_builder = args.server.builder(default)?;
     let single = server_builder.loop_count() == 0;
-    let mut builder = HttpBuilder::new(server_builder).limits(limits);
+    // A bad document root fails here now, with the message and context the
+    // builder gave it before the demo routes moved out of the library.
+    let context = if single {
+        "serving HTTP"
+    } else {
+        "starting the HTTP server"
+    };
+    let demo = Demo::new(args.root.as_deref()).context(context)?;
+    let mut builder = HttpBuilder::new(server_builder)
+        .limits(limits)
+        .router(demo.routes(Router::new()));
     if let Some(root) = &args.root {
         builder = builder.root(root);
     }
     let root = args.root.clone();
     let banner = move |server: &Server| {
+        demo.serving(server);
         println!("evnet http: {}", server.description());
         match &root {
             Some(r) => println!("evnet http: document root {}", r.display()),

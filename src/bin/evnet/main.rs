@@ -4,6 +4,7 @@ mod client;
 mod common;
 mod echo;
 mod http;
+mod http_demo;
 mod load;
 mod resp;
 mod udp;
@@ -25,7 +26,7 @@ struct Cli {
 enum Command {
     /// Echo server: every byte read is written back.
     Echo(echo::EchoArgs),
-    /// HTTP/1.1 server: built-in pages, routes, static files (--root).
+    /// HTTP/1.1 server: demo pages and routes, static files (--root).
     Http(http::HttpArgs),
     /// Interactive client: stdin lines to the server, replies to stdout (exit 0 clean, 1 connect failure, 2 reset/error).
     Client(client::ClientArgs),

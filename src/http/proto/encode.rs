@@ -7,7 +7,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::HttpError;
+use super::error::HttpError;
+use super::parse::is_token;
 
 /// The server's name, as a literal (so the cached field line below can be
 /// built from it at compile time).
@@ -330,7 +331,7 @@ const FIELD_VALUE_BYTE: [bool; 256] = {
 /// A field line that is safe to emit: token name, value without CR, LF, NUL
 /// or other controls (except HTAB). Guards against response splitting.
 fn is_valid_field(name: &str, value: &[u8]) -> bool {
-    super::parse::is_token(name.as_bytes()) && value.iter().all(|&b| FIELD_VALUE_BYTE[b as usize])
+    is_token(name.as_bytes()) && value.iter().all(|&b| FIELD_VALUE_BYTE[b as usize])
 }
 
 fn push_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -596,8 +597,8 @@ pub fn error_response(err: &HttpError, date: &DateCache) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::body::ChunkedDecoder;
-    use crate::http::limits::Limits;
+    use crate::http::proto::body::ChunkedDecoder;
+    use crate::http::proto::limits::Limits;
     use std::time::Duration;
 
     fn at(secs: u64) -> SystemTime {

@@ -47,9 +47,8 @@
 use std::mem::MaybeUninit;
 use std::net::Ipv6Addr;
 
-use super::body::BodyKind;
+use super::error::HttpError;
 use super::limits::{Limits, HEADER_SLOTS};
-use super::HttpError;
 
 // ---------------------------------------------------------------------------
 // Errors produced by the parser.
@@ -478,12 +477,6 @@ impl RequestHead {
     /// Whether the body uses the chunked transfer coding.
     pub fn is_chunked(&self) -> bool {
         self.chunked
-    }
-
-    /// How the body is framed; a `Content-Length` above `limits.max_body`
-    /// is `413` (see [`BodyKind::from_head`]).
-    pub fn body_kind(&self, limits: &Limits) -> Result<BodyKind, HttpError> {
-        BodyKind::from_head(self, limits)
     }
 
     /// Whether the connection may persist after this exchange as far as the
@@ -1211,6 +1204,7 @@ fn valid_ip_literal(inner: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::proto::body::BodyKind;
 
     fn small() -> Limits {
         Limits {

@@ -27,8 +27,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::encode::{days_from_civil, format_imf_fixdate, unix_secs, MONTH_NAMES};
-use super::parse::{percent_decode, trim_ows, Method, RequestHead};
+use crate::http::proto::encode::{
+    civil_from_days, days_from_civil, format_imf_fixdate, unix_secs, MONTH_NAMES,
+};
+use crate::http::proto::parse::{percent_decode, trim_ows, Method, RequestHead};
 
 // ---------------------------------------------------------------------------
 // Path resolution.
@@ -149,7 +151,7 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 }
 
 fn civil_year(secs: u64) -> i64 {
-    super::encode::civil_from_days((secs / 86_400) as i64).0
+    civil_from_days((secs / 86_400) as i64).0
 }
 
 const DAYS_SHORT: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -455,8 +457,8 @@ pub fn content_type(path: &Path) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::limits::Limits;
-    use crate::http::parse::parse_head;
+    use crate::http::proto::limits::Limits;
+    use crate::http::proto::parse::parse_head;
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::sync::atomic::{AtomicUsize, Ordering};

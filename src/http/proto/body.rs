@@ -5,9 +5,9 @@
 //! follow the head into body data, consuming exactly the body and nothing of
 //! any pipelined request behind it.
 
+use super::error::HttpError;
 use super::limits::Limits;
 use super::parse::{is_tchar, RequestHead};
-use super::HttpError;
 
 const E_TOO_LARGE: HttpError = HttpError::fatal(413, "request body too large");
 const E_CHUNK_SIZE: HttpError = HttpError::fatal(400, "invalid chunk size");
@@ -47,6 +47,16 @@ impl BodyKind {
             Some(n) if n > limits.max_body => Err(E_TOO_LARGE),
             Some(n) => Ok(BodyKind::Length(n)),
         }
+    }
+}
+
+// Framing is the body's business, decided from the head: this method lives
+// here so that `parse` need not know about bodies (it keeps `proto` acyclic).
+impl RequestHead {
+    /// How the body is framed; a `Content-Length` above `limits.max_body`
+    /// is `413` (see [`BodyKind::from_head`]).
+    pub fn body_kind(&self, limits: &Limits) -> Result<BodyKind, HttpError> {
+        BodyKind::from_head(self, limits)
     }
 }
 
@@ -421,7 +431,7 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::parse::parse_head;
+    use crate::http::proto::parse::parse_head;
     use proptest::prelude::*;
 
     fn head(extra: &str) -> RequestHead {

@@ -8,9 +8,10 @@ use std::path::Path;
 use super::files::{
     content_type, etag_for, http_date, not_modified, parse_range, FileRoot, RangeResult,
 };
-use super::parse::Method;
-use super::request::{Request, Response};
-use super::HttpError;
+use crate::http::dispatch::Response;
+use crate::http::message::Request;
+use crate::http::proto::parse::Method;
+use crate::http::proto::HttpError;
 
 /// A route handler serving files under a root.
 #[derive(Debug, Clone)]

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::parse::Method;
-use super::request::{Request, Response};
-use super::HttpError;
+use crate::http::dispatch::{Response, Service};
+use crate::http::message::Request;
+use crate::http::proto::parse::Method;
+use crate::http::proto::HttpError;
 
 /// A route handler. Runs on a loop thread: it must not block (defer with
 /// [`Response::defer`] and answer from another thread instead).
@@ -178,6 +179,13 @@ impl Router {
                 resp.error(HttpError::NOT_FOUND);
             }
         }
+    }
+}
+
+/// The router is the service [`HttpBuilder`](super::HttpBuilder) serves.
+impl Service for Router {
+    fn call(&self, req: &Request<'_>, resp: &mut Response<'_>) {
+        self.dispatch(req, resp)
     }
 }
 

@@ -1,0 +1,155 @@
+//! The demo routes `evnet http` serves next to the program's own: `/` (a
+//! page about the server, or the document root's `index.html`), `/_evnet`
+//! (the page, always), `/plaintext`, `/json`, `/stats` (live counters) and
+//! `/echo` (answers with the request body).
+//!
+//! The library's `HttpBuilder` serves only what it is given; these routes
+//! are the CLI's. The HTTP integration tests include this file
+//! (`tests/util/http.rs`), so they exercise exactly what the CLI serves;
+//! it therefore uses nothing but evnet's public API.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use evnet::http::{Router, StaticFiles};
+use evnet::net::Server;
+use evnet::reactor::LoopHandle;
+
+/// The demo routes and the facts about the running server they show.
+pub struct Demo {
+    info: Arc<Info>,
+}
+
+struct Info {
+    /// The document root, for `/` (its `index.html`) and the page.
+    files: Option<StaticFiles>,
+    started: Instant,
+    /// The server's description and serving loops, once it runs.
+    server: OnceLock<(String, Vec<LoopHandle>)>,
+}
+
+impl Demo {
+    /// Demo routes for a server with this document root (if any).
+    pub fn new(root: Option<&Path>) -> io::Result<Demo> {
+        let files = match root {
+            Some(dir) => Some(StaticFiles::new(dir).map_err(|e| {
+                io::Error::new(e.kind(), format!("document root {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
+        Ok(Demo {
+            info: Arc::new(Info {
+                files,
+                started: Instant::now(),
+                server: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// `router` with the demo routes added; the routes already in it take
+    /// precedence.
+    pub fn routes(&self, router: Router) -> Router {
+        let (i1, i2, i3) = (self.info.clone(), self.info.clone(), self.info.clone());
+        router
+            .get("/", move |req, resp| {
+                // With a document root, `/` is its index.html if there is one.
+                if let Some(f) = &i1.files {
+                    if f.root().join("index.html").is_file() {
+                        return f.serve(req, resp);
+                    }
+                }
+                resp.html(&i1.page());
+            })
+            .get("/_evnet", move |_req, resp| {
+                resp.html(&i2.page());
+            })
+            .get("/plaintext", |_req, resp| {
+                resp.text("Hello, World!");
+            })
+            .get("/json", |_req, resp| {
+                resp.json("{\"message\":\"Hello, World!\"}");
+            })
+            .get("/stats", move |_req, resp| {
+                resp.header("Cache-Control", "no-store")
+                    .json(&i3.stats_json());
+            })
+            .route("*", "/echo", |req, resp| {
+                let ct = req
+                    .header("content-type")
+                    .unwrap_or(b"application/octet-stream");
+                resp.header("Content-Type", ct).body(req.body());
+            })
+    }
+
+    /// The server is up: its description and loops go on the pages.
+    pub fn serving(&self, server: &Server) {
+        let _ = self.info.server.set((
+            server.description().to_string(),
+            server.serving_loops().to_vec(),
+        ));
+    }
+}
+
+impl Info {
+    fn loops(&self) -> &[LoopHandle] {
+        self.server.get().map_or(&[], |(_, loops)| loops.as_slice())
+    }
+
+    fn stats_json(&self) -> String {
+        let (mut open, mut total, mut reqs, mut bin, mut bout) = (0usize, 0u64, 0u64, 0u64, 0u64);
+        let mut per = String::new();
+        for (i, l) in self.loops().iter().enumerate() {
+            let s = l.stats();
+            let o = s.connections_open.load(Ordering::Relaxed);
+            let t = s.connections_total.load(Ordering::Relaxed);
+            let r = s.requests.load(Ordering::Relaxed);
+            let bi = s.bytes_in.load(Ordering::Relaxed);
+            let bo = s.bytes_out.load(Ordering::Relaxed);
+            open += o;
+            total += t;
+            reqs += r;
+            bin += bi;
+            bout += bo;
+            if i > 0 {
+                per.push(',');
+            }
+            let _ = write!(
+                per,
+                "{{\"id\":{},\"connections_open\":{o},\"connections_total\":{t},\"requests\":{r},\"bytes_in\":{bi},\"bytes_out\":{bo}}}",
+                l.id()
+            );
+        }
+        format!(
+            "{{\"connections_open\":{open},\"connections_total\":{total},\"requests\":{reqs},\"bytes_in\":{bin},\"bytes_out\":{bout},\"uptime_secs\":{},\"loops\":[{per}]}}\n",
+            self.started.elapsed().as_secs()
+        )
+    }
+
+    fn page(&self) -> String {
+        let description = self.server.get().map_or("", |(d, _)| d.as_str());
+        let root = self.files.as_ref().map_or_else(
+            || "none".to_string(),
+            |f| html_escape(&f.root().display().to_string()),
+        );
+        format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>evnet</title></head><body>\n\
+             <h1>evnet HTTP/1.1 server</h1>\n<ul>\n<li>{}</li>\n<li>serving loops: {}</li>\n\
+             <li>uptime: {} s</li>\n<li>document root: {root}</li>\n</ul>\n\
+             <p><a href=\"/plaintext\">/plaintext</a> | <a href=\"/json\">/json</a> | \
+             <a href=\"/stats\">/stats</a></p>\n</body></html>\n",
+            html_escape(description),
+            self.loops().len(),
+            self.started.elapsed().as_secs()
+        )
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,415 @@
+//! The dispatcher: where HTTP meets the framework's connections. This is the
+//! only file in `http/` that uses the connection API (`Conn`, `ConnHandle`,
+//! `EventHandler`, `Buffer`, `CloseReason`).
+//!
+//! [`HttpHandler`] is the [`EventHandler`] of every HTTP connection. It
+//! feeds input to the connection's state machine ([`HttpConn`]), carries out
+//! the `Step`s it returns, and hands each complete request to a
+//! [`Service`] (the [`Router`](super::Router), for [`HttpBuilder`]) with a
+//! [`Response`] to fill. A service that cannot answer at once defers
+//! ([`Response::defer`]): the [`Deferred`] it gets is the way back to the
+//! connection, from any thread.
+//!
+//! `HttpHandler` is generic over its service so that the call to the router
+//! is static (no indirection per request) while the router, which names
+//! `Response`, stays above this file.
+//!
+//! [`HttpBuilder`]: super::HttpBuilder
+
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::conn::{timer_period, HttpConn, OnTimer, Step};
+use super::message::{Exchange, OwnedResponse, Parts, Request};
+use super::proto::{write_continue, DateCache, HttpError, Limits};
+use crate::net::{Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
+use crate::reactor::LoopStats;
+
+/// What a connection hands each complete request to.
+///
+/// Runs on a loop thread: it must not block (defer with
+/// [`Response::defer`] and answer from another thread instead).
+pub trait Service: Send + Sync + 'static {
+    /// Answer `req` by filling `resp`.
+    fn call(&self, req: &Request<'_>, resp: &mut Response<'_>);
+}
+
+/// The framework handler serving HTTP/1.1 to `S`; one per loop, shared by
+/// the loop's connections. [`HttpBuilder`](super::HttpBuilder) makes these
+/// for a [`Router`](super::Router).
+pub struct HttpHandler<S> {
+    service: Arc<S>,
+    limits: Limits,
+    date: DateCache,
+    /// Loop time at which `date` must be reformatted.
+    next_date: Option<Instant>,
+    /// The response being built, reused for every request of this loop.
+    parts: Parts,
+}
+
+impl<S: Service> HttpHandler<S> {
+    /// A loop's handler; `service` is shared by every loop's handler.
+    /// Call from the factory given to
+    /// [`ServerBuilder::start`](crate::net::ServerBuilder::start).
+    pub fn new(service: Arc<S>, limits: Limits) -> Self {
+        HttpHandler {
+            service,
+            limits,
+            date: DateCache::new(),
+            next_date: None,
+            parts: Parts::default(),
+        }
+    }
+
+    /// Keep the cached `Date` current: reformat it when the loop clock has
+    /// passed the next whole second. (Chosen over a per-loop one-second
+    /// timer: an idle server does no work, and the check is one compare.)
+    fn refresh_date(&mut self, conn: &mut Conn<'_, Self>) {
+        let now = conn.loop_ctx().now();
+        if self.next_date.is_some_and(|t| now < t) {
+            return;
+        }
+        let wall = SystemTime::now();
+        self.date.refresh(wall);
+        let sub = wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        self.next_date =
+            Some(now + Duration::from_nanos(u64::from(1_000_000_000 - sub.min(999_999_999))));
+    }
+
+    fn arm_timer(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn, delay: Duration) {
+        if st.arm_timer() {
+            conn.run_after(delay.max(Duration::from_millis(1)), |h, conn| {
+                h.on_timer(conn)
+            });
+        }
+    }
+
+    fn on_timer(&mut self, conn: &mut Conn<'_, Self>) {
+        let now = conn.loop_ctx().now();
+        let mut st = std::mem::take(conn.context());
+        match st.on_timer(now, &self.limits) {
+            OnTimer::Stop => {}
+            OnTimer::Rearm(delay) => self.arm_timer(conn, &mut st, delay),
+            // An idle keep-alive connection just goes away.
+            OnTimer::CloseIdle => conn.close_with(CloseReason::IdleTimeout),
+            OnTimer::Expired(ex) => {
+                self.refresh_date(conn);
+                let err = HttpError::REQUEST_TIMEOUT;
+                let date = &self.date;
+                let _ = conn.write_with(|out| ex.write_error(out, &err, date));
+                conn.close_with(CloseReason::ReadTimeout);
+            }
+        }
+        *conn.context() = st;
+    }
+
+    /// Answer a request that cannot be served and close.
+    fn fail(&mut self, conn: &mut Conn<'_, Self>, err: HttpError, ex: Exchange) {
+        let date = &self.date;
+        let _ = conn.write_with(|out| ex.write_error(out, &err, date));
+        conn.close_with(CloseReason::Protocol(format!(
+            "{} {}",
+            err.status, err.reason
+        )));
+    }
+
+    /// Parse and answer every complete request at the front of `data`.
+    /// Returns how many bytes were consumed; what remains starts a request.
+    fn process(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn, data: &[u8]) -> usize {
+        let now = conn.loop_ctx().now();
+        let mut pos = 0;
+        loop {
+            let (n, step) = st.advance(&data[pos..], &self.limits, now);
+            pos += n;
+            match step {
+                Step::Stop => return pos,
+                Step::Continue => {
+                    let _ = conn.write_with(write_continue);
+                }
+                Step::Respond => self.respond(conn, st, now),
+                Step::Fail(err, ex) => {
+                    self.fail(conn, err, ex);
+                    return pos;
+                }
+            }
+        }
+    }
+
+    /// Run the service for the complete request in `st` and write its
+    /// response.
+    fn respond(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn, now: Instant) {
+        let ex = st.exchange();
+        LoopStats::add(&conn.loop_ctx().stats().requests, 1);
+        self.parts.reset();
+        {
+            let req = st.request();
+            let mut resp = Response {
+                parts: &mut self.parts,
+                replier: conn,
+                exchange: ex,
+                seq: st.seq(),
+            };
+            self.service.call(&req, &mut resp);
+        }
+        if self.parts.is_deferred() {
+            st.deferred();
+            return;
+        }
+        let (parts, date) = (&mut self.parts, &self.date);
+        let framing = conn.write_with(|out| parts.encode(out, date, ex));
+        if let Some((file, offset, len)) = self.parts.take_file(ex) {
+            let _ = conn.send_file(file, offset, len);
+        }
+        if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
+            conn.close();
+        }
+    }
+
+    /// Parse what is queued; keep the unconsumed rest queued.
+    fn process_queue(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn) {
+        let queue = st.take_queue();
+        let n = self.process(conn, st, &queue);
+        st.requeue(queue, n);
+    }
+
+    /// Write a deferred response (on the loop, from `Deferred::send`), then
+    /// go on with the requests that queued up behind it.
+    fn complete_deferred(
+        &mut self,
+        conn: &mut Conn<'_, Self>,
+        seq: u64,
+        ex: Exchange,
+        resp: &OwnedResponse,
+    ) {
+        let mut st = std::mem::take(conn.context());
+        if !st.awaits(seq) {
+            *conn.context() = st;
+            return;
+        }
+        self.refresh_date(conn);
+        let now = conn.loop_ctx().now();
+        let date = &self.date;
+        let framing = conn.write_with(|out| resp.encode(out, date, ex));
+        if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
+            conn.close();
+        }
+        if !st.is_done() {
+            self.process_queue(conn, &mut st);
+        }
+        let settled = st.settle();
+        if settled.resume_read {
+            conn.resume_read();
+        }
+        if settled.close {
+            conn.close();
+        }
+        *conn.context() = st;
+    }
+}
+
+impl<S: Service> EventHandler for HttpHandler<S> {
+    type Context = HttpConn;
+
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        let mut st = std::mem::take(conn.context());
+        st.open(conn.loop_ctx().now());
+        let period = timer_period(&self.limits);
+        self.arm_timer(conn, &mut st, period);
+        *conn.context() = st;
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        self.refresh_date(conn);
+        let mut st = std::mem::take(conn.context());
+        if st.queues_input() {
+            st.queue_input(input.as_slice());
+            input.clear();
+            if !st.is_waiting() {
+                self.process_queue(conn, &mut st);
+            }
+        } else {
+            let n = self.process(conn, &mut st, input.as_slice());
+            if st.keeps_rest(&input.as_slice()[n..]) {
+                input.consume(n);
+            } else {
+                input.clear();
+            }
+        }
+        if st.pause_for_queue(&self.limits) {
+            conn.pause_read();
+        }
+        *conn.context() = st;
+    }
+
+    fn on_high_water(&mut self, conn: &mut Conn<'_, Self>, _queued: usize) {
+        conn.pause_read();
+    }
+
+    fn on_write_complete(&mut self, conn: &mut Conn<'_, Self>) {
+        if !conn.context().is_paused_for_queue() {
+            conn.resume_read();
+        }
+    }
+
+    fn on_read_closed(&mut self, conn: &mut Conn<'_, Self>) {
+        if conn.context().read_closed() {
+            conn.close();
+        }
+    }
+}
+
+/// Gives a [`Response`] its way back to the connection, used only when the
+/// service defers (making a `ConnHandle` costs an allocation per
+/// connection, so it is not done up front).
+trait Replier {
+    fn defer(&mut self, seq: u64, exchange: Exchange) -> Deferred;
+}
+
+impl<S: Service> Replier for Conn<'_, HttpHandler<S>> {
+    fn defer(&mut self, seq: u64, exchange: Exchange) -> Deferred {
+        let handle: ConnHandle<HttpHandler<S>> = self.handle();
+        // Boxed, so that `Deferred` need not name `S`.
+        let complete: CompleteFn = Box::new(move |resp| {
+            handle.run(move |h, conn| h.complete_deferred(conn, seq, exchange, &resp))
+        });
+        Deferred {
+            complete: Some(complete),
+            seq,
+        }
+    }
+}
+
+/// Runs [`HttpHandler::complete_deferred`] on the connection's loop.
+type CompleteFn = Box<dyn FnOnce(OwnedResponse) -> Result<(), Closed> + Send>;
+
+/// The response to a [`Request`]: status, fields and a body from memory or
+/// from a file. The framing fields (`Content-Length`, `Transfer-Encoding`,
+/// `Connection`, `Date`, `Server`) are generated and cannot be set.
+///
+/// Status defaults to 200 with an empty body.
+pub struct Response<'a> {
+    parts: &'a mut Parts,
+    replier: &'a mut (dyn Replier + 'a),
+    exchange: Exchange,
+    seq: u64,
+}
+
+impl Response<'_> {
+    /// Set the status code.
+    pub fn status(&mut self, code: u16) -> &mut Self {
+        self.parts.set_status(code);
+        self
+    }
+
+    /// Add a field (repeatable). Invalid names, values with control
+    /// characters, and the fields the server sets itself (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection`, `Date`, `Server`) are dropped.
+    pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
+        self.parts.push_field(name, value.as_ref());
+        self
+    }
+
+    /// Replace the body with `bytes`.
+    pub fn body(&mut self, bytes: &[u8]) -> &mut Self {
+        self.parts.set_body(bytes);
+        self
+    }
+
+    /// The body buffer, to encode into directly (it starts empty).
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        self.parts.body_mut()
+    }
+
+    /// A `text/plain` body.
+    pub fn text(&mut self, s: &str) -> &mut Self {
+        self.parts
+            .push_line(b"Content-Type: text/plain; charset=utf-8\r\n");
+        self.body(s.as_bytes())
+    }
+
+    /// An `application/json` body (`s` must already be JSON).
+    pub fn json(&mut self, s: &str) -> &mut Self {
+        self.parts.push_line(b"Content-Type: application/json\r\n");
+        self.body(s.as_bytes())
+    }
+
+    /// A `text/html` body.
+    pub fn html(&mut self, s: &str) -> &mut Self {
+        self.parts
+            .push_line(b"Content-Type: text/html; charset=utf-8\r\n");
+        self.body(s.as_bytes())
+    }
+
+    /// Send `len` bytes of `file` from `offset` as the body (with sendfile).
+    pub fn file(&mut self, file: File, offset: u64, len: u64) -> &mut Self {
+        self.parts.set_file(file, offset, len);
+        self
+    }
+
+    /// Answer with a small `text/plain` error page for `err` instead (closes
+    /// the connection afterwards if `err.close`).
+    pub fn error(&mut self, err: HttpError) -> &mut Self {
+        self.parts.set_error(err);
+        self
+    }
+
+    /// Close the connection after this response.
+    pub fn close(&mut self) -> &mut Self {
+        self.parts.set_close();
+        self
+    }
+
+    /// Whether the response to this request will carry no body (HEAD).
+    pub fn is_head_request(&self) -> bool {
+        self.exchange.is_head_request()
+    }
+
+    /// Answer later: returns a `Send` token to finish the response with, from
+    /// any thread. Requests pipelined behind this one wait (their bytes are
+    /// kept, unparsed) until it is finished, so responses stay in order.
+    /// Whatever was set on this `Response` is discarded. Dropping the token
+    /// without answering sends `500`.
+    pub fn defer(&mut self) -> Deferred {
+        self.parts.set_deferred();
+        self.replier.defer(self.seq, self.exchange)
+    }
+}
+
+/// A response promised by [`Response::defer`]. `Send`: finish it from any
+/// thread with [`Deferred::send`]; it is written on the connection's loop,
+/// in pipeline order. Dropped unanswered, it sends `500`.
+pub struct Deferred {
+    complete: Option<CompleteFn>,
+    seq: u64,
+}
+
+impl Deferred {
+    /// Finish the response. Fails if the connection is gone.
+    pub fn send(mut self, resp: OwnedResponse) -> Result<(), Closed> {
+        self.finish(resp)
+    }
+
+    fn finish(&mut self, resp: OwnedResponse) -> Result<(), Closed> {
+        let Some(complete) = self.complete.take() else {
+            return Err(Closed);
+        };
+        complete(resp)
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        if self.complete.is_some() {
+            let _ = self.finish(OwnedResponse::new(500, "deferred response dropped\n"));
+        }
+    }
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred").field("seq", &self.seq).finish()
+    }
+}

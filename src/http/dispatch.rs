@@ -142,7 +142,7 @@ impl<S: Service> HttpHandler<S> {
     /// response.
     fn respond(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn, now: Instant) {
         let ex = st.exchange();
-        LoopStats::add(&conn.loop_ctx().stats().requests, 1);
+        LoopStats::add(&conn.loop_ctx().stats().messages, 1);
         self.parts.reset();
         {
             let req = st.request();

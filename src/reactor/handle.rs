@@ -19,11 +19,17 @@ pub struct LoopClosed;
 /// each written only by its loop's thread).
 #[derive(Default, Debug)]
 pub struct LoopStats {
+    /// Connections open on the loop now.
     pub connections_open: AtomicUsize,
+    /// Connections ever opened on the loop.
     pub connections_total: AtomicU64,
+    /// Bytes read from sockets.
     pub bytes_in: AtomicU64,
+    /// Bytes the sockets took.
     pub bytes_out: AtomicU64,
-    pub requests: AtomicU64,
+    /// Messages handled, counted by the protocol that runs on the loop
+    /// (an HTTP request, a RESP command...). The reactor never touches it.
+    pub messages: AtomicU64,
 }
 
 impl LoopStats {

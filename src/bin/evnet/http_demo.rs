@@ -106,7 +106,7 @@ impl Info {
             let s = l.stats();
             let o = s.connections_open.load(Ordering::Relaxed);
             let t = s.connections_total.load(Ordering::Relaxed);
-            let r = s.requests.load(Ordering::Relaxed);
+            let r = s.messages.load(Ordering::Relaxed);
             let bi = s.bytes_in.load(Ordering::Relaxed);
             let bo = s.bytes_out.load(Ordering::Relaxed);
             open += o;

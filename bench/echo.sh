@@ -7,7 +7,7 @@
 #   ROUNDS=1 SECS=2 bench/echo.sh
 #   SERVERS="tokio go" bench/echo.sh   # evnet is the reference, keep it first
 #
-# Env: EVNET ROUNDS SECS WARMUP CONNS SIZES SERVERS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
+# Env: EVNET EVNET_BASE ROUNDS SECS WARMUP CONNS SIZES SERVERS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,6 +32,8 @@ server_cmd() {
     case $1 in
     evnet) CMD=("$EVNET" echo --addr "$addr" --loops 0) ;;
     evnet-proactor) CMD=("$EVNET" echo --addr "$addr" --loops 0 --poller proactor) ;;
+    evnet-base) CMD=("$EVNET_BASE" echo --addr "$addr" --loops 0) ;;
+    evnet-base-proactor) CMD=("$EVNET_BASE" echo --addr "$addr" --loops 0 --poller proactor) ;;
     tokio) CMD=("$PEERS_BIN/tokio-echo" --addr "$addr") ;;
     go) CMD=(env GOMAXPROCS=1 "$GO_BIN/echo" -addr "$addr") ;;
     *) return 1 ;;

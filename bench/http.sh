@@ -34,6 +34,8 @@ server_cmd() {
     case $1 in
     evnet) CMD=("$EVNET" http --addr "$addr" --loops 0) ;;
     evnet-proactor) CMD=("$EVNET" http --addr "$addr" --loops 0 --poller proactor) ;;
+    evnet-base) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0) ;;
+    evnet-base-proactor) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0 --poller proactor) ;;
     hyper) CMD=("$PEERS_BIN/hyper-plain" --addr "$addr") ;;
     may) CMD=("$PEERS_BIN/may-plain" --addr "$addr") ;;
     go) CMD=(env GOMAXPROCS=1 "$GO_BIN/http" -addr "$addr") ;;

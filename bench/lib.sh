@@ -21,6 +21,9 @@ GO_BIN=$GO_DIR/bin
 RESULTS_DIR=$BENCH_DIR/results
 
 : "${EVNET:=$REPO_ROOT/target/release/evnet}"
+# Another evnet build to compare against, side by side (servers named
+# evnet-base*): e.g. a release build of the commit before a change.
+: "${EVNET_BASE:=$REPO_ROOT/target/base/evnet}"
 : "${ROUNDS:=3}"
 : "${SECS:=5}"
 : "${WARMUP:=1}"            # seconds of unmeasured load before each run (0: none)

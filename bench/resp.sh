@@ -33,6 +33,7 @@ done
 server_cmd() {
     case $1 in
     evnet) CMD=("$EVNET" resp --addr "127.0.0.1:$2" --loops 0) ;;
+    evnet-base) CMD=("$EVNET_BASE" resp --addr "127.0.0.1:$2" --loops 0) ;;
     redis) CMD=("$(command -v redis-server || echo /usr/bin/redis-server)" --port "$2" --bind 127.0.0.1
         --save '' --appendonly no --daemonize no --protected-mode no --logfile '') ;;
     *) return 1 ;;

@@ -197,7 +197,11 @@ impl<H: EventHandler> TableRef<H> {
             .push(LocalOp::With(Box::new(move |h| {
                 *o.borrow_mut() = Some(f(h))
             })));
-        el.with_source(self.id, |s, el| s.notify(el))?;
+        if el.with_source(self.id, |s, el| s.notify(el)).is_none() {
+            // The table is running (or gone): take the job back unrun.
+            self.local.borrow_mut().pop();
+            return None;
+        }
         let r = out.borrow_mut().take();
         r
     }

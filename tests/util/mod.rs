@@ -181,7 +181,9 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// Run a child `evnet` process and parse the address it prints.
+/// Run a child `evnet` process and parse the address it prints (the
+/// binary exists with the `cli` feature only).
+#[cfg(feature = "cli")]
 pub struct Child {
     pub child: std::process::Child,
     pub addr: SocketAddr,
@@ -189,6 +191,7 @@ pub struct Child {
     _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
+#[cfg(feature = "cli")]
 impl Child {
     pub fn spawn(args: &[&str]) -> Child {
         use std::io::BufRead;
@@ -222,6 +225,7 @@ impl Child {
     }
 }
 
+#[cfg(feature = "cli")]
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,14 +1,20 @@
 //! evnet: an event-driven network programming framework for Linux.
 //!
-//! Layers, bottom up (see DESIGN.md): [`sys`] (syscalls) -> [`poller`]
-//! (epoll / poll / select) -> [`reactor`] (event loop, timers, tasks) ->
-//! [`net`] (servers, connections, connector) -> protocols ([`codec`],
-//! [`http`], [`resp`], [`echo`]).
+//! Layers, bottom up (see ARCHITECTURE.md at the repository root): [`sys`]
+//! (syscalls) -> [`poller`] (epoll / io_uring / poll / select) -> [`reactor`]
+//! (event loop, timers, tasks) -> [`net`] (servers, connections, connector)
+//! -> protocols ([`codec`], [`http`], [`resp`], [`echo`]).
+//!
+//! Cargo features: `cli` (default) builds the `evnet` binary and turns on
+//! `load`, the load generator (`load` module, with latency histograms). A
+//! library that embeds evnet depends on it with `default-features = false`
+//! and gets none of the binary's dependencies.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod codec;
 pub mod echo;
 pub mod http;
+#[cfg(feature = "load")]
 pub mod load;
 pub mod net;
 pub mod poller;

@@ -1,5 +1,6 @@
 //! The core reactor over real loopback sockets, for every poller backend,
-//! trigger mode and thread model.
+//! trigger mode and thread model: `matrix_test!` stamps out one module per
+//! configuration (`core_echo::epoll_edge_loops2::...`).
 
 mod util;
 
@@ -51,31 +52,37 @@ fn integrity(addr: std::net::SocketAddr, conns: usize, msgs: usize) {
     }
 }
 
-#[test]
-fn integrity_200_connections_every_backend() {
-    for (name, builder) in matrix() {
-        let server = builder
+/// A handler that hands each connection's handle to the test.
+struct Publish(mpsc::Sender<ConnHandle<Publish>>);
+
+impl EventHandler for Publish {
+    type Context = ();
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        let _ = self.0.send(conn.handle());
+    }
+    fn on_message(&mut self, _conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        input.clear();
+    }
+}
+
+matrix_test! {
+    #[test]
+    fn integrity_200_connections() {
+        let name = CONFIG.name();
+        let server = CONFIG
+            .builder()
             .start(|_| Echo)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         integrity(server.local_addr().unwrap(), 200, 2);
         server.shutdown().unwrap();
-        eprintln!("{name}: ok");
     }
-}
 
-#[test]
-fn thread_per_connection_model_integrity() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = ThreadServer::start(listener, blocking::echo).unwrap();
-    integrity(server.local_addr(), 200, 2);
-}
-
-#[test]
-fn slow_reader_gets_all_64_mib_after_resuming() {
-    const TOTAL: usize = 64 << 20;
-    for (name, builder) in matrix() {
+    #[test]
+    fn slow_reader_gets_all_64_mib_after_resuming() {
+        const TOTAL: usize = 64 << 20;
+        let name = CONFIG.name();
         // A small high-water mark: the server must pause reading, not buffer 64 MiB.
-        let server = builder.high_water(1 << 20).start(|_| Echo).unwrap();
+        let server = CONFIG.builder().high_water(1 << 20).start(|_| Echo).unwrap();
         let mut s = connect(server.local_addr().unwrap());
         let mut w = s.try_clone().unwrap();
         let written = Arc::new(AtomicUsize::new(0));
@@ -110,16 +117,15 @@ fn slow_reader_gets_all_64_mib_after_resuming() {
         assert!(read_to_eof(&mut s).is_empty(), "{name}: extra bytes");
         server.shutdown().unwrap();
     }
-}
 
-/// Reading pauses at high water while the peer is still sending, and the
-/// peer's FIN comes while paused: every byte and then the EOF come back (the
-/// proactor keeps what its cancelled recv took, and the EOF behind it).
-#[test]
-fn fin_while_paused_still_gets_whole_echo_then_eof() {
-    const TOTAL: usize = 8 << 20;
-    for (name, builder) in matrix() {
-        let server = builder.high_water(64 << 10).start(|_| Echo).unwrap();
+    /// Reading pauses at high water while the peer is still sending, and the
+    /// peer's FIN comes while paused: every byte and then the EOF come back (the
+    /// proactor keeps what its cancelled recv took, and the EOF behind it).
+    #[test]
+    fn fin_while_paused_still_gets_whole_echo_then_eof() {
+        const TOTAL: usize = 8 << 20;
+        let name = CONFIG.name();
+        let server = CONFIG.builder().high_water(64 << 10).start(|_| Echo).unwrap();
         let mut s = connect(server.local_addr().unwrap());
         let mut w = s.try_clone().unwrap();
         let written = Arc::new(AtomicUsize::new(0));
@@ -141,12 +147,11 @@ fn fin_while_paused_still_gets_whole_echo_then_eof() {
         assert!(back == pattern(11, TOTAL), "{name}: echo differs");
         server.shutdown().unwrap();
     }
-}
 
-#[test]
-fn half_close_still_receives_whole_echo_then_eof() {
-    for (name, builder) in matrix() {
-        let server = builder.start(|_| Echo).unwrap();
+    #[test]
+    fn half_close_still_receives_whole_echo_then_eof() {
+        let name = CONFIG.name();
+        let server = CONFIG.builder().start(|_| Echo).unwrap();
         let mut s = connect(server.local_addr().unwrap());
         let msg = pattern(3, 300_000);
         let mut w = s.try_clone().unwrap();
@@ -161,12 +166,10 @@ fn half_close_still_receives_whole_echo_then_eof() {
         assert!(back == msg, "{name}: echo differs");
         server.shutdown().unwrap();
     }
-}
 
-#[test]
-fn peer_reset_mid_transfer_leaves_others_served() {
-    for (name, builder) in matrix() {
-        let server = builder.start(|_| Echo).unwrap();
+    #[test]
+    fn peer_reset_mid_transfer_leaves_others_served() {
+        let server = CONFIG.builder().start(|_| Echo).unwrap();
         let addr = server.local_addr().unwrap();
         let mut before = connect(addr);
         roundtrip(&mut before, b"before");
@@ -181,31 +184,17 @@ fn peer_reset_mid_transfer_leaves_others_served() {
         let mut after = connect(addr);
         roundtrip(&mut after, b"after");
         server.shutdown().unwrap();
-        eprintln!("{name}: ok");
     }
-}
 
-/// A handler that hands each connection's handle to the test.
-struct Publish(mpsc::Sender<ConnHandle<Publish>>);
-
-impl EventHandler for Publish {
-    type Context = ();
-    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
-        let _ = self.0.send(conn.handle());
-    }
-    fn on_message(&mut self, _conn: &mut Conn<'_, Self>, input: &mut Buffer) {
-        input.clear();
-    }
-}
-
-#[test]
-fn cross_thread_writes_arrive_whole_and_in_order() {
-    const THREADS: usize = 4;
-    const MSGS: usize = 500;
-    for (name, builder) in matrix() {
+    #[test]
+    fn cross_thread_writes_arrive_whole_and_in_order() {
+        const THREADS: usize = 4;
+        const MSGS: usize = 500;
+        let name = CONFIG.name();
         let (tx, rx) = mpsc::channel();
         let tx = std::sync::Mutex::new(tx);
-        let server = builder
+        let server = CONFIG
+            .builder()
             .start(move |_| Publish(tx.lock().unwrap().clone()))
             .unwrap();
         let mut s = connect(server.local_addr().unwrap());
@@ -255,6 +244,13 @@ fn cross_thread_writes_arrive_whole_and_in_order() {
 }
 
 #[test]
+fn thread_per_connection_model_integrity() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = ThreadServer::start(listener, blocking::echo).unwrap();
+    integrity(server.local_addr(), 200, 2);
+}
+
+#[test]
 fn ipv6_and_several_addresses() {
     let server = evnet::net::ServerBuilder::new()
         .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
@@ -269,16 +265,14 @@ fn ipv6_and_several_addresses() {
     }
 }
 
-#[test]
-fn balance_policies_and_accept_modes_serve() {
+/// Each accept mode and balance policy, one test apiece.
+mod balance {
+    use super::*;
     use evnet::net::{AcceptMode, Balance, ServerBuilder};
-    for (mode, balance) in [
-        (AcceptMode::Acceptor, Balance::RoundRobin),
-        (AcceptMode::Acceptor, Balance::LeastConnections),
-        (AcceptMode::Acceptor, Balance::SourceHash),
-        (AcceptMode::ReusePort, Balance::RoundRobin),
-        (AcceptMode::Exclusive, Balance::RoundRobin),
-    ] {
+
+    /// Eight connections to a two-loop server, each served; how many each
+    /// loop holds.
+    fn eight_connections(mode: AcceptMode, balance: Balance) -> Vec<usize> {
         let server = ServerBuilder::new()
             .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
             .loops(2)
@@ -301,18 +295,34 @@ fn balance_policies_and_accept_modes_serve() {
             8,
             "{mode:?}/{balance:?}: {per_loop:?}"
         );
-        match (mode, balance) {
-            (AcceptMode::Acceptor, Balance::RoundRobin)
-            | (AcceptMode::Acceptor, Balance::LeastConnections) => {
-                assert_eq!(per_loop, vec![4, 4], "{balance:?} spreads evenly")
-            }
-            (AcceptMode::Acceptor, Balance::SourceHash) => {
-                assert!(
-                    per_loop.contains(&8),
-                    "one source IP lands on one loop: {per_loop:?}"
-                )
-            }
-            _ => {}
-        }
+        per_loop
+    }
+
+    #[test]
+    fn acceptor_round_robin_spreads_evenly() {
+        let per_loop = eight_connections(AcceptMode::Acceptor, Balance::RoundRobin);
+        assert_eq!(per_loop, vec![4, 4]);
+    }
+
+    #[test]
+    fn acceptor_least_connections_spreads_evenly() {
+        let per_loop = eight_connections(AcceptMode::Acceptor, Balance::LeastConnections);
+        assert_eq!(per_loop, vec![4, 4]);
+    }
+
+    #[test]
+    fn acceptor_source_hash_puts_one_source_ip_on_one_loop() {
+        let per_loop = eight_connections(AcceptMode::Acceptor, Balance::SourceHash);
+        assert!(per_loop.contains(&8), "{per_loop:?}");
+    }
+
+    #[test]
+    fn reuseport_serves() {
+        eight_connections(AcceptMode::ReusePort, Balance::RoundRobin);
+    }
+
+    #[test]
+    fn exclusive_serves() {
+        eight_connections(AcceptMode::Exclusive, Balance::RoundRobin);
     }
 }

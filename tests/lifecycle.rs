@@ -297,33 +297,39 @@ fn sigterm_drains_and_exits_zero_and_second_signal_forces_exit() {
     assert!(t.elapsed() < Duration::from_secs(15));
 }
 
+/// `--loops 0` runs the reactor on the main thread (signals come in through
+/// a signalfd the loop watches): one thread in the process, which serves and
+/// then drains on SIGTERM. `talk` checks one request on the connection.
+fn single_reactor_cli(kind: &str, talk: impl FnOnce(&mut TcpStream)) {
+    let mut server = Child::spawn(&[kind, "--addr", "127.0.0.1:0", "--loops", "0"]);
+    let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .unwrap()
+        .count();
+    assert_eq!(threads, 1, "{kind}: threads");
+    let mut c = connect(server.addr);
+    talk(&mut c);
+    std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(read_to_eof(&mut c).is_empty(), "{kind}: closed after drain");
+    let status = wait_exit(&mut server.child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{kind}");
+}
+
 #[test]
-fn single_reactor_cli_is_one_thread_and_drains_on_sigterm() {
-    // `--loops 0` runs the reactor on the main thread (signals come in
-    // through a signalfd the loop watches): one thread in the process.
-    for kind in ["echo", "resp"] {
-        let mut server = Child::spawn(&[kind, "--addr", "127.0.0.1:0", "--loops", "0"]);
-        let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
-            .unwrap()
-            .count();
-        assert_eq!(threads, 1, "{kind}: threads");
-        let mut c = connect(server.addr);
-        if kind == "echo" {
-            roundtrip(&mut c, b"hi");
-        } else {
-            c.write_all(b"PING\r\n").unwrap();
-            let mut buf = [0u8; 7];
-            c.read_exact(&mut buf).unwrap();
-            assert_eq!(&buf, b"+PONG\r\n");
-        }
-        std::process::Command::new("kill")
-            .args(["-TERM", &server.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(read_to_eof(&mut c).is_empty(), "{kind}: closed after drain");
-        let status = wait_exit(&mut server.child, Duration::from_secs(15));
-        assert_eq!(status.code(), Some(0), "{kind}");
-    }
+fn single_reactor_echo_cli_is_one_thread_and_drains_on_sigterm() {
+    single_reactor_cli("echo", |c| roundtrip(c, b"hi"));
+}
+
+#[test]
+fn single_reactor_resp_cli_is_one_thread_and_drains_on_sigterm() {
+    single_reactor_cli("resp", |c| {
+        c.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 7];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"+PONG\r\n");
+    });
 }
 
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {

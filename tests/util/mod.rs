@@ -12,44 +12,111 @@ use evnet::poller::{PollerKind, Trigger};
 /// Every client read waits at most this long.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Backend x trigger x loops, as the suite must cover: epoll LT, epoll ET,
-/// io_uring LT and ET, the io_uring proactor, poll, select, each with loops
-/// 0, 1 and 2; busy-poll and sigio with loops 0 and 1.
-pub fn matrix() -> Vec<(String, ServerBuilder)> {
-    let mut v = Vec::new();
-    for (poller, trigger) in [
-        (PollerKind::Epoll, Trigger::Level),
-        (PollerKind::Epoll, Trigger::Edge),
-        (PollerKind::Uring, Trigger::Level),
-        (PollerKind::Uring, Trigger::Edge),
-        (PollerKind::Proactor, Trigger::Level),
-        (PollerKind::Poll, Trigger::Level),
-        (PollerKind::Select, Trigger::Level),
-    ] {
-        for loops in [0, 1, 2] {
-            let name = format!("{poller:?}/{trigger:?}/loops={loops}");
-            let b = ServerBuilder::new()
-                .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-                .poller(poller)
-                .trigger(trigger)
-                .loops(loops);
-            v.push((name, b));
-        }
-    }
-    // The teaching baselines: single reactor and one sub-reactor only, to
-    // keep the suite's time down (busy-poll spins a core per loop).
-    for poller in [PollerKind::BusyPoll, PollerKind::SigIo] {
-        for loops in [0, 1] {
-            let name = format!("{poller:?}/loops={loops}");
-            let b = ServerBuilder::new()
-                .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-                .poller(poller)
-                .loops(loops);
-            v.push((name, b));
-        }
-    }
-    v
+/// One server configuration of the backend x trigger x loops matrix the core
+/// suites run under; [`matrix_test!`] stamps out one module per configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub poller: PollerKind,
+    /// `None` for the backends with one mode only (busy-poll, sigio): the
+    /// builder's default is left alone.
+    pub trigger: Option<Trigger>,
+    pub loops: usize,
 }
+
+impl Config {
+    /// A server builder bound to 127.0.0.1:0 in this configuration.
+    pub fn builder(self) -> ServerBuilder {
+        let b = ServerBuilder::new()
+            .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .poller(self.poller)
+            .loops(self.loops);
+        match self.trigger {
+            Some(t) => b.trigger(t),
+            None => b,
+        }
+    }
+
+    /// `Epoll/Edge/loops=2`, for assertion messages.
+    pub fn name(self) -> String {
+        match self.trigger {
+            Some(t) => format!("{:?}/{t:?}/loops={}", self.poller, self.loops),
+            None => format!("{:?}/loops={}", self.poller, self.loops),
+        }
+    }
+}
+
+/// Stamps out the tests given to it once per server
+/// configuration, each copy in a module named after its configuration, the
+/// way tokio's `rt_test!` does for runtime flavours. A failure names its
+/// configuration (`core_echo::epoll_edge_loops2::half_close_...`), the other
+/// configurations still run, and they run in parallel. Run one backend with
+/// a name filter: `cargo test --test core_echo uring_edge`.
+///
+/// Inside the macro, `CONFIG` is the module's [`Config`] and everything of
+/// the enclosing file is in scope (`use super::*`).
+///
+/// The list below is the matrix: epoll and io_uring level and edge, the
+/// io_uring proactor, poll and select, each with 0, 1 and 2 sub-reactors;
+/// busy-poll and sigio (the teaching baselines) with 0 and 1 only, to keep
+/// the suite's time down (busy polling spins a core per loop).
+///
+/// How many tests run at once is libtest's `--test-threads` (one per core by
+/// default). No further limit: on 2 cores the whole file took as long as
+/// when each test looped over the matrix, and two busy-poll servers side by
+/// side (the names sort them together) were no slower than one at a time.
+#[allow(unused_macros)] // by the files that have no matrix
+macro_rules! matrix_test {
+    (@configs $tests:tt $($module:ident: $poller:ident $trigger:tt $loops:literal,)*) => {
+        $(
+            mod $module {
+                #[allow(unused_imports)]
+                use super::*;
+
+                const CONFIG: $crate::util::Config = $crate::util::Config {
+                    poller: ::evnet::poller::PollerKind::$poller,
+                    trigger: $crate::util::matrix_test!(@trigger $trigger),
+                    loops: $loops,
+                };
+
+                $crate::util::matrix_test!(@tests $tests);
+            }
+        )*
+    };
+    (@trigger -) => { None };
+    (@trigger $trigger:ident) => { Some(::evnet::poller::Trigger::$trigger) };
+    (@tests { $($item:item)* }) => { $($item)* };
+    ($($tests:tt)*) => {
+        $crate::util::matrix_test! { @configs { $($tests)* }
+            epoll_level_loops0: Epoll Level 0,
+            epoll_level_loops1: Epoll Level 1,
+            epoll_level_loops2: Epoll Level 2,
+            epoll_edge_loops0: Epoll Edge 0,
+            epoll_edge_loops1: Epoll Edge 1,
+            epoll_edge_loops2: Epoll Edge 2,
+            uring_level_loops0: Uring Level 0,
+            uring_level_loops1: Uring Level 1,
+            uring_level_loops2: Uring Level 2,
+            uring_edge_loops0: Uring Edge 0,
+            uring_edge_loops1: Uring Edge 1,
+            uring_edge_loops2: Uring Edge 2,
+            proactor_loops0: Proactor Level 0,
+            proactor_loops1: Proactor Level 1,
+            proactor_loops2: Proactor Level 2,
+            poll_loops0: Poll Level 0,
+            poll_loops1: Poll Level 1,
+            poll_loops2: Poll Level 2,
+            select_loops0: Select Level 0,
+            select_loops1: Select Level 1,
+            select_loops2: Select Level 2,
+            busy_poll_loops0: BusyPoll - 0,
+            busy_poll_loops1: BusyPoll - 1,
+            sigio_loops0: SigIo - 0,
+            sigio_loops1: SigIo - 1,
+        }
+    };
+}
+#[allow(unused_imports)] // by the files that have no matrix
+pub(crate) use matrix_test;
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
@@ -114,7 +181,9 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// Run a child `evnet` process and parse the address it prints.
+/// Run a child `evnet` process and parse the address it prints (the
+/// binary exists with the `cli` feature only).
+#[cfg(feature = "cli")]
 pub struct Child {
     pub child: std::process::Child,
     pub addr: SocketAddr,
@@ -122,6 +191,7 @@ pub struct Child {
     _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
+#[cfg(feature = "cli")]
 impl Child {
     pub fn spawn(args: &[&str]) -> Child {
         use std::io::BufRead;
@@ -155,6 +225,7 @@ impl Child {
     }
 }
 
+#[cfg(feature = "cli")]
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -6,6 +6,9 @@
 
 use crate::net::{Buffer, Conn, EventHandler};
 
+/// An [`EventHandler`] that writes every byte it reads back to the peer,
+/// pausing reads while the output queue is above its high-water mark. Keeps
+/// no per-connection state; useful as a benchmark target and a smoke test.
 #[derive(Default)]
 pub struct Echo;
 

@@ -54,6 +54,8 @@ pub trait FrameHandler: Sized + 'static {
     /// Per-connection state of the user.
     type Context: Default + 'static;
 
+    /// The connection is established; no frame has been decoded yet. The
+    /// default does nothing. See [`EventHandler::on_open`].
     fn on_open(&mut self, _conn: &mut Conn<'_, Framed<Self>>) {}
 
     /// One whole frame, in arrival order.
@@ -67,8 +69,16 @@ pub trait FrameHandler: Sized + 'static {
         conn.close_with(CloseReason::Protocol(err.to_string()));
     }
 
+    /// Output that had to wait in the connection's queue has all been
+    /// handed to the kernel; the usual place to resume reading after
+    /// [`on_high_water`](Self::on_high_water) paused it. The default does
+    /// nothing. See [`EventHandler::on_write_complete`].
     fn on_write_complete(&mut self, _conn: &mut Conn<'_, Framed<Self>>) {}
 
+    /// The connection's output queue grew past its high-water mark and now
+    /// holds `queued` bytes: the peer reads slower than this handler writes.
+    /// A typical reaction is `conn.pause_read()`. The default does nothing.
+    /// See [`EventHandler::on_high_water`].
     fn on_high_water(&mut self, _conn: &mut Conn<'_, Framed<Self>>, _queued: usize) {}
 
     /// The peer shut down its write side. The default finishes sending and
@@ -77,13 +87,22 @@ pub trait FrameHandler: Sized + 'static {
         conn.close();
     }
 
+    /// The connection is closed (writes now fail); `reason` says why, e.g.
+    /// [`CloseReason::Protocol`] after a decode error. Called exactly once
+    /// per connection that got [`on_open`](Self::on_open). The default does
+    /// nothing.
     fn on_close(&mut self, _conn: &mut Conn<'_, Framed<Self>>, _reason: &CloseReason) {}
 }
 
 /// Per-connection state of a [`Framed`] handler: the decoder and the user's
 /// context.
 pub struct FramedContext<H: FrameHandler> {
+    /// This connection's decoder, holding any partial-frame progress.
+    /// Replacing it mid-stream loses that progress; call its `reset` if the
+    /// input is discarded.
     pub codec: H::Codec,
+    /// The handler's own per-connection state (`H::Context::default()` when
+    /// the connection opens).
     pub user: H::Context,
 }
 
@@ -102,14 +121,20 @@ pub struct Framed<H> {
 }
 
 impl<H: FrameHandler> Framed<H> {
+    /// Wraps `inner` so it can be given to a server or connector as an
+    /// [`EventHandler`]. Like any handler, one instance serves all
+    /// connections of one loop.
     pub fn new(inner: H) -> Framed<H> {
         Framed { inner }
     }
 
+    /// The wrapped frame handler, e.g. to read state it shares across the
+    /// loop's connections.
     pub fn get_ref(&self) -> &H {
         &self.inner
     }
 
+    /// The wrapped frame handler, mutably.
     pub fn get_mut(&mut self) -> &mut H {
         &mut self.inner
     }

@@ -28,7 +28,9 @@ use super::{CodecError, Decoder, Encoder};
 /// Byte order of the length field (and of the CRC trailer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteOrder {
+    /// Most significant byte first (network byte order). The default.
     BigEndian,
+    /// Least significant byte first.
     LittleEndian,
 }
 
@@ -76,13 +78,17 @@ impl LengthFieldBuilder {
         self.size = size;
         self
     }
+    /// Byte order of the length field and of the CRC-32 trailer. Default
+    /// [`ByteOrder::BigEndian`].
     pub fn byte_order(mut self, order: ByteOrder) -> Self {
         self.order = order;
         self
     }
+    /// Shorthand for `byte_order(ByteOrder::BigEndian)` (the default).
     pub fn big_endian(self) -> Self {
         self.byte_order(ByteOrder::BigEndian)
     }
+    /// Shorthand for `byte_order(ByteOrder::LittleEndian)`.
     pub fn little_endian(self) -> Self {
         self.byte_order(ByteOrder::LittleEndian)
     }
@@ -109,6 +115,14 @@ impl LengthFieldBuilder {
         self
     }
 
+    /// Checks the settings and makes the codec.
+    ///
+    /// # Errors
+    /// [`CodecError::InvalidConfig`] if the length field size is not 1, 2, 4
+    /// or 8, or if `offset + size` overflows `usize`. Other inconsistencies
+    /// (such as stripping more bytes than a frame has) are only detectable
+    /// per frame and are reported by `decode`/`encode` as
+    /// [`CodecError::Malformed`].
     pub fn build(self) -> Result<LengthFieldCodec, CodecError> {
         if !matches!(self.size, 1 | 2 | 4 | 8) {
             return Err(CodecError::InvalidConfig(format!(
@@ -150,6 +164,8 @@ pub struct LengthFieldCodec {
 }
 
 impl LengthFieldCodec {
+    /// A builder with the defaults listed on [`LengthFieldBuilder`], for
+    /// layouts other than a plain big-endian length prefix.
     pub fn builder() -> LengthFieldBuilder {
         LengthFieldBuilder::default()
     }
@@ -172,6 +188,9 @@ impl LengthFieldCodec {
         self.end
     }
 
+    /// Largest accepted frame in bytes, header included and CRC trailer not
+    /// counted; longer frames fail with [`CodecError::FrameTooLarge`] on
+    /// both decode and encode.
     pub fn max_frame_length(&self) -> usize {
         self.max_frame_length
     }

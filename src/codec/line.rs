@@ -43,10 +43,14 @@ impl LineCodec {
         LineCodec::new(b"\r\n", max_len)
     }
 
+    /// The byte sequence that ends each line; removed from decoded items
+    /// and appended by `encode`.
     pub fn delimiter(&self) -> &[u8] {
         &self.delim
     }
 
+    /// Longest accepted line in bytes, delimiter not counted; a longer line
+    /// fails with [`CodecError::FrameTooLarge`].
     pub fn max_len(&self) -> usize {
         self.max_len
     }

@@ -46,13 +46,24 @@ pub enum CodecError {
     /// The frame is (or claims to be) longer than the configured maximum.
     /// `len` is the claimed or already-buffered length, saturated to `u64`.
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
-    FrameTooLarge { len: u64, max: usize },
+    FrameTooLarge {
+        /// Length of the offending frame in bytes: the value its header
+        /// claims, or what is already buffered without a complete frame.
+        len: u64,
+        /// The configured maximum frame length in bytes.
+        max: usize,
+    },
     /// The bytes do not follow the framing rules.
     #[error("malformed frame: {0}")]
     Malformed(String),
     /// The frame's CRC-32 trailer does not match its contents.
     #[error("checksum mismatch: trailer says {expected:#010x}, frame hashes to {actual:#010x}")]
-    Checksum { expected: u32, actual: u32 },
+    Checksum {
+        /// The CRC-32 the frame's trailer carries.
+        expected: u32,
+        /// The CRC-32 computed over the received frame.
+        actual: u32,
+    },
     /// A protocol error whose text is meant to be sent to the peer verbatim
     /// (RESP: the server replies `-ERR <text>\r\n` and closes). The text is
     /// exactly Redis's, e.g. `Protocol error: invalid bulk length`.
@@ -68,6 +79,8 @@ pub type DecodeResult<T> = Result<Option<(T, usize)>, CodecError>;
 
 /// Turns bytes from the front of an input buffer into items.
 pub trait Decoder {
+    /// What one decoded frame becomes (for example `Vec<u8>` for a line, or
+    /// `Vec<Vec<u8>>` for a Redis command).
     type Item;
     /// Decode one frame from the front of `src`.
     ///

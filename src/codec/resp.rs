@@ -224,10 +224,13 @@ pub enum RespValue<'a> {
     Simple(&'a str),
     /// `-text` including the code, e.g. `ERR syntax error`.
     Error(&'a str),
+    /// `:n`, a signed 64-bit integer.
     Integer(i64),
+    /// `$len` followed by the bytes: binary-safe, any content.
     Bulk(&'a [u8]),
     /// `$-1`
     Null,
+    /// `*n` followed by the `n` elements, which may themselves be arrays.
     Array(Vec<RespValue<'a>>),
     /// `*-1`
     NullArray,
@@ -628,12 +631,21 @@ impl Decoder for CommandDecoder {
 /// A decoded RESP2 value (owned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// `+text`, a status reply such as `OK` (invalid UTF-8 is replaced
+    /// lossily).
     Simple(String),
+    /// `-text`, an error reply including its code, e.g. `ERR syntax error`
+    /// (invalid UTF-8 is replaced lossily).
     Error(String),
+    /// `:n`, a signed 64-bit integer.
     Integer(i64),
+    /// `$len` and its bytes, exactly as sent.
     Bulk(Vec<u8>),
+    /// `$-1`, the null bulk string (e.g. `GET` of a missing key).
     Null,
+    /// `*n` and its `n` elements, in order.
     Array(Vec<Reply>),
+    /// `*-1`, the null array.
     NullArray,
 }
 
@@ -686,6 +698,10 @@ enum Elem {
 }
 
 impl ReplyDecoder {
+    /// A decoder with Redis's limits: bulk strings up to
+    /// [`PROTO_MAX_BULK_LEN`] (512 MiB), arrays up to `i32::MAX` elements,
+    /// type/length lines up to [`PROTO_INLINE_MAX_SIZE`] (64 KiB), arrays
+    /// nested up to 128 deep.
     pub fn new() -> ReplyDecoder {
         ReplyDecoder {
             max_bulk_len: PROTO_MAX_BULK_LEN,
@@ -697,11 +713,16 @@ impl ReplyDecoder {
         }
     }
 
+    /// Largest accepted bulk string, in bytes (default 512 MiB). A longer
+    /// `$len` header fails with [`CodecError::FrameTooLarge`] before any of
+    /// its bytes are buffered.
     pub fn with_max_bulk_len(mut self, max: usize) -> ReplyDecoder {
         self.max_bulk_len = max;
         self
     }
 
+    /// Most elements accepted in one array (default `i32::MAX`). A larger
+    /// `*n` header fails with [`CodecError::FrameTooLarge`].
     pub fn with_max_array_len(mut self, max: usize) -> ReplyDecoder {
         self.max_array_len = max;
         self
@@ -713,6 +734,9 @@ impl ReplyDecoder {
         self
     }
 
+    /// Forget progress on a partly received reply. Call it when the input
+    /// buffer is discarded (e.g. after reconnecting); not needed after a
+    /// decode error, which resets the decoder itself.
     pub fn reset(&mut self) {
         self.scan_pos = 0;
         self.stack.clear();

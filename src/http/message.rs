@@ -245,8 +245,15 @@ impl Parts {
 /// An owned response, for [`Deferred::send`](super::Deferred::send).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnedResponse {
+    /// Status code, e.g. `200`. For 204 and 304 no body is sent.
     pub status: u16,
+    /// Extra header fields as `(name, value)`, sent in order. `Server`,
+    /// `Date`, `Content-Length`, `Transfer-Encoding` and `Connection` are set
+    /// by the server and dropped here, as are fields with an invalid name or
+    /// a value containing control characters.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole body; `Content-Length` is its length. Not sent for a HEAD
+    /// request (the head still announces its length).
     pub body: Vec<u8>,
 }
 

@@ -9,6 +9,7 @@ use socket2::{Domain, SockAddr};
 /// A TCP address, a Unix-domain socket path, or a Linux abstract-namespace name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Addr {
+    /// An IPv4 or IPv6 TCP address (`127.0.0.1:8080`, `[::1]:8080`).
     Tcp(SocketAddr),
     /// A filesystem path (`unix:/run/app.sock`).
     Unix(PathBuf),
@@ -34,6 +35,8 @@ impl Addr {
         })
     }
 
+    /// The socket domain (address family) a socket for this address needs:
+    /// `IPV4`, `IPV6` or `UNIX`.
     pub fn domain(&self) -> Domain {
         match self {
             Addr::Tcp(SocketAddr::V4(_)) => Domain::IPV4,
@@ -42,6 +45,12 @@ impl Addr {
         }
     }
 
+    /// The raw socket address to pass to `bind` or `connect`. Abstract names
+    /// get the leading NUL that selects the abstract namespace.
+    ///
+    /// # Errors
+    /// `InvalidInput` if a Unix path or abstract name does not fit in
+    /// `sockaddr_un` (107 bytes on Linux).
     pub fn to_sockaddr(&self) -> std::io::Result<SockAddr> {
         match self {
             Addr::Tcp(a) => Ok(SockAddr::from(*a)),
@@ -56,10 +65,16 @@ impl Addr {
         }
     }
 
+    /// True for [`Addr::Tcp`]: TCP-only socket options (`TCP_NODELAY`,
+    /// keepalive) apply.
     pub fn is_tcp(&self) -> bool {
         matches!(self, Addr::Tcp(_))
     }
 
+    /// Converts an address the kernel reported (from `accept`,
+    /// `getsockname`, `getpeername`). `None` for an unnamed Unix socket
+    /// (a client that never bound) or an address family other than IPv4,
+    /// IPv6 and Unix.
     pub fn from_sockaddr(a: &SockAddr) -> Option<Addr> {
         if let Some(s) = a.as_socket() {
             return Some(Addr::Tcp(s));
@@ -71,6 +86,8 @@ impl Addr {
             .map(|n| Addr::Abstract(n.to_vec()))
     }
 
+    /// The IP address and port if this is a TCP address, `None` for Unix
+    /// and abstract addresses.
     pub fn tcp(&self) -> Option<SocketAddr> {
         match self {
             Addr::Tcp(a) => Some(*a),

@@ -72,6 +72,8 @@ impl ThreadServer {
         })
     }
 
+    /// The address the listener is bound to, with the actual port when it
+    /// was bound to port 0.
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.addr
     }
@@ -81,6 +83,10 @@ impl ThreadServer {
         self.live.load(Ordering::Relaxed)
     }
 
+    /// Stops accepting and joins the accept thread (it wakes the blocked
+    /// `accept` with a connection of its own). Connection threads already
+    /// running are not interrupted: each ends when its `serve` returns.
+    /// Calling it again does nothing more; dropping the server calls it.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
         // Unblock accept() with a connection of our own.

@@ -10,6 +10,11 @@
 //! the readable bytes down when more room is needed (`reserve`) and for free
 //! when everything has been consumed (`read = len = 0`).
 
+/// Bytes received on a connection and not yet consumed by its handler.
+/// [`EventHandler::on_message`](super::EventHandler::on_message) gets it,
+/// reads [`as_slice`](Buffer::as_slice), and calls
+/// [`consume`](Buffer::consume) for whole messages; the rest stays for the
+/// next call. Owned by the connection's loop thread; not shared.
 #[derive(Default, Clone)]
 pub struct Buffer {
     data: Vec<u8>,
@@ -17,10 +22,12 @@ pub struct Buffer {
 }
 
 impl Buffer {
+    /// An empty buffer; allocates nothing until bytes are appended.
     pub fn new() -> Buffer {
         Buffer::default()
     }
 
+    /// An empty buffer with room for `cap` bytes before it reallocates.
     pub fn with_capacity(cap: usize) -> Buffer {
         Buffer {
             data: Vec::with_capacity(cap),
@@ -33,14 +40,18 @@ impl Buffer {
         &self.data[self.read..]
     }
 
+    /// The readable bytes, mutably: for decoding in place (unmasking,
+    /// decrypting) before consuming them.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.data[self.read..]
     }
 
+    /// Number of readable (not yet consumed) bytes.
     pub fn len(&self) -> usize {
         self.data.len() - self.read
     }
 
+    /// True when every byte received has been consumed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -77,6 +88,8 @@ impl Buffer {
         self.data.reserve(additional);
     }
 
+    /// Bytes allocated, including the consumed prefix not yet reclaimed and
+    /// the readable bytes; a measure of memory held, not of free space.
     pub fn capacity(&self) -> usize {
         self.data.capacity()
     }

@@ -17,14 +17,23 @@
 
 use std::time::{Duration, Instant};
 
+/// Heartbeat timing. A silent peer is declared dead
+/// `idle + max_missed * interval` after it was last heard from. There is no
+/// default: pick values from how fast a dead peer must be noticed and how
+/// much PING traffic is acceptable (e.g. 10 s, 2 s, 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeartbeatConfig {
+    /// How long the peer may stay silent before the first PING is sent.
+    /// Any inbound data restarts this wait.
     pub idle: Duration,
+    /// Time between PINGs once the peer has gone silent.
     pub interval: Duration,
+    /// PINGs sent without anything received before the peer is declared
+    /// dead. `0` declares it dead at `idle` without sending a PING.
     pub max_missed: u32,
 }
 
-/// What the owner should do now.
+/// What [`Heartbeat::poll`] tells its owner to do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Beat {
     /// Nothing yet; poll again after this long.
@@ -35,6 +44,9 @@ pub enum Beat {
     Dead,
 }
 
+/// The heartbeat state of one connection: when to PING and when to give up.
+/// It has no clock and no I/O of its own (every call takes `now`), so it is
+/// deterministic and can be driven from any timer, or tested without one.
 #[derive(Clone, Debug)]
 pub struct Heartbeat {
     cfg: HeartbeatConfig,
@@ -44,6 +56,9 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
+    /// Starts the machine as if the peer had just been heard from at `now`
+    /// (normally when the connection opens): the first PING is due at
+    /// `now + idle`.
     pub fn new(cfg: HeartbeatConfig, now: Instant) -> Heartbeat {
         Heartbeat {
             cfg,
@@ -53,6 +68,7 @@ impl Heartbeat {
         }
     }
 
+    /// The timing this heartbeat was created with.
     pub fn config(&self) -> HeartbeatConfig {
         self.cfg
     }
@@ -69,6 +85,12 @@ impl Heartbeat {
         self.missed
     }
 
+    /// Says what to do at `now`: [`Beat::Wait`] with the time left until the
+    /// next deadline, [`Beat::Ping`] when a PING is due (counted as missed
+    /// until something arrives; poll again right away for the next wait), or
+    /// [`Beat::Dead`] once `max_missed` PINGs went unanswered. `Dead` is
+    /// returned on every later poll until [`on_inbound`](Self::on_inbound).
+    /// Polling early is harmless: it only returns the remaining wait.
     pub fn poll(&mut self, now: Instant) -> Beat {
         let next = match self.last_ping {
             None => self.last_inbound + self.cfg.idle,
@@ -154,8 +176,13 @@ mod tests {
 /// [`PingServer`] and [`PingClient`]: each frame is a 4-byte big-endian
 /// length, then a kind byte, then the payload.
 pub mod wire {
+    /// Kind byte of an application payload; [`PingServer`](super::PingServer)
+    /// echoes it back as a DATA frame.
     pub const DATA: u8 = 0;
+    /// Kind byte of a heartbeat probe (empty payload); the receiver should
+    /// answer with a PONG.
     pub const PING: u8 = 1;
+    /// Kind byte of the answer to a PING (empty payload).
     pub const PONG: u8 = 2;
     /// Largest frame accepted (a bigger length field closes the connection).
     pub const MAX_FRAME: usize = 1 << 20;
@@ -259,7 +286,12 @@ pub trait Beating {
 /// with PONG, and (if configured) drops clients that go silent. `mute`
 /// makes it stop answering altogether, to demonstrate dead-peer detection.
 pub struct PingServer {
+    /// PING clients that go silent and close them when they miss too many;
+    /// `None` never drops a silent client.
     pub heartbeat: Option<HeartbeatConfig>,
+    /// While `true`, all input is discarded unanswered (and does not count
+    /// as a sign of life). Shared so another thread can flip it at any time;
+    /// takes effect from the next batch of input on each loop.
     pub mute: Arc<AtomicBool>,
 }
 
@@ -301,18 +333,28 @@ impl EventHandler for PingServer {
 /// Client side of the heartbeat example: sends PINGs per its heartbeat and
 /// reports through `events` every DATA payload, PONG and the dead verdict.
 pub struct PingClient {
+    /// When to PING the server and when to declare it dead.
     pub heartbeat: HeartbeatConfig,
+    /// Where observations go, in order, from the loop thread. Send errors
+    /// (the receiver was dropped) are ignored.
     pub events: std::sync::mpsc::Sender<PeerEvent>,
 }
 
 /// What a [`PingClient`] observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
+    /// The connection is established; heartbeat timing starts now.
     Open,
+    /// The payload of a frame other than PONG: normally an echoed DATA
+    /// frame. A PING from a server with its own heartbeat on also arrives
+    /// here, as an empty payload (the client does not answer it).
     Data(Vec<u8>),
+    /// The server answered a PING.
     Pong,
     /// The server missed `max_missed` PINGs in a row.
     Dead,
+    /// The connection closed, for this reason (after a [`PeerEvent::Dead`]
+    /// it is [`CloseReason::Protocol`]). Always the last event.
     Closed(CloseReason),
 }
 

@@ -12,18 +12,29 @@ use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The pool's queue for that connection is full; nothing was queued.
+/// The pool's queue for that connection is full (or its worker is gone after
+/// a job panicked); nothing was queued. Typical handling: answer "busy" or
+/// close, rather than retry on the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("worker pool is full")]
 pub struct PoolFull;
 
+/// A fixed set of worker threads, each with its own bounded queue, for
+/// blocking work (file I/O, DNS, database calls) submitted from loop
+/// threads. Shared as `Arc<WorkerPool>`; [`submit`](WorkerPool::submit) may
+/// be called from any thread. Dropping the last reference lets the workers
+/// finish the jobs already queued, and waits for them.
 pub struct WorkerPool {
     queues: Vec<SyncSender<Job>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl WorkerPool {
-    /// `workers` threads, each with a queue of `queue` pending jobs.
+    /// Starts `workers` threads named `evnet-worker-N`, each with a queue of
+    /// up to `queue` pending jobs (both at least 1).
+    ///
+    /// # Panics
+    /// If a thread cannot be spawned.
     pub fn new(workers: usize, queue: usize) -> Arc<WorkerPool> {
         let mut queues = Vec::new();
         let mut threads = Vec::new();
@@ -43,7 +54,12 @@ impl WorkerPool {
         Arc::new(WorkerPool { queues, threads })
     }
 
-    /// Queue `job` on the worker for `key` (jobs with equal keys run in order).
+    /// Queue `job` on the worker for `key` (jobs with equal keys run in
+    /// order, on the same worker). Never blocks.
+    ///
+    /// # Errors
+    /// [`PoolFull`] if that worker's queue is full, or if the worker died
+    /// because an earlier job panicked.
     pub fn submit(&self, key: usize, job: impl FnOnce() + Send + 'static) -> Result<(), PoolFull> {
         let q = &self.queues[key % self.queues.len()];
         q.try_send(Box::new(job)).map_err(|e| match e {
@@ -51,6 +67,7 @@ impl WorkerPool {
         })
     }
 
+    /// Number of worker threads (fixed at creation).
     pub fn workers(&self) -> usize {
         self.queues.len()
     }

@@ -22,6 +22,7 @@ pub const REDIS_VERSION: &str = "7.0.0";
 /// What the connection should do after a command's reply has been queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Keep the connection open and go on with the next command.
     Continue,
     /// Flush the output, then close (QUIT).
     Close,
@@ -29,7 +30,9 @@ pub enum Outcome {
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Per-connection state.
+/// Per-connection state of a RESP client: its id, the name and library
+/// info it set (CLIENT SETNAME / SETINFO, HELLO) and the addresses shown by
+/// CLIENT INFO. One per connection; not shared between threads.
 #[derive(Debug, Clone)]
 pub struct Session {
     id: u64,
@@ -54,6 +57,9 @@ impl Session {
         Session::with_id(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// A session with the given client id, leaving the process-wide counter
+    /// untouched: for tests and for embedders that assign ids themselves
+    /// (uniqueness is then up to them).
     pub fn with_id(id: u64) -> Session {
         Session {
             id,
@@ -67,6 +73,8 @@ impl Session {
         }
     }
 
+    /// The client id, as CLIENT ID, CLIENT INFO and HELLO report it; fixed
+    /// for the session's life.
     pub fn id(&self) -> u64 {
         self.id
     }

@@ -27,7 +27,9 @@ use crate::codec::CodecError;
 use crate::net::{Addr, CloseReason, Conn, Server, ServerBuilder};
 use crate::reactor::TimerId;
 
-/// Active-expiry settings.
+/// Active-expiry settings: how each loop deletes keys whose TTL has passed
+/// even if nobody reads them again. Default: every 100 ms, up to 2000 keys
+/// per sweep.
 #[derive(Clone, Copy, Debug)]
 pub struct ActiveExpiry {
     /// How often each loop sweeps (Redis: 10 Hz).
@@ -46,7 +48,9 @@ impl Default for ActiveExpiry {
     }
 }
 
-/// One loop's RESP handler.
+/// One loop's RESP handler: executes commands against the shared
+/// [`Store`] and runs that loop's active-expiry sweep. Used as
+/// `Framed<RespHandler>`; [`handler_factory`] builds one per loop.
 pub struct RespHandler {
     store: Arc<Store>,
     expiry: ActiveExpiry,
@@ -56,10 +60,15 @@ pub struct RespHandler {
 }
 
 impl RespHandler {
+    /// A handler for one loop serving `store`, with the default active
+    /// expiry (every 100 ms, up to 2000 keys per sweep). Wrap it in
+    /// [`Framed::new`] to get an [`EventHandler`](crate::net::EventHandler).
     pub fn new(store: Arc<Store>) -> RespHandler {
         RespHandler::with_expiry(store, ActiveExpiry::default())
     }
 
+    /// Like [`RespHandler::new`] with explicit active-expiry settings. The
+    /// sweep timer starts with the loop's first connection.
     pub fn with_expiry(store: Arc<Store>, expiry: ActiveExpiry) -> RespHandler {
         RespHandler {
             store,
@@ -68,6 +77,8 @@ impl RespHandler {
         }
     }
 
+    /// The keyspace this handler serves, shared with every other loop of
+    /// the server.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }

@@ -27,9 +27,12 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The stored bytes.
     pub fn value(&self) -> &[u8] {
         &self.value
     }
+    /// Absolute deadline in ms since the Unix epoch (the store's clock), or
+    /// `None` for a key without a TTL.
     pub fn expires_at(&self) -> Option<u64> {
         self.expires_at
     }
@@ -118,6 +121,7 @@ impl<'a> Slot<'a> {
         slot
     }
 
+    /// The key this slot gives access to.
     pub fn key(&self) -> &[u8] {
         self.key
     }
@@ -132,12 +136,17 @@ impl<'a> Slot<'a> {
             }
         }
     }
+    /// True if the key is present and not expired.
     pub fn exists(&self) -> bool {
         self.shard.map.contains_key(self.key)
     }
+    /// The key's value and TTL; `None` if absent (or expired, which the
+    /// slot deleted on opening).
     pub fn entry(&self) -> Option<&Entry> {
         self.shard.map.get(self.key)
     }
+    /// The key's value, borrowed under the shard lock (no copy); `None` if
+    /// absent or expired.
     pub fn value(&self) -> Option<&[u8]> {
         self.entry().map(|e| e.value.as_slice())
     }
@@ -336,6 +345,8 @@ impl Store {
         self.started.elapsed().as_secs()
     }
 
+    /// Number of shards (a power of two, fixed at creation): the number of
+    /// independent locks writers spread over.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
@@ -362,6 +373,8 @@ impl Store {
         self.with_key(key, |s| s.value().map(<[u8]>::to_vec))
     }
 
+    /// Store a copy of `value` under `key`, replacing any old value; the TTL
+    /// follows `expiry`. Safe to call from any thread (locks one shard).
     pub fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) {
         self.with_key(key, |s| s.set(value, expiry))
     }
@@ -371,6 +384,8 @@ impl Store {
         self.with_key(key, |s| s.remove().is_some())
     }
 
+    /// True if `key` is present and not expired (an expired key is deleted
+    /// by this check).
     pub fn exists(&self, key: &[u8]) -> bool {
         self.with_key(key, |s| s.exists())
     }

@@ -45,6 +45,11 @@ impl FdSet {
         Ok(())
     }
 
+    /// Adds `fd` (FD_SET).
+    ///
+    /// # Errors
+    /// `InvalidInput` if `fd` is negative or not below [`FD_SETSIZE`]
+    /// (1024): such an fd cannot be watched with `select`; use poll or epoll.
     pub fn insert(&mut self, fd: RawFd) -> io::Result<()> {
         Self::check(fd)?;
         // SAFETY: 0 <= fd < FD_SETSIZE was checked above.
@@ -52,6 +57,8 @@ impl FdSet {
         Ok(())
     }
 
+    /// Removes `fd` (FD_CLR). An fd outside `0..FD_SETSIZE` cannot be in the
+    /// set, so it is ignored.
     pub fn remove(&mut self, fd: RawFd) {
         if Self::check(fd).is_ok() {
             // SAFETY: 0 <= fd < FD_SETSIZE was checked above.
@@ -59,6 +66,9 @@ impl FdSet {
         }
     }
 
+    /// True if `fd` is in the set (FD_ISSET); after [`select`] returns, the
+    /// sets hold only the fds that are ready. Always false for an fd outside
+    /// `0..FD_SETSIZE`.
     pub fn contains(&self, fd: RawFd) -> bool {
         // SAFETY: 0 <= fd < FD_SETSIZE is checked first.
         Self::check(fd).is_ok() && unsafe { libc::FD_ISSET(fd, &self.0) }

@@ -15,7 +15,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// An OS error tagged with the syscall that produced it; `errno_of` recovers the code.
 #[derive(Debug)]
 pub struct SysError {
+    /// Name of the failed call as written in the message, e.g. `"accept4"`
+    /// or `"fcntl F_SETSIG"`.
     pub syscall: &'static str,
+    /// The raw `errno` value (`libc::ECONNRESET`, ...).
     pub errno: i32,
 }
 

@@ -118,6 +118,10 @@ pub fn disable_async(fd: RawFd) -> io::Result<()> {
 /// The parts of a `signalfd_siginfo` the sigio poller needs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SigInfo {
+    /// The signal number: the realtime signal given to [`enable_async`] for
+    /// one readiness event, or plain `SIGIO` when the kernel's realtime
+    /// signal queue overflowed (events were lost; every fd must be
+    /// rechecked).
     pub signo: i32,
     /// The fd that raised it (F_SETSIG signals only).
     pub fd: i32,

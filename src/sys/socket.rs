@@ -91,11 +91,17 @@ pub fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     sock(&borrow(fd)).take_error()
 }
 
-/// Peer address as an inet address (`None` for Unix-domain peers).
+/// The connected peer's address (`getpeername`). For a Unix-domain peer that
+/// never bound, the address is unnamed.
+///
+/// # Errors
+/// `ENOTCONN` if the socket is not connected (yet, or any more).
 pub fn peer_addr(fd: RawFd) -> io::Result<SockAddr> {
     sock(&borrow(fd)).peer_addr()
 }
 
+/// The address the socket is bound to (`getsockname`): with the real port
+/// after binding port 0, and unnamed for an unbound Unix-domain socket.
 pub fn local_addr(fd: RawFd) -> io::Result<SockAddr> {
     sock(&borrow(fd)).local_addr()
 }

@@ -253,15 +253,26 @@ pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), HttpError> 
 /// (RFC 9110 §9.1): `get` is [`Method::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
+    /// `GET`: fetch a resource. The default.
     #[default]
     Get,
+    /// `HEAD`: like GET, but the response carries no body. A
+    /// [`Router`](crate::http::Router) serves it with the GET route.
     Head,
+    /// `POST`: submit the request body for processing.
     Post,
+    /// `PUT`: replace the target resource with the request body.
     Put,
+    /// `DELETE`: remove the target resource.
     Delete,
+    /// `CONNECT`: open a tunnel; the target is in authority form
+    /// (`host:port`, see [`TargetForm::Authority`]).
     Connect,
+    /// `OPTIONS`: ask for communication options; the target may be `*`.
     Options,
+    /// `TRACE`: echo the request back (RFC 9110 §9.3.8).
     Trace,
+    /// `PATCH`: apply a partial modification (RFC 5789).
     Patch,
     /// Any other syntactically valid method token; see [`RequestHead::method`].
     Other,

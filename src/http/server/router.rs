@@ -62,6 +62,7 @@ pub struct Router {
 }
 
 impl Router {
+    /// An empty router: until routes are added, every request gets `404`.
     pub fn new() -> Self {
         Self::default()
     }

@@ -9,28 +9,41 @@ use crate::sys;
 /// Per-connection settings, shared by a server's connections.
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
-    /// Output queued beyond this calls `on_high_water` (once per crossing).
+    /// Output queued beyond this many bytes calls `on_high_water` (once per
+    /// crossing). Writes are not refused above it: the handler decides
+    /// whether to pause. Default 64 MiB.
     pub high_water: usize,
     /// How long a graceful close keeps reading (and discarding) after
     /// shutting down its write side, waiting for the peer's FIN, so that
     /// unread input does not turn the close into a reset that destroys the
-    /// response in flight.
+    /// response in flight. Default 2 s.
     pub linger: Duration,
+    /// Set `TCP_NODELAY` (Nagle's algorithm off) on TCP connections, so small
+    /// replies leave at once. Default `true`; `false` leaves the kernel's
+    /// setting. Ignored for Unix sockets.
     pub nodelay: bool,
-    /// Close after this long with no bytes moving either way.
+    /// Close after this long with no bytes moving either way. Default `None`
+    /// (never).
     pub idle_timeout: Option<Duration>,
     /// Close when received bytes stay unconsumed (a message started but not
-    /// completed) for this long.
+    /// completed) for this long. Default `None` (never).
     pub read_timeout: Option<Duration>,
-    /// Close when queued output makes no progress for this long.
+    /// Close when queued output makes no progress for this long. Default
+    /// `None` (never).
     pub write_timeout: Option<Duration>,
     /// TCP keepalive probes (SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT).
+    /// Default `None`: the kernel's setting (normally off). Ignored for Unix
+    /// sockets.
     pub keepalive: Option<Keepalive>,
     /// SO_LINGER on close: `Some(0)` resets instead of FIN. Off by default.
     pub so_linger: Option<Duration>,
-    /// SO_SNDBUF / SO_RCVBUF. Off by default: Linux autotunes them, and a
-    /// fixed size turns autotuning off.
+    /// SO_SNDBUF in bytes (Linux doubles the value for its bookkeeping and
+    /// caps it at `net.core.wmem_max`). Off by default: Linux autotunes it,
+    /// and a fixed size turns autotuning off.
     pub send_buffer: Option<usize>,
+    /// SO_RCVBUF in bytes (doubled by Linux, capped at
+    /// `net.core.rmem_max`). Off by default, for the same reason as
+    /// [`send_buffer`](Self::send_buffer).
     pub recv_buffer: Option<usize>,
 }
 
@@ -38,8 +51,16 @@ pub struct ConnConfig {
 /// hours to notice; an application heartbeat (`net::heartbeat`) reacts faster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keepalive {
+    /// TCP_KEEPIDLE: how long the connection must be silent before the first
+    /// probe is sent (whole seconds; Linux default 2 hours).
     pub idle: Duration,
+    /// TCP_KEEPINTVL: time between unanswered probes (whole seconds; Linux
+    /// default 75 s).
     pub interval: Duration,
+    /// TCP_KEEPCNT: unanswered probes after which the kernel drops the
+    /// connection; it then closes with
+    /// [`CloseReason::Error`](crate::net::CloseReason::Error) (`ETIMEDOUT`).
+    /// Linux default 9.
     pub count: u32,
 }
 

@@ -14,4 +14,5 @@ pub mod net;
 pub mod poller;
 pub mod reactor;
 pub mod resp;
+pub mod ring;
 pub mod sys;

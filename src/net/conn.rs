@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::handler::{CloseReason, EventHandler};
 use super::{Addr, Buffer};
-use crate::poller::uring::{Completion, Done, RecvBuf};
+use crate::ring::{Completion, Done, RecvBuf};
 use crate::poller::{Event, Interest, Token, Trigger};
 use crate::reactor::{EventLoop, LoopHandle, LoopStats, Source, TimerId};
 use crate::sys;

@@ -4,7 +4,7 @@
 //! | backend | triggers | limits |
 //! |---|---|---|
 //! | [`epoll`] | level, edge | EPERM for regular files (they are always ready) |
-//! | [`uring`] | level, edge | io_uring poll requests: one SQE per event in level mode, one multishot per fd in edge; Linux 5.11+, refused where io_uring is disabled |
+//! | [`uring`](crate::ring) | level, edge | io_uring poll requests: one SQE per event in level mode, one multishot per fd in edge; Linux 5.11+, refused where io_uring is disabled |
 //! | [`poll`]  | level | O(n) scan per wait |
 //! | [`select`] | level | fds must be < FD_SETSIZE (1024); O(max fd) scan |
 //! | [`busy_poll`] | level | never sleeps with a connection open: burns a core |
@@ -18,7 +18,6 @@ pub mod epoll;
 pub mod poll;
 pub mod select;
 pub mod sigio;
-pub mod uring;
 mod waker;
 
 use std::fmt;
@@ -27,6 +26,7 @@ use std::num::NonZeroU8;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use crate::ring as uring;
 pub use waker::Waker;
 
 /// Caller-chosen identifier delivered with each event.

@@ -22,7 +22,7 @@ use slab::Slab;
 
 use super::handle::{LoopHandle, Shared, Task};
 use super::timer::{TimerKey, TimerWheel};
-use crate::poller::uring::{Completion, Uring};
+use crate::ring::{Completion, Uring};
 use crate::poller::{new_poller, Event, Interest, Poller, PollerKind, Token, Trigger, Waker};
 
 /// Something registered on a loop: it gets the events of its fd.

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use super::{Event, Interest, Poller, Token, Trigger};
+use crate::poller::{Event, Interest, Poller, Token, Trigger};
 use crate::sys::{self, fdset as fs};
 
 mod proactor;

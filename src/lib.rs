@@ -1,7 +1,9 @@
 //! evnet: an event-driven network programming framework for Linux.
 //!
 //! Layers, bottom up (see DESIGN.md): [`sys`] (syscalls) -> [`poller`]
-//! (epoll / poll / select) -> [`reactor`] (event loop, timers, tasks) ->
+//! (readiness: epoll / poll / select / busy-poll / sigio) and [`ring`]
+//! (io_uring: polls and completions) -> [`reactor`] (event loop and its
+//! driver, timers, tasks) ->
 //! [`net`] (servers, connections, connector) -> protocols ([`codec`],
 //! [`http`], [`resp`], [`echo`]).
 #![deny(unsafe_op_in_unsafe_fn)]

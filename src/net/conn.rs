@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::handler::{CloseReason, EventHandler};
 use super::{Addr, Buffer};
-use crate::ring::{Completion, Done, RecvBuf};
 use crate::poller::{Event, Interest, Token, Trigger};
 use crate::reactor::{EventLoop, LoopHandle, LoopStats, Source, TimerId};
+use crate::ring::{Completion, Done, RecvBuf, Uring};
 use crate::sys;
 
 /// Per-connection settings, shared by a server's connections.
@@ -501,7 +501,7 @@ impl<H: EventHandler> Conn<'_, H> {
             // edge, so look at the socket next turn. Proactor: hand over
             // what the cancelled recv took, next turn.
             let edge = self.el.trigger() == Trigger::Edge;
-            let proactor_stash = self.el.is_proactor() && self.core.flags & STASHED != 0;
+            let proactor_stash = self.el.caps().completion && self.core.flags & STASHED != 0;
             if edge || proactor_stash {
                 if edge {
                     self.core.flags |= RECHECK;
@@ -659,7 +659,7 @@ impl Core {
         if let Some(out) = self.out.as_mut() {
             out.push(data);
             self.check_high_water(cfg);
-        } else if data.len() >= DIRECT_WRITE && !el.is_proactor() {
+        } else if data.len() >= DIRECT_WRITE && !el.caps().completion {
             let sent = self.send_staged_and(el, data);
             if sent < data.len() {
                 self.queue().push(&data[sent..]);
@@ -678,7 +678,7 @@ impl Core {
         data: Vec<u8>,
     ) -> Result<(), Closed> {
         self.check_writable()?;
-        if self.out.is_none() && data.len() >= DIRECT_WRITE && el.is_proactor() {
+        if self.out.is_none() && data.len() >= DIRECT_WRITE && el.caps().completion {
             // Queue it without a copy, behind what this callback staged.
             let out = self.queue();
             out.push(&el.write_buf);
@@ -759,7 +759,7 @@ impl Core {
 
     /// Send what the callback staged. Runs after every callback.
     fn flush_staged(&mut self, el: &mut EventLoop) {
-        if el.is_proactor() {
+        if el.caps().completion {
             return self.flush_staged_ring(el);
         }
         if el.write_buf.is_empty() {
@@ -794,7 +794,7 @@ impl Core {
                     el.write_buf.clear();
                 }
                 None => {
-                    let spare = el.uring().spare_buf();
+                    let spare = ring(el).spare_buf();
                     let staged = std::mem::replace(&mut el.write_buf, spare);
                     let out = self.queue();
                     out.len = staged.len();
@@ -820,7 +820,7 @@ impl Core {
                         written += n as u64;
                         continue;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => el.uring().poll_writable(fd),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ring(el).poll_writable(fd),
                     Err(e) => Err(e),
                 },
                 Some(Chunk::Bytes(_)) => {
@@ -829,10 +829,10 @@ impl Core {
                     };
                     let off = std::mem::take(&mut out.head);
                     if off >= buf.len() {
-                        el.uring().recycle(buf);
+                        ring(el).recycle(buf);
                         continue;
                     }
-                    el.uring().send(fd, buf, off)
+                    ring(el).send(fd, buf, off)
                 }
             };
             match r {
@@ -851,14 +851,14 @@ impl Core {
     fn on_sent(&mut self, el: &mut EventLoop, res: i32, buf: Vec<u8>, off: usize) {
         let fd = self.fd.as_raw_fd();
         let Some(out) = self.out.as_mut() else {
-            return el.uring().recycle(buf);
+            return ring(el).recycle(buf);
         };
         out.busy = false;
         if res == -libc::EAGAIN {
             // An old kernel that does not wait for room itself.
             out.chunks.push_front(Chunk::Bytes(buf));
             out.head = off;
-            match el.uring().poll_writable(fd) {
+            match ring(el).poll_writable(fd) {
                 Ok(()) => out.busy = true,
                 Err(e) => {
                     self.doom.get_or_insert(CloseReason::from_io(&e));
@@ -873,7 +873,7 @@ impl Core {
                 io::Error::from_raw_os_error(-res)
             };
             self.doom.get_or_insert(CloseReason::from_io(&e));
-            return el.uring().recycle(buf);
+            return ring(el).recycle(buf);
         }
         let n = res as usize;
         out.len -= n;
@@ -883,7 +883,7 @@ impl Core {
             .as_mut()
             .expect("a queue while a send is in flight");
         if off + n < buf.len() {
-            match el.uring().send(fd, buf, off + n) {
+            match ring(el).send(fd, buf, off + n) {
                 Ok(()) => out.busy = true,
                 Err(e) => {
                     self.doom.get_or_insert(CloseReason::from_io(&e));
@@ -891,13 +891,13 @@ impl Core {
             }
             return;
         }
-        el.uring().recycle(buf);
+        ring(el).recycle(buf);
         self.pump(el);
     }
 
     /// Write queued output until the socket is full or the queue is empty.
     fn flush_queue(&mut self, el: &mut EventLoop) {
-        if el.is_proactor() {
+        if el.caps().completion {
             return self.pump(el);
         }
         let fd = self.fd.as_raw_fd();
@@ -1000,10 +1000,10 @@ impl<H: EventHandler> StreamConn<H> {
         tcp: bool,
     ) -> io::Result<Token> {
         service.cfg.apply(fd.as_raw_fd(), tcp)?;
-        let token = if el.is_proactor() {
+        let token = if el.caps().completion {
             // Reads are armed by the first settle.
             let token = el.reserve_parked(fd.as_raw_fd())?;
-            if let Err(e) = el.uring().open_stream(fd.as_raw_fd(), token) {
+            if let Err(e) = ring(el).open_stream(fd.as_raw_fd(), token) {
                 let _ = el.deregister(token);
                 return Err(e);
             }
@@ -1084,7 +1084,7 @@ impl<H: EventHandler> StreamConn<H> {
         // deferred read (`RECHECK`), which may sit in front of a FIN whose
         // notice was consumed earlier.
         let short_read_drains =
-            !ev.is_read_closed() && !el.poller_merges_notices() && self.core.flags & RECHECK == 0;
+            !ev.is_read_closed() && !el.caps().merges_notices && self.core.flags & RECHECK == 0;
         let budget = el.config().read_budget;
         let fd = self.core.fd.as_raw_fd();
         for _ in 0..budget {
@@ -1169,7 +1169,7 @@ impl<H: EventHandler> StreamConn<H> {
         let mut rb = std::mem::take(&mut el.read_buf);
         rb.clear();
         match buf {
-            Some(buf) => el.uring().take_recv(buf, &mut rb),
+            Some(buf) => ring(el).take_recv(buf, &mut rb),
             None => {
                 el.read_buf = rb;
                 let e = io::Error::other("io_uring: recv completion without a buffer");
@@ -1295,9 +1295,9 @@ impl<H: EventHandler> StreamConn<H> {
             }
             break;
         }
-        let r = if el.is_proactor() {
+        let r = if el.caps().completion {
             let read = self.core.flags & (READ_PAUSED | PEER_EOF) == 0;
-            el.uring().set_reading(self.core.fd.as_raw_fd(), read)
+            ring(el).set_reading(self.core.fd.as_raw_fd(), read)
         } else {
             let want = self.core.desired_interest(el.trigger());
             el.set_interest(self.core.token, want)
@@ -1389,8 +1389,8 @@ impl<H: EventHandler> StreamConn<H> {
         if let Some((t, _)) = self.core.watch.as_mut().and_then(|w| w.timer.take()) {
             el.cancel(t);
         }
-        if el.is_proactor() {
-            let _ = el.uring().close_stream(self.core.fd.as_raw_fd());
+        if el.caps().completion {
+            let _ = ring(el).close_stream(self.core.fd.as_raw_fd());
         }
         let _ = el.deregister(self.core.token);
         el.stats().connections_open.fetch_sub(1, Ordering::Relaxed);
@@ -1411,7 +1411,7 @@ impl<H: EventHandler> StreamConn<H> {
 
 impl<H: EventHandler> Source for StreamConn<H> {
     fn ready(&mut self, el: &mut EventLoop, _token: Token, ev: Event) {
-        if el.is_proactor() {
+        if el.caps().completion {
             // Only deferred events come here: the ring reports the rest.
             if ev.is_readable() {
                 self.deliver_stash(el);
@@ -1562,6 +1562,13 @@ type OpsFn = fn(&mut dyn Any) -> Option<&mut dyn ConnOps>;
 fn ops_for<H: EventHandler>(src: &mut dyn Any) -> Option<&mut dyn ConnOps> {
     src.downcast_mut::<StreamConn<H>>()
         .map(|c| c as &mut dyn ConnOps)
+}
+
+/// The loop's ring, for a connection opened on a completion driver (only
+/// such a loop opens one that way, so the ring is there).
+fn ring(el: &mut EventLoop) -> &mut Uring {
+    el.ring()
+        .expect("a completion-driven connection on a loop without a ring")
 }
 
 #[cfg(test)]

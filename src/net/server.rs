@@ -5,7 +5,7 @@
 //! | `loops(0)` | 1 | the single reactor accepts and serves |
 //! | `loops(n)` (acceptor) | 1 + n | a main reactor accepts and hands each connection to a sub-reactor chosen by the [`Balance`] policy |
 //! | `loops(n)` + [`AcceptMode::ReusePort`] | n | every loop has its own SO_REUSEPORT listener; the kernel spreads connections |
-//! | `loops(n)` + [`AcceptMode::Exclusive`] | n | every loop watches one shared listener registered with EPOLLEXCLUSIVE, so a connection wakes one loop |
+//! | `loops(n)` + [`AcceptMode::Exclusive`] | n | every loop watches one shared listener registered for exclusive wake-up (EPOLLEXCLUSIVE), so a connection wakes one loop where the driver honours it ([`Caps::exclusive`](crate::poller::Caps::exclusive)) |
 
 use std::any::Any;
 use std::hash::{Hash, Hasher};
@@ -58,7 +58,10 @@ pub enum AcceptMode {
     Acceptor,
     /// A SO_REUSEPORT listener per loop.
     ReusePort,
-    /// One listener watched by every loop with EPOLLEXCLUSIVE.
+    /// One listener watched by every loop with exclusive wake-up
+    /// (EPOLLEXCLUSIVE) where the driver honours it (epoll, uring,
+    /// proactor); on the others every loop is woken and the losers'
+    /// accept finds nothing.
     Exclusive,
 }
 
@@ -239,11 +242,11 @@ impl ServerBuilder {
             }
         };
         // sigio is edge-triggered whatever was asked for.
-        let trigger = if self.poller == PollerKind::SigIo {
-            Trigger::Edge
-        } else {
-            self.trigger
-        };
+        let trigger = self
+            .poller
+            .caps()
+            .trigger_for(self.trigger)
+            .unwrap_or(self.trigger);
         format!(
             "poller={} trigger={trigger:?} model={model}",
             self.poller.name()
@@ -269,7 +272,7 @@ impl ServerBuilder {
                 "server has no address to bind",
             ));
         }
-        if self.trigger == Trigger::Edge && !self.poller.has_edge() {
+        if self.poller.caps().trigger_for(self.trigger).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "edge trigger needs the epoll or uring poller",
@@ -299,6 +302,34 @@ impl ServerBuilder {
             bound.push((actual, Arc::new(fd)));
         }
         Ok(bound)
+    }
+
+    /// The listeners serving loop `id` watches, each with whether it is
+    /// shared for exclusive wake-up. ReusePort binds loop `id`'s own here.
+    fn loop_listeners(
+        &self,
+        id: usize,
+        bound: &[(Addr, Arc<OwnedFd>)],
+        backlog: i32,
+    ) -> io::Result<Vec<(Arc<OwnedFd>, bool)>> {
+        Ok(match (self.loops, self.mode) {
+            (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
+            (_, AcceptMode::Acceptor) => Vec::new(),
+            // Unix-domain sockets have no SO_REUSEPORT: every loop
+            // watches the one listener (a connection may wake several;
+            // the losers' accept sees EAGAIN).
+            (_, AcceptMode::ReusePort) if id == 0 => {
+                bound.iter().map(|(_, fd)| (fd.clone(), false)).collect()
+            }
+            (_, AcceptMode::ReusePort) => bound
+                .iter()
+                .map(|(a, fd)| match a.is_tcp() {
+                    true => listen(a, backlog, true).map(|fd| (Arc::new(fd), false)),
+                    false => Ok((fd.clone(), false)),
+                })
+                .collect::<io::Result<_>>()?,
+            (_, AcceptMode::Exclusive) => bound.iter().map(|(_, fd)| (fd.clone(), true)).collect(),
+        })
     }
 
     /// Build a serving loop on the calling thread: its handler from
@@ -390,26 +421,7 @@ impl ServerBuilder {
 
         let serving = this.loops.max(1);
         for id in 0..serving {
-            let listeners: Vec<(Arc<OwnedFd>, bool)> = match (this.loops, this.mode) {
-                (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
-                (_, AcceptMode::Acceptor) => Vec::new(),
-                // Unix-domain sockets have no SO_REUSEPORT: every loop
-                // watches the one listener (a connection may wake several;
-                // the losers' accept sees EAGAIN).
-                (_, AcceptMode::ReusePort) if id == 0 => {
-                    bound.iter().map(|(_, fd)| (fd.clone(), false)).collect()
-                }
-                (_, AcceptMode::ReusePort) => bound
-                    .iter()
-                    .map(|(a, fd)| match a.is_tcp() {
-                        true => listen(a, backlog, true).map(|fd| (Arc::new(fd), false)),
-                        false => Ok((fd.clone(), false)),
-                    })
-                    .collect::<io::Result<_>>()?,
-                (_, AcceptMode::Exclusive) => {
-                    bound.iter().map(|(_, fd)| (fd.clone(), true)).collect()
-                }
-            };
+            let listeners = this.loop_listeners(id, &bound, backlog)?;
             let (tx, rx) = mpsc::channel();
             let factory = factory.clone();
             let this = this.clone();
@@ -726,7 +738,7 @@ impl Acceptor {
         pause: Duration,
         dispatch: Dispatch,
     ) -> io::Result<Token> {
-        let interest = if exclusive && el.poller_name().starts_with("epoll") {
+        let interest = if exclusive && el.caps().exclusive {
             Interest::READABLE.exclusive()
         } else {
             Interest::READABLE
@@ -896,5 +908,39 @@ impl Drop for Server {
             self.stop();
             let _ = self.join_threads();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::echo::Echo;
+
+    /// The acceptor once asked the driver's name ("epoll...") whether it
+    /// honours exclusive wake-up, so the uring poller, which does, woke
+    /// every loop. Now each driver's caps decide.
+    #[test]
+    fn exclusive_mode_registers_exclusive_interest_where_the_driver_honours_it() {
+        for kind in PollerKind::ALL {
+            let builder = ServerBuilder::new()
+                .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+                .poller(kind)
+                .loops(2)
+                .accept_mode(AcceptMode::Exclusive);
+            let bound = builder.bind_all(16).unwrap();
+            let listener = bound[0].1.as_raw_fd();
+            let listeners = builder.loop_listeners(1, &bound, 16).unwrap();
+            let el = builder
+                .serving_loop(1, &|_| Echo, next_server_key(), listeners)
+                .unwrap();
+            let want = if kind.caps().exclusive {
+                Interest::READABLE.exclusive()
+            } else {
+                Interest::READABLE
+            };
+            assert_eq!(el.interest_of_fd(listener), Some(want), "{kind:?}");
+        }
+        assert!(PollerKind::Uring.caps().exclusive);
+        assert!(PollerKind::Epoll.caps().exclusive);
     }
 }

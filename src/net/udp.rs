@@ -317,7 +317,7 @@ impl UdpServerBuilder {
                 "udp server has no address to bind",
             ));
         }
-        if self.trigger == Trigger::Edge && !self.poller.has_edge() {
+        if self.poller.caps().trigger_for(self.trigger).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "edge trigger needs the epoll or uring poller",

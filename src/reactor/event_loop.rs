@@ -1,7 +1,8 @@
 //! The event loop. One per thread; `!Send`.
 //!
-//! A turn: wait (timeout = nearest timer, or 0 if work is pending) ->
-//! dispatch each ready source -> re-dispatch sources that used up their read
+//! A turn: wait on the driver (timeout = nearest timer, or 0 if work is
+//! pending) -> dispatch each ready source -> hand finished operations to
+//! their sources (a completion driver) -> re-dispatch sources that used up their read
 //! budget (edge-triggered) -> run due timers -> run tasks other threads posted.
 //!
 //! Sources live in a slab. A [`Token`] packs the slab index (low 32 bits)
@@ -20,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::driver::Driver;
 use super::handle::{LoopHandle, Shared, Task};
 use super::timer::{TimerKey, TimerWheel};
+use crate::poller::{Caps, Event, Interest, PollerKind, Token, Trigger, Waker};
 use crate::ring::{Completion, Uring};
-use crate::poller::{new_poller, Event, Interest, Poller, PollerKind, Token, Trigger, Waker};
 
 /// Something registered on a loop: it gets the events of its fd.
 pub trait Source: 'static {
@@ -41,17 +43,20 @@ pub trait Source: 'static {
     /// connection finishes what is in flight and closes.
     fn drain(&mut self, _el: &mut EventLoop, _token: Token) {}
 
-    /// An operation this source started on the loop's io_uring finished
-    /// (proactor model only). What the completion holds must be used or
-    /// given back: the default gives it back.
+    /// An operation this source started on the loop's ring finished (a
+    /// completion driver only: [`Caps::completion`]). What the completion
+    /// holds must be used or given back: the default gives it back.
     fn complete(&mut self, el: &mut EventLoop, _token: Token, c: Completion) {
-        el.uring().release(c);
+        if let Some(ring) = el.ring() {
+            ring.release(c);
+        }
     }
 }
 
 /// Loop settings.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
+    /// The driver: a readiness backend or the io_uring proactor.
     pub poller: PollerKind,
     pub trigger: Trigger,
     /// Timer resolution.
@@ -79,8 +84,8 @@ impl Default for LoopConfig {
 struct Slot {
     gen: u32,
     fd: RawFd,
-    /// What the poller watches now; `None` while parked (registered in the
-    /// slab but not in the poller, e.g. a connection with reads paused and
+    /// What the driver watches now; `None` while parked (registered in the
+    /// slab but not in the driver, e.g. a connection with reads paused and
     /// nothing to write under level triggering).
     interest: Option<Interest>,
     /// `None` while the source is being dispatched.
@@ -123,8 +128,7 @@ struct Periodic {
 }
 
 pub struct EventLoop {
-    poller: Box<dyn Poller>,
-    trigger: Trigger,
+    driver: Driver,
     events: Vec<Event>,
     slots: Slab<Slot>,
     next_gen: u32,
@@ -136,9 +140,6 @@ pub struct EventLoop {
     /// dispatched again next turn, and the wait does not block meanwhile.
     pending: Vec<(Token, Event)>,
     running: bool,
-    merges_notices: bool,
-    /// Connections run on the ring's completions (`PollerKind::Proactor`).
-    proactor: bool,
     completions: Vec<Completion>,
     now: Instant,
     config: LoopConfig,
@@ -154,9 +155,9 @@ pub struct EventLoop {
 
 impl EventLoop {
     pub fn new(config: LoopConfig) -> io::Result<EventLoop> {
-        let mut poller = new_poller(config.poller, config.trigger)?;
+        let mut driver = Driver::new(config.poller, config.trigger)?;
         let waker = Waker::new()?;
-        poller.register(waker.fd(), WAKER, Interest::READABLE)?;
+        driver.register(waker.fd(), WAKER, Interest::READABLE)?;
         let now = Instant::now();
         let shared = Arc::new(Shared {
             id: config.id,
@@ -166,13 +167,9 @@ impl EventLoop {
             thread: Mutex::new(Some(std::thread::current().id())),
             stats: Default::default(),
         });
-        let proactor = poller.as_uring().is_some_and(|u| u.is_proactor());
         Ok(EventLoop {
-            proactor,
+            driver,
             completions: Vec::new(),
-            merges_notices: poller.merges_notices(),
-            trigger: poller.trigger(),
-            poller,
             events: Vec::with_capacity(256),
             slots: Slab::new(),
             next_gen: 1,
@@ -203,17 +200,20 @@ impl EventLoop {
         &self.shared.stats
     }
 
+    /// The trigger mode readiness events come in (sigio gives edge
+    /// whatever the config asked).
     pub fn trigger(&self) -> Trigger {
-        self.trigger
+        self.driver.trigger()
     }
 
-    pub fn poller_name(&self) -> &'static str {
-        self.poller.name()
+    /// What this loop's driver can do: ask this, never the driver's name.
+    pub fn caps(&self) -> Caps {
+        self.driver.caps()
     }
 
-    /// See [`Poller::merges_notices`].
-    pub fn poller_merges_notices(&self) -> bool {
-        self.merges_notices
+    /// The driver's name, for logs and benchmark tables.
+    pub fn driver_name(&self) -> &'static str {
+        self.driver.name()
     }
 
     pub fn config(&self) -> &LoopConfig {
@@ -256,7 +256,7 @@ impl EventLoop {
         self.reserve_with(fd, Some(interest))
     }
 
-    /// A slot for `fd`, registered with the poller for `interest` (or parked).
+    /// A slot for `fd`, registered with the driver for `interest` (or parked).
     fn reserve_with(&mut self, fd: RawFd, interest: Option<Interest>) -> io::Result<Token> {
         let gen = self.bump_gen();
         let entry = self.slots.vacant_entry();
@@ -265,7 +265,7 @@ impl EventLoop {
         }
         let token = pack(entry.key(), gen);
         if let Some(interest) = interest {
-            self.poller.register(fd, token, interest)?;
+            self.driver.register(fd, token, interest)?;
         }
         entry.insert(Slot {
             gen,
@@ -289,18 +289,11 @@ impl EventLoop {
         self.reserve_with(fd, None)
     }
 
-    /// Whether connections on this loop are driven by io_uring completions.
-    pub fn is_proactor(&self) -> bool {
-        self.proactor
-    }
-
-    /// The loop's io_uring. Panics unless the loop runs the proactor
-    /// model ([`EventLoop::is_proactor`]).
-    pub fn uring(&mut self) -> &mut Uring {
-        assert!(self.proactor, "the loop is not a proactor");
-        self.poller
-            .as_uring()
-            .expect("proactor loop without a ring")
+    /// The ring connections submit their recv and send to: `Some` exactly
+    /// when the driver works by completions ([`Caps::completion`], the
+    /// proactor), `None` on readiness drivers.
+    pub fn ring(&mut self) -> Option<&mut Uring> {
+        self.driver.ring()
     }
 
     /// Give a reserved token its source.
@@ -322,7 +315,7 @@ impl EventLoop {
     }
 
     /// Change what a registered fd is watched for; `None` parks it (out of
-    /// the poller, still in the registry). No syscall when nothing changes.
+    /// the driver, still in the registry). No syscall when nothing changes.
     pub fn set_interest(&mut self, token: Token, interest: Option<Interest>) -> io::Result<()> {
         let (index, gen) = unpack(token);
         let slot = match self.slots.get_mut(index) {
@@ -333,9 +326,9 @@ impl EventLoop {
             return Ok(());
         }
         let r = match (slot.interest, interest) {
-            (Some(_), Some(i)) => self.poller.reregister(slot.fd, token, i),
-            (None, Some(i)) => self.poller.register(slot.fd, token, i),
-            (Some(_), None) => self.poller.deregister(slot.fd),
+            (Some(_), Some(i)) => self.driver.reregister(slot.fd, token, i),
+            (None, Some(i)) => self.driver.register(slot.fd, token, i),
+            (Some(_), None) => self.driver.deregister(slot.fd),
             (None, None) => Ok(()),
         };
         if r.is_ok() {
@@ -353,6 +346,16 @@ impl EventLoop {
             .and_then(|s| s.interest)
     }
 
+    /// What the source registered for `fd` is watched for (tests find a
+    /// listener by its fd).
+    #[cfg(test)]
+    pub(crate) fn interest_of_fd(&self, fd: RawFd) -> Option<Interest> {
+        self.slots
+            .iter()
+            .find(|(_, s)| s.fd == fd)
+            .and_then(|(_, s)| s.interest)
+    }
+
     /// Stop watching and forget the source (returned unless it is the one
     /// being dispatched, which the dispatcher then drops).
     pub fn deregister(&mut self, token: Token) -> io::Result<Option<Box<dyn Source>>> {
@@ -361,7 +364,7 @@ impl EventLoop {
             Some(s) if s.gen == gen => {
                 let slot = self.slots.remove(index);
                 if slot.interest.is_some() {
-                    self.poller.deregister(slot.fd)?;
+                    self.driver.deregister(slot.fd)?;
                 }
                 Ok(slot.source)
             }
@@ -542,7 +545,7 @@ impl EventLoop {
             }
         };
         let mut events = std::mem::take(&mut self.events);
-        let r = self.poller.wait(&mut events, timeout);
+        let r = self.driver.wait(&mut events, timeout);
         self.now = Instant::now();
         if let Err(e) = r {
             self.events = events;
@@ -557,9 +560,7 @@ impl EventLoop {
             }
         }
         self.events = events;
-        if self.proactor {
-            self.dispatch_completions();
-        }
+        self.dispatch_completions();
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             for (token, ev) in pending {
@@ -577,9 +578,11 @@ impl EventLoop {
         self.with_source(token, |source, el| source.ready(el, token, ev));
     }
 
+    /// Hand each finished operation to its source (a readiness driver has
+    /// none).
     fn dispatch_completions(&mut self) {
         let mut done = std::mem::take(&mut self.completions);
-        self.uring().take_completions(&mut done);
+        self.driver.take_completions(&mut done);
         for c in done.drain(..) {
             let token = c.token;
             let mut c = Some(c);
@@ -588,9 +591,9 @@ impl EventLoop {
                     source.complete(el, token, c);
                 }
             });
-            if let Some(c) = c {
+            if let (Some(c), Some(ring)) = (c, self.driver.ring()) {
                 // Its source is gone: give back the buffer it holds.
-                self.uring().release(c);
+                ring.release(c);
             }
         }
         self.completions = done;

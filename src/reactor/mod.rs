@@ -1,7 +1,16 @@
 //! The reactor: one [`EventLoop`] per thread (wait -> dispatch -> timers ->
 //! cross-thread tasks), reached from other threads only through a
 //! [`LoopHandle`].
+//!
+//! A loop waits on its driver: a readiness [`Poller`](crate::poller::Poller)
+//! (epoll, io_uring polls, poll, select, busy-poll, sigio), or the io_uring
+//! engine as a proactor ([`crate::ring`]), whose connections move their
+//! bytes through completions. What the driver can do is its
+//! [`Caps`](crate::poller::Caps), from [`EventLoop::caps`]: servers and
+//! connections decide by those, never by a backend's name, and reach the
+//! ring through [`EventLoop::ring`] (`Some` only on a completion driver).
 
+mod driver;
 mod event_loop;
 mod handle;
 pub mod timer;

@@ -3,7 +3,7 @@
 //! Layers, bottom up (see DESIGN.md): [`sys`] (syscalls) -> [`poller`]
 //! (readiness: epoll / poll / select / busy-poll / sigio) and [`ring`]
 //! (io_uring: polls and completions) -> [`reactor`] (event loop and its
-//! driver, timers, tasks) ->
+//! driver, loop groups, timers, tasks) ->
 //! [`net`] (servers, connections, connector) -> protocols ([`codec`],
 //! [`http`], [`resp`], [`echo`]).
 #![deny(unsafe_op_in_unsafe_fn)]

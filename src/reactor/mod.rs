@@ -1,6 +1,8 @@
 //! The reactor: one [`EventLoop`] per thread (wait -> dispatch -> timers ->
 //! cross-thread tasks), reached from other threads only through a
-//! [`LoopHandle`].
+//! [`LoopHandle`]. A [`LoopGroup`] starts a set of loop threads, each
+//! loop built on its own thread, and stops and joins them all on drop or on
+//! a failed start.
 //!
 //! A loop waits on its driver: a readiness [`Poller`](crate::poller::Poller)
 //! (epoll, io_uring polls, poll, select, busy-poll, sigio), or the io_uring
@@ -12,15 +14,18 @@
 
 mod driver;
 mod event_loop;
+mod group;
 mod handle;
 pub mod timer;
 
 pub use event_loop::{EventLoop, LoopConfig, Source, TimerId, WatchId};
+pub use group::{LoopGroup, LoopGroupBuilder, LoopStart};
 pub use handle::{LoopClosed, LoopHandle, LoopStats};
 
 #[allow(dead_code)]
 fn _assert_kinds() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<LoopHandle>();
+    send_sync::<LoopGroup>();
     // EventLoop is !Send: it holds Rc-based sources and must stay on its thread.
 }

@@ -13,8 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{SockAddr, Socket, Type};
@@ -22,7 +21,7 @@ use socket2::{SockAddr, Socket, Type};
 use super::conn::{ConnConfig, Service, StreamConn};
 use super::{Addr, EventHandler};
 use crate::poller::{Event, Interest, PollerKind, Token, Trigger};
-use crate::reactor::{EventLoop, LoopConfig, LoopHandle, Source};
+use crate::reactor::{EventLoop, LoopConfig, LoopGroup, LoopHandle, Source};
 use crate::sys;
 
 /// How the acceptor picks a sub-reactor for a new connection.
@@ -363,6 +362,40 @@ impl ServerBuilder {
         Ok(el)
     }
 
+    /// Build the main reactor on the calling thread: it accepts on every
+    /// listener and hands each connection to a sub-reactor in `subs`.
+    fn acceptor_loop<H: EventHandler>(
+        &self,
+        subs: Vec<LoopHandle>,
+        server_key: u64,
+        listeners: Vec<Arc<OwnedFd>>,
+    ) -> io::Result<EventLoop> {
+        let mut el = EventLoop::new(self.loop_config(0))?;
+        for fd in listeners {
+            let is_tcp = is_tcp_listener(&fd);
+            let picker = Picker::new(subs.clone(), self.balance);
+            let dispatch: Dispatch = Box::new(move |_el, fd, peer| {
+                let i = picker.pick(&peer);
+                let in_flight = picker.in_flight.clone();
+                // The sub-loop finds its own handler by the server key.
+                let r = picker.loops[i].post(move |el| {
+                    in_flight[i].fetch_sub(1, Ordering::Relaxed);
+                    let Some(svc) = el.local::<Rc<Service<H>>>(server_key).cloned() else {
+                        return;
+                    };
+                    if let Err(e) = StreamConn::open(el, svc, fd, is_tcp) {
+                        tracing::warn!("cannot register connection: {e}");
+                    }
+                });
+                if r.is_err() {
+                    tracing::debug!("sub-reactor stopped; connection dropped");
+                }
+            });
+            Acceptor::register(&mut el, fd, false, self.accept_pause, dispatch)?;
+        }
+        Ok(el)
+    }
+
     /// Serve with the single reactor (`loops(0)`) on the calling thread;
     /// returns when the loop stops ([`EventLoop::drain`], [`EventLoop::stop`]
     /// or [`LoopHandle::stop`]).
@@ -395,7 +428,7 @@ impl ServerBuilder {
             addrs: bound.into_iter().map(|(a, _)| a).collect(),
             serving: vec![el.handle()],
             loops: vec![el.handle()],
-            threads: Vec::new(),
+            groups: Vec::new(),
             description: self.describe(),
         };
         ready(&mut el, &server);
@@ -403,7 +436,9 @@ impl ServerBuilder {
     }
 
     /// Bind, spawn the loops and start serving. `factory` makes one handler
-    /// per serving loop (called on that loop's thread).
+    /// per serving loop (called on that loop's thread). If a loop fails to
+    /// start, the loops already started are stopped and joined, and the
+    /// error names the loop.
     pub fn start<H, F>(self, factory: F) -> io::Result<Server>
     where
         H: EventHandler,
@@ -413,100 +448,45 @@ impl ServerBuilder {
         let backlog = self.backlog.unwrap_or_else(somaxconn);
         let factory = Arc::new(factory);
         let server_key = next_server_key();
-        let mut threads = Vec::new();
-        let mut handles = Vec::new();
         let bound = self.bind_all(backlog)?;
         let addrs: Vec<Addr> = bound.iter().map(|(a, _)| a.clone()).collect();
+        // Every loop's listeners before any thread starts: a ReusePort bind
+        // that fails leaves nothing to undo.
+        let per_loop = (0..self.loops.max(1))
+            .map(|id| self.loop_listeners(id, &bound, backlog))
+            .collect::<io::Result<Vec<_>>>()?;
         let this = Arc::new(self);
 
-        let serving = this.loops.max(1);
-        for id in 0..serving {
-            let listeners = this.loop_listeners(id, &bound, backlog)?;
-            let (tx, rx) = mpsc::channel();
-            let factory = factory.clone();
-            let this = this.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("evnet-loop-{id}"))
-                .spawn(move || -> io::Result<()> {
-                    match this.serving_loop(id, &*factory, server_key, listeners) {
-                        Ok(mut el) => {
-                            drop(this);
-                            let _ = tx.send(Ok(el.handle()));
-                            el.run()
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            Ok(())
-                        }
-                    }
-                })?;
-            threads.push(t);
-            handles.push(
-                rx.recv()
-                    .map_err(|_| io::Error::other("loop thread died at start"))??,
-            );
-        }
+        let setups = per_loop.into_iter().map(|listeners| {
+            let (this, factory) = (this.clone(), factory.clone());
+            move |id| this.serving_loop(id, &*factory, server_key, listeners)
+        });
+        let serving = LoopGroup::builder().name("evnet-loop").start_each(setups)?;
 
-        let mut all_handles = handles.clone();
+        let mut groups = Vec::new();
+        let serving_handles = serving.handles().to_vec();
+        let mut loops = serving_handles.clone();
         if this.loops > 0 && this.mode == AcceptMode::Acceptor {
-            let subs = handles.clone();
-            let balance = this.balance;
-            let cfg = this.loop_config(0);
-            let pause = this.accept_pause;
+            let subs = serving.handles().to_vec();
             let listeners: Vec<Arc<OwnedFd>> = bound.iter().map(|(_, fd)| fd.clone()).collect();
-            let (tx, rx) = mpsc::channel();
-            let t = std::thread::Builder::new()
-                .name("evnet-acceptor".into())
-                .spawn(move || -> io::Result<()> {
-                    let mut el = match EventLoop::new(cfg) {
-                        Ok(el) => el,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return Ok(());
-                        }
-                    };
-                    for fd in listeners {
-                        let is_tcp = is_tcp_listener(&fd);
-                        let picker = Picker::new(subs.clone(), balance);
-                        let dispatch: Dispatch = Box::new(move |_el, fd, peer| {
-                            let i = picker.pick(&peer);
-                            let in_flight = picker.in_flight.clone();
-                            // The sub-loop finds its own handler by the server key.
-                            let r = picker.loops[i].post(move |el| {
-                                in_flight[i].fetch_sub(1, Ordering::Relaxed);
-                                let Some(svc) = el.local::<Rc<Service<H>>>(server_key).cloned()
-                                else {
-                                    return;
-                                };
-                                if let Err(e) = StreamConn::open(el, svc, fd, is_tcp) {
-                                    tracing::warn!("cannot register connection: {e}");
-                                }
-                            });
-                            if r.is_err() {
-                                tracing::debug!("sub-reactor stopped; connection dropped");
-                            }
-                        });
-                        if let Err(e) = Acceptor::register(&mut el, fd, false, pause, dispatch) {
-                            let _ = tx.send(Err(e));
-                            return Ok(());
-                        }
-                    }
-                    let _ = tx.send(Ok(el.handle()));
-                    el.run()
-                })?;
-            threads.push(t);
-            all_handles.insert(
-                0,
-                rx.recv()
-                    .map_err(|_| io::Error::other("acceptor thread died at start"))??,
-            );
+            let this = this.clone();
+            // If the acceptor cannot start, `serving` drops: its loops are
+            // stopped and joined.
+            let acceptor = LoopGroup::builder()
+                .name("evnet-accept")
+                .start_each([move |_| this.acceptor_loop::<H>(subs, server_key, listeners)])?;
+            loops.insert(0, acceptor.handles()[0].clone());
+            // Stopped and joined first: no connection is handed to a loop
+            // that is going away.
+            groups.push(acceptor);
         }
+        groups.push(serving);
 
         Ok(Server {
             addrs,
-            serving: handles,
-            loops: all_handles,
-            threads,
+            serving: serving_handles,
+            loops,
+            groups,
             description: this.describe(),
         })
     }
@@ -824,7 +804,9 @@ pub struct Server {
     serving: Vec<LoopHandle>,
     /// Every loop, the acceptor first if there is one.
     loops: Vec<LoopHandle>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    /// The loop threads, joined in this order (none when
+    /// [`ServerBuilder::run`] serves on the caller's thread).
+    groups: Vec<LoopGroup>,
     description: String,
 }
 
@@ -870,11 +852,9 @@ impl Server {
 
     fn join_threads(&mut self) -> io::Result<()> {
         let mut result = Ok(());
-        for t in self.threads.drain(..) {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e),
-                Err(_) => result = Err(io::Error::other("a loop thread panicked")),
+        for group in self.groups.drain(..) {
+            if let Err(e) = group.join() {
+                result = result.and(Err(e));
             }
         }
         for a in &self.addrs {
@@ -904,7 +884,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.groups.is_empty() {
             self.stop();
             let _ = self.join_threads();
         }

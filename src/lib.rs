@@ -1,9 +1,11 @@
 //! evnet: an event-driven network programming framework for Linux.
 //!
 //! Layers, bottom up (see ARCHITECTURE.md at the repository root): [`sys`]
-//! (syscalls) -> [`poller`] (epoll / io_uring / poll / select) -> [`reactor`]
-//! (event loop, timers, tasks) -> [`net`] (servers, connections, connector)
-//! -> protocols ([`codec`], [`http`], [`resp`], [`echo`]).
+//! (syscalls) -> [`poller`] (readiness: epoll / poll / select / busy-poll /
+//! sigio) and [`ring`] (io_uring: polls and completions) -> [`reactor`]
+//! (event loop and its driver, loop groups, timers, tasks) -> [`net`]
+//! (servers, connections, connector) -> protocols ([`codec`], [`http`],
+//! [`resp`], [`echo`]).
 //!
 //! Cargo features: `cli` (default) builds the `evnet` binary and turns on
 //! `load`, the load generator (`load` module, with latency histograms). A
@@ -20,4 +22,5 @@ pub mod net;
 pub mod poller;
 pub mod reactor;
 pub mod resp;
+pub mod ring;
 pub mod sys;

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use evnet::net::{Buffer, CloseReason, Conn, EventHandler, ServerBuilder, WorkerPool};
+use evnet::net::{AcceptMode, Buffer, CloseReason, Conn, EventHandler, ServerBuilder, WorkerPool};
 use util::*;
 
 type Log = Arc<Mutex<Vec<(String, CloseReason)>>>;
@@ -470,4 +470,59 @@ fn full_pool_is_refused_not_waited_for() {
     s.write_all(b"block 500\nblock 500\nping\n").unwrap();
     assert_eq!(read_exact(&mut s, 10), b"busy\npong\n");
     assert_eq!(read_exact(&mut s, 10), b"done\ndone\n");
+}
+
+/// Holds a reference until its loop is gone; slow to let go, so a loop
+/// still winding down when `start` returned is caught.
+struct Held {
+    _alive: Arc<()>,
+}
+
+impl EventHandler for Held {
+    type Context = ();
+    fn on_message(&mut self, _conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        input.consume(input.len());
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `start` used to return the error of a loop that failed to start and
+/// leave the loops started before it serving, detached and never stopped.
+#[test]
+fn a_loop_that_fails_to_start_stops_the_loops_already_started() {
+    for mode in [AcceptMode::Acceptor, AcceptMode::ReusePort] {
+        let held = Arc::new(());
+        let h = held.clone();
+        let err = ServerBuilder::new()
+            .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .loops(4)
+            .accept_mode(mode)
+            .start(move |id| {
+                if id == 2 {
+                    std::thread::sleep(Duration::from_millis(20));
+                    panic!("no handler for loop 2");
+                }
+                Held { _alive: h.clone() }
+            })
+            .err()
+            .expect("loop 2 cannot start");
+        assert!(
+            err.to_string().contains("loop evnet-loop-2"),
+            "{mode:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains("no handler for loop 2"),
+            "{mode:?}: {err}"
+        );
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "{mode:?}: a loop still holds its handler"
+        );
+    }
 }

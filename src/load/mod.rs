@@ -26,7 +26,7 @@ use hdrhistogram::Histogram;
 use crate::codec::resp::{write_command, Reply, ReplyDecoder};
 use crate::codec::Decoder;
 use crate::net::{Addr, Buffer, ClientService, CloseReason, Conn, Connector, EventHandler};
-use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopHandle};
+use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopGroup, LoopStart};
 
 /// What to send and how to check the answer.
 #[derive(Clone, Debug)]
@@ -693,69 +693,61 @@ pub fn run(cfg: &LoadConfig) -> io::Result<Report> {
         Duration::from_secs_f64(cfg.connections as f64 / r.max(1e-3)).max(Duration::from_micros(1))
     });
 
-    let mut handles: Vec<LoopHandle> = Vec::new();
-    let mut joins = Vec::new();
-    for t in 0..threads {
+    // One loop per thread; each run gives back its thread's tally.
+    let bodies = (0..threads).map(|t| {
         let n = cfg.connections / threads + usize::from(t < cfg.connections % threads);
         let ctl = ctl.clone();
         let target = cfg.target.clone();
         let connectors = connectors.clone();
         let (pipeline, timeout) = (cfg.pipeline.max(1), cfg.timeout);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let join = std::thread::Builder::new()
-            .name(format!("evnet-load-{t}"))
-            .spawn(move || -> io::Result<Tally> {
-                let mut el = EventLoop::new(LoopConfig {
-                    id: t,
-                    ..LoopConfig::default()
-                })?;
-                let tally = Rc::new(RefCell::new(Tally::new()));
-                let live = Rc::new(Cell::new(0));
-                let dialer = Dialer {
-                    ctl: ctl.clone(),
-                    tally: tally.clone(),
-                    live: live.clone(),
-                    connectors: Rc::new(connectors),
-                    next: Rc::new(Cell::new(t)),
-                    svc: Rc::new(std::cell::OnceCell::new()),
-                };
-                let loader = Loader {
-                    ctl: ctl.clone(),
-                    reqs: Rc::new(Requests::new(&target)),
-                    tally: tally.clone(),
-                    dialer: dialer.clone(),
-                    pipeline,
-                    interval,
-                    timeout,
-                    rng: (0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) << 32)) | 1,
-                    scratch: Vec::new(),
-                };
-                let svc = ClientService::new(&mut el, loader);
-                let _ = dialer.svc.set(svc);
-                for _ in 0..n {
-                    dialer.dial(&mut el.ctx(), false);
-                }
-                // In `requests` mode a loop whose connections have all finished stops by itself.
-                let ctl2 = ctl.clone();
-                let live2 = live.clone();
-                el.run_every(Duration::from_millis(5), move |el| {
-                    if live2.get() == 0
-                        && (ctl2.stopping.load(Ordering::Relaxed) || ctl2.budget.is_some())
-                    {
-                        el.stop();
-                    }
-                });
-                let _ = tx.send(el.handle());
-                el.run()?;
-                let t = std::mem::replace(&mut *tally.borrow_mut(), Tally::new());
-                Ok(t)
+        move |start: LoopStart| -> io::Result<Tally> {
+            let mut el = EventLoop::new(LoopConfig {
+                id: t,
+                ..LoopConfig::default()
             })?;
-        handles.push(
-            rx.recv()
-                .map_err(|_| io::Error::other("load thread died at start"))?,
-        );
-        joins.push(join);
-    }
+            let tally = Rc::new(RefCell::new(Tally::new()));
+            let live = Rc::new(Cell::new(0));
+            let dialer = Dialer {
+                ctl: ctl.clone(),
+                tally: tally.clone(),
+                live: live.clone(),
+                connectors: Rc::new(connectors),
+                next: Rc::new(Cell::new(t)),
+                svc: Rc::new(std::cell::OnceCell::new()),
+            };
+            let loader = Loader {
+                ctl: ctl.clone(),
+                reqs: Rc::new(Requests::new(&target)),
+                tally: tally.clone(),
+                dialer: dialer.clone(),
+                pipeline,
+                interval,
+                timeout,
+                rng: (0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) << 32)) | 1,
+                scratch: Vec::new(),
+            };
+            let svc = ClientService::new(&mut el, loader);
+            let _ = dialer.svc.set(svc);
+            for _ in 0..n {
+                dialer.dial(&mut el.ctx(), false);
+            }
+            // In `requests` mode a loop whose connections have all finished stops by itself.
+            let ctl2 = ctl.clone();
+            let live2 = live.clone();
+            el.run_every(Duration::from_millis(5), move |el| {
+                if live2.get() == 0
+                    && (ctl2.stopping.load(Ordering::Relaxed) || ctl2.budget.is_some())
+                {
+                    el.stop();
+                }
+            });
+            start.run(&mut el)?;
+            let t = std::mem::replace(&mut *tally.borrow_mut(), Tally::new());
+            Ok(t)
+        }
+    });
+    let group = LoopGroup::builder().name("evnet-load").spawn(bodies)?;
+    let handles = group.handles();
 
     let start = Instant::now();
     let mut measured_from = start;
@@ -795,9 +787,7 @@ pub fn run(cfg: &LoadConfig) -> io::Result<Report> {
     }
     let elapsed = measured_from.elapsed();
     ctl.stopping.store(true, Ordering::Relaxed);
-    for h in &handles {
-        h.stop();
-    }
+    group.stop();
     let mut report = Report {
         requests: 0,
         elapsed,
@@ -807,10 +797,7 @@ pub fn run(cfg: &LoadConfig) -> io::Result<Report> {
         non_success: 0,
         latency: Tally::new().hist,
     };
-    for j in joins {
-        let t = j
-            .join()
-            .map_err(|_| io::Error::other("load thread panicked"))??;
+    for t in group.join()? {
         report.requests += t.requests;
         report.bytes_sent += t.bytes_sent;
         report.bytes_received += t.bytes_received;

@@ -27,7 +27,7 @@ use socket2::{Socket, Type};
 
 use super::conn::table::{LocalOp, Table, TableRef};
 use super::{Addr, ConnConfig, EventHandler};
-use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopHandle};
+use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopGroup, LoopHandle};
 use crate::sys;
 
 /// Exponential backoff between dial attempts.
@@ -351,8 +351,7 @@ pub(crate) fn connect_result(fd: RawFd) -> Option<io::Result<()>> {
 /// shared handler and keeps them until stopped. Dropping it stops the loop
 /// (connections get `on_close` with `Shutdown`) and joins the thread.
 pub struct Client {
-    handle: LoopHandle,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    group: LoopGroup,
 }
 
 impl Client {
@@ -393,18 +392,11 @@ impl Client {
         if connectors.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no connector"));
         }
-        let (tx, rx) = std::sync::mpsc::channel();
         let on_fail = Arc::new(on_fail);
-        let thread = std::thread::Builder::new()
-            .name("evnet-client".into())
-            .spawn(move || {
-                let mut el = match EventLoop::new(config) {
-                    Ok(el) => el,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return Ok(());
-                    }
-                };
+        let group = LoopGroup::builder()
+            .name("evnet-client")
+            .start_each([move |_| {
+                let mut el = EventLoop::new(config)?;
                 let service = ClientService::new(&mut el, make());
                 for i in 0..connections {
                     let on_fail = on_fail.clone();
@@ -414,52 +406,25 @@ impl Client {
                         move |_, e| on_fail(e),
                     );
                 }
-                let _ = tx.send(Ok(el.handle()));
-                el.run()
-            })?;
-        let handle = rx
-            .recv()
-            .map_err(|_| io::Error::other("client loop died at start"))??;
-        Ok(Client {
-            handle,
-            thread: Some(thread),
-        })
+                Ok(el)
+            }])?;
+        Ok(Client { group })
     }
 
     /// The client loop's handle (post tasks, stop). Any thread.
     pub fn handle(&self) -> &LoopHandle {
-        &self.handle
+        &self.group.handles()[0]
     }
 
     /// Stop the loop and wait for its thread.
-    pub fn shutdown(mut self) -> io::Result<()> {
-        self.stop_and_join()
+    pub fn shutdown(self) -> io::Result<()> {
+        self.group.stop();
+        self.join()
     }
 
     /// Wait until the loop stops by itself (a handler called `el.stop()`).
-    pub fn join(mut self) -> io::Result<()> {
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .map_err(|_| io::Error::other("client loop panicked"))?,
-            None => Ok(()),
-        }
-    }
-
-    fn stop_and_join(&mut self) -> io::Result<()> {
-        self.handle.stop();
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .map_err(|_| io::Error::other("client loop panicked"))?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.stop_and_join();
+    pub fn join(self) -> io::Result<()> {
+        self.group.join().map(drop)
     }
 }
 

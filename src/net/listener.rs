@@ -34,7 +34,7 @@ impl Listener {
         owner: SourceId,
         sub: u64,
     ) -> io::Result<Listener> {
-        let interest = if exclusive && el.poller_name().starts_with("epoll") {
+        let interest = if exclusive && el.caps().exclusive {
             Interest::READABLE.exclusive()
         } else {
             Interest::READABLE

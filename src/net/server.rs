@@ -5,14 +5,13 @@
 //! | `loops(0)` | 1 | the single reactor accepts and serves |
 //! | `loops(n)` (acceptor) | 1 + n | a main reactor accepts and hands each connection to a sub-reactor chosen by the [`Balance`] policy |
 //! | `loops(n)` + [`AcceptMode::ReusePort`] | n | every loop has its own SO_REUSEPORT listener; the kernel spreads connections |
-//! | `loops(n)` + [`AcceptMode::Exclusive`] | n | every loop watches one shared listener registered with EPOLLEXCLUSIVE, so a connection wakes one loop |
+//! | `loops(n)` + [`AcceptMode::Exclusive`] | n | every loop watches one shared listener registered for exclusive wake-up (EPOLLEXCLUSIVE), so a connection wakes one loop where the driver honours it ([`Caps::exclusive`](crate::poller::Caps::exclusive)) |
 
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{SockAddr, Socket, Type};
@@ -23,7 +22,7 @@ use super::conn::ConnConfig;
 use super::listener::Listener;
 use super::{Addr, EventHandler};
 use crate::poller::{Event, PollerKind, Trigger};
-use crate::reactor::{EventLoop, LoopConfig, LoopHandle, Source, SourceId};
+use crate::reactor::{EventLoop, LoopConfig, LoopGroup, LoopHandle, Source, SourceId};
 use crate::sys;
 
 /// How the acceptor picks a sub-reactor for a new connection.
@@ -59,7 +58,10 @@ pub enum AcceptMode {
     Acceptor,
     /// A SO_REUSEPORT listener per loop.
     ReusePort,
-    /// One listener watched by every loop with EPOLLEXCLUSIVE.
+    /// One listener watched by every loop with exclusive wake-up
+    /// (EPOLLEXCLUSIVE) where the driver honours it (epoll, uring,
+    /// proactor); on the others every loop is woken and the losers'
+    /// accept finds nothing.
     Exclusive,
 }
 
@@ -240,11 +242,11 @@ impl ServerBuilder {
             }
         };
         // sigio is edge-triggered whatever was asked for.
-        let trigger = if self.poller == PollerKind::SigIo {
-            Trigger::Edge
-        } else {
-            self.trigger
-        };
+        let trigger = self
+            .poller
+            .caps()
+            .trigger_for(self.trigger)
+            .unwrap_or(self.trigger);
         format!(
             "poller={} trigger={trigger:?} model={model}",
             self.poller.name()
@@ -270,7 +272,7 @@ impl ServerBuilder {
                 "server has no address to bind",
             ));
         }
-        if self.trigger == Trigger::Edge && !self.poller.has_edge() {
+        if self.poller.caps().trigger_for(self.trigger).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "edge trigger needs the epoll or uring poller",
@@ -302,6 +304,34 @@ impl ServerBuilder {
         Ok(bound)
     }
 
+    /// The listeners serving loop `id` watches, each with whether it is
+    /// shared for exclusive wake-up. ReusePort binds loop `id`'s own here.
+    fn loop_listeners(
+        &self,
+        id: usize,
+        bound: &[(Addr, Arc<OwnedFd>)],
+        backlog: i32,
+    ) -> io::Result<Vec<(Arc<OwnedFd>, bool)>> {
+        Ok(match (self.loops, self.mode) {
+            (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
+            (_, AcceptMode::Acceptor) => Vec::new(),
+            // Unix-domain sockets have no SO_REUSEPORT: every loop
+            // watches the one listener (a connection may wake several;
+            // the losers' accept sees EAGAIN).
+            (_, AcceptMode::ReusePort) if id == 0 => {
+                bound.iter().map(|(_, fd)| (fd.clone(), false)).collect()
+            }
+            (_, AcceptMode::ReusePort) => bound
+                .iter()
+                .map(|(a, fd)| match a.is_tcp() {
+                    true => listen(a, backlog, true).map(|fd| (Arc::new(fd), false)),
+                    false => Ok((fd.clone(), false)),
+                })
+                .collect::<io::Result<_>>()?,
+            (_, AcceptMode::Exclusive) => bound.iter().map(|(_, fd)| (fd.clone(), true)).collect(),
+        })
+    }
+
     /// Build a serving loop on the calling thread: its handler from
     /// `factory`, the tick, and the listeners it accepts on. Returns the
     /// loop and the address of its table.
@@ -323,6 +353,19 @@ impl ServerBuilder {
         }
         let table = table.attach(&mut el);
         Ok((el, table))
+    }
+
+    /// Build the main reactor on the calling thread: it accepts on every
+    /// listener and hands each connection to a sub-reactor in `subs`.
+    fn acceptor_loop<H: EventHandler>(
+        &self,
+        subs: Vec<SubLoop<H>>,
+        listeners: Vec<Arc<OwnedFd>>,
+    ) -> io::Result<EventLoop> {
+        let mut el = EventLoop::new(self.loop_config(0))?;
+        let picker = Picker::new(subs, self.balance);
+        MainAcceptor::install(&mut el, listeners, self.accept_pause, picker)?;
+        Ok(el)
     }
 
     /// Serve with the single reactor (`loops(0)`) on the calling thread;
@@ -357,7 +400,7 @@ impl ServerBuilder {
             addrs: bound.into_iter().map(|(a, _)| a).collect(),
             serving: vec![el.handle()],
             loops: vec![el.handle()],
-            threads: Vec::new(),
+            groups: Vec::new(),
             description: self.describe(),
         };
         ready(&mut el, &server);
@@ -365,7 +408,9 @@ impl ServerBuilder {
     }
 
     /// Bind, spawn the loops and start serving. `factory` makes one handler
-    /// per serving loop (called on that loop's thread).
+    /// per serving loop (called on that loop's thread). If a loop fails to
+    /// start, the loops already started are stopped and joined, and the
+    /// error names the loop.
     pub fn start<H, F>(self, factory: F) -> io::Result<Server>
     where
         H: EventHandler,
@@ -374,108 +419,60 @@ impl ServerBuilder {
         self.check()?;
         let backlog = self.backlog.unwrap_or_else(somaxconn);
         let factory = Arc::new(factory);
-        let mut threads = Vec::new();
-        let mut handles = Vec::new();
-        let mut tables = Vec::new();
         let bound = self.bind_all(backlog)?;
         let addrs: Vec<Addr> = bound.iter().map(|(a, _)| a.clone()).collect();
+        // Every loop's listeners before any thread starts: a ReusePort bind
+        // that fails leaves nothing to undo.
+        let per_loop = (0..self.loops.max(1))
+            .map(|id| self.loop_listeners(id, &bound, backlog))
+            .collect::<io::Result<Vec<_>>>()?;
         let this = Arc::new(self);
 
-        let serving = this.loops.max(1);
-        for id in 0..serving {
-            let listeners: Vec<(Arc<OwnedFd>, bool)> = match (this.loops, this.mode) {
-                (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
-                (_, AcceptMode::Acceptor) => Vec::new(),
-                // Unix-domain sockets have no SO_REUSEPORT: every loop
-                // watches the one listener (a connection may wake several;
-                // the losers' accept sees EAGAIN).
-                (_, AcceptMode::ReusePort) if id == 0 => {
-                    bound.iter().map(|(_, fd)| (fd.clone(), false)).collect()
-                }
-                (_, AcceptMode::ReusePort) => bound
-                    .iter()
-                    .map(|(a, fd)| match a.is_tcp() {
-                        true => listen(a, backlog, true).map(|fd| (Arc::new(fd), false)),
-                        false => Ok((fd.clone(), false)),
-                    })
-                    .collect::<io::Result<_>>()?,
-                (_, AcceptMode::Exclusive) => {
-                    bound.iter().map(|(_, fd)| (fd.clone(), true)).collect()
-                }
-            };
-            let (tx, rx) = mpsc::channel();
-            let factory = factory.clone();
-            let this = this.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("evnet-loop-{id}"))
-                .spawn(move || -> io::Result<()> {
-                    match this.serving_loop(id, &*factory, listeners) {
-                        Ok((mut el, table)) => {
-                            drop(this);
-                            let _ = tx.send(Ok((el.handle(), table.id, table.mailbox.clone())));
-                            el.run()
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            Ok(())
-                        }
-                    }
-                })?;
-            threads.push(t);
-            let (handle, table, mailbox) = rx
-                .recv()
-                .map_err(|_| io::Error::other("loop thread died at start"))??;
-            handles.push(handle.clone());
-            tables.push(SubLoop {
-                handle,
-                table,
-                mailbox,
-            });
-        }
+        // Each serving loop reports its table, for the main acceptor.
+        let tables: Arc<Mutex<Vec<Option<SubLoop<H>>>>> =
+            Arc::new(Mutex::new((0..per_loop.len()).map(|_| None).collect()));
+        let setups = per_loop.into_iter().map(|listeners| {
+            let (this, factory, tables) = (this.clone(), factory.clone(), tables.clone());
+            move |id: usize| {
+                let (el, table) = this.serving_loop(id, &*factory, listeners)?;
+                tables.lock().unwrap_or_else(|e| e.into_inner())[id] = Some(SubLoop {
+                    handle: el.handle(),
+                    table: table.id,
+                    mailbox: table.mailbox,
+                });
+                Ok(el)
+            }
+        });
+        let serving = LoopGroup::builder().name("evnet-loop").start_each(setups)?;
 
-        let mut all_handles = handles.clone();
+        let mut groups = Vec::new();
+        let serving_handles = serving.handles().to_vec();
+        let mut loops = serving_handles.clone();
         if this.loops > 0 && this.mode == AcceptMode::Acceptor {
-            let balance = this.balance;
-            let cfg = this.loop_config(0);
-            let pause = this.accept_pause;
+            let subs: Vec<SubLoop<H>> =
+                std::mem::take(&mut *tables.lock().unwrap_or_else(|e| e.into_inner()))
+                    .into_iter()
+                    .map(|t| t.expect("every serving loop reported its table"))
+                    .collect();
             let listeners: Vec<Arc<OwnedFd>> = bound.iter().map(|(_, fd)| fd.clone()).collect();
-            let (tx, rx) = mpsc::channel();
-            let t = std::thread::Builder::new()
-                .name("evnet-acceptor".into())
-                .spawn(move || -> io::Result<()> {
-                    let started = EventLoop::new(cfg).and_then(|mut el| {
-                        MainAcceptor::install(
-                            &mut el,
-                            listeners,
-                            pause,
-                            Picker::new(tables, balance),
-                        )?;
-                        Ok(el)
-                    });
-                    match started {
-                        Ok(mut el) => {
-                            let _ = tx.send(Ok(el.handle()));
-                            el.run()
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            Ok(())
-                        }
-                    }
-                })?;
-            threads.push(t);
-            all_handles.insert(
-                0,
-                rx.recv()
-                    .map_err(|_| io::Error::other("acceptor thread died at start"))??,
-            );
+            let this = this.clone();
+            // If the acceptor cannot start, `serving` drops: its loops are
+            // stopped and joined.
+            let acceptor = LoopGroup::builder()
+                .name("evnet-accept")
+                .start_each([move |_| this.acceptor_loop::<H>(subs, listeners)])?;
+            loops.insert(0, acceptor.handles()[0].clone());
+            // Stopped and joined first: no connection is handed to a loop
+            // that is going away.
+            groups.push(acceptor);
         }
+        groups.push(serving);
 
         Ok(Server {
             addrs,
-            serving: handles,
-            loops: all_handles,
-            threads,
+            serving: serving_handles,
+            loops,
+            groups,
             description: this.describe(),
         })
     }
@@ -783,7 +780,9 @@ pub struct Server {
     serving: Vec<LoopHandle>,
     /// Every loop, the acceptor first if there is one.
     loops: Vec<LoopHandle>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    /// The loop threads, joined in this order (none when
+    /// [`ServerBuilder::run`] serves on the caller's thread).
+    groups: Vec<LoopGroup>,
     description: String,
 }
 
@@ -829,11 +828,9 @@ impl Server {
 
     fn join_threads(&mut self) -> io::Result<()> {
         let mut result = Ok(());
-        for t in self.threads.drain(..) {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e),
-                Err(_) => result = Err(io::Error::other("a loop thread panicked")),
+        for group in self.groups.drain(..) {
+            if let Err(e) = group.join() {
+                result = result.and(Err(e));
             }
         }
         for a in &self.addrs {
@@ -863,9 +860,42 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.groups.is_empty() {
             self.stop();
             let _ = self.join_threads();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::echo::Echo;
+
+    /// The acceptor once asked the driver's name ("epoll...") whether it
+    /// honours exclusive wake-up, so the uring poller, which does, woke
+    /// every loop. Now each driver's caps decide.
+    #[test]
+    fn exclusive_mode_registers_exclusive_interest_where_the_driver_honours_it() {
+        for kind in PollerKind::ALL {
+            let builder = ServerBuilder::new()
+                .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+                .poller(kind)
+                .loops(2)
+                .accept_mode(AcceptMode::Exclusive);
+            let bound = builder.bind_all(16).unwrap();
+            let listener = bound[0].1.as_raw_fd();
+            let listeners = builder.loop_listeners(1, &bound, 16).unwrap();
+            let (el, _table) = builder.serving_loop(1, &|_| Echo, listeners).unwrap();
+            use crate::poller::Interest;
+            let want = if kind.caps().exclusive {
+                Interest::READABLE.exclusive()
+            } else {
+                Interest::READABLE
+            };
+            assert_eq!(el.interest_of_fd(listener), Some(want), "{kind:?}");
+        }
+        assert!(PollerKind::Uring.caps().exclusive);
+        assert!(PollerKind::Epoll.caps().exclusive);
     }
 }

@@ -18,13 +18,12 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
 use crate::poller::{Event, Interest, PollerKind, Token, Trigger};
-use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopHandle, Source, SourceId};
+use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopGroup, LoopHandle, Source, SourceId};
 
 /// Datagrams received per readiness event before other sources get a turn.
 pub const RECV_BUDGET: usize = 64;
@@ -343,7 +342,7 @@ impl UdpServerBuilder {
                 "udp server has no address to bind",
             ));
         }
-        if self.trigger == Trigger::Edge && !self.poller.has_edge() {
+        if self.poller.caps().trigger_for(self.trigger).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "edge trigger needs the epoll or uring poller",
@@ -368,55 +367,32 @@ impl UdpServerBuilder {
             );
         }
         let factory = Arc::new(factory);
-        let mut server = UdpServer {
-            addrs,
-            loops: Vec::new(),
-            threads: Vec::new(),
-        };
-        for (id, socks) in per_loop.into_iter().enumerate() {
-            let cfg = LoopConfig {
-                poller: self.poller,
-                trigger: self.trigger,
-                id,
-                ..Default::default()
-            };
-            let factory = factory.clone();
-            let (tx, rx) = mpsc::channel();
-            let t = std::thread::Builder::new()
-                .name(format!("evnet-udp-{id}"))
-                .spawn(move || -> io::Result<()> {
-                    let mut el = match EventLoop::new(cfg) {
-                        Ok(el) => el,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return Ok(());
-                        }
-                    };
+        let (poller, trigger) = (self.poller, self.trigger);
+        let group = LoopGroup::builder()
+            .name("evnet-udp")
+            .start_each(per_loop.into_iter().map(|socks| {
+                let factory = factory.clone();
+                move |id| {
+                    let mut el = EventLoop::new(LoopConfig {
+                        poller,
+                        trigger,
+                        id,
+                        ..Default::default()
+                    })?;
                     for s in socks {
-                        if let Err(e) = attach(&mut el, Arc::new(s), factory(id)) {
-                            let _ = tx.send(Err(e));
-                            return Ok(());
-                        }
+                        attach(&mut el, Arc::new(s), factory(id))?;
                     }
-                    let _ = tx.send(Ok(el.handle()));
-                    el.run()
-                })?;
-            server.threads.push(t);
-            // On error `server` drops here and stops the loops started so far.
-            server.loops.push(
-                rx.recv()
-                    .map_err(|_| io::Error::other("udp loop thread died at start"))??,
-            );
-        }
-        Ok(server)
+                    Ok(el)
+                }
+            }))?;
+        Ok(UdpServer { addrs, group })
     }
 }
 
 /// A running UDP server. Dropping it stops the loops and joins them.
 pub struct UdpServer {
     addrs: Vec<SocketAddr>,
-    loops: Vec<LoopHandle>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    group: LoopGroup,
 }
 
 impl UdpServer {
@@ -434,41 +410,18 @@ impl UdpServer {
     }
 
     pub fn loops(&self) -> &[LoopHandle] {
-        &self.loops
+        self.group.handles()
     }
 
     /// Ask every loop to stop. Safe from any thread.
     pub fn stop(&self) {
-        for h in &self.loops {
-            h.stop();
-        }
+        self.group.stop();
     }
 
     /// Stop and wait for the loop threads.
-    pub fn shutdown(mut self) -> io::Result<()> {
-        self.stop();
-        self.join_threads()
-    }
-
-    fn join_threads(&mut self) -> io::Result<()> {
-        let mut result = Ok(());
-        for t in self.threads.drain(..) {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e),
-                Err(_) => result = Err(io::Error::other("a udp loop thread panicked")),
-            }
-        }
-        result
-    }
-}
-
-impl Drop for UdpServer {
-    fn drop(&mut self) {
-        if !self.threads.is_empty() {
-            self.stop();
-            let _ = self.join_threads();
-        }
+    pub fn shutdown(self) -> io::Result<()> {
+        self.group.stop();
+        self.group.join().map(drop)
     }
 }
 

@@ -18,7 +18,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{timeout_ms, Event, Interest, Poller, Token, Trigger};
+use super::{timeout_ms, Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::fdset::{self as fs, PollFd};
 use crate::sys::sigio::{fd_kind, FdKind};
 
@@ -207,5 +207,12 @@ impl Poller for BusyPoll {
 
     fn name(&self) -> &'static str {
         "busy-poll"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            level: true,
+            ..Caps::NONE
+        }
     }
 }

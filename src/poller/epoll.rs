@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{timeout_ms, Event, Interest, Poller, Token, Trigger};
+use super::{timeout_ms, Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::epoll as ep;
 
 pub struct Epoll {
@@ -125,6 +125,15 @@ impl Poller for Epoll {
 
     fn trigger(&self) -> Trigger {
         self.trigger
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            level: true,
+            edge: true,
+            exclusive: true,
+            ..Caps::NONE
+        }
     }
 
     fn name(&self) -> &'static str {

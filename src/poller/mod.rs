@@ -1,14 +1,19 @@
-//! The readiness poller (Go calls it the netpoller): one narrow trait,
-//! [`Poller`], and one file per backend.
+//! The readiness pollers (Go calls them the netpoller): one narrow trait,
+//! [`Poller`], and one file per backend. Each reports its [`Caps`]; code
+//! above asks those, never a backend's name.
 //!
-//! | backend | triggers | limits |
+//! | backend | [`Caps`] | limits |
 //! |---|---|---|
-//! | [`epoll`] | level, edge | EPERM for regular files (they are always ready) |
-//! | [`uring`] | level, edge | io_uring poll requests: one SQE per event in level mode, one multishot per fd in edge; Linux 5.11+, refused where io_uring is disabled |
+//! | [`epoll`] | level, edge, exclusive | EPERM for regular files (they are always ready) |
+//! | `uring` ([`crate::ring`]) | level, edge, exclusive | io_uring poll requests: one SQE per event in level mode, one multishot per fd in edge; Linux 5.11+, refused where io_uring is disabled |
 //! | [`poll`]  | level | O(n) scan per wait |
 //! | [`select`] | level | fds must be < FD_SETSIZE (1024); O(max fd) scan |
 //! | [`busy_poll`] | level | never sleeps with a connection open: burns a core |
-//! | [`sigio`] | edge (always) | one realtime signal per event; queue overflow forces a rescan |
+//! | [`sigio`] | edge (always), merges notices | one realtime signal per event; queue overflow forces a rescan |
+//! | `proactor` ([`crate::ring`]) | level, exclusive, completion | not a readiness poller: the loop's driver is the ring itself (see [`crate::reactor`]) |
+//!
+//! The io_uring backend lives with the rest of the io_uring engine in
+//! [`crate::ring`]; [`new_poller`] builds it like any other.
 //!
 //! Events carry the caller's [`Token`], never an fd: the reactor maps tokens
 //! to its channels and uses the token's generation to drop stale events.
@@ -18,7 +23,6 @@ pub mod epoll;
 pub mod poll;
 pub mod select;
 pub mod sigio;
-pub mod uring;
 mod waker;
 
 use std::fmt;
@@ -27,6 +31,7 @@ use std::num::NonZeroU8;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use crate::ring::Uring;
 pub use waker::Waker;
 
 /// Caller-chosen identifier delivered with each event.
@@ -48,7 +53,8 @@ impl Interest {
     pub const BOTH: Interest = Interest(NonZeroU8::new(R | W).unwrap());
 
     /// Wake only one of the pollers sharing this fd (epoll's EPOLLEXCLUSIVE,
-    /// for a listener watched by several loops). Other backends ignore it.
+    /// for a listener watched by several loops). Backends without
+    /// [`Caps::exclusive`] ignore it and wake every one.
     pub const fn exclusive(self) -> Interest {
         Interest(NonZeroU8::new(self.0.get() | X).unwrap())
     }
@@ -153,7 +159,8 @@ pub enum Trigger {
     Edge,
 }
 
-/// The readiness mechanisms evnet can run on.
+/// The drivers a loop can run on: the readiness backends, and io_uring as a
+/// proactor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PollerKind {
     #[default]
@@ -196,13 +203,85 @@ impl PollerKind {
         }
     }
 
-    /// Whether this kind delivers edge-triggered events (when asked, or
-    /// always, as sigio does).
-    pub const fn has_edge(self) -> bool {
-        matches!(
-            self,
-            PollerKind::Epoll | PollerKind::Uring | PollerKind::SigIo
-        )
+    /// What a driver of this kind can do, known before one is built
+    /// (builders check a trigger with it). Each backend reports the same
+    /// from [`Poller::caps`]; the table is in [`Caps`].
+    pub const fn caps(self) -> Caps {
+        match self {
+            PollerKind::Epoll | PollerKind::Uring => Caps {
+                level: true,
+                edge: true,
+                exclusive: true,
+                ..Caps::NONE
+            },
+            PollerKind::Proactor => Caps {
+                level: true,
+                exclusive: true,
+                completion: true,
+                ..Caps::NONE
+            },
+            PollerKind::Poll | PollerKind::Select | PollerKind::BusyPoll => Caps {
+                level: true,
+                ..Caps::NONE
+            },
+            PollerKind::SigIo => Caps {
+                edge: true,
+                merges_notices: true,
+                ..Caps::NONE
+            },
+        }
+    }
+}
+
+/// What a driver can do. Servers and connections decide by these, never by
+/// a backend's name.
+///
+/// | driver | level | edge | exclusive | completion | merges_notices |
+/// |---|---|---|---|---|---|
+/// | epoll | yes | yes | yes | | |
+/// | uring | yes | yes | yes | | |
+/// | proactor | yes | | yes | yes | |
+/// | poll, select, busy-poll | yes | | | | |
+/// | sigio | | yes (always) | | | yes |
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Caps {
+    /// Can report an fd for as long as it is ready (level-triggered).
+    pub level: bool,
+    /// Can report an fd when it becomes ready (edge-triggered). A driver
+    /// with `edge` and without `level` is edge-triggered whatever is asked.
+    pub edge: bool,
+    /// Honours [`Interest::exclusive`]: of several loops watching one
+    /// listener, a new connection wakes one, not all.
+    pub exclusive: bool,
+    /// Connections move their bytes through completions on the loop's ring
+    /// (`EventLoop::ring`), not through readiness and their own syscalls.
+    pub completion: bool,
+    /// Several readiness notices for one fd can merge into one event that
+    /// stays the only one (sigio folds a batch of signals per fd). Then a
+    /// short read does not prove the fd drained: an EOF may be behind it.
+    pub merges_notices: bool,
+}
+
+impl Caps {
+    /// Nothing at all (a base for struct updates).
+    pub const NONE: Caps = Caps {
+        level: false,
+        edge: false,
+        exclusive: false,
+        completion: false,
+        merges_notices: false,
+    };
+
+    /// The trigger a driver with these caps delivers when `asked` for one:
+    /// `asked` if it can, edge for level on an edge-only driver (sigio),
+    /// `None` for edge on a driver without it.
+    pub const fn trigger_for(self, asked: Trigger) -> Option<Trigger> {
+        match asked {
+            Trigger::Level if self.level => Some(Trigger::Level),
+            Trigger::Level => Some(Trigger::Edge),
+            Trigger::Edge if self.edge => Some(Trigger::Edge),
+            Trigger::Edge => None,
+        }
     }
 }
 
@@ -251,38 +330,41 @@ pub trait Poller: Send {
     fn trigger(&self) -> Trigger;
     /// Backend name for logs and benchmark tables.
     fn name(&self) -> &'static str;
-    /// Whether several readiness notices for one fd can merge into one event
-    /// that stays the only one (sigio folds a batch of signals per fd). Then
-    /// a short read does not prove the fd drained: an EOF may be behind it.
-    fn merges_notices(&self) -> bool {
-        false
+    /// What this backend can do (the same as its [`PollerKind::caps`]).
+    fn caps(&self) -> Caps;
+}
+
+/// Build a readiness poller of `kind` in `trigger` mode. Only epoll and
+/// uring can be asked for either trigger; sigio is edge-triggered whatever
+/// is asked (signals mark changes, not states: check [`Poller::trigger`]),
+/// the others level only. [`PollerKind::Proactor`] is refused: it is not a
+/// readiness poller but a completion driver, which the reactor builds from
+/// the ring itself. Call it on the thread that will run the loop (sigio
+/// routes its signals to the calling thread).
+pub fn new_poller(kind: PollerKind, trigger: Trigger) -> io::Result<Box<dyn Poller>> {
+    if kind.caps().trigger_for(trigger).is_none() {
+        return Err(no_edge(kind));
     }
-    /// The io_uring behind this poller, if it is one (the proactor model
-    /// drives connections through it).
-    fn as_uring(&mut self) -> Option<&mut uring::Uring> {
-        None
+    match kind {
+        PollerKind::Epoll => Ok(Box::new(epoll::Epoll::new(trigger)?)),
+        PollerKind::Uring => Ok(Box::new(Uring::new(trigger)?)),
+        PollerKind::SigIo => Ok(Box::new(sigio::SigIo::new()?)),
+        PollerKind::Poll => Ok(Box::new(poll::Poll::new())),
+        PollerKind::Select => Ok(Box::new(select::Select::new())),
+        PollerKind::BusyPoll => Ok(Box::new(busy_poll::BusyPoll::new())),
+        PollerKind::Proactor => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the proactor is a completion driver, not a readiness poller (run it as a loop's driver: LoopConfig::poller)",
+        )),
     }
 }
 
-/// Build a poller of `kind` in `trigger` mode. Only epoll and uring can be
-/// asked for either trigger; sigio is edge-triggered whatever is asked (signals mark
-/// changes, not states: check [`Poller::trigger`]), the others level only.
-/// Call it on the thread that will run the loop (sigio routes its signals
-/// to the calling thread).
-pub fn new_poller(kind: PollerKind, trigger: Trigger) -> io::Result<Box<dyn Poller>> {
-    match (kind, trigger) {
-        (PollerKind::Epoll, t) => Ok(Box::new(epoll::Epoll::new(t)?)),
-        (PollerKind::Uring, t) => Ok(Box::new(uring::Uring::new(t)?)),
-        (PollerKind::Proactor, Trigger::Level) => Ok(Box::new(uring::Uring::new_proactor()?)),
-        (PollerKind::SigIo, _) => Ok(Box::new(sigio::SigIo::new()?)),
-        (PollerKind::Poll, Trigger::Level) => Ok(Box::new(poll::Poll::new())),
-        (PollerKind::Select, Trigger::Level) => Ok(Box::new(select::Select::new())),
-        (PollerKind::BusyPoll, Trigger::Level) => Ok(Box::new(busy_poll::BusyPoll::new())),
-        (k, Trigger::Edge) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{k:?} has no edge-triggered mode; use epoll or uring"),
-        )),
-    }
+/// The refusal of an edge trigger on a backend without one.
+pub(crate) fn no_edge(kind: PollerKind) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{kind:?} has no edge-triggered mode; use epoll or uring"),
+    )
 }
 
 /// Milliseconds for a poll-style timeout, rounded up: the kernel takes whole
@@ -344,7 +426,35 @@ mod tests {
         }
         for k in PollerKind::ALL {
             let edge = new_poller(k, Trigger::Edge).is_ok();
-            assert_eq!(k.has_edge(), edge, "{k:?}");
+            assert_eq!(k.caps().edge, edge, "{k:?}");
         }
+    }
+
+    #[test]
+    fn trigger_for_follows_the_caps() {
+        use Trigger::{Edge, Level};
+        let cases = [
+            (PollerKind::Epoll, Level, Some(Level)),
+            (PollerKind::Epoll, Edge, Some(Edge)),
+            (PollerKind::Uring, Edge, Some(Edge)),
+            (PollerKind::Proactor, Level, Some(Level)),
+            (PollerKind::Proactor, Edge, None),
+            (PollerKind::Poll, Edge, None),
+            (PollerKind::Select, Level, Some(Level)),
+            (PollerKind::SigIo, Level, Some(Edge)),
+            (PollerKind::SigIo, Edge, Some(Edge)),
+        ];
+        for (kind, asked, got) in cases {
+            assert_eq!(kind.caps().trigger_for(asked), got, "{kind:?} {asked:?}");
+        }
+    }
+
+    #[test]
+    fn the_proactor_is_not_a_readiness_poller() {
+        let err = new_poller(PollerKind::Proactor, Trigger::Level)
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("completion driver"), "{err}");
     }
 }

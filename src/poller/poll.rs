@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{timeout_ms, Event, Interest, Poller, Token, Trigger};
+use super::{timeout_ms, Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::fdset::{self as fs, PollFd};
 
 #[derive(Default)]
@@ -133,5 +133,12 @@ impl Poller for Poll {
 
     fn name(&self) -> &'static str {
         "poll"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            level: true,
+            ..Caps::NONE
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{Event, Interest, Poller, Token, Trigger};
+use super::{Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::fdset::{self as fs, FdSet};
 
 #[derive(Default)]
@@ -118,5 +118,12 @@ impl Poller for Select {
 
     fn name(&self) -> &'static str {
         "select"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            level: true,
+            ..Caps::NONE
+        }
     }
 }

@@ -29,7 +29,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{timeout_ms, Event, Interest, Poller, Token, Trigger};
+use super::{timeout_ms, Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::{
     self,
     fdset::{self as fs, PollFd},
@@ -305,8 +305,14 @@ impl Poller for SigIo {
         Trigger::Edge
     }
 
-    fn merges_notices(&self) -> bool {
-        true
+    /// Edge only (signals mark changes), and a batch of signals for one fd
+    /// is folded into one event.
+    fn caps(&self) -> Caps {
+        Caps {
+            edge: true,
+            merges_notices: true,
+            ..Caps::NONE
+        }
     }
 
     fn name(&self) -> &'static str {

@@ -1,7 +1,7 @@
 //! The event loop. One per thread; `!Send`.
 //!
 //! A turn: wait (timeout = nearest timer, or 0 if work is pending) ->
-//! dispatch each ready fd to its source -> completions (proactor) ->
+//! dispatch each ready fd to its source -> completions (a completion driver) ->
 //! re-dispatch fds that used up their read budget (edge-triggered) -> due
 //! timers -> tasks other threads posted. Between stages, sources that were
 //! notified ([`EventLoop::notify`]) get their [`Source::notify`] and
@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::driver::Driver;
 use super::handle::{LoopHandle, Shared, Task};
 use super::timer::{TimerKey, TimerWheel};
-use crate::poller::uring::{Completion, Uring};
-use crate::poller::{new_poller, Event, Interest, Poller, PollerKind, Token, Trigger, Waker};
+use crate::poller::{Caps, Event, Interest, PollerKind, Token, Trigger, Waker};
+use crate::ring::{Completion, Uring};
 
 /// Something living on a loop: a server's per-loop table of connections,
 /// a listener, a watched fd. It gets the events of the fds it registered
@@ -57,7 +58,9 @@ pub trait Source: 'static {
     /// with `sub` finished (completion drivers only). What the completion
     /// holds must be used or given back: the default gives it back.
     fn complete(&mut self, el: &mut EventLoop, _sub: u64, c: Completion) {
-        el.uring().release(c);
+        if let Some(ring) = el.ring() {
+            ring.release(c);
+        }
     }
 
     /// A timer set with [`EventLoop::timer_for`] fired.
@@ -78,7 +81,7 @@ pub trait Source: 'static {
 /// Loop settings.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
-    /// The readiness mechanism (or the io_uring proactor).
+    /// The driver: a readiness backend or the io_uring proactor.
     pub poller: PollerKind,
     /// Level or edge triggering, where the poller offers both.
     pub trigger: Trigger,
@@ -172,8 +175,7 @@ type LocalTask = Box<dyn FnOnce(&mut EventLoop)>;
 /// A reactor: one per thread, owned by it (`!Send`). Other threads reach it
 /// through its [`LoopHandle`].
 pub struct EventLoop {
-    poller: Box<dyn Poller>,
-    trigger: Trigger,
+    driver: Driver,
     events: Vec<Event>,
     fds: Slab<FdSlot>,
     sources: Slab<SourceSlot>,
@@ -190,9 +192,6 @@ pub struct EventLoop {
     /// Closures queued with [`EventLoop::later`].
     later: Vec<LocalTask>,
     running: bool,
-    merges_notices: bool,
-    /// Connections run on the ring's completions (`PollerKind::Proactor`).
-    proactor: bool,
     completions: Vec<Completion>,
     now: Instant,
     config: LoopConfig,
@@ -203,9 +202,9 @@ impl EventLoop {
     /// A loop for `config`, with its poller and waker. Build it on the
     /// thread that will run it (sigio routes signals to the building thread).
     pub fn new(config: LoopConfig) -> io::Result<EventLoop> {
-        let mut poller = new_poller(config.poller, config.trigger)?;
+        let mut driver = Driver::new(config.poller, config.trigger)?;
         let waker = Waker::new()?;
-        poller.register(waker.fd(), WAKER, Interest::READABLE)?;
+        driver.register(waker.fd(), WAKER, Interest::READABLE)?;
         let now = Instant::now();
         let shared = Arc::new(Shared {
             id: config.id,
@@ -215,13 +214,9 @@ impl EventLoop {
             thread: Mutex::new(Some(std::thread::current().id())),
             stats: Default::default(),
         });
-        let proactor = poller.as_uring().is_some_and(|u| u.is_proactor());
         Ok(EventLoop {
-            proactor,
+            driver,
             completions: Vec::new(),
-            merges_notices: poller.merges_notices(),
-            trigger: poller.trigger(),
-            poller,
             events: Vec::with_capacity(256),
             fds: Slab::new(),
             sources: Slab::new(),
@@ -252,19 +247,20 @@ impl EventLoop {
         &self.shared.stats
     }
 
-    /// The trigger mode the poller delivers.
+    /// The trigger mode readiness events come in (sigio gives edge
+    /// whatever the config asked).
     pub fn trigger(&self) -> Trigger {
-        self.trigger
+        self.driver.trigger()
     }
 
-    /// The backend's name, for logs and tables.
-    pub fn poller_name(&self) -> &'static str {
-        self.poller.name()
+    /// What this loop's driver can do: ask this, never the driver's name.
+    pub fn caps(&self) -> Caps {
+        self.driver.caps()
     }
 
-    /// See [`Poller::merges_notices`].
-    pub fn poller_merges_notices(&self) -> bool {
-        self.merges_notices
+    /// The driver's name, for logs and benchmark tables.
+    pub fn driver_name(&self) -> &'static str {
+        self.driver.name()
     }
 
     /// The settings the loop was built with.
@@ -413,7 +409,7 @@ impl EventLoop {
         }
         let token = Token(pack(entry.key(), gen));
         if let Some(interest) = interest {
-            self.poller.register(fd, token, interest)?;
+            self.driver.register(fd, token, interest)?;
         }
         entry.insert(FdSlot {
             gen,
@@ -435,22 +431,15 @@ impl EventLoop {
         self.fd_slot(token).is_some()
     }
 
-    /// Whether connections on this loop are driven by io_uring completions.
-    pub fn is_proactor(&self) -> bool {
-        self.proactor
-    }
-
-    /// The loop's io_uring. Panics unless the loop runs the proactor
-    /// model ([`EventLoop::is_proactor`]).
-    pub fn uring(&mut self) -> &mut Uring {
-        assert!(self.proactor, "the loop is not a proactor");
-        self.poller
-            .as_uring()
-            .expect("proactor loop without a ring")
+    /// The ring connections submit their recv and send to: `Some` exactly
+    /// when the driver works by completions ([`Caps::completion`], the
+    /// proactor), `None` on readiness drivers.
+    pub fn ring(&mut self) -> Option<&mut Uring> {
+        self.driver.ring()
     }
 
     /// Change what a registered fd is watched for; `None` parks it (out of
-    /// the poller, still in the registry). No syscall when nothing changes.
+    /// the driver, still in the registry). No syscall when nothing changes.
     pub fn set_interest(&mut self, token: Token, interest: Option<Interest>) -> io::Result<()> {
         let (index, gen) = unpack(token.0);
         let slot = match self.fds.get_mut(index) {
@@ -461,9 +450,9 @@ impl EventLoop {
             return Ok(());
         }
         let r = match (slot.interest, interest) {
-            (Some(_), Some(i)) => self.poller.reregister(slot.fd, token, i),
-            (None, Some(i)) => self.poller.register(slot.fd, token, i),
-            (Some(_), None) => self.poller.deregister(slot.fd),
+            (Some(_), Some(i)) => self.driver.reregister(slot.fd, token, i),
+            (None, Some(i)) => self.driver.register(slot.fd, token, i),
+            (Some(_), None) => self.driver.deregister(slot.fd),
             (None, None) => Ok(()),
         };
         if r.is_ok() {
@@ -477,6 +466,15 @@ impl EventLoop {
         self.fd_slot(token).and_then(|s| s.interest)
     }
 
+    /// What the fd `fd` is watched for (tests find a listener by its fd).
+    #[cfg(test)]
+    pub(crate) fn interest_of_fd(&self, fd: RawFd) -> Option<Interest> {
+        self.fds
+            .iter()
+            .find(|(_, s)| s.fd == fd)
+            .and_then(|(_, s)| s.interest)
+    }
+
     /// Stop watching the fd behind `token` and forget it.
     pub fn deregister(&mut self, token: Token) -> io::Result<()> {
         let (index, gen) = unpack(token.0);
@@ -484,7 +482,7 @@ impl EventLoop {
             Some(s) if s.gen == gen => {
                 let slot = self.fds.remove(index);
                 if slot.interest.is_some() {
-                    self.poller.deregister(slot.fd)?;
+                    self.driver.deregister(slot.fd)?;
                 }
                 Ok(())
             }
@@ -664,7 +662,7 @@ impl EventLoop {
                 }
             };
         let mut events = std::mem::take(&mut self.events);
-        let r = self.poller.wait(&mut events, timeout);
+        let r = self.driver.wait(&mut events, timeout);
         self.now = Instant::now();
         if let Err(e) = r {
             self.events = events;
@@ -679,9 +677,7 @@ impl EventLoop {
             }
         }
         self.events = events;
-        if self.proactor {
-            self.dispatch_completions();
-        }
+        self.dispatch_completions();
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             for (token, ev) in pending {
@@ -705,9 +701,11 @@ impl EventLoop {
         self.with_source(owner, |source, el| source.ready(el, sub, ev));
     }
 
+    /// Hand each finished operation to its source (a readiness driver has
+    /// none).
     fn dispatch_completions(&mut self) {
         let mut done = std::mem::take(&mut self.completions);
-        self.uring().take_completions(&mut done);
+        self.driver.take_completions(&mut done);
         for c in done.drain(..) {
             let mut c = Some(c);
             if let Some((owner, sub)) = c
@@ -721,9 +719,9 @@ impl EventLoop {
                     }
                 });
             }
-            if let Some(c) = c {
+            if let (Some(c), Some(ring)) = (c, self.driver.ring()) {
                 // Its fd or source is gone: give back the buffer it holds.
-                self.uring().release(c);
+                ring.release(c);
             }
         }
         self.completions = done;

@@ -34,9 +34,9 @@ use super::Conn;
 use crate::net::connector::Dial;
 use crate::net::listener::Listener;
 use crate::net::{Buffer, CloseReason, EventHandler};
-use crate::poller::uring::Completion;
 use crate::poller::{Event, Interest, Token};
 use crate::reactor::{EventLoop, LoopCtx, LoopStats, Source, SourceId, TimerId};
+use crate::ring::Completion;
 use crate::sys;
 
 fn pack(index: usize, gen: u32) -> u64 {
@@ -504,7 +504,11 @@ impl<H: EventHandler> Source for Table<H> {
     fn complete(&mut self, el: &mut EventLoop, key: u64, c: Completion) {
         match self.one(key) {
             Some(mut one) => one.complete(el, c),
-            None => el.uring().release(c),
+            None => {
+                if let Some(ring) = el.ring() {
+                    ring.release(c);
+                }
+            }
         }
         self.reap(key);
     }

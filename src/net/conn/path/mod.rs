@@ -26,9 +26,9 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::core::Core;
-use crate::poller::uring::Completion;
 use crate::poller::{Event, Token};
 use crate::reactor::{EventLoop, SourceId};
+use crate::ring::Completion;
 
 /// What a pull or a completion produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -149,7 +149,7 @@ impl Path {
         owner: SourceId,
         sub: u64,
     ) -> io::Result<(Path, Token)> {
-        if el.is_proactor() {
+        if el.caps().completion {
             ring::Ring::open(el, fd, owner, sub).map(|(p, t)| (Path::Ring(p), t))
         } else {
             readiness::Readiness::open(el, fd, owner, sub).map(|(p, t)| (Path::Readiness(p), t))

@@ -14,9 +14,9 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, RawFd};
 
 use super::{Core, Input, IoPath};
-use crate::poller::uring::Completion;
 use crate::poller::{Event, Interest, Token, Trigger};
 use crate::reactor::{EventLoop, SourceId};
+use crate::ring::Completion;
 use crate::sys;
 
 pub(crate) struct Readiness {
@@ -90,8 +90,7 @@ impl IoPath for Readiness {
         // the socket is drained: the EOF is still to be read, and
         // edge-triggered mode will not report it again. Nor after a
         // deferred read (`recheck`), nor where notices merge (sigio).
-        self.short_read_drains =
-            !ev.is_read_closed() && !el.poller_merges_notices() && !self.recheck;
+        self.short_read_drains = !ev.is_read_closed() && !el.caps().merges_notices && !self.recheck;
         self.drained = false;
     }
 
@@ -138,7 +137,9 @@ impl IoPath for Readiness {
         _rb: &mut Vec<u8>,
     ) -> Input {
         // Nothing on this path goes through the ring.
-        el.uring().release(c);
+        if let Some(ring) = el.ring() {
+            ring.release(c);
+        }
         Input::Stop
     }
 

@@ -18,9 +18,16 @@ use super::{Core, Input, IoPath};
 use crate::net::conn::out::Chunk;
 use crate::net::conn::state::ReadState;
 use crate::net::Buffer;
-use crate::poller::uring::{Completion, Done};
 use crate::poller::{Event, Token};
 use crate::reactor::{EventLoop, SourceId};
+use crate::ring::{Completion, Done, RecvBuf, Uring};
+
+/// The loop's ring: a connection on this path exists only on a completion
+/// driver, so it is there.
+fn ring(el: &mut EventLoop) -> &mut Uring {
+    el.ring()
+        .expect("a completion-path connection on a loop without a ring")
+}
 
 pub(crate) struct Ring {
     /// Input that arrived while reads were paused waits in `Core::input`.
@@ -46,7 +53,7 @@ impl Ring {
                         written += n as u64;
                         continue;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => el.uring().poll_writable(fd),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ring(el).poll_writable(fd),
                     Err(e) => Err(e),
                 },
                 Some(Chunk::Bytes(_)) => {
@@ -55,10 +62,10 @@ impl Ring {
                     };
                     let off = std::mem::take(&mut out.head);
                     if off >= buf.len() {
-                        el.uring().recycle(buf);
+                        ring(el).recycle(buf);
                         continue;
                     }
-                    el.uring().send(fd, buf, off)
+                    ring(el).send(fd, buf, off)
                 }
             };
             match r {
@@ -80,14 +87,14 @@ impl Ring {
     fn sent(core: &mut Core, el: &mut EventLoop, res: i32, buf: Vec<u8>, off: usize) {
         let fd = core.fd.as_raw_fd();
         let Some(out) = core.out.as_mut() else {
-            return el.uring().recycle(buf);
+            return ring(el).recycle(buf);
         };
         out.busy = false;
         if res == -libc::EAGAIN {
             // An old kernel that does not wait for room itself.
             out.chunks.push_front(Chunk::Bytes(buf));
             out.head = off;
-            match el.uring().poll_writable(fd) {
+            match ring(el).poll_writable(fd) {
                 Ok(()) => out.busy = true,
                 Err(e) => core.fail(&e),
             }
@@ -100,7 +107,7 @@ impl Ring {
                 io::Error::from_raw_os_error(-res)
             };
             core.fail(&e);
-            return el.uring().recycle(buf);
+            return ring(el).recycle(buf);
         }
         let n = res as usize;
         out.len -= n;
@@ -110,13 +117,13 @@ impl Ring {
             .as_mut()
             .expect("a queue while a send is in flight");
         if off + n < buf.len() {
-            match el.uring().send(fd, buf, off + n) {
+            match ring(el).send(fd, buf, off + n) {
                 Ok(()) => out.busy = true,
                 Err(e) => core.fail(&e),
             }
             return;
         }
-        el.uring().recycle(buf);
+        ring(el).recycle(buf);
         Self::pump(core, el);
     }
 
@@ -126,13 +133,13 @@ impl Ring {
         core: &mut Core,
         el: &mut EventLoop,
         res: i32,
-        buf: Option<crate::poller::uring::RecvBuf>,
+        buf: Option<RecvBuf>,
         rb: &mut Vec<u8>,
     ) -> Input {
         if core.read == ReadState::Eof || self.eof_pending {
             // A re-armed recv behind an EOF already seen.
             if let Some(buf) = buf {
-                el.uring().take_recv(buf, rb);
+                ring(el).take_recv(buf, rb);
                 rb.clear();
             }
             return Input::Stop;
@@ -154,7 +161,7 @@ impl Ring {
             ));
             return Input::Stop;
         };
-        el.uring().take_recv(buf, rb);
+        ring(el).take_recv(buf, rb);
         core.note_received(el, rb.len() as u64);
         if core.is_closing() {
             // Closing: input is read only to be discarded.
@@ -178,7 +185,7 @@ impl IoPath for Ring {
     fn open(el: &mut EventLoop, fd: RawFd, owner: SourceId, sub: u64) -> io::Result<(Self, Token)> {
         // Parked: reads are armed on the ring by the first settle.
         let token = el.register(fd, None, owner, sub)?;
-        if let Err(e) = el.uring().open_stream(fd, token) {
+        if let Err(e) = ring(el).open_stream(fd, token) {
             let _ = el.deregister(token);
             return Err(e);
         }
@@ -277,7 +284,7 @@ impl IoPath for Ring {
                     staged.clear();
                 }
                 None => {
-                    let spare = el.uring().spare_buf();
+                    let spare = ring(el).spare_buf();
                     let buf = std::mem::replace(staged, spare);
                     let out = core.queue();
                     out.len = buf.len();
@@ -301,10 +308,10 @@ impl IoPath for Ring {
 
     fn settle(&mut self, core: &mut Core, el: &mut EventLoop) -> io::Result<()> {
         let read = core.wants_read() && !self.eof_pending;
-        el.uring().set_reading(core.fd.as_raw_fd(), read)
+        ring(el).set_reading(core.fd.as_raw_fd(), read)
     }
 
     fn close(&mut self, core: &mut Core, el: &mut EventLoop) {
-        let _ = el.uring().close_stream(core.fd.as_raw_fd());
+        let _ = ring(el).close_stream(core.fd.as_raw_fd());
     }
 }

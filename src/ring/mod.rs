@@ -1,5 +1,22 @@
-//! io_uring(7) as a readiness poller: one `IORING_OP_POLL_ADD` per watched
-//! fd, its completions read back from the ring.
+//! The io_uring(7) engine: one ring per loop, used two ways.
+//!
+//! - **Readiness** ([`PollerKind::Uring`](crate::poller::PollerKind::Uring)):
+//!   the ring is a [`Poller`] like epoll, built by
+//!   [`new_poller`](crate::poller::new_poller); connections do their own
+//!   reads and writes. This file.
+//! - **Completion** ([`PollerKind::Proactor`](crate::poller::PollerKind::Proactor)):
+//!   connections hand their recv and send to the ring and are told when
+//!   they finished, with a ring of provided buffers for the reads
+//!   (`proactor.rs`: [`Completion`], [`Done`]). The loop's
+//!   driver is then the ring itself, reached through
+//!   [`EventLoop::ring`](crate::reactor::EventLoop::ring); listeners and
+//!   other fds are still polled for readiness, level-triggered, on the
+//!   same ring.
+//!
+//! # Readiness polls
+//!
+//! One `IORING_OP_POLL_ADD` per watched fd, its completions read back from
+//! the ring.
 //!
 //! Level-triggered: each fd has a one-shot poll armed for its interest. When
 //! it completes, the event is delivered and the fd is re-armed with the next
@@ -25,7 +42,7 @@
 //! the fd is deregistered, so a completion whose sequence is not the fd's
 //! current one (the `-ECANCELED` of a removed poll, or anything an old arm
 //! posted before it went) is dropped, even after the fd number was reused.
-//! Removal requests carry [`REMOVAL`], which no poll has (fds are < 2^31),
+//! Removal requests carry `REMOVAL`, which no poll has (fds are < 2^31),
 //! and their own completions are dropped too.
 //!
 //! Arms queue in the SQ and go to the kernel with the next wait's
@@ -52,7 +69,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use super::{Event, Interest, Poller, Token, Trigger};
+use crate::poller::{Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::{self, fdset as fs};
 
 mod proactor;
@@ -484,8 +501,23 @@ impl Poller for Uring {
         }
     }
 
-    fn as_uring(&mut self) -> Option<&mut Uring> {
-        Some(self)
+    fn caps(&self) -> Caps {
+        if self.is_proactor() {
+            // Its readiness side (listeners, other fds) is level only.
+            Caps {
+                level: true,
+                exclusive: true,
+                completion: true,
+                ..Caps::NONE
+            }
+        } else {
+            Caps {
+                level: true,
+                edge: true,
+                exclusive: true,
+                ..Caps::NONE
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! library that embeds evnet depends on it with `default-features = false`
 //! and gets none of the binary's dependencies.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 pub mod codec;
 pub mod echo;

@@ -41,6 +41,7 @@ impl std::error::Error for BadResponse {}
 const MAX_HEADERS: usize = 64;
 
 impl ResponseParser {
+    /// A parser waiting for the start of a response.
     pub fn new() -> ResponseParser {
         ResponseParser::default()
     }

@@ -32,32 +32,74 @@ use crate::reactor::{EventLoop, LoopConfig, LoopCtx, LoopGroup, LoopStart};
 #[derive(Clone, Debug)]
 pub enum Target {
     /// Fixed-size messages; every echoed byte is verified.
-    Echo { size: usize },
+    Echo {
+        /// Message size in bytes (must be > 0, or [`run`] fails with
+        /// `InvalidInput`). One message is one request: it is answered when
+        /// all of its bytes came back.
+        size: usize,
+    },
     /// HTTP/1.1 requests; non-2xx answers are counted.
+    ///
+    /// The request is built once and sent as is: request line, `Host`,
+    /// `headers` in order, then `Content-Length` if `body` is not empty. A
+    /// `HEAD` method makes the parser expect no body in the answers.
     Http {
+        /// Request method, sent verbatim (`GET`, `POST`, `HEAD`...).
         method: String,
+        /// Request target, e.g. `/` or `/index.html?x=1`, sent verbatim.
         path: String,
+        /// Value of the `Host` header.
         host: String,
+        /// Extra headers as (name, value), in order. Do not add
+        /// `Content-Length`: it is derived from `body`.
         headers: Vec<(String, String)>,
+        /// Request body (empty: none, and no `Content-Length`).
         body: Vec<u8>,
     },
     /// RESP GET/SET on `keys` keys; `get_ratio` of the commands are GETs.
+    ///
+    /// Keys are `key:0` .. `key:{keys-1}`, picked uniformly at random per
+    /// command. RESP error replies count as [`Report::non_success`].
     Resp {
+        /// Fraction of commands that are GET, 0.0..=1.0 (the rest are SET).
         get_ratio: f64,
+        /// Size of the key space (0 is treated as 1).
         keys: u64,
+        /// Size of each SET value in bytes.
         value_size: usize,
     },
 }
 
 /// A load run. `requests` (exact count) or `duration` ends it.
+///
+/// Build one with [`LoadConfig::new`] (which fills in the defaults listed on
+/// each field) and change the public fields; then pass it to [`run`].
 #[derive(Clone)]
 pub struct LoadConfig {
+    /// The server to load (TCP or Unix socket address).
     pub addr: Addr,
+    /// What to send and how to check the answers.
     pub target: Target,
+    /// Concurrent connections, spread as evenly as possible over the
+    /// threads. Default 10; 0 makes [`run`] fail with `InvalidInput`.
     pub connections: usize,
+    /// Event-loop threads (one loop each). Default 1; clamped to
+    /// `1..=connections`.
     pub threads: usize,
+    /// How long to measure, after the warmup. Default 10 s. With
+    /// `requests` set too, the run ends at whichever comes first; set it to
+    /// `None` for a pure request-count run. At least one of `duration` and
+    /// `requests` must be set, or [`run`] fails with `InvalidInput`.
     pub duration: Option<Duration>,
+    /// Exact number of answers to collect (default `None`). Requests lost
+    /// on broken connections are sent again, so the report counts exactly
+    /// this many unless the run gives up: with no `duration`, it stops
+    /// when nothing was answered for `timeout + connect_timeout`.
     pub requests: Option<u64>,
+    /// Time spent sending before measurement starts: its answers,
+    /// latencies and most errors are not recorded (dial failures always
+    /// are). Default zero. Ignored when `requests` is set, so that the
+    /// count stays exact.
     pub warmup: Duration,
     /// Requests per write (closed loop: a connection sends `pipeline`
     /// requests at once and waits for all answers before the next batch).
@@ -66,14 +108,26 @@ pub struct LoadConfig {
     pub rate: Option<f64>,
     /// Source addresses to spread connections over (empty: the kernel picks).
     pub bind: Vec<IpAddr>,
+    /// Limit on one dial, counted as an [`Errors::timeout`] when hit.
+    /// Default 5 s. A failed dial is retried after 100 ms.
     pub connect_timeout: Duration,
     /// A request unanswered this long counts as a timeout and its connection is replaced.
+    /// Default 10 s; checked every `timeout / 4`, so a timeout is detected
+    /// up to a quarter later.
     pub timeout: Duration,
     /// Called about every 250 ms with (elapsed, requests so far).
+    /// Elapsed is counted from the end of the warmup (from the start while
+    /// warming up); the count is of recorded answers, so it stays 0 during
+    /// warmup. Called on the thread that called
+    /// [`run`], so it must not block for long. Default `None`.
     pub progress: Option<Arc<dyn Fn(Duration, u64) + Send + Sync>>,
 }
 
 impl LoadConfig {
+    /// A run against `addr` with the defaults: 10 connections on 1 thread,
+    /// 10 s measured with no warmup, pipeline 1 (closed loop), no rate
+    /// limit, no source addresses, 5 s connect timeout, 10 s request
+    /// timeout, no progress callback.
     pub fn new(addr: impl Into<Addr>, target: Target) -> LoadConfig {
         LoadConfig {
             addr: addr.into(),
@@ -111,6 +165,7 @@ pub struct Errors {
 }
 
 impl Errors {
+    /// The sum of all the kinds.
     pub fn total(&self) -> u64 {
         self.connect + self.timeout + self.reset + self.closed + self.bad_reply + self.other
     }
@@ -128,18 +183,29 @@ impl Errors {
 /// The outcome of a run (after warmup).
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// Answers received and recorded (after warmup), successful or not
+    /// (see `non_success`).
     pub requests: u64,
+    /// Wall-clock time measured, from the end of the warmup to the end of
+    /// the run.
     pub elapsed: Duration,
+    /// Request bytes written to the sockets, warmup included.
     pub bytes_sent: u64,
+    /// Answer bytes read from the sockets, warmup included.
     pub bytes_received: u64,
+    /// Failures by kind (after warmup, except dial failures which are
+    /// always counted).
     pub errors: Errors,
     /// HTTP answers outside 2xx, RESP error replies.
     pub non_success: u64,
-    /// Latency in microseconds.
+    /// Latency in microseconds (1 us to 1 h, 3 significant digits): from
+    /// when a request was sent (closed loop) or scheduled (open loop) to
+    /// when its answer was complete.
     pub latency: Histogram<u64>,
 }
 
 impl Report {
+    /// Answers per second over [`elapsed`](Report::elapsed).
     pub fn throughput(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -149,6 +215,11 @@ impl Report {
         Duration::from_micros(self.latency.value_at_quantile(q))
     }
 
+    /// The report as one line of JSON: `requests`, `elapsed_s`,
+    /// `throughput` (answers/s), `bytes_sent`, `bytes_received`,
+    /// `bytes_per_s` (received), `non_success`, `errors` (each kind and
+    /// `total`) and `latency_us` (`p50`, `p90`, `p99`, `p999`, `max`,
+    /// `mean`, in microseconds).
     pub fn to_json(&self) -> String {
         let l = |q: f64| self.latency.value_at_quantile(q);
         let e = &self.errors;

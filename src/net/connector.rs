@@ -36,12 +36,22 @@ use crate::sys;
 /// `jitter` the wait is drawn uniformly from its upper half, so a crowd of
 /// clients refused together does not come back together.
 #[derive(Clone, Debug, PartialEq)]
+///
+/// The default: 50 ms initial, x2, capped at 5 s, with jitter, 8 attempts
+/// in all.
 pub struct Backoff {
+    /// The wait before the first retry (before jitter). Default 50 ms.
     pub initial: Duration,
+    /// Upper bound on any one wait (before jitter). Default 5 s.
     pub max: Duration,
+    /// Growth factor from one wait to the next; values below 1.0 are
+    /// treated as 1.0 (constant waits). Default 2.0.
     pub multiplier: f64,
+    /// Draw each wait uniformly from `[w/2, w]` rather than waiting `w`.
+    /// Default `true`.
     pub jitter: bool,
     /// Total attempts including the first; `None` retries forever.
+    /// Default `Some(8)`.
     pub max_attempts: Option<u32>,
 }
 
@@ -164,6 +174,7 @@ impl Connector {
         self
     }
 
+    /// The address this connector dials.
     pub fn addr(&self) -> &Addr {
         &self.addr
     }

@@ -28,6 +28,7 @@ use crate::sys;
 /// How the acceptor picks a sub-reactor for a new connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Balance {
+    /// Each sub-reactor in turn (the default).
     #[default]
     RoundRobin,
     /// The loop with the fewest open connections.
@@ -120,6 +121,8 @@ impl Default for ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// A builder with the defaults listed on [`ServerBuilder`] and no
+    /// address yet (add at least one with [`bind`](Self::bind)).
     pub fn new() -> ServerBuilder {
         ServerBuilder::default()
     }
@@ -137,34 +140,61 @@ impl ServerBuilder {
     pub fn loop_count(&self) -> usize {
         self.loops
     }
+    /// The readiness mechanism every loop uses. Default
+    /// [`PollerKind::Epoll`]. A mechanism the kernel does not offer (e.g.
+    /// io_uring disabled) makes `start`/`run` fail when the loops are
+    /// created.
     pub fn poller(mut self, kind: PollerKind) -> Self {
         self.poller = kind;
         self
     }
+    /// Level- or edge-triggered readiness. Default [`Trigger::Level`].
+    /// Edge needs a poller that supports it (epoll, uring, sigio; see
+    /// [`Caps`](crate::poller::Caps)): `start`/`run` refuse it on the
+    /// others with `InvalidInput`. The sigio poller is edge-triggered
+    /// whatever is asked.
     pub fn trigger(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
         self
     }
+    /// How the acceptor picks a sub-reactor for each new connection.
+    /// Default [`Balance::RoundRobin`]. Used only with `loops(n > 0)` and
+    /// [`AcceptMode::Acceptor`].
     pub fn balance(mut self, balance: Balance) -> Self {
         self.balance = balance;
         self
     }
+    /// How the loops share the listening sockets when `loops > 0` (see the
+    /// table in the module docs). Default [`AcceptMode::Acceptor`].
     pub fn accept_mode(mut self, mode: AcceptMode) -> Self {
         self.mode = mode;
         self
     }
+    /// The `listen(2)` backlog: connections the kernel queues before they
+    /// are accepted. Default [`somaxconn`] (the kernel caps any larger
+    /// value at it).
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = Some(backlog);
         self
     }
+    /// Set `TCP_NODELAY` on accepted TCP connections (Nagle off, so small
+    /// replies leave at once). Default `true`; `false` leaves the kernel's
+    /// setting. Ignored for Unix sockets.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.conn.nodelay = on;
         self
     }
+    /// Output queued beyond this many bytes calls the handler's
+    /// `on_high_water` (once per crossing). Writes are not refused above
+    /// it. Default 64 MiB.
     pub fn high_water(mut self, bytes: usize) -> Self {
         self.conn.high_water = bytes;
         self
     }
+    /// How long a graceful close keeps reading (and discarding) after
+    /// shutting down its write side, waiting for the peer's FIN, so unread
+    /// input does not turn the close into a reset. Default 2 s. Not
+    /// SO_LINGER (see [`so_linger`](Self::so_linger)).
     pub fn linger(mut self, d: Duration) -> Self {
         self.conn.linger = d;
         self
@@ -184,6 +214,9 @@ impl ServerBuilder {
         self.conn.write_timeout = Some(d);
         self
     }
+    /// Turn on TCP keepalive probes with these timings on accepted TCP
+    /// connections. Default off (the kernel's setting). Ignored for Unix
+    /// sockets.
     pub fn keepalive(mut self, k: super::conn::Keepalive) -> Self {
         self.conn.keepalive = Some(k);
         self
@@ -193,31 +226,41 @@ impl ServerBuilder {
         self.conn.so_linger = Some(d);
         self
     }
+    /// SO_SNDBUF in bytes for accepted sockets (Linux doubles it and caps
+    /// it at `net.core.wmem_max`). Default unset: the kernel autotunes,
+    /// which a fixed size turns off.
     pub fn send_buffer(mut self, bytes: usize) -> Self {
         self.conn.send_buffer = Some(bytes);
         self
     }
+    /// SO_RCVBUF in bytes for accepted sockets (Linux doubles it and caps
+    /// it at `net.core.rmem_max`). Default unset: the kernel autotunes,
+    /// which a fixed size turns off.
     pub fn recv_buffer(mut self, bytes: usize) -> Self {
         self.conn.recv_buffer = Some(bytes);
         self
     }
     /// Call the handler's `on_tick` every `every` on each serving loop.
+    /// Default: no tick.
     pub fn tick(mut self, every: Duration) -> Self {
         self.tick = Some(every);
         self
     }
 
-    /// Size of each loop's shared read buffer.
+    /// Size in bytes of each loop's shared read buffer (one read takes at
+    /// most this much). Default 64 KiB; values below 512 are raised to 512.
     pub fn read_buffer(mut self, bytes: usize) -> Self {
         self.read_buffer = bytes.max(512);
         self
     }
     /// Reads per connection per turn before the others get theirs.
+    /// Default 16; 0 is raised to 1.
     pub fn read_budget(mut self, reads: usize) -> Self {
         self.read_budget = reads.max(1);
         self
     }
     /// How long accepting pauses after EMFILE/ENFILE before trying again.
+    /// Default 100 ms.
     pub fn accept_pause(mut self, d: Duration) -> Self {
         self.accept_pause = d;
         self
@@ -230,6 +273,10 @@ impl ServerBuilder {
         self
     }
 
+    /// A one-line summary of the configuration for logs and banners, e.g.
+    /// `poller=epoll trigger=Level model=main reactor + 4 sub-reactors
+    /// (RoundRobin)`. The trigger shown is the one the poller will really
+    /// use.
     pub fn describe(&self) -> String {
         let model = match (self.loops, self.mode) {
             (0, _) => "single reactor".to_string(),
@@ -493,6 +540,7 @@ pub const DEFAULT_UNIX_MODE: u32 = 0o660;
 /// How [`listen_with`] sets up a listener.
 #[derive(Clone, Copy, Debug)]
 pub struct ListenOptions {
+    /// The `listen(2)` backlog (the kernel caps it at [`somaxconn`]).
     pub backlog: i32,
     /// SO_REUSEPORT (TCP only).
     pub reuseport: bool,
@@ -787,6 +835,8 @@ pub struct Server {
 }
 
 impl Server {
+    /// A [`ServerBuilder`] with the defaults (same as
+    /// [`ServerBuilder::new`]).
     pub fn builder() -> ServerBuilder {
         ServerBuilder::new()
     }
@@ -806,10 +856,14 @@ impl Server {
         &self.serving
     }
 
+    /// Handles of every loop of the server, the acceptor first if there is
+    /// one, then the serving loops. Each handle may be used from any thread
+    /// (e.g. to post tasks or read [`LoopStats`](crate::reactor::LoopStats)).
     pub fn loops(&self) -> &[LoopHandle] {
         &self.loops
     }
 
+    /// The configuration summary from [`ServerBuilder::describe`].
     pub fn description(&self) -> &str {
         &self.description
     }

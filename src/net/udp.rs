@@ -65,6 +65,7 @@ impl<'a> UdpSock<'a> {
         self.out.send(self.sock, None, data)
     }
 
+    /// The address the socket is bound to (getsockname(2)).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.local_addr()
     }
@@ -301,6 +302,9 @@ impl Default for UdpServerBuilder {
 }
 
 impl UdpServerBuilder {
+    /// A builder with the defaults: one loop, epoll, level-triggered,
+    /// 4 MiB socket buffers, and no address yet (add at least one with
+    /// [`bind`](Self::bind)).
     pub fn new() -> UdpServerBuilder {
         UdpServerBuilder::default()
     }
@@ -314,10 +318,16 @@ impl UdpServerBuilder {
         self.loops = n.max(1);
         self
     }
+    /// The readiness mechanism of every loop. Default
+    /// [`PollerKind::Epoll`]. One the kernel does not offer makes
+    /// [`start`](Self::start) fail when the loops are created.
     pub fn poller(mut self, kind: PollerKind) -> Self {
         self.poller = kind;
         self
     }
+    /// Level- or edge-triggered readiness. Default [`Trigger::Level`]. Edge
+    /// on a poller without it (poll, select, busy-poll, proactor) makes
+    /// [`start`](Self::start) fail with `InvalidInput`.
     pub fn trigger(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
         self
@@ -396,6 +406,8 @@ pub struct UdpServer {
 }
 
 impl UdpServer {
+    /// A [`UdpServerBuilder`] with the defaults (same as
+    /// [`UdpServerBuilder::new`]).
     pub fn builder() -> UdpServerBuilder {
         UdpServerBuilder::new()
     }
@@ -405,10 +417,14 @@ impl UdpServer {
         &self.addrs
     }
 
+    /// The first bound address (port 0 resolved). A started server always
+    /// has one.
     pub fn local_addr(&self) -> SocketAddr {
         self.addrs[0]
     }
 
+    /// Handles of the server's loops, one per loop in id order. Each may be
+    /// used from any thread.
     pub fn loops(&self) -> &[LoopHandle] {
         self.group.handles()
     }
@@ -480,10 +496,12 @@ impl UdpClient {
         send_one(&self.sock, None, data)
     }
 
+    /// The local address the kernel gave the socket (getsockname(2)).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.local_addr()
     }
 
+    /// The peer the socket is connected to (getpeername(2)).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.sock.peer_addr()
     }

@@ -32,6 +32,9 @@ struct Entry {
 /// Where a registered fd lives: `(passive?, index)`.
 type Slot = Option<(bool, u32)>;
 
+/// The busy-polling backend ([`PollerKind::BusyPoll`](super::PollerKind::BusyPoll)):
+/// level-triggered, never sleeps while a connection is registered (see the
+/// module docs). Belongs to one loop's thread.
 #[derive(Default)]
 pub struct BusyPoll {
     /// Connections: reported ready on every wait.
@@ -44,6 +47,7 @@ pub struct BusyPoll {
 }
 
 impl BusyPoll {
+    /// An empty poller. Allocates nothing and cannot fail.
     pub fn new() -> BusyPoll {
         BusyPoll::default()
     }

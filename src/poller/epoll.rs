@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::{timeout_ms, Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::epoll as ep;
 
+/// The epoll(7) backend ([`PollerKind::Epoll`](super::PollerKind::Epoll)):
+/// one epoll instance, level- or edge-triggered for all its fds, with
+/// EPOLLEXCLUSIVE for [`Interest::exclusive`]. Belongs to one loop's thread.
 pub struct Epoll {
     epfd: OwnedFd,
     trigger: Trigger,
@@ -20,6 +23,9 @@ const MIN_EVENTS: usize = 256;
 const MAX_EVENTS: usize = 8192;
 
 impl Epoll {
+    /// Create the epoll instance (`epoll_create1(EPOLL_CLOEXEC)`), delivering
+    /// `trigger` for every fd. Errors are those of `epoll_create1`, e.g.
+    /// EMFILE when the process is out of file descriptors.
     pub fn new(trigger: Trigger) -> io::Result<Epoll> {
         Ok(Epoll {
             epfd: ep::create()?,

@@ -48,8 +48,12 @@ const W: u8 = 0b010;
 const X: u8 = 0b100;
 
 impl Interest {
+    /// Data to read, a connection to accept, or the peer's EOF/error
+    /// (backends also watch for read-side shutdown: EPOLLRDHUP/POLLRDHUP).
     pub const READABLE: Interest = Interest(NonZeroU8::new(R).unwrap());
+    /// Room in the send buffer, or a non-blocking connect that finished.
     pub const WRITABLE: Interest = Interest(NonZeroU8::new(W).unwrap());
+    /// [`READABLE`](Self::READABLE) and [`WRITABLE`](Self::WRITABLE).
     pub const BOTH: Interest = Interest(NonZeroU8::new(R | W).unwrap());
 
     /// Wake only one of the pollers sharing this fd (epoll's EPOLLEXCLUSIVE,
@@ -58,12 +62,16 @@ impl Interest {
     pub const fn exclusive(self) -> Interest {
         Interest(NonZeroU8::new(self.0.get() | X).unwrap())
     }
+    /// Whether readability is watched.
     pub const fn is_readable(self) -> bool {
         self.0.get() & R != 0
     }
+    /// Whether writability is watched.
     pub const fn is_writable(self) -> bool {
         self.0.get() & W != 0
     }
+    /// Whether exclusive wake-up was asked for (see
+    /// [`exclusive`](Self::exclusive)).
     pub const fn is_exclusive(self) -> bool {
         self.0.get() & X != 0
     }
@@ -104,12 +112,15 @@ impl fmt::Debug for Interest {
 /// One readiness report.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Event {
+    /// The token the fd was registered with.
     pub token: Token,
     flags: u8,
 }
 
 impl Event {
+    /// Flag: the fd is readable (EPOLLIN / POLLIN).
     pub const READABLE: u8 = 1;
+    /// Flag: the fd is writable (EPOLLOUT / POLLOUT).
     pub const WRITABLE: u8 = 2;
     /// An error is pending on the fd (read SO_ERROR or just try the I/O).
     pub const ERROR: u8 = 4;
@@ -118,6 +129,11 @@ impl Event {
     /// The peer shut down its write side (EPOLLRDHUP); reads will hit EOF.
     pub const READ_CLOSED: u8 = 16;
 
+    /// An event for `token` with `flags`, a bitwise OR of the flag
+    /// constants above ([`READABLE`](Self::READABLE),
+    /// [`WRITABLE`](Self::WRITABLE), [`ERROR`](Self::ERROR),
+    /// [`HUP`](Self::HUP), [`READ_CLOSED`](Self::READ_CLOSED)). Backends
+    /// build these; tests and custom sources may too.
     pub const fn new(token: Token, flags: u8) -> Event {
         Event { token, flags }
     }
@@ -129,15 +145,21 @@ impl Event {
     pub fn is_writable(&self) -> bool {
         self.flags & (Self::WRITABLE | Self::ERROR | Self::HUP) != 0
     }
+    /// An error is pending on the fd ([`ERROR`](Self::ERROR)).
     pub fn is_error(&self) -> bool {
         self.flags & Self::ERROR != 0
     }
+    /// Both directions are closed ([`HUP`](Self::HUP)).
     pub fn is_hup(&self) -> bool {
         self.flags & Self::HUP != 0
     }
+    /// The peer will send nothing more: its write side is shut down
+    /// ([`READ_CLOSED`](Self::READ_CLOSED)) or the connection hung up
+    /// ([`HUP`](Self::HUP)).
     pub fn is_read_closed(&self) -> bool {
         self.flags & (Self::READ_CLOSED | Self::HUP) != 0
     }
+    /// The raw flag bits (the constants above, OR-ed).
     pub fn flags(&self) -> u8 {
         self.flags
     }
@@ -154,8 +176,12 @@ impl fmt::Debug for Event {
 /// that it has not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Trigger {
+    /// Report an fd on every wait for as long as it is ready (the default;
+    /// every backend but sigio).
     #[default]
     Level,
+    /// Report an fd once each time it becomes ready (epoll EPOLLET, io_uring
+    /// multishot polls, sigio).
     Edge,
 }
 
@@ -163,9 +189,12 @@ pub enum Trigger {
 /// proactor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PollerKind {
+    /// epoll(7), level or edge (the default).
     #[default]
     Epoll,
+    /// poll(2): level only, an O(n) scan per wait.
     Poll,
+    /// select(2): level only, fds must be below FD_SETSIZE (1024).
     Select,
     /// Report every connection ready on every wait (a teaching baseline).
     BusyPoll,

@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::{timeout_ms, Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::fdset::{self as fs, PollFd};
 
+/// The poll(2) backend ([`PollerKind::Poll`](super::PollerKind::Poll)):
+/// level-triggered, one `pollfd` per registered fd. Belongs to one loop's
+/// thread.
 #[derive(Default)]
 pub struct Poll {
     fds: Vec<PollFd>,
@@ -19,6 +22,7 @@ pub struct Poll {
 const NONE: u32 = u32::MAX;
 
 impl Poll {
+    /// An empty poller. Allocates nothing and cannot fail.
     pub fn new() -> Poll {
         Poll::default()
     }

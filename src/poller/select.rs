@@ -9,6 +9,9 @@ use std::time::Duration;
 use super::{Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::fdset::{self as fs, FdSet};
 
+/// The select(2) backend ([`PollerKind::Select`](super::PollerKind::Select)):
+/// level-triggered, fds below FD_SETSIZE (1024) only; `register` refuses
+/// any other fd with an error. Belongs to one loop's thread.
 #[derive(Default)]
 pub struct Select {
     read: FdSet,
@@ -20,6 +23,7 @@ pub struct Select {
 }
 
 impl Select {
+    /// An empty poller. Cannot fail.
     pub fn new() -> Select {
         Select::default()
     }

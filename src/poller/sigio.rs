@@ -46,6 +46,9 @@ struct Reg {
     pending: u8,
 }
 
+/// The signal-driven backend ([`PollerKind::SigIo`](super::PollerKind::SigIo)):
+/// always edge-triggered, events read from a signalfd (see the module docs).
+/// Belongs to the thread that created it, which receives its signals.
 pub struct SigIo {
     signal: i32,
     tid: libc::pid_t,

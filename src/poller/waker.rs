@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sys;
 
+/// Wakes a loop blocked in its poller from any thread (`Send + Sync`): an
+/// eventfd the loop watches for reading, written at most once per burst of
+/// wakes. [`LoopHandle`](crate::reactor::LoopHandle) uses it for posted
+/// tasks.
 pub struct Waker {
     fd: OwnedFd,
     /// Set by the first `wake` after the loop last called `reset`; later
@@ -15,6 +19,8 @@ pub struct Waker {
 }
 
 impl Waker {
+    /// Create the eventfd (non-blocking, close-on-exec). Errors are those
+    /// of eventfd(2), e.g. EMFILE when out of file descriptors.
     pub fn new() -> io::Result<Waker> {
         Ok(Waker {
             fd: sys::eventfd()?,
@@ -41,6 +47,8 @@ impl Waker {
         r
     }
 
+    /// The eventfd, for the loop to register with its poller for reading.
+    /// Owned by the waker: do not close it.
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -91,13 +91,17 @@ impl LoopHandle {
         })
     }
 
-    /// Ask the loop to leave `run` after its current turn.
     /// Ask for source `id`'s [`Source::notify`](super::Source::notify) on
     /// the loop (a stale id finds nothing).
     pub fn notify(&self, id: super::SourceId) -> Result<(), LoopClosed> {
         self.post(move |el| el.notify(id))
     }
 
+    /// Ask the loop to leave `run` after its current turn (the request is
+    /// posted as a task and the loop woken). Returns at once, without
+    /// waiting for the loop to stop; on the way out the loop shuts down its
+    /// sources (a server's connections close with `CloseReason::Shutdown`).
+    /// A loop that has already stopped ignores it.
     pub fn stop(&self) {
         let _ = self.post(|el| el.stop());
     }
@@ -107,6 +111,8 @@ impl LoopHandle {
         self.shared.id
     }
 
+    /// The loop's live counters (connections, bytes, messages). Readable
+    /// from any thread; values are relaxed snapshots, not a consistent set.
     pub fn stats(&self) -> &LoopStats {
         &self.shared.stats
     }
@@ -117,6 +123,9 @@ impl LoopHandle {
             == Some(std::thread::current().id())
     }
 
+    /// Whether the loop has left `run` (or was dropped): from then on
+    /// [`post`](Self::post) and the methods built on it return
+    /// [`LoopClosed`].
     pub fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::Acquire)
     }

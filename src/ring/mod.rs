@@ -111,6 +111,14 @@ struct Slot {
     reg: Option<Reg>,
 }
 
+/// One io_uring instance: a [`Poller`] over poll requests
+/// ([`PollerKind::Uring`](crate::poller::PollerKind::Uring), built by
+/// [`Uring::new`]) or, built by [`Uring::new_proactor`], also the completion
+/// engine of the proactor model (see the module docs).
+///
+/// Not thread-safe in use: the ring belongs to one loop and only that loop's
+/// thread submits to it or waits on it (other threads wake the loop with its
+/// [`Waker`](crate::poller::Waker)).
 pub struct Uring {
     ring: IoUring,
     trigger: Trigger,
@@ -129,6 +137,16 @@ pub struct Uring {
 }
 
 impl Uring {
+    /// Set up a ring (4096 SQ entries, 16384 CQ entries) that delivers
+    /// `trigger` for every watched fd. Cooperative task running is used
+    /// where the kernel has it (5.19+).
+    ///
+    /// Errors: those of `io_uring_setup` (ENOSYS: no io_uring in this
+    /// kernel; EPERM: disabled by `kernel.io_uring_disabled` or a seccomp
+    /// filter, as in many containers; ENOMEM: the locked-memory limit on
+    /// kernels before 5.12), or
+    /// `Unsupported` on kernels before 5.11, which lack the timed waits the
+    /// poller needs.
     pub fn new(trigger: Trigger) -> io::Result<Uring> {
         // Cooperative task running (5.19+): a poll completing while the
         // loop runs in user space does not interrupt it (no IPI, no

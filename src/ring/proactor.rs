@@ -96,12 +96,31 @@ pub enum Done {
     /// (`res == 0`), or the recv failed (`-errno`). Whatever happens to the
     /// data, `buf` must go back with [`Uring::take_recv`] or
     /// [`Uring::release`]. (A dry buffer ring is handled by the ring itself.)
-    Recv { res: i32, buf: Option<RecvBuf> },
+    Recv {
+        /// Bytes received (`> 0`), 0 at end of stream, or `-errno`.
+        res: i32,
+        /// Where the bytes are when `res > 0` (always `None` otherwise).
+        /// Read it with [`Uring::take_recv`].
+        buf: Option<RecvBuf>,
+    },
     /// A send from `buf[off..]` moved `res` bytes (or failed, `-errno`); the
     /// buffer comes back to its owner.
-    Send { res: i32, buf: Vec<u8>, off: usize },
+    Send {
+        /// Bytes sent from `buf[off..]` (possibly fewer than were left), or
+        /// `-errno` (e.g. `-EPIPE`, `-ECONNRESET`; never SIGPIPE).
+        res: i32,
+        /// The buffer given to [`Uring::send`], unchanged; send the rest
+        /// from `off + res` or hand it to [`Uring::recycle`].
+        buf: Vec<u8>,
+        /// Where the send started in `buf`, as given to [`Uring::send`].
+        off: usize,
+    },
     /// The socket has room (or `-errno`).
-    Writable { res: i32 },
+    Writable {
+        /// The poll(2) events that fired (`POLLOUT`, possibly with
+        /// `POLLERR`/`POLLHUP`), or `-errno`.
+        res: i32,
+    },
 }
 
 impl std::fmt::Debug for Done {
@@ -134,7 +153,9 @@ pub struct RecvBuf {
 /// An operation's result, for the source registered under `token`.
 #[derive(Debug)]
 pub struct Completion {
+    /// The token the connection was opened with ([`Uring::open_stream`]).
     pub token: Token,
+    /// What finished, and its result.
     pub done: Done,
 }
 

@@ -275,8 +275,15 @@ impl<H: EventHandler> Table<H> {
         r
     }
 
-    /// The slot of `key` if it is a live connection.
-    fn one(&mut self, key: u64) -> Option<One<'_, H>> {
+    /// Run `f` on connection `key` if it is live (one slab lookup), and
+    /// forget its slot if `f` closed it. Returns whether `key` named a live
+    /// connection.
+    fn on_conn(
+        &mut self,
+        el: &mut EventLoop,
+        key: u64,
+        f: impl FnOnce(&mut One<'_, H>, &mut EventLoop),
+    ) -> bool {
         let (index, gen) = unpack(key);
         let Table {
             handler,
@@ -284,44 +291,35 @@ impl<H: EventHandler> Table<H> {
             shared,
             ..
         } = self;
-        match entries.get_mut(index) {
-            Some(Entry {
-                gen: g,
-                kind: Kind::Conn(slot),
-            }) if *g == gen && !slot.core.is_closed() => Some(One {
-                h: handler,
-                s: slot,
-                shared,
-                key,
-            }),
-            _ => None,
+        let Some(Entry {
+            gen: g,
+            kind: Kind::Conn(slot),
+        }) = entries.get_mut(index)
+        else {
+            return false;
+        };
+        if *g != gen || slot.core.is_closed() {
+            return false;
         }
-    }
-
-    /// Forget `key`'s slot if its connection has closed.
-    fn reap(&mut self, key: u64) {
-        let (index, gen) = unpack(key);
-        let closed = matches!(
-            self.entries.get(index),
-            Some(Entry { gen: g, kind: Kind::Conn(slot) }) if *g == gen && slot.core.is_closed()
-        );
-        if closed {
-            self.entries.remove(index);
+        let mut one = One {
+            h: handler,
+            s: slot,
+            shared,
+            key,
+        };
+        f(&mut one, el);
+        if one.s.core.is_closed() {
+            entries.remove(index);
         }
+        true
     }
 
     /// Run `f` on connection `key` with the handler, then settle.
-    fn with_conn(
-        &mut self,
-        el: &mut EventLoop,
-        key: u64,
-        f: impl FnOnce(&mut H, &mut Conn<'_, H>),
-    ) {
-        if let Some(mut one) = self.one(key) {
+    fn with_conn(&mut self, el: &mut EventLoop, key: u64, f: impl FnOnce(&mut H, &mut Conn<'_, H>)) {
+        self.on_conn(el, key, |one, el| {
             one.call(el, f);
             one.settle(el);
-        }
-        self.reap(key);
+        });
     }
 
     /// Register `fd` as a connection and run `on_open`.
@@ -485,32 +483,32 @@ impl<H: EventHandler> Table<H> {
 
 impl<H: EventHandler> Source for Table<H> {
     fn ready(&mut self, el: &mut EventLoop, key: u64, ev: Event) {
+        // Connections first: the hot path is one slab lookup.
+        if self.on_conn(el, key, |one, el| one.ready(el, ev)) {
+            return;
+        }
         let (index, gen) = unpack(key);
         match self.entries.get(index) {
             Some(e) if e.gen == gen => match e.kind {
-                Kind::Conn(_) => {
-                    if let Some(mut one) = self.one(key) {
-                        one.ready(el, ev);
-                    }
-                    self.reap(key);
-                }
                 Kind::Listener(_) => self.accept(el, key, index),
                 Kind::Dial(_) => self.dial_ready(el, key, index),
+                Kind::Conn(_) => {}
             },
             _ => {}
         }
     }
 
     fn complete(&mut self, el: &mut EventLoop, key: u64, c: Completion) {
-        match self.one(key) {
-            Some(mut one) => one.complete(el, c),
-            None => {
-                if let Some(ring) = el.ring() {
-                    ring.release(c);
-                }
+        let mut c = Some(c);
+        self.on_conn(el, key, |one, el| {
+            if let Some(c) = c.take() {
+                one.complete(el, c);
             }
+        });
+        if let (Some(c), Some(ring)) = (c, el.ring()) {
+            // Its connection is gone: give back the buffer it holds.
+            ring.release(c);
         }
-        self.reap(key);
     }
 
     fn timer(&mut self, el: &mut EventLoop, tag: u64) {
@@ -519,21 +517,17 @@ impl<H: EventHandler> Source for Table<H> {
         };
         match t.job {
             Job::Watchdog(key) => {
-                if let Some(mut one) = self.one(key) {
-                    one.watchdog(el);
-                }
-                self.reap(key);
+                self.on_conn(el, key, |one, el| one.watchdog(el));
             }
             Job::Linger(key) => {
-                if let Some(mut one) = self.one(key) {
+                self.on_conn(el, key, |one, el| {
                     one.s.core.linger_timer = None;
                     let reason = match &one.s.core.phase {
                         Phase::Closing { reason, .. } => reason.clone(),
                         _ => CloseReason::Local,
                     };
                     one.close_now(el, reason);
-                }
-                self.reap(key);
+                });
             }
             Job::User(key, f) => self.with_conn(el, key, f),
             Job::DialTimeout(key) => {
@@ -594,9 +588,7 @@ impl<H: EventHandler> Source for Table<H> {
     fn shutdown(&mut self, el: &mut EventLoop) {
         let keys: Vec<u64> = self.entries.iter().map(|(i, e)| pack(i, e.gen)).collect();
         for key in keys {
-            if let Some(mut one) = self.one(key) {
-                one.close_now(el, CloseReason::Shutdown);
-            }
+            self.on_conn(el, key, |one, el| one.close_now(el, CloseReason::Shutdown));
         }
         for (_, e) in self.entries.iter_mut() {
             match &mut e.kind {

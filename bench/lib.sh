@@ -21,6 +21,8 @@ GO_BIN=$GO_DIR/bin
 RESULTS_DIR=$BENCH_DIR/results
 
 : "${EVNET:=$REPO_ROOT/target/release/evnet}"
+# RESULT_NAME: write bench/results/RESULT_NAME.{md,tsv} instead of the
+# script's own name (a before/after run kept apart from the peer tables).
 # Another evnet build to compare against, side by side (servers named
 # evnet-base*): e.g. a release build of the commit before a change.
 : "${EVNET_BASE:=$REPO_ROOT/target/base/evnet}"
@@ -224,7 +226,7 @@ declare -A SKIPPED=() # server -> reason
 
 # bench_init NAME: set RAW (raw samples, TSV) and RESULT_MD for a script.
 bench_init() {
-    BENCH_NAME=$1
+    BENCH_NAME=${RESULT_NAME:-$1}
     mkdir -p "$RESULTS_DIR"
     RAW=$RESULTS_DIR/$BENCH_NAME.tsv
     # shellcheck disable=SC2034 # used by the scripts

@@ -315,7 +315,12 @@ impl<H: EventHandler> Table<H> {
     }
 
     /// Run `f` on connection `key` with the handler, then settle.
-    fn with_conn(&mut self, el: &mut EventLoop, key: u64, f: impl FnOnce(&mut H, &mut Conn<'_, H>)) {
+    fn with_conn(
+        &mut self,
+        el: &mut EventLoop,
+        key: u64,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H>),
+    ) {
         self.on_conn(el, key, |one, el| {
             one.call(el, f);
             one.settle(el);
@@ -573,11 +578,15 @@ impl<H: EventHandler> Source for Table<H> {
                 Op::Close(key) => self.with_conn(el, key, |_, c| c.close()),
                 Op::Run(key, f) => self.with_conn(el, key, |h, c| run(f, h, c)),
                 Op::Adopt { fd, tcp, in_flight } => {
-                    if let Some((counts, i)) = in_flight {
-                        counts[i].fetch_sub(1, Ordering::Relaxed);
-                    }
                     if let Err(e) = self.open(el, fd, tcp) {
                         tracing::warn!("cannot register connection: {e}");
+                    }
+                    // Released only once the connection counts as open here,
+                    // so a least-connections pick never sees it in neither
+                    // count (it may briefly see it in both, which errs
+                    // towards the other loops).
+                    if let Some((counts, i)) = in_flight {
+                        counts[i].fetch_sub(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -629,6 +638,24 @@ fn run<H: EventHandler>(f: RunFn<H>, h: &mut H, c: &mut Conn<'_, H>) {
     f(h, c)
 }
 
+/// The handler's view of connection `key` in slot `s`.
+fn view<'a, H: EventHandler>(
+    s: &'a mut Slot<H>,
+    shared: &'a mut Shared<H>,
+    el: &'a mut EventLoop,
+    key: u64,
+) -> Conn<'a, H> {
+    let Slot { core, path, ctx } = s;
+    Conn {
+        core,
+        path,
+        ctx,
+        lp: LoopCtx::new(el),
+        shared,
+        key,
+    }
+}
+
 /// One connection with the handler and the table's shared part: where the
 /// core's logic runs (reading and delivering, callbacks, settling, closing).
 struct One<'a, H: EventHandler> {
@@ -641,18 +668,8 @@ struct One<'a, H: EventHandler> {
 impl<H: EventHandler> One<'_, H> {
     /// Run a handler callback, then send what it staged.
     fn call(&mut self, el: &mut EventLoop, f: impl FnOnce(&mut H, &mut Conn<'_, H>)) {
-        let Slot { core, path, ctx } = &mut *self.s;
-        {
-            let mut conn = Conn {
-                core,
-                path,
-                ctx,
-                lp: LoopCtx::new(el),
-                shared: self.shared,
-                key: self.key,
-            };
-            f(self.h, &mut conn);
-        }
+        f(self.h, &mut view(self.s, self.shared, el, self.key));
+        let Slot { core, path, .. } = &mut *self.s;
         path.flush_staged(core, el, &mut self.shared.staged);
     }
 
@@ -910,20 +927,13 @@ impl<H: EventHandler> One<'_, H> {
         if let Some((t, _)) = core.watch.as_mut().and_then(|w| w.timer.take()) {
             self.shared.cancel_timer(el, t);
         }
-        let Slot { core, path, ctx } = &mut *self.s;
+        let Slot { core, path, .. } = &mut *self.s;
         path.close(core, el);
         let _ = el.deregister(core.token);
         el.stats().connections_open.fetch_sub(1, Ordering::Relaxed);
         OutQueue::put_spare(core.out.take());
         core.input = None;
-        let mut conn = Conn {
-            core,
-            path,
-            ctx,
-            lp: LoopCtx::new(el),
-            shared: self.shared,
-            key: self.key,
-        };
+        let mut conn = view(self.s, self.shared, el, self.key);
         self.h.on_close(&mut conn, &reason);
         self.shared.staged.clear();
     }

@@ -2,7 +2,7 @@
 
 mod util;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -178,6 +178,8 @@ fn graceful_shutdown_delivers_in_flight_output_and_refuses_new_connections() {
     );
 }
 
+// Runs the `evnet` binary.
+#[cfg(feature = "cli")]
 #[test]
 fn backpressure_bounds_server_memory_and_loses_nothing() {
     const CONNS: usize = 16;
@@ -242,7 +244,7 @@ fn backpressure_bounds_server_memory_and_loses_nothing() {
                 let expect = pattern(c as u64, 1 << 20);
                 let mut buf = vec![0u8; 1 << 20];
                 for _ in 0..EACH / buf.len() {
-                    s.read_exact(&mut buf).unwrap();
+                    std::io::Read::read_exact(&mut s, &mut buf).unwrap();
                     assert!(buf == expect, "conn {c}: echo differs");
                 }
             })
@@ -254,6 +256,8 @@ fn backpressure_bounds_server_memory_and_loses_nothing() {
     assert!(server.is_alive());
 }
 
+// Runs the `evnet` binary.
+#[cfg(feature = "cli")]
 #[test]
 fn sigterm_drains_and_exits_zero_and_second_signal_forces_exit() {
     // Graceful: an idle connection is closed, the process exits 0.
@@ -300,6 +304,7 @@ fn sigterm_drains_and_exits_zero_and_second_signal_forces_exit() {
 /// `--loops 0` runs the reactor on the main thread (signals come in through
 /// a signalfd the loop watches): one thread in the process, which serves and
 /// then drains on SIGTERM. `talk` checks one request on the connection.
+#[cfg(feature = "cli")]
 fn single_reactor_cli(kind: &str, talk: impl FnOnce(&mut TcpStream)) {
     let mut server = Child::spawn(&[kind, "--addr", "127.0.0.1:0", "--loops", "0"]);
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
@@ -317,21 +322,26 @@ fn single_reactor_cli(kind: &str, talk: impl FnOnce(&mut TcpStream)) {
     assert_eq!(status.code(), Some(0), "{kind}");
 }
 
+// Runs the `evnet` binary.
+#[cfg(feature = "cli")]
 #[test]
 fn single_reactor_echo_cli_is_one_thread_and_drains_on_sigterm() {
     single_reactor_cli("echo", |c| roundtrip(c, b"hi"));
 }
 
+// Runs the `evnet` binary.
+#[cfg(feature = "cli")]
 #[test]
 fn single_reactor_resp_cli_is_one_thread_and_drains_on_sigterm() {
     single_reactor_cli("resp", |c| {
         c.write_all(b"PING\r\n").unwrap();
         let mut buf = [0u8; 7];
-        c.read_exact(&mut buf).unwrap();
+        std::io::Read::read_exact(c, &mut buf).unwrap();
         assert_eq!(&buf, b"+PONG\r\n");
     });
 }
 
+#[cfg(feature = "cli")]
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {

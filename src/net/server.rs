@@ -199,6 +199,18 @@ impl ServerBuilder {
         self.conn.linger = d;
         self
     }
+    /// The longest a closing connection may take before it is reset
+    /// (default 30 s; see [`ConnConfig::closing_time`]).
+    pub fn closing_time(mut self, d: Duration) -> Self {
+        self.conn.closing_time = d;
+        self
+    }
+    /// Bytes a closing connection reads and discards before it is reset
+    /// (default 1 MiB; see [`ConnConfig::closing_discard`]).
+    pub fn closing_discard(mut self, bytes: u64) -> Self {
+        self.conn.closing_discard = bytes;
+        self
+    }
     /// Close connections idle (no bytes either way) for this long.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.conn.idle_timeout = Some(d);

@@ -110,6 +110,13 @@ pub struct ServerArgs {
     /// Output queued per connection before reading from it pauses (bytes).
     #[arg(long, value_name = "BYTES")]
     pub high_water: Option<usize>,
+    /// The longest a closing connection may take (sending what is queued,
+    /// FIN, linger) before it is reset: a peer that never reads cannot hold it.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub closing_time: Duration,
+    /// Bytes a closing connection reads and discards before it is reset.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub closing_discard: u64,
     /// On SIGINT/SIGTERM, how long in-flight output may take to drain before
     /// the remaining connections are closed. A second signal exits at once.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
@@ -201,6 +208,9 @@ impl ServerArgs {
         if let Some(n) = self.high_water {
             b = b.high_water(n);
         }
+        b = b
+            .closing_time(self.closing_time)
+            .closing_discard(self.closing_discard);
         for a in self.addrs(default_addr)? {
             b = b.bind(a);
         }

@@ -18,6 +18,17 @@ pub struct ConnConfig {
     /// unread input does not turn the close into a reset that destroys the
     /// response in flight. Default 2 s.
     pub linger: Duration,
+    /// The longest a closing connection may take, from the close decision
+    /// to the end: sending what is queued, the FIN and the linger. A peer
+    /// that reads nothing keeps the output from draining; past this the
+    /// connection is reset. Default 30 s (nginx's `lingering_time`).
+    pub closing_time: Duration,
+    /// How many bytes a closing connection reads and discards before it is
+    /// reset instead: input that arrives after the close decision is only
+    /// read so that it does not turn the close into a reset while output is
+    /// still in flight, and a peer that keeps sending must not make the
+    /// server read forever. Default 1 MiB.
+    pub closing_discard: u64,
     /// Set `TCP_NODELAY` (Nagle's algorithm off) on TCP connections, so small
     /// replies leave at once. Default `true`; `false` leaves the kernel's
     /// setting. Ignored for Unix sockets.
@@ -69,6 +80,8 @@ impl Default for ConnConfig {
         ConnConfig {
             high_water: 64 * 1024 * 1024,
             linger: Duration::from_secs(2),
+            closing_time: Duration::from_secs(30),
+            closing_discard: 1 << 20,
             nodelay: true,
             idle_timeout: None,
             read_timeout: None,

@@ -2,7 +2,7 @@
 //! path: the fd, the lifecycle, the output queue, the kept input tail, the
 //! watchdog, and the accounting every path shares.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -124,6 +124,27 @@ impl Core {
             w.last_io = el.now();
             w.write_progress = el.now();
         }
+    }
+
+    /// `n` bytes read on a closing connection were discarded; past `limit`
+    /// in all, the connection is reset (doomed with its closing reason).
+    pub(crate) fn discard(&mut self, n: u64, limit: u64) {
+        let Phase::Closing(c) = &mut self.phase else {
+            return;
+        };
+        c.discarded += n;
+        if c.discarded > limit && self.doom.is_none() {
+            tracing::debug!("closing connection sent {} bytes more: reset", c.discarded);
+            self.doom = Some(c.reason.clone());
+            self.reset();
+        }
+    }
+
+    /// Make the close a reset (RST, not FIN): SO_LINGER with zero time.
+    pub(crate) fn reset(&mut self) {
+        let _ = crate::sys::socket::with_sock(self.fd.as_raw_fd(), |s| {
+            s.set_linger(Some(std::time::Duration::ZERO))
+        });
     }
 
     /// A queue with nothing left to send or in flight completes the write.

@@ -47,7 +47,7 @@ pub use table::ConnTimer;
 use self::core::Core;
 use self::out::DIRECT_WRITE;
 use self::path::Path;
-use self::state::{Phase, ReadState, WriteState};
+use self::state::{Closing, Phase, ReadState, WriteState};
 use self::table::{Job, Shared};
 use self::watchdog::Watchdog;
 use super::handler::{CloseReason, EventHandler};
@@ -187,10 +187,19 @@ impl<'a, H: EventHandler> Conn<'a, H> {
             } else {
                 reason
             };
-            self.core.phase = Phase::Closing {
+            let budget = self.shared.cfg.closing_time;
+            self.core.phase = Phase::Closing(Box::new(Closing {
                 reason,
                 lingering: false,
-            };
+                discarded: 0,
+                deadline: self.lp.now() + budget,
+            }));
+            // The whole close is bounded in time (the linger, once output
+            // has drained, takes this timer's place).
+            let tag = self
+                .shared
+                .add_timer(self.lp.el, budget, Job::Linger(self.key));
+            self.core.linger_timer = Some(tag);
         }
     }
 

@@ -3,6 +3,7 @@
 //! ```text
 //!  phase:  Open ──close()──> Closing{lingering: false} ──output drained, FIN sent──>
 //!          Closing{lingering: true} ──peer's FIN or linger timer──> Closed
+//!          Closing ──closing_discard bytes read, or closing_time over──> reset, Closed
 //!          (any phase ──error, abort, timeout, shutdown──> Closed)
 //!  read:   Reading <──pause/resume──> Paused;  Reading|Paused ──EOF read──> Eof
 //!  write:  Open ──shutdown_write()──> ShutWanted ──output drained──> Shut
@@ -22,6 +23,8 @@
 //! A path-specific state (edge-triggered re-check, the proactor's stash)
 //! lives with its I/O path, not here.
 
+use std::time::Instant;
+
 use crate::net::CloseReason;
 
 /// Where the connection is in its life.
@@ -29,15 +32,28 @@ use crate::net::CloseReason;
 pub(crate) enum Phase {
     /// Delivering input and taking writes.
     Open,
-    /// A graceful close is under way; `reason` is reported when it ends.
-    Closing {
-        reason: CloseReason,
-        /// The write side is shut (FIN sent) and the linger timer runs,
-        /// waiting for the peer's FIN.
-        lingering: bool,
-    },
+    /// A graceful close is under way (boxed: an open connection does not
+    /// pay for it).
+    Closing(Box<Closing>),
     /// Closed: `on_close` has run.
     Closed,
+}
+
+/// A graceful close in progress. Its cost is bounded: at most
+/// `ConnConfig::closing_discard` bytes of input are read and discarded,
+/// and it ends by `ConnConfig::closing_time` at the latest; past either the
+/// connection is reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Closing {
+    /// Reported to `on_close` when the close ends.
+    pub(crate) reason: CloseReason,
+    /// The write side is shut (FIN sent) and the linger timer runs,
+    /// waiting for the peer's FIN.
+    pub(crate) lingering: bool,
+    /// Input read and discarded since the close decision.
+    pub(crate) discarded: u64,
+    /// When the whole close must be over.
+    pub(crate) deadline: Instant,
 }
 
 /// The read side.

@@ -527,10 +527,15 @@ impl<H: EventHandler> Source for Table<H> {
             Job::Linger(key) => {
                 self.on_conn(el, key, |one, el| {
                     one.s.core.linger_timer = None;
-                    let reason = match &one.s.core.phase {
-                        Phase::Closing { reason, .. } => reason.clone(),
-                        _ => CloseReason::Local,
+                    let (reason, lingering) = match &one.s.core.phase {
+                        Phase::Closing(c) => (c.reason.clone(), c.lingering),
+                        _ => (CloseReason::Local, true),
                     };
+                    if !lingering {
+                        // The close ran out of time before its output
+                        // drained (a peer that does not read): reset.
+                        one.s.core.reset();
+                    }
                     one.close_now(el, reason);
                 });
             }
@@ -689,8 +694,7 @@ impl<H: EventHandler> One<'_, H> {
                 core.fail(&e);
             }
         }
-        if ev.is_hup() && core.read == ReadState::Eof && matches!(core.phase, Phase::Closing { .. })
-        {
+        if ev.is_hup() && core.read == ReadState::Eof && matches!(core.phase, Phase::Closing(_)) {
             // Both directions are gone: nothing left to drain or send.
             OutQueue::put_spare(core.out.take());
         }
@@ -713,6 +717,7 @@ impl<H: EventHandler> One<'_, H> {
             match path.pull(core, el, &mut rb) {
                 Input::Data if core.is_closing() => {
                     // Closing: input is read only to be discarded.
+                    core.discard(rb.len() as u64, self.shared.cfg.closing_discard);
                     self.shared.read_buf = rb;
                 }
                 Input::Data => self.deliver(el, rb),
@@ -741,6 +746,10 @@ impl<H: EventHandler> One<'_, H> {
         rb.clear();
         let Slot { core, path, .. } = &mut *self.s;
         match path.complete(core, el, c, &mut rb) {
+            Input::Data if core.is_closing() => {
+                core.discard(rb.len() as u64, self.shared.cfg.closing_discard);
+                self.shared.read_buf = rb;
+            }
             Input::Data => self.deliver(el, rb),
             Input::Eof => {
                 self.shared.read_buf = rb;
@@ -822,12 +831,12 @@ impl<H: EventHandler> One<'_, H> {
                 }
             }
             match &core.phase {
-                Phase::Closing { reason, lingering } => {
+                Phase::Closing(c) => {
                     if core.read == ReadState::Eof {
-                        let reason = reason.clone();
+                        let reason = c.reason.clone();
                         return self.close_now(el, reason);
                     }
-                    if !*lingering {
+                    if !c.lingering {
                         self.start_linger(el);
                         if self.s.core.is_closed() {
                             return;
@@ -896,16 +905,20 @@ impl<H: EventHandler> One<'_, H> {
     /// Output drained on a closing connection: FIN, then wait for the peer's.
     fn start_linger(&mut self, el: &mut EventLoop) {
         let core = &mut self.s.core;
-        if let Phase::Closing { lingering, .. } = &mut core.phase {
-            *lingering = true;
+        let mut linger = self.shared.cfg.linger;
+        if let Phase::Closing(c) = &mut core.phase {
+            c.lingering = true;
+            // Within what is left of the closing time.
+            linger = linger.min(c.deadline.saturating_duration_since(el.now()));
         }
         core.write = WriteState::Shut;
         if let Err(e) = sys::socket::shutdown_write(core.fd.as_raw_fd()) {
             return self.close_now(el, CloseReason::from_io(&e));
         }
-        let tag = self
-            .shared
-            .add_timer(el, self.shared.cfg.linger, Job::Linger(self.key));
+        if let Some(t) = self.s.core.linger_timer.take() {
+            self.shared.cancel_timer(el, t);
+        }
+        let tag = self.shared.add_timer(el, linger, Job::Linger(self.key));
         self.s.core.linger_timer = Some(tag);
     }
 

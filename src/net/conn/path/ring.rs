@@ -164,9 +164,9 @@ impl Ring {
         ring(el).take_recv(buf, rb);
         core.note_received(el, rb.len() as u64);
         if core.is_closing() {
-            // Closing: input is read only to be discarded.
-            rb.clear();
-            return Input::Stop;
+            // Closing: input is read only to be discarded (the core counts
+            // it against the closing budget).
+            return Input::Data;
         }
         if core.read == ReadState::Paused {
             core.input

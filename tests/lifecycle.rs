@@ -536,3 +536,44 @@ fn a_loop_that_fails_to_start_stops_the_loops_already_started() {
         );
     }
 }
+
+/// Every duration flag takes one syntax (`300ms`, `10s`, `2m`); the old
+/// milliseconds spelling of the HTTP header timeout is still accepted.
+#[cfg(feature = "cli")]
+#[test]
+fn duration_flags_take_one_syntax_and_the_old_ms_spelling_still_works() {
+    for flags in [
+        ["--header-timeout", "300ms"],
+        ["--header-timeout-ms", "300"],
+    ] {
+        let server = Child::spawn(&[
+            "http",
+            "--addr",
+            "127.0.0.1:0",
+            "--loops",
+            "0",
+            flags[0],
+            flags[1],
+        ]);
+        let mut c = connect(server.addr);
+        let start = Instant::now();
+        // Half a request head, then nothing: 408 after the header timeout.
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let reply = read_to_eof(&mut c);
+        let waited = start.elapsed();
+        assert!(
+            reply.starts_with(b"HTTP/1.1 408"),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+        assert!(
+            waited >= Duration::from_millis(250),
+            "{flags:?}: 408 after {waited:?}, before the 300 ms deadline"
+        );
+        // The default is 10 s: an answer well before it shows the flag took.
+        assert!(
+            waited < Duration::from_secs(5),
+            "{flags:?}: 408 after {waited:?}: the flag was not in force"
+        );
+    }
+}

@@ -202,13 +202,28 @@ impl Child {
             .spawn()
             .expect("spawn evnet");
         let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
         let mut reader = std::io::BufReader::new(stdout);
-        reader.read_line(&mut line).expect("read banner");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("no address in banner {line:?}"));
+        // The banner may start with a description; the address line follows
+        // (`... listening on 127.0.0.1:PORT` or `http://127.0.0.1:PORT/`).
+        let mut seen = String::new();
+        let mut addr = None;
+        for _ in 0..8 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("read banner") == 0 {
+                break;
+            }
+            addr = line.split_whitespace().find_map(|w| {
+                w.trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .parse::<SocketAddr>()
+                    .ok()
+            });
+            seen.push_str(&line);
+            if addr.is_some() {
+                break;
+            }
+        }
+        let addr = addr.unwrap_or_else(|| panic!("no address in banner {seen:?}"));
         Child {
             child,
             addr,

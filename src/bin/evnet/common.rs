@@ -319,6 +319,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A duration flag, or its old milliseconds spelling if that was given;
+/// at least 1 ms (a zero timer would spin).
+pub fn either(d: Duration, old_ms: Option<u64>) -> Duration {
+    old_ms
+        .map(Duration::from_millis)
+        .unwrap_or(d)
+        .max(Duration::from_millis(1))
+}
+
 /// Print the standard banner line for each address.
 pub fn banner(name: &str, server: &Server) {
     for a in server.addrs() {

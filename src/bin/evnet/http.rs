@@ -10,7 +10,8 @@ use evnet::http::{HttpBuilder, Limits, Router};
 use evnet::net::Server;
 
 use crate::common::{
-    block_stop_signals, serve_until_signal, watch_stop_signals, ModelArg, ServerArgs,
+    block_stop_signals, either, parse_duration, serve_until_signal, watch_stop_signals, ModelArg,
+    ServerArgs,
 };
 use crate::http_demo::Demo;
 
@@ -21,12 +22,18 @@ pub struct HttpArgs {
     /// Serve files under this directory (GET/HEAD, ranges, conditional requests).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Deadline for a complete request head, in milliseconds (408 after it).
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    pub header_timeout_ms: u64,
-    /// Idle keep-alive connections close after this many milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 60_000)]
-    pub keepalive_timeout_ms: u64,
+    /// Deadline for a complete request head (408 after it), e.g. 10s, 500ms.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// The old spelling of --header-timeout, in milliseconds.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub header_timeout_ms: Option<u64>,
+    /// Idle keep-alive connections close after this long, e.g. 60s, 2m.
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub keepalive_timeout: Duration,
+    /// The old spelling of --keepalive-timeout, in milliseconds.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub keepalive_timeout_ms: Option<u64>,
     /// Largest request body in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body: u64,
@@ -43,8 +50,8 @@ pub fn run(args: HttpArgs) -> Result<()> {
         return Ok(());
     }
     let limits = Limits {
-        header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
-        keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms.max(1)),
+        header_timeout: either(args.header_timeout, args.header_timeout_ms),
+        keepalive_timeout: either(args.keepalive_timeout, args.keepalive_timeout_ms),
         max_body: args.max_body,
         ..Limits::default()
     };

@@ -6,15 +6,20 @@ use clap::Args;
 use evnet::resp::server::{handler_factory, ActiveExpiry};
 use evnet::resp::Store;
 
-use crate::common::{block_stop_signals, serve_reactor, ModelArg, ServerArgs};
+use crate::common::{
+    block_stop_signals, either, parse_duration, serve_reactor, ModelArg, ServerArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct RespArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// How often each loop deletes expired keys, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 100)]
-    pub expire_every_ms: u64,
+    /// How often each loop deletes expired keys, e.g. 100ms.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "DURATION")]
+    pub expire_every: Duration,
+    /// The old spelling of --expire-every, in milliseconds.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub expire_every_ms: Option<u64>,
     /// Most expired keys one sweep deletes.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub expire_budget: usize,
@@ -34,7 +39,7 @@ pub fn run(args: RespArgs) -> Result<()> {
     }
     let builder = args.server.builder(default)?;
     let expiry = ActiveExpiry {
-        every: Duration::from_millis(args.expire_every_ms.max(1)),
+        every: either(args.expire_every, args.expire_every_ms),
         budget: args.expire_budget,
     };
     let store = Arc::new(Store::new());

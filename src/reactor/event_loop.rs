@@ -39,6 +39,7 @@ use slab::Slab;
 
 use super::driver::Driver;
 use super::handle::{LoopHandle, Shared, Task};
+use super::key::{pack, unpack, Generations};
 use super::timer::{TimerKey, TimerWheel};
 use crate::poller::{Caps, Event, Interest, PollerKind, Token, Trigger, Waker};
 use crate::ring::{Completion, Uring};
@@ -134,14 +135,6 @@ pub struct SourceId(u64);
 
 const WAKER: Token = Token(u64::MAX);
 
-fn pack(index: usize, gen: u32) -> u64 {
-    ((gen as u64) << 32) | index as u64
-}
-
-fn unpack(key: u64) -> (usize, u32) {
-    ((key & 0xffff_ffff) as usize, (key >> 32) as u32)
-}
-
 /// Identifies a timer for [`EventLoop::cancel`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimerId {
@@ -179,7 +172,7 @@ pub struct EventLoop {
     events: Vec<Event>,
     fds: Slab<FdSlot>,
     sources: Slab<SourceSlot>,
-    next_gen: u32,
+    gens: Generations,
     shared: Arc<Shared>,
     timers: TimerWheel<TimerEntry>,
     periodic: Slab<Periodic>,
@@ -220,7 +213,7 @@ impl EventLoop {
             events: Vec::with_capacity(256),
             fds: Slab::new(),
             sources: Slab::new(),
-            next_gen: 1,
+            gens: Generations::new(),
             shared,
             timers: TimerWheel::new(config.tick, now),
             periodic: Slab::new(),
@@ -285,13 +278,6 @@ impl EventLoop {
         );
     }
 
-    /// The next generation for a slot or periodic timer (never 0).
-    fn bump_gen(&mut self) -> u32 {
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
-        gen
-    }
-
     // ---- sources --------------------------------------------------------
 
     /// Add a source; returns its id.
@@ -304,7 +290,7 @@ impl EventLoop {
     /// An id for a source that needs to know it before it exists (to
     /// register its fds with it). Call [`EventLoop::attach_source`] next.
     pub fn reserve_source(&mut self) -> SourceId {
-        let gen = self.bump_gen();
+        let gen = self.gens.next();
         let index = self.sources.insert(SourceSlot { gen, source: None });
         SourceId(pack(index, gen))
     }
@@ -402,7 +388,7 @@ impl EventLoop {
         owner: SourceId,
         sub: u64,
     ) -> io::Result<Token> {
-        let gen = self.bump_gen();
+        let gen = self.gens.next();
         let entry = self.fds.vacant_entry();
         if entry.key() > u32::MAX as usize {
             return Err(io::Error::other("too many fds on one loop"));
@@ -565,7 +551,7 @@ impl EventLoop {
         f: impl FnMut(&mut EventLoop) + 'static,
     ) -> TimerId {
         let every = every.max(self.config.tick);
-        let gen = self.bump_gen();
+        let gen = self.gens.next();
         let idx = self.periodic.insert(Periodic {
             gen,
             every,

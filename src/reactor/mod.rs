@@ -17,6 +17,7 @@ mod driver;
 mod event_loop;
 mod group;
 mod handle;
+pub(crate) mod key;
 pub mod timer;
 
 pub use ctx::LoopCtx;

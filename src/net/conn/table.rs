@@ -4,7 +4,7 @@
 //! dispatches to; timers and handles reach a connection by its key.
 //!
 //! ```text
-//!  key (u64) = generation (high 32 bits) | slot (low 32 bits)
+//!  key (u64) = generation | slot, as `reactor::key` packs them
 //!  fd registration sub = key      reactor timer tag = timer slot | generation
 //! ```
 //!
@@ -35,17 +35,10 @@ use crate::net::connector::Dial;
 use crate::net::listener::Listener;
 use crate::net::{Buffer, CloseReason, EventHandler};
 use crate::poller::{Event, Interest, Token};
+use crate::reactor::key::{pack, unpack, Generations};
 use crate::reactor::{EventLoop, LoopCtx, LoopStats, Source, SourceId, TimerId};
 use crate::ring::Completion;
 use crate::sys;
-
-fn pack(index: usize, gen: u32) -> u64 {
-    ((gen as u64) << 32) | index as u64
-}
-
-fn unpack(key: u64) -> (usize, u32) {
-    ((key & 0xffff_ffff) as usize, (key >> 32) as u32)
-}
 
 /// A timer from [`Conn::run_after`], for [`Conn::cancel_timer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,19 +90,13 @@ pub(crate) struct Shared<H: EventHandler> {
     read_buf: Vec<u8>,
     timers: Slab<TimerSlot<H>>,
     pub(crate) mailbox: Arc<Mailbox<H>>,
-    next_gen: u32,
+    gens: Generations,
 }
 
 impl<H: EventHandler> Shared<H> {
-    fn bump_gen(&mut self) -> u32 {
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
-        gen
-    }
-
     /// Set a table timer; returns its tag.
     pub(crate) fn add_timer(&mut self, el: &mut EventLoop, delay: Duration, job: Job<H>) -> u64 {
-        let gen = self.bump_gen();
+        let gen = self.gens.next();
         let entry = self.timers.vacant_entry();
         let tag = pack(entry.key(), gen);
         let reactor = el.timer_for(self.id, delay, tag);
@@ -233,7 +220,7 @@ impl<H: EventHandler> Table<H> {
                 read_buf: Vec::with_capacity(el.config().read_buffer),
                 timers: Slab::new(),
                 mailbox: Arc::new(Mailbox::new()),
-                next_gen: 1,
+                gens: Generations::new(),
             },
             local: Rc::new(RefCell::new(Vec::new())),
             accepted: Vec::new(),
@@ -249,7 +236,7 @@ impl<H: EventHandler> Table<H> {
         exclusive: bool,
         pause: Duration,
     ) -> io::Result<()> {
-        let gen = self.shared.bump_gen();
+        let gen = self.shared.gens.next();
         let key = pack(self.entries.vacant_key(), gen);
         let listener = Listener::register(el, fd, exclusive, pause, self.shared.id, key)?;
         self.entries.insert(Entry {
@@ -330,7 +317,7 @@ impl<H: EventHandler> Table<H> {
     /// Register `fd` as a connection and run `on_open`.
     pub(crate) fn open(&mut self, el: &mut EventLoop, fd: OwnedFd, tcp: bool) -> io::Result<()> {
         self.shared.cfg.apply(fd.as_raw_fd(), tcp)?;
-        let gen = self.shared.bump_gen();
+        let gen = self.shared.gens.next();
         let key = pack(self.entries.vacant_key(), gen);
         let (path, token) = Path::open(el, fd.as_raw_fd(), self.shared.id, key)?;
         let stats = el.stats();
@@ -380,7 +367,7 @@ impl<H: EventHandler> Table<H> {
         if done {
             return self.dial_open(el, dial, fd);
         }
-        let gen = self.shared.bump_gen();
+        let gen = self.shared.gens.next();
         let key = pack(self.entries.vacant_key(), gen);
         let token = match el.register(
             fd.as_raw_fd(),

@@ -59,9 +59,7 @@ pub trait Source: 'static {
     /// with `sub` finished (completion drivers only). What the completion
     /// holds must be used or given back: the default gives it back.
     fn complete(&mut self, el: &mut EventLoop, _sub: u64, c: Completion) {
-        if let Some(ring) = el.ring() {
-            ring.release(c);
-        }
+        el.release(c);
     }
 
     /// A timer set with [`EventLoop::timer_for`] fired.
@@ -424,6 +422,14 @@ impl EventLoop {
         self.driver.ring()
     }
 
+    /// Give back what a completion holds (a recv buffer to the ring) when
+    /// nobody will use it.
+    pub fn release(&mut self, c: Completion) {
+        if let Some(ring) = self.driver.ring() {
+            ring.release(c);
+        }
+    }
+
     /// Change what a registered fd is watched for; `None` parks it (out of
     /// the driver, still in the registry). No syscall when nothing changes.
     pub fn set_interest(&mut self, token: Token, interest: Option<Interest>) -> io::Result<()> {
@@ -705,9 +711,9 @@ impl EventLoop {
                     }
                 });
             }
-            if let (Some(c), Some(ring)) = (c, self.driver.ring()) {
+            if let Some(c) = c {
                 // Its fd or source is gone: give back the buffer it holds.
-                ring.release(c);
+                self.release(c);
             }
         }
         self.completions = done;

@@ -51,7 +51,8 @@ pub(crate) type UserFn<H> = Box<dyn FnOnce(&mut H, &mut Conn<'_, H>)>;
 pub(crate) enum Job<H: EventHandler> {
     /// Check connection `key`'s timeouts.
     Watchdog(u64),
-    /// End connection `key`'s lingering close.
+    /// End connection `key`'s close: the linger after its FIN, or, before
+    /// its output drained, the closing time (then the close is a reset).
     Linger(u64),
     /// A handler's timer for connection `key`.
     User(u64, UserFn<H>),
@@ -497,9 +498,9 @@ impl<H: EventHandler> Source for Table<H> {
                 one.complete(el, c);
             }
         });
-        if let (Some(c), Some(ring)) = (c, el.ring()) {
+        if let Some(c) = c {
             // Its connection is gone: give back the buffer it holds.
-            ring.release(c);
+            el.release(c);
         }
     }
 

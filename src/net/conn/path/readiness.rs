@@ -137,9 +137,7 @@ impl IoPath for Readiness {
         _rb: &mut Vec<u8>,
     ) -> Input {
         // Nothing on this path goes through the ring.
-        if let Some(ring) = el.ring() {
-            ring.release(c);
-        }
+        el.release(c);
         Input::Stop
     }
 

@@ -2,8 +2,6 @@
 //! never reads keeps the output from draining, and one that keeps sending
 //! must not make the server read and discard forever.
 
-mod util;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
@@ -12,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use evnet::net::{Buffer, CloseReason, Conn, EventHandler, Server, ServerBuilder};
 use evnet::poller::{PollerKind, Trigger};
-use util::*;
 
 /// On `close`, queues a reply far larger than the socket buffers, then
 /// closes gracefully: the output cannot drain while the peer does not read.
@@ -157,9 +154,4 @@ per_driver! {
     uring_level: PollerKind::Uring, Trigger::Level;
     proactor: PollerKind::Proactor, Trigger::Level;
     poll: PollerKind::Poll, Trigger::Level;
-}
-
-#[allow(dead_code)]
-fn _uses_util() {
-    let _ = IO_TIMEOUT;
 }

@@ -488,17 +488,15 @@ impl ServerBuilder {
         let this = Arc::new(self);
 
         // Each serving loop reports its table, for the main acceptor.
-        let tables: Arc<Mutex<Vec<Option<SubLoop<H>>>>> =
+        type Reported<H> = Option<(SourceId, Arc<Mailbox<H>>)>;
+        let tables: Arc<Mutex<Vec<Reported<H>>>> =
             Arc::new(Mutex::new((0..per_loop.len()).map(|_| None).collect()));
         let setups = per_loop.into_iter().map(|listeners| {
             let (this, factory, tables) = (this.clone(), factory.clone(), tables.clone());
             move |id: usize| {
                 let (el, table) = this.serving_loop(id, &*factory, listeners)?;
-                tables.lock().unwrap_or_else(|e| e.into_inner())[id] = Some(SubLoop {
-                    handle: el.handle(),
-                    table: table.id,
-                    mailbox: table.mailbox,
-                });
+                tables.lock().unwrap_or_else(|e| e.into_inner())[id] =
+                    Some((table.id, table.mailbox));
                 Ok(el)
             }
         });
@@ -508,11 +506,19 @@ impl ServerBuilder {
         let serving_handles = serving.handles().to_vec();
         let mut loops = serving_handles.clone();
         if this.loops > 0 && this.mode == AcceptMode::Acceptor {
-            let subs: Vec<SubLoop<H>> =
-                std::mem::take(&mut *tables.lock().unwrap_or_else(|e| e.into_inner()))
-                    .into_iter()
-                    .map(|t| t.expect("every serving loop reported its table"))
-                    .collect();
+            let reported = std::mem::take(&mut *tables.lock().unwrap_or_else(|e| e.into_inner()));
+            let subs: Vec<SubLoop<H>> = reported
+                .into_iter()
+                .zip(serving.handles())
+                .map(|(t, handle)| {
+                    let (table, mailbox) = t.expect("every serving loop reported its table");
+                    SubLoop {
+                        handle: handle.clone(),
+                        table,
+                        mailbox,
+                    }
+                })
+                .collect();
             let listeners: Vec<Arc<OwnedFd>> = bound.iter().map(|(_, fd)| fd.clone()).collect();
             let this = this.clone();
             // If the acceptor cannot start, `serving` drops: its loops are

@@ -287,7 +287,19 @@ fn sigterm_drains_and_exits_zero_and_second_signal_forces_exit() {
         "60s",
     ]);
     let mut stuck = connect(server.addr);
-    stuck.write_all(&vec![7u8; 16 << 20]).unwrap();
+    // As much as the server and both sockets take: echo pauses reading at
+    // its high-water mark, so the rest would block.
+    stuck.set_nonblocking(true).unwrap();
+    let chunk = vec![7u8; 64 << 10];
+    let mut sent = 0;
+    for _ in 0..1024 {
+        match stuck.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(sent > 1 << 20, "the server took only {sent} bytes");
     kill(server.pid());
     // The first signal started the drain (the listener closes); now force it.
     assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(

@@ -11,6 +11,13 @@
 //! Decoding stops as soon as the handler closes the connection (QUIT-style
 //! commands): frames after that point are dropped, not answered.
 //!
+//! Decoding also stops when the replies written so far reach the
+//! connection's high-water mark and the socket cannot take them at once:
+//! the frames not yet decoded stay in the input, reading pauses, and both
+//! resume when the output has drained. So a few kilobytes of pipelined
+//! requests for large values cannot make one connection hold an unbounded
+//! amount of replies: it holds at most the mark plus one reply.
+//!
 //! A decode error means the stream is out of sync: `on_decode_error` runs
 //! (the default closes the connection with [`CloseReason::Protocol`]) and the
 //! connection is closed even if the handler did not ask for it. Only that
@@ -104,6 +111,9 @@ pub struct FramedContext<H: FrameHandler> {
     /// The handler's own per-connection state (`H::Context::default()` when
     /// the connection opens).
     pub user: H::Context,
+    /// Decoding stopped at the high-water mark (and reading paused) until
+    /// the output drains.
+    held: bool,
 }
 
 impl<H: FrameHandler> Default for FramedContext<H> {
@@ -111,6 +121,7 @@ impl<H: FrameHandler> Default for FramedContext<H> {
         FramedContext {
             codec: H::Codec::default(),
             user: H::Context::default(),
+            held: false,
         }
     }
 }
@@ -152,13 +163,22 @@ impl<H: FrameHandler> EventHandler for Framed<H> {
         // end: one memmove per batch instead of one per frame. The decoder
         // sees the same unconsumed bytes either way.
         let mut consumed = 0;
-        while !conn.is_closing() {
+        while !conn.is_closing() && !conn.is_read_paused() {
             let r = conn.context().codec.decode(&input.as_slice()[consumed..]);
             match r {
                 Ok(Some((frame, n))) => {
                     debug_assert!(n > 0, "decoder consumed nothing");
                     consumed += n;
                     self.inner.on_frame(conn, frame);
+                    if conn.pending_output() >= conn.high_water() {
+                        // Send what the replies so far hold; if the socket
+                        // cannot take it all, stop here until it drains.
+                        conn.flush();
+                        if conn.queued() > 0 {
+                            conn.context().held = true;
+                            conn.pause_read();
+                        }
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -180,6 +200,10 @@ impl<H: FrameHandler> EventHandler for Framed<H> {
     }
 
     fn on_write_complete(&mut self, conn: &mut Conn<'_, Self>) {
+        if std::mem::take(&mut conn.context().held) {
+            // The frames left in the input come again (see Conn::resume_read).
+            conn.resume_read();
+        }
         self.inner.on_write_complete(conn);
     }
 

@@ -1,11 +1,13 @@
 //! A listening socket on a loop: accepts in batches, and pauses (instead of
-//! spinning) when the process runs out of fds or memory.
+//! spinning) when the process runs out of fds or memory, or when the server
+//! holds as many connections as its cap allows (see `limit.rs`).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::limit::{ConnLimit, Permit};
 use crate::poller::{Event, Interest, Token, Trigger};
 use crate::reactor::{EventLoop, SourceId};
 use crate::sys;
@@ -13,24 +15,41 @@ use crate::sys;
 /// Accepts per readiness event before letting other sources run.
 const ACCEPT_BUDGET: usize = 64;
 
+/// One accepted connection: its socket, its peer, and its place under the
+/// server's cap (none without a cap).
+pub(crate) struct Accepted {
+    pub(crate) fd: OwnedFd,
+    pub(crate) peer: socket2::SockAddr,
+    pub(crate) permit: Option<Permit>,
+}
+
 pub(crate) struct Listener {
     fd: Arc<OwnedFd>,
     token: Token,
     interest: Interest,
     pause: Duration,
     paused: bool,
+    /// Paused at the connection cap (woken by the limit, not a timer).
+    capped: bool,
+    /// Deregistered: never watched again.
+    closed: bool,
+    limit: Option<Arc<ConnLimit>>,
+    owner: SourceId,
     tcp: bool,
 }
 
 impl Listener {
     /// Watch `fd` for connections on behalf of `owner`/`sub`. `exclusive`:
     /// several loops watch this fd and one of them should be woken per
-    /// connection, where the driver can do that.
+    /// connection, where the driver can do that. `limit`: the server's cap;
+    /// at the cap the listener pauses and `owner` is notified when there is
+    /// room (its `notify` then calls [`Listener::uncap`]).
     pub(crate) fn register(
         el: &mut EventLoop,
         fd: Arc<OwnedFd>,
         exclusive: bool,
         pause: Duration,
+        limit: Option<Arc<ConnLimit>>,
         owner: SourceId,
         sub: u64,
     ) -> io::Result<Listener> {
@@ -49,6 +68,10 @@ impl Listener {
             interest,
             pause,
             paused: false,
+            capped: false,
+            closed: false,
+            limit,
+            owner,
             tcp,
         })
     }
@@ -64,14 +87,27 @@ impl Listener {
     pub(crate) fn accept(
         &mut self,
         el: &mut EventLoop,
-        out: &mut Vec<(OwnedFd, socket2::SockAddr)>,
+        out: &mut Vec<Accepted>,
     ) -> Option<Duration> {
         if self.paused {
             return None;
         }
         for _ in 0..ACCEPT_BUDGET {
+            let permit = match &self.limit {
+                None => None,
+                Some(limit) => match limit.acquire() {
+                    Some(p) => Some(p),
+                    // Room came back meanwhile: try again.
+                    None if limit.wait(el.handle(), self.owner) => continue,
+                    None => {
+                        self.capped = true;
+                        self.stop_watching(el);
+                        return None;
+                    }
+                },
+            };
             match sys::socket::accept(self.fd.as_raw_fd()) {
-                Ok(pair) => out.push(pair),
+                Ok((fd, peer)) => out.push(Accepted { fd, peer, permit }),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) => match sys::errno_of(&e) {
                     // Out of fds or memory: the connection stays in the accept
@@ -80,8 +116,7 @@ impl Listener {
                     // new clients waiting rather than refused.
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                         tracing::warn!("accept: {e}; pausing accepts for {:?}", self.pause);
-                        self.paused = true;
-                        let _ = el.set_interest(self.token, None);
+                        self.stop_watching(el);
                         return Some(self.pause);
                     }
                     // The peer gave up before we accepted: not our problem.
@@ -99,18 +134,39 @@ impl Listener {
         None
     }
 
+    fn stop_watching(&mut self, el: &mut EventLoop) {
+        self.paused = true;
+        let _ = el.set_interest(self.token, None);
+    }
+
+    /// Accept again if the listener paused at the connection cap (the
+    /// limit woke its owner: a connection closed).
+    pub(crate) fn uncap(&mut self, el: &mut EventLoop) {
+        if self.capped {
+            self.capped = false;
+            self.resume(el);
+        }
+    }
+
     /// Accept again after a pause.
     pub(crate) fn resume(&mut self, el: &mut EventLoop) {
+        if self.closed {
+            return;
+        }
         self.paused = false;
         // Exclusive registrations cannot be modified, only re-added.
         let _ = el.set_interest(self.token, Some(self.interest));
-        tracing::info!("accepting again");
+        tracing::debug!("accepting again");
         // Look at the queue at once: edge-triggered won't report it again.
         el.defer(self.token, Event::new(self.token, Event::READABLE));
     }
 
     /// Stop watching; the socket closes when its last reference goes.
     pub(crate) fn close(&mut self, el: &mut EventLoop) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        self.paused = true;
         let _ = el.deregister(self.token);
     }
 }

@@ -7,6 +7,7 @@ mod conn;
 mod connector;
 mod handler;
 pub mod heartbeat;
+pub(crate) mod limit;
 mod listener;
 pub mod offload;
 pub mod process;
@@ -15,9 +16,13 @@ pub mod udp;
 
 pub use addr::Addr;
 pub use buffer::Buffer;
-pub use conn::{Closed, Conn, ConnConfig, ConnHandle, ConnTimer, Keepalive};
+pub use conn::{
+    Closed, Conn, ConnConfig, ConnHandle, ConnTimer, Keepalive, DEFAULT_HIGH_WATER,
+    DEFAULT_WRITE_TIMEOUT,
+};
 pub use connector::{Backoff, Client, ClientService, Connector, RetryHook};
 pub use handler::{CloseReason, EventHandler};
+pub use limit::{auto_max_connections, MaxConnections};
 pub use offload::{PoolFull, WorkerPool};
 pub use server::{
     listen, listen_with, prepare_unix_path, somaxconn, AcceptMode, Balance, ListenOptions, Server,

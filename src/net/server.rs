@@ -19,7 +19,8 @@ use socket2::{SockAddr, Socket, Type};
 use super::conn::handle::{Mailbox, Op};
 use super::conn::table::{Table, TableRef};
 use super::conn::ConnConfig;
-use super::listener::Listener;
+use super::limit::{show_bytes, show_timeout, ConnLimit, MaxConnections};
+use super::listener::{Accepted, Listener};
 use super::{Addr, EventHandler};
 use crate::poller::{Event, PollerKind, Trigger};
 use crate::reactor::{EventLoop, LoopConfig, LoopGroup, LoopHandle, Source, SourceId};
@@ -98,6 +99,7 @@ pub struct ServerBuilder {
     accept_pause: Duration,
     tick: Option<Duration>,
     unix_mode: u32,
+    max_conns: MaxConnections,
 }
 
 impl Default for ServerBuilder {
@@ -116,6 +118,7 @@ impl Default for ServerBuilder {
             accept_pause: Duration::from_millis(100),
             tick: None,
             unix_mode: DEFAULT_UNIX_MODE,
+            max_conns: MaxConnections::Auto,
         }
     }
 }
@@ -186,7 +189,7 @@ impl ServerBuilder {
     }
     /// Output queued beyond this many bytes calls the handler's
     /// `on_high_water` (once per crossing). Writes are not refused above
-    /// it. Default 64 MiB.
+    /// it. Default 1 MiB ([`DEFAULT_HIGH_WATER`](super::DEFAULT_HIGH_WATER)).
     pub fn high_water(mut self, bytes: usize) -> Self {
         self.conn.high_water = bytes;
         self
@@ -211,19 +214,32 @@ impl ServerBuilder {
         self.conn.closing_discard = bytes;
         self
     }
-    /// Close connections idle (no bytes either way) for this long.
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.conn.idle_timeout = Some(d);
+    /// Close connections idle (no bytes either way) for this long; `None`
+    /// (the default) never.
+    pub fn idle_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.conn.idle_timeout = d.into();
         self
     }
-    /// Close connections whose started message stays incomplete this long.
-    pub fn read_timeout(mut self, d: Duration) -> Self {
-        self.conn.read_timeout = Some(d);
+    /// Close connections whose started message stays incomplete this long;
+    /// `None` (the default) never.
+    pub fn read_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.conn.read_timeout = d.into();
         self
     }
-    /// Close connections whose queued output makes no progress this long.
-    pub fn write_timeout(mut self, d: Duration) -> Self {
-        self.conn.write_timeout = Some(d);
+    /// Close connections whose queued output makes no progress this long;
+    /// `None` waits forever. Default 60 s
+    /// ([`DEFAULT_WRITE_TIMEOUT`](super::DEFAULT_WRITE_TIMEOUT)).
+    pub fn write_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.conn.write_timeout = d.into();
+        self
+    }
+    /// The most connections the server holds open at once, over all its
+    /// loops. At the cap the server stops accepting, and new clients wait
+    /// in the kernel's accept queue (the listen backlog) until a
+    /// connection closes; see [`MaxConnections`]. Default
+    /// [`MaxConnections::Auto`], derived from the fd limit.
+    pub fn max_connections(mut self, max: MaxConnections) -> Self {
+        self.max_conns = max;
         self
     }
     /// Turn on TCP keepalive probes with these timings on accepted TCP
@@ -307,8 +323,29 @@ impl ServerBuilder {
             .trigger_for(self.trigger)
             .unwrap_or(self.trigger);
         format!(
-            "poller={} trigger={trigger:?} model={model}",
-            self.poller.name()
+            "poller={} trigger={trigger:?} model={model}; {}",
+            self.poller.name(),
+            self.describe_limits()
+        )
+    }
+
+    /// The per-connection limits in force, e.g. `max-connections=17500
+    /// idle-timeout=off read-timeout=off write-timeout=60s high-water=1MiB
+    /// closing-time=30s closing-discard=1MiB`.
+    pub fn describe_limits(&self) -> String {
+        let max = match self.max_conns.resolve() {
+            Some(n) => n.to_string(),
+            None => "unlimited".to_string(),
+        };
+        let c = &self.conn;
+        format!(
+            "max-connections={max} idle-timeout={} read-timeout={} write-timeout={} high-water={} closing-time={} closing-discard={}",
+            show_timeout(c.idle_timeout),
+            show_timeout(c.read_timeout),
+            show_timeout(c.write_timeout),
+            show_bytes(c.high_water as u64),
+            show_timeout(Some(c.closing_time)),
+            show_bytes(c.closing_discard),
         )
     }
 
@@ -399,6 +436,7 @@ impl ServerBuilder {
         id: usize,
         factory: &dyn Fn(usize) -> H,
         listeners: Vec<(Arc<OwnedFd>, bool)>,
+        limit: &Option<Arc<ConnLimit>>,
     ) -> io::Result<(EventLoop, TableRef<H>)> {
         let cfg =
             self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
@@ -408,7 +446,7 @@ impl ServerBuilder {
             table.tick(&mut el, every);
         }
         for (fd, exclusive) in listeners {
-            table.listen(&mut el, fd, exclusive, self.accept_pause)?;
+            table.listen(&mut el, fd, exclusive, self.accept_pause, limit.clone())?;
         }
         let table = table.attach(&mut el);
         Ok((el, table))
@@ -420,10 +458,11 @@ impl ServerBuilder {
         &self,
         subs: Vec<SubLoop<H>>,
         listeners: Vec<Arc<OwnedFd>>,
+        limit: Option<Arc<ConnLimit>>,
     ) -> io::Result<EventLoop> {
         let mut el = EventLoop::new(self.loop_config(0))?;
         let picker = Picker::new(subs, self.balance);
-        MainAcceptor::install(&mut el, listeners, self.accept_pause, picker)?;
+        MainAcceptor::install(&mut el, listeners, self.accept_pause, limit, picker)?;
         Ok(el)
     }
 
@@ -454,13 +493,15 @@ impl ServerBuilder {
         }
         let bound = self.bind_all(self.backlog.unwrap_or_else(somaxconn))?;
         let listeners = bound.iter().map(|(_, fd)| (fd.clone(), false)).collect();
-        let (mut el, _) = self.serving_loop(0, &factory, listeners)?;
+        let limit = self.max_conns.resolve().map(ConnLimit::new);
+        let (mut el, _) = self.serving_loop(0, &factory, listeners, &limit)?;
         let server = Server {
             addrs: bound.into_iter().map(|(a, _)| a).collect(),
             serving: vec![el.handle()],
             loops: vec![el.handle()],
             groups: Vec::new(),
             description: self.describe(),
+            limit,
         };
         ready(&mut el, &server);
         el.run()
@@ -485,6 +526,7 @@ impl ServerBuilder {
         let per_loop = (0..self.loops.max(1))
             .map(|id| self.loop_listeners(id, &bound, backlog))
             .collect::<io::Result<Vec<_>>>()?;
+        let limit = self.max_conns.resolve().map(ConnLimit::new);
         let this = Arc::new(self);
 
         // Each serving loop reports its table, for the main acceptor.
@@ -493,8 +535,9 @@ impl ServerBuilder {
             Arc::new(Mutex::new((0..per_loop.len()).map(|_| None).collect()));
         let setups = per_loop.into_iter().map(|listeners| {
             let (this, factory, tables) = (this.clone(), factory.clone(), tables.clone());
+            let limit = limit.clone();
             move |id: usize| {
-                let (el, table) = this.serving_loop(id, &*factory, listeners)?;
+                let (el, table) = this.serving_loop(id, &*factory, listeners, &limit)?;
                 tables.lock().unwrap_or_else(|e| e.into_inner())[id] =
                     Some((table.id, table.mailbox));
                 Ok(el)
@@ -521,11 +564,12 @@ impl ServerBuilder {
                 .collect();
             let listeners: Vec<Arc<OwnedFd>> = bound.iter().map(|(_, fd)| fd.clone()).collect();
             let this = this.clone();
+            let limit = limit.clone();
             // If the acceptor cannot start, `serving` drops: its loops are
             // stopped and joined.
             let acceptor = LoopGroup::builder()
                 .name("evnet-accept")
-                .start_each([move |_| this.acceptor_loop::<H>(subs, listeners)])?;
+                .start_each([move |_| this.acceptor_loop::<H>(subs, listeners, limit)])?;
             loops.insert(0, acceptor.handles()[0].clone());
             // Stopped and joined first: no connection is handed to a loop
             // that is going away.
@@ -539,6 +583,7 @@ impl ServerBuilder {
             loops,
             groups,
             description: this.describe(),
+            limit,
         })
     }
 }
@@ -747,14 +792,15 @@ impl<H: EventHandler> Picker<H> {
         i
     }
 
-    /// Hand `fd` to the sub-reactor chosen for `peer`.
-    fn dispatch(&mut self, fd: OwnedFd, peer: &SockAddr, tcp: bool) {
-        let i = self.pick(peer);
+    /// Hand an accepted connection to the sub-reactor chosen for its peer.
+    fn dispatch(&mut self, a: Accepted, tcp: bool) {
+        let i = self.pick(&a.peer);
         let sub = &self.loops[i];
         let op = Op::Adopt {
-            fd,
+            fd: a.fd,
             tcp,
             in_flight: Some((self.in_flight.clone(), i)),
+            permit: a.permit,
         };
         if sub.mailbox.send(&sub.handle, sub.table, op).is_err() {
             self.in_flight[i].fetch_sub(1, Ordering::Relaxed);
@@ -769,7 +815,7 @@ struct MainAcceptor<H: EventHandler> {
     id: SourceId,
     listeners: Vec<Listener>,
     picker: Picker<H>,
-    accepted: Vec<(OwnedFd, SockAddr)>,
+    accepted: Vec<Accepted>,
 }
 
 impl<H: EventHandler> MainAcceptor<H> {
@@ -777,12 +823,13 @@ impl<H: EventHandler> MainAcceptor<H> {
         el: &mut EventLoop,
         fds: Vec<Arc<OwnedFd>>,
         pause: Duration,
+        limit: Option<Arc<ConnLimit>>,
         picker: Picker<H>,
     ) -> io::Result<()> {
         let id = el.reserve_source();
         let mut listeners = Vec::new();
         for (i, fd) in fds.into_iter().enumerate() {
-            match Listener::register(el, fd, false, pause, id, i as u64) {
+            match Listener::register(el, fd, false, pause, limit.clone(), id, i as u64) {
                 Ok(l) => listeners.push(l),
                 Err(e) => {
                     for mut l in listeners {
@@ -814,14 +861,21 @@ impl<H: EventHandler> Source for MainAcceptor<H> {
             // The timer names the listener to resume.
             el.timer_for(self.id, pause, sub);
         }
-        for (fd, peer) in self.accepted.drain(..) {
-            self.picker.dispatch(fd, &peer, tcp);
+        for a in self.accepted.drain(..) {
+            self.picker.dispatch(a, tcp);
         }
     }
 
     fn timer(&mut self, el: &mut EventLoop, tag: u64) {
         if let Some(l) = self.listeners.get_mut(tag as usize) {
             l.resume(el);
+        }
+    }
+
+    fn notify(&mut self, el: &mut EventLoop) {
+        // A connection closed on some loop: accept again if paused at the cap.
+        for l in &mut self.listeners {
+            l.uncap(el);
         }
     }
 
@@ -850,6 +904,8 @@ pub struct Server {
     /// [`ServerBuilder::run`] serves on the caller's thread).
     groups: Vec<LoopGroup>,
     description: String,
+    /// The connection cap, if there is one.
+    limit: Option<Arc<ConnLimit>>,
 }
 
 impl Server {
@@ -857,6 +913,23 @@ impl Server {
     /// [`ServerBuilder::new`]).
     pub fn builder() -> ServerBuilder {
         ServerBuilder::new()
+    }
+
+    /// The cap on open connections in force (`None`: no cap).
+    pub fn max_connections(&self) -> Option<usize> {
+        self.limit.as_ref().map(|l| l.max())
+    }
+
+    /// Connections accepted and not yet dropped, as the cap counts them
+    /// (0 without a cap).
+    pub fn connections_open(&self) -> usize {
+        self.limit.as_ref().map_or(0, |l| l.open())
+    }
+
+    /// How many times a listener stopped accepting because the server was
+    /// at its connection cap.
+    pub fn cap_pauses(&self) -> u64 {
+        self.limit.as_ref().map_or(0, |l| l.pauses())
     }
 
     /// The bound addresses (port 0 resolved).
@@ -958,7 +1031,9 @@ mod tests {
             let bound = builder.bind_all(16).unwrap();
             let listener = bound[0].1.as_raw_fd();
             let listeners = builder.loop_listeners(1, &bound, 16).unwrap();
-            let (el, _table) = builder.serving_loop(1, &|_| Echo, listeners).unwrap();
+            let (el, _table) = builder
+                .serving_loop(1, &|_| Echo, listeners, &None)
+                .unwrap();
             use crate::poller::Interest;
             let want = if kind.caps().exclusive {
                 Interest::READABLE.exclusive()

@@ -117,6 +117,11 @@ impl LoopHandle {
         &self.shared.stats
     }
 
+    /// Whether both handles reach the same loop.
+    pub(crate) fn same_loop(&self, other: &LoopHandle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Whether the caller is running on this loop's thread.
     pub fn in_loop_thread(&self) -> bool {
         *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner())

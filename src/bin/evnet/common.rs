@@ -7,7 +7,9 @@ use clap::{Args, ValueEnum};
 use std::time::Duration;
 
 use evnet::net::process::{self, Supervisor};
-use evnet::net::{AcceptMode, Addr, Balance, EventHandler, Keepalive, Server, ServerBuilder};
+use evnet::net::{
+    AcceptMode, Addr, Balance, EventHandler, Keepalive, MaxConnections, Server, ServerBuilder,
+};
 use evnet::poller::{Interest, PollerKind, Trigger};
 use evnet::reactor::EventLoop;
 use evnet::sys;
@@ -95,28 +97,35 @@ pub struct ServerArgs {
     /// Disable TCP_NODELAY (Nagle's algorithm back on).
     #[arg(long)]
     pub no_nodelay: bool,
-    /// Close connections idle (no bytes either way) this long, e.g. 30s, 500ms, 2m.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub idle_timeout: Option<Duration>,
-    /// Close connections whose started message stays incomplete this long.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub read_timeout: Option<Duration>,
-    /// Close connections whose queued output makes no progress this long.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub write_timeout: Option<Duration>,
+    /// Close connections idle (no bytes either way) this long, e.g. 30s, 500ms, 2m; off: never.
+    #[arg(long, value_parser = parse_timeout, default_value = "off", value_name = "DURATION")]
+    pub idle_timeout: Timeout,
+    /// Close connections whose started message stays incomplete this long; off: never.
+    #[arg(long, value_parser = parse_timeout, default_value = "off", value_name = "DURATION")]
+    pub read_timeout: Timeout,
+    /// Close connections whose queued output makes no progress this long
+    /// (nginx's send_timeout); off: wait forever.
+    #[arg(long, value_parser = parse_timeout, default_value = "60s", value_name = "DURATION")]
+    pub write_timeout: Timeout,
     /// TCP keepalive: idle time before the first probe (interval = idle/3, 3 probes).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub keepalive: Option<Duration>,
-    /// Output queued per connection before reading from it pauses (bytes).
-    #[arg(long, value_name = "BYTES")]
-    pub high_water: Option<usize>,
+    /// Output queued per connection before reading from it pauses, e.g. 1MiB, 256KiB.
+    #[arg(long, value_parser = parse_bytes, default_value = "1MiB", value_name = "BYTES")]
+    pub high_water: u64,
     /// The longest a closing connection may take (sending what is queued,
     /// FIN, linger) before it is reset: a peer that never reads cannot hold it.
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     pub closing_time: Duration,
     /// Bytes a closing connection reads and discards before it is reset.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    #[arg(long, value_parser = parse_bytes, default_value = "1MiB", value_name = "BYTES")]
     pub closing_discard: u64,
+    /// Most connections open at once (over all loops); at the cap the server
+    /// stops accepting and new clients wait in the listen backlog until one
+    /// closes. auto: the fd limit less 1/8 (half of that with --root, where
+    /// each connection may hold a file); unlimited: no cap.
+    #[arg(long, value_parser = parse_max_connections, default_value = "auto", value_name = "N")]
+    pub max_connections: MaxConnections,
     /// On SIGINT/SIGTERM, how long in-flight output may take to drain before
     /// the remaining connections are closed. A second signal exits at once.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
@@ -189,15 +198,11 @@ impl ServerArgs {
         if let Some(n) = self.backlog {
             b = b.backlog(n);
         }
-        if let Some(d) = self.idle_timeout {
-            b = b.idle_timeout(d);
-        }
-        if let Some(d) = self.read_timeout {
-            b = b.read_timeout(d);
-        }
-        if let Some(d) = self.write_timeout {
-            b = b.write_timeout(d);
-        }
+        b = b
+            .idle_timeout(self.idle_timeout.0)
+            .read_timeout(self.read_timeout.0)
+            .write_timeout(self.write_timeout.0)
+            .max_connections(self.max_connections);
         if let Some(d) = self.keepalive {
             b = b.keepalive(Keepalive {
                 idle: d,
@@ -205,9 +210,7 @@ impl ServerArgs {
                 count: 3,
             });
         }
-        if let Some(n) = self.high_water {
-            b = b.high_water(n);
-        }
+        b = b.high_water(usize::try_from(self.high_water).unwrap_or(usize::MAX));
         b = b
             .closing_time(self.closing_time)
             .closing_discard(self.closing_discard);
@@ -317,6 +320,49 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("bad duration {s:?}"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A timeout flag: a duration, or `off` (also `0`) for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout(pub Option<Duration>);
+
+pub fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    match s.trim() {
+        "off" | "none" | "never" => Ok(Timeout(None)),
+        other => parse_duration(other).map(|d| Timeout((!d.is_zero()).then_some(d))),
+    }
+}
+
+/// Parse a byte count: `65536`, `64KiB`, `1MiB`, `2GiB` (also `64K`, `1M`,
+/// `2G`, binary units).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let shift = match unit {
+        "" | "B" => 0,
+        "K" | "KiB" | "k" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(format!("bad size unit in {s:?} (KiB, MiB, GiB)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {s:?} too large"))
+}
+
+/// `auto`, `unlimited`, or a number of connections.
+pub fn parse_max_connections(s: &str) -> Result<MaxConnections, String> {
+    match s.trim() {
+        "auto" => Ok(MaxConnections::Auto),
+        "unlimited" | "none" => Ok(MaxConnections::Unlimited),
+        n => match n.parse::<usize>() {
+            Ok(0) | Err(_) => Err(format!(
+                "bad connection cap {s:?} (a number above 0, auto, unlimited)"
+            )),
+            Ok(n) => Ok(MaxConnections::Max(n)),
+        },
+    }
 }
 
 /// A duration flag, or its old milliseconds spelling if that was given;

@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use evnet::http::{HttpBuilder, Limits, Router};
-use evnet::net::Server;
+use evnet::net::{auto_max_connections, MaxConnections, Server};
 
 use crate::common::{
-    block_stop_signals, either, parse_duration, serve_until_signal, watch_stop_signals, ModelArg,
-    ServerArgs,
+    block_stop_signals, either, parse_bytes, parse_duration, serve_until_signal,
+    watch_stop_signals, ModelArg, ServerArgs,
 };
 use crate::http_demo::Demo;
 
@@ -34,8 +34,8 @@ pub struct HttpArgs {
     /// The old spelling of --keepalive-timeout, in milliseconds.
     #[arg(long, value_name = "MS", hide = true)]
     pub keepalive_timeout_ms: Option<u64>,
-    /// Largest request body in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    /// Largest request body, e.g. 8MiB (413 past it).
+    #[arg(long, value_parser = parse_bytes, value_name = "BYTES", default_value = "8MiB")]
     pub max_body: u64,
 }
 
@@ -55,7 +55,14 @@ pub fn run(args: HttpArgs) -> Result<()> {
         max_body: args.max_body,
         ..Limits::default()
     };
-    let server_builder = args.server.builder(default)?;
+    let limits_shown = limits.describe();
+    let mut server_builder = args.server.builder(default)?;
+    if args.root.is_some() && args.server.max_connections == MaxConnections::Auto {
+        // Each connection may hold a file open besides its socket.
+        let (soft, _) = evnet::sys::nofile_limit().unwrap_or((1024, 1024));
+        let max = auto_max_connections(soft) / 2;
+        server_builder = server_builder.max_connections(MaxConnections::Max(max.max(1)));
+    }
     let single = server_builder.loop_count() == 0;
     // A bad document root fails here now, with the message and context the
     // builder gave it before the demo routes moved out of the library.
@@ -75,6 +82,7 @@ pub fn run(args: HttpArgs) -> Result<()> {
     let banner = move |server: &Server| {
         demo.serving(server);
         println!("evnet http: {}", server.description());
+        println!("evnet http: {limits_shown}");
         match &root {
             Some(r) => println!("evnet http: document root {}", r.display()),
             None => println!("evnet http: no document root (built-in routes only)"),

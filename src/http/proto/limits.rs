@@ -55,6 +55,22 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
 }
 
+impl Limits {
+    /// The limits a server operator tunes, as the CLI takes them, e.g.
+    /// `header-timeout=10s keepalive-timeout=60s max-body=8MiB`.
+    pub fn describe(&self) -> String {
+        use crate::net::limit::{show_bytes, show_timeout};
+        format!(
+            "header-timeout={} body-timeout={} keepalive-timeout={} max-body={} max-head={}",
+            show_timeout(Some(self.header_timeout)),
+            show_timeout(Some(self.body_timeout)),
+            show_timeout(Some(self.keepalive_timeout)),
+            show_bytes(self.max_body),
+            show_bytes(self.max_head_bytes as u64),
+        )
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

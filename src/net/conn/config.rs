@@ -6,12 +6,20 @@ use std::time::Duration;
 
 use crate::sys;
 
+/// The default [`ConnConfig::high_water`]: 1 MiB.
+pub const DEFAULT_HIGH_WATER: usize = 1 << 20;
+
+/// The default [`ConnConfig::write_timeout`]: 60 s, nginx's `send_timeout`.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Per-connection settings, shared by a server's connections.
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
     /// Output queued beyond this many bytes calls `on_high_water` (once per
     /// crossing). Writes are not refused above it: the handler decides
-    /// whether to pause. Default 64 MiB.
+    /// whether to pause (every server in evnet does, so this is also what
+    /// one connection's output may cost in memory, plus one reply).
+    /// Default 1 MiB ([`DEFAULT_HIGH_WATER`]).
     pub high_water: usize,
     /// How long a graceful close keeps reading (and discarding) after
     /// shutting down its write side, waiting for the peer's FIN, so that
@@ -34,13 +42,18 @@ pub struct ConnConfig {
     /// setting. Ignored for Unix sockets.
     pub nodelay: bool,
     /// Close after this long with no bytes moving either way. Default `None`
-    /// (never).
+    /// (never): like Redis's `timeout 0`, an idle connection is kept, since
+    /// clients pool connections and expect them to stay; it costs a few
+    /// hundred bytes, and the server's connection cap bounds how many there
+    /// are.
     pub idle_timeout: Option<Duration>,
     /// Close when received bytes stay unconsumed (a message started but not
     /// completed) for this long. Default `None` (never).
     pub read_timeout: Option<Duration>,
-    /// Close when queued output makes no progress for this long. Default
-    /// `None` (never).
+    /// Close when queued output makes no progress for this long (the peer
+    /// stopped reading). Default 60 s ([`DEFAULT_WRITE_TIMEOUT`], nginx's
+    /// `send_timeout`); `None` waits forever. Costs nothing until output has
+    /// to wait: the timer state is allocated then.
     pub write_timeout: Option<Duration>,
     /// TCP keepalive probes (SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT).
     /// Default `None`: the kernel's setting (normally off). Ignored for Unix
@@ -78,14 +91,14 @@ pub struct Keepalive {
 impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
-            high_water: 64 * 1024 * 1024,
+            high_water: DEFAULT_HIGH_WATER,
             linger: Duration::from_secs(2),
             closing_time: Duration::from_secs(30),
             closing_discard: 1 << 20,
             nodelay: true,
             idle_timeout: None,
             read_timeout: None,
-            write_timeout: None,
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
             keepalive: None,
             so_linger: None,
             send_buffer: None,
@@ -95,8 +108,10 @@ impl Default for ConnConfig {
 }
 
 impl ConnConfig {
-    pub(crate) fn has_timeouts(&self) -> bool {
-        self.idle_timeout.is_some() || self.read_timeout.is_some() || self.write_timeout.is_some()
+    /// Whether every connection needs its watchdog from the start (a write
+    /// timeout alone gets one only once output has to wait).
+    pub(crate) fn watches_from_open(&self) -> bool {
+        self.idle_timeout.is_some() || self.read_timeout.is_some()
     }
 
     /// Apply the socket options to a new connection.

@@ -11,6 +11,7 @@ use super::out::OutQueue;
 use super::state::{Due, Phase, ReadState, WriteState};
 use super::watchdog::Watchdog;
 use super::Closed;
+use crate::net::limit::Permit;
 use crate::net::{Buffer, CloseReason};
 use crate::poller::Token;
 use crate::reactor::{EventLoop, LoopStats};
@@ -37,6 +38,9 @@ pub(crate) struct Core {
     pub(crate) linger_timer: Option<u64>,
     /// Timeout state, only when a timeout is set.
     pub(crate) watch: Option<Box<Watchdog>>,
+    /// This connection's place under the server's cap: given back (and a
+    /// listener paused at the cap woken) when the connection is dropped.
+    pub(crate) permit: Option<Permit>,
 }
 
 impl Core {
@@ -54,8 +58,9 @@ impl Core {
             doom: None,
             linger_timer: None,
             watch: cfg
-                .has_timeouts()
+                .watches_from_open()
                 .then(|| Box::new(Watchdog::new(cfg, el.now()))),
+            permit: None,
         }
     }
 

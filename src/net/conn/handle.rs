@@ -32,6 +32,8 @@ pub(crate) enum Op<H: EventHandler> {
         tcp: bool,
         /// The acceptor's count of hand-overs not yet registered, to release.
         in_flight: Option<(Arc<Vec<AtomicUsize>>, usize)>,
+        /// Its place under the server's connection cap.
+        permit: Option<crate::net::limit::Permit>,
     },
 }
 

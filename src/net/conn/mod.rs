@@ -40,7 +40,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{ConnConfig, Keepalive};
+pub use config::{ConnConfig, Keepalive, DEFAULT_HIGH_WATER, DEFAULT_WRITE_TIMEOUT};
 pub use handle::ConnHandle;
 pub use table::ConnTimer;
 
@@ -219,8 +219,27 @@ impl<'a, H: EventHandler> Conn<'a, H> {
     pub fn resume_read(&mut self) {
         if self.core.read == ReadState::Paused {
             self.core.read = ReadState::Reading;
+            // Input the handler left (a message it stopped before, or a
+            // partial one) comes again once this callback returns, without
+            // waiting for more bytes.
+            self.core.due.kept_input = self.core.input.is_some();
             self.path.resumed(self.core, self.lp.el);
         }
+    }
+
+    /// Output this connection holds: written during this callback and not
+    /// sent yet, plus the queue. A handler that turns each message into a
+    /// reply stops taking messages past [`high_water`](Self::high_water)
+    /// (see [`Framed`](crate::codec::framed::Framed)), so one read of small
+    /// requests cannot make it hold an unbounded amount of replies.
+    pub fn pending_output(&self) -> usize {
+        self.shared.staged.len() + self.core.queued()
+    }
+
+    /// The server's high-water mark for queued output
+    /// ([`ConnConfig::high_water`]).
+    pub fn high_water(&self) -> usize {
+        self.shared.cfg.high_water
     }
 
     /// Whether reading is paused.

@@ -86,4 +86,7 @@ pub(crate) struct Due {
     /// The queue is above the mark (reset when it drains), so the callback
     /// comes once per crossing.
     pub(crate) above_high_water: bool,
+    /// Reading resumed with input kept from before: hand it to the handler
+    /// again (it may hold whole messages a handler left while paused).
+    pub(crate) kept_input: bool,
 }

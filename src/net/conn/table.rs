@@ -30,9 +30,11 @@ use super::handle::{Mailbox, Op, RunFn};
 use super::out::OutQueue;
 use super::path::{Input, Path};
 use super::state::{Phase, ReadState, WriteState};
+use super::watchdog::Watchdog;
 use super::Conn;
 use crate::net::connector::Dial;
-use crate::net::listener::Listener;
+use crate::net::limit::{ConnLimit, Permit};
+use crate::net::listener::{Accepted, Listener};
 use crate::net::{Buffer, CloseReason, EventHandler};
 use crate::poller::{Event, Interest, Token};
 use crate::reactor::key::{pack, unpack, Generations};
@@ -202,7 +204,7 @@ pub(crate) struct Table<H: EventHandler> {
     shared: Shared<H>,
     local: Rc<RefCell<Vec<LocalOp<H>>>>,
     /// Reused buffers for accepted fds and mailbox operations.
-    accepted: Vec<(OwnedFd, socket2::SockAddr)>,
+    accepted: Vec<Accepted>,
     spare_ops: Vec<Op<H>>,
 }
 
@@ -229,17 +231,18 @@ impl<H: EventHandler> Table<H> {
         }
     }
 
-    /// Serve `fd` (a listening socket) from this table.
+    /// Serve `fd` (a listening socket) from this table, within `limit`.
     pub(crate) fn listen(
         &mut self,
         el: &mut EventLoop,
         fd: Arc<OwnedFd>,
         exclusive: bool,
         pause: Duration,
+        limit: Option<Arc<ConnLimit>>,
     ) -> io::Result<()> {
         let gen = self.shared.gens.next();
         let key = pack(self.entries.vacant_key(), gen);
-        let listener = Listener::register(el, fd, exclusive, pause, self.shared.id, key)?;
+        let listener = Listener::register(el, fd, exclusive, pause, limit, self.shared.id, key)?;
         self.entries.insert(Entry {
             gen,
             kind: Kind::Listener(listener),
@@ -315,8 +318,15 @@ impl<H: EventHandler> Table<H> {
         });
     }
 
-    /// Register `fd` as a connection and run `on_open`.
-    pub(crate) fn open(&mut self, el: &mut EventLoop, fd: OwnedFd, tcp: bool) -> io::Result<()> {
+    /// Register `fd` as a connection and run `on_open`. `permit`: its place
+    /// under the server's cap, given back when the connection is dropped.
+    pub(crate) fn open(
+        &mut self,
+        el: &mut EventLoop,
+        fd: OwnedFd,
+        tcp: bool,
+        permit: Option<Permit>,
+    ) -> io::Result<()> {
         self.shared.cfg.apply(fd.as_raw_fd(), tcp)?;
         let gen = self.shared.gens.next();
         let key = pack(self.entries.vacant_key(), gen);
@@ -324,7 +334,8 @@ impl<H: EventHandler> Table<H> {
         let stats = el.stats();
         stats.connections_open.fetch_add(1, Ordering::Relaxed);
         LoopStats::add(&stats.connections_total, 1);
-        let core = Core::new(fd, token, &self.shared.cfg, el);
+        let mut core = Core::new(fd, token, &self.shared.cfg, el);
+        core.permit = permit;
         self.entries.insert(Entry {
             gen,
             kind: Kind::Conn(Box::new(Slot {
@@ -350,8 +361,8 @@ impl<H: EventHandler> Table<H> {
         if let Some(pause) = l.accept(el, &mut accepted) {
             self.shared.add_timer(el, pause, Job::ResumeAccept(key));
         }
-        for (fd, _peer) in accepted.drain(..) {
-            if let Err(e) = self.open(el, fd, tcp) {
+        for a in accepted.drain(..) {
+            if let Err(e) = self.open(el, a.fd, tcp, a.permit) {
                 tracing::warn!("cannot register connection: {e}");
             }
         }
@@ -444,7 +455,7 @@ impl<H: EventHandler> Table<H> {
     #[allow(clippy::boxed_local)] // a dial lives boxed in the table; moved whole
     fn dial_open(&mut self, el: &mut EventLoop, dial: Box<Dial>, fd: OwnedFd) {
         // TCP_NODELAY was set by the connector: `open` does not touch it.
-        if let Err(e) = self.open(el, fd, false) {
+        if let Err(e) = self.open(el, fd, false, None) {
             dial.give_up(&mut LoopCtx::new(el), e);
         }
     }
@@ -561,6 +572,12 @@ impl<H: EventHandler> Source for Table<H> {
 
     fn notify(&mut self, el: &mut EventLoop) {
         self.run_local(el);
+        // A connection closed somewhere: listeners paused at the cap accept again.
+        for (_, e) in self.entries.iter_mut() {
+            if let Kind::Listener(l) = &mut e.kind {
+                l.uncap(el);
+            }
+        }
         let spare = std::mem::take(&mut self.spare_ops);
         let mut ops = self.shared.mailbox.take(spare);
         for op in ops.drain(..) {
@@ -570,8 +587,13 @@ impl<H: EventHandler> Source for Table<H> {
                 }),
                 Op::Close(key) => self.with_conn(el, key, |_, c| c.close()),
                 Op::Run(key, f) => self.with_conn(el, key, |h, c| run(f, h, c)),
-                Op::Adopt { fd, tcp, in_flight } => {
-                    if let Err(e) = self.open(el, fd, tcp) {
+                Op::Adopt {
+                    fd,
+                    tcp,
+                    in_flight,
+                    permit,
+                } => {
+                    if let Err(e) = self.open(el, fd, tcp, permit) {
                         tracing::warn!("cannot register connection: {e}");
                     }
                     // Released only once the connection counts as open here,
@@ -808,6 +830,15 @@ impl<H: EventHandler> One<'_, H> {
                 self.call(el, |h, c| h.on_high_water(c, queued));
                 continue;
             }
+            if core.due.kept_input {
+                core.due.kept_input = false;
+                if core.reading() {
+                    if let Some(tail) = core.input.take() {
+                        self.hand_over_tail(el, tail);
+                        continue;
+                    }
+                }
+            }
             if core.out.is_some() {
                 break;
             }
@@ -845,6 +876,12 @@ impl<H: EventHandler> One<'_, H> {
         let Slot { core, path, .. } = &mut *self.s;
         if let Err(e) = path.settle(core, el) {
             return self.close_now(el, CloseReason::from_io(&e));
+        }
+        let core = &mut self.s.core;
+        if core.watch.is_none() && core.out.is_some() && self.shared.cfg.write_timeout.is_some() {
+            // Output has to wait for the first time: from now on the write
+            // timeout counts.
+            core.watch = Some(Box::new(Watchdog::new(&self.shared.cfg, el.now())));
         }
         if self.s.core.watch.is_some() {
             self.arm_watchdog(el);
@@ -990,7 +1027,7 @@ mod tests {
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let mut table = Table::new(&mut el, Pauser::default(), ConnConfig::default());
-        table.open(&mut el, OwnedFd::from(a), false).unwrap();
+        table.open(&mut el, OwnedFd::from(a), false, None).unwrap();
         let table = table.attach(&mut el);
         el.turn(Some(Duration::ZERO)).unwrap(); // the recv goes to the kernel
                                                 // Each write returns to user space on the loop's thread, which runs
@@ -1035,7 +1072,7 @@ mod tests {
         let mut table = Table::new(&mut el, Pauser::default(), ConnConfig::default());
         let (a, a_peer) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
-        table.open(&mut el, OwnedFd::from(a), false).unwrap();
+        table.open(&mut el, OwnedFd::from(a), false, None).unwrap();
         let (index, entry) = table.entries.iter().next().unwrap();
         let stale = pack(index, entry.gen);
         let first = table.handler.handle.take().unwrap();
@@ -1058,6 +1095,7 @@ mod tests {
             fd: OwnedFd::from(b),
             tcp: false,
             in_flight: None,
+            permit: None,
         };
         table.mailbox.send(&el.handle(), table.id, adopt).unwrap();
         el.turn(Some(Duration::from_millis(20))).unwrap();

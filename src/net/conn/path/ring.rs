@@ -203,11 +203,14 @@ impl IoPath for Ring {
     /// the EOF has already been read).
     fn pull(&mut self, core: &mut Core, _el: &mut EventLoop, _rb: &mut Vec<u8>) -> Input {
         if self.stashed {
-            if core.read == ReadState::Paused {
+            if core.input.is_none() {
+                // The core handed the stash over already (kept input comes
+                // again on resume, whatever the path).
+                self.stashed = false;
+            } else if core.read == ReadState::Paused {
                 return Input::Stop;
-            }
-            self.stashed = false;
-            if core.input.is_some() {
+            } else {
+                self.stashed = false;
                 return Input::Tail;
             }
         }

@@ -199,7 +199,7 @@ pub(crate) fn show_timeout(d: Option<Duration>) -> String {
 /// A byte count in the largest binary unit that divides it: `1MiB`, `64KiB`.
 pub(crate) fn show_bytes(n: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if n >= size && n % size == 0 {
+        if n >= size && n.is_multiple_of(size) {
             return format!("{}{unit}", n / size);
         }
     }

@@ -132,6 +132,120 @@ fn stuck_output_ends_at_the_closing_time(poller: PollerKind, trigger: Trigger) {
     server.shutdown().unwrap();
 }
 
+/// The flooder against a protocol server: `trigger` is a malformed message
+/// the server answers with an error and a close; the client then sends
+/// without end and never reads. The server reads at most the discard budget
+/// (plus a read or two) after the close decision, then resets.
+fn protocol_flooder_is_cut_off(
+    poller: PollerKind,
+    trigger: Trigger,
+    what: &str,
+    malformed: &[u8],
+    start: impl FnOnce(ServerBuilder) -> Server,
+) {
+    const BUDGET: u64 = 256 << 10;
+    let b = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .poller(poller)
+        .trigger(trigger)
+        .loops(1)
+        .recv_buffer(64 << 10)
+        .closing_discard(BUDGET)
+        .closing_time(Duration::from_secs(60));
+    let server = start(b);
+    let mut s = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.write_all(malformed).unwrap();
+    let chunk = vec![b'g'; 16 << 10];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut cut = false;
+    // Bounded: 64 MiB or 20 s without a cut fails.
+    while start.elapsed() < Duration::from_secs(20) && sent < 64 << 20 {
+        match s.write(&chunk) {
+            Ok(n) => sent += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        cut,
+        "{what} on {poller:?}: sent {sent} bytes and the connection was not reset"
+    );
+    assert!(wait_for(Duration::from_secs(10), || server.serving_loops()
+        [0]
+    .stats()
+    .connections_open
+    .load(Ordering::Relaxed)
+        == 0));
+    let read = bytes_in(&server) - malformed.len() as u64;
+    // The budget, one read past it, and what came behind the malformed
+    // bytes in their read (handed to the handler before the decision).
+    assert!(
+        read <= BUDGET + 2 * (64 << 10),
+        "{what} on {poller:?}: read {read} bytes after the close decision (budget {BUDGET})"
+    );
+    server.shutdown().unwrap();
+}
+
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+fn resp_flooder(poller: PollerKind, trigger: Trigger) {
+    use evnet::resp::server::{handler_factory, ActiveExpiry};
+    // An array length that is not a number: a protocol error.
+    protocol_flooder_is_cut_off(poller, trigger, "RESP", b"*x\r\n", |b| {
+        let store = Arc::new(evnet::resp::Store::new());
+        b.start(handler_factory(store, ActiveExpiry::default()))
+            .unwrap()
+    });
+}
+
+fn http_flooder(poller: PollerKind, trigger: Trigger) {
+    let malformed = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: zz\r\n\r\n";
+    protocol_flooder_is_cut_off(poller, trigger, "HTTP", malformed, |b| {
+        evnet::http::HttpBuilder::new(b)
+            .start()
+            .unwrap()
+            .into_server()
+    });
+}
+
+/// The echo server of the codecs: lines echoed back; a line longer than
+/// the codec's limit is a decode error.
+struct LineEcho;
+
+impl evnet::codec::framed::FrameHandler for LineEcho {
+    type Codec = evnet::codec::line::LineCodec;
+    type Context = ();
+    fn on_frame(&mut self, conn: &mut Conn<'_, evnet::codec::framed::Framed<Self>>, line: Vec<u8>) {
+        let _ = conn.write(&line);
+        let _ = conn.write(b"\n");
+    }
+}
+
+fn line_codec_flooder(poller: PollerKind, trigger: Trigger) {
+    // Longer than the default 64 KiB line limit, without a newline.
+    let malformed = vec![b'l'; 80 << 10];
+    protocol_flooder_is_cut_off(poller, trigger, "line codec", &malformed, |b| {
+        b.start(|_| evnet::codec::framed::Framed::new(LineEcho))
+            .unwrap()
+    });
+}
+
 macro_rules! per_driver {
     ($($name:ident: $poller:expr, $trigger:expr;)*) => {$(
         mod $name {
@@ -143,6 +257,18 @@ macro_rules! per_driver {
             #[test]
             fn stuck_output_ends_at_the_closing_time() {
                 super::stuck_output_ends_at_the_closing_time($poller, $trigger);
+            }
+            #[test]
+            fn resp_flooder_is_cut_off() {
+                super::resp_flooder($poller, $trigger);
+            }
+            #[test]
+            fn http_flooder_is_cut_off() {
+                super::http_flooder($poller, $trigger);
+            }
+            #[test]
+            fn line_codec_flooder_is_cut_off() {
+                super::line_codec_flooder($poller, $trigger);
             }
         }
     )*};

@@ -187,6 +187,8 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 pub struct Child {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+    /// The lines printed up to and including the address line.
+    pub banner: String,
     /// Kept open so later lines the child prints do not hit a closed pipe.
     _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
@@ -227,6 +229,7 @@ impl Child {
         Child {
             child,
             addr,
+            banner: seen,
             _stdout: reader,
         }
     }

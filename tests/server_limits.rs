@@ -1,0 +1,300 @@
+//! Safe defaults and bounded cost per connection: the connection cap, the
+//! defaults `--help` shows being the ones in force, and replies bounded by
+//! the high-water mark however much a small pipelined request asks for.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use evnet::echo::Echo;
+use evnet::net::{AcceptMode, MaxConnections, Server, ServerBuilder};
+use util::*;
+
+fn capped_echo(max: usize, loops: usize, mode: AcceptMode) -> Server {
+    ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(loops)
+        .accept_mode(mode)
+        .max_connections(MaxConnections::Max(max))
+        .start(|_| Echo)
+        .unwrap()
+}
+
+/// Nothing arrives on `s` within `wait` (the only way to show a client is
+/// not being served is to wait a bounded time for a reply that must not
+/// come).
+fn silent_for(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 1];
+    let r = s.read(&mut b);
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    matches!(r, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+/// At the cap the next client waits in the listen backlog, unserved; the
+/// clients already in are unaffected; when one closes, the waiting client
+/// is accepted and served.
+fn cap_queues_the_next_client_until_one_closes(loops: usize, mode: AcceptMode) {
+    let server = capped_echo(2, loops, mode);
+    let addr = server.local_addr().unwrap();
+    assert_eq!(server.max_connections(), Some(2));
+    let mut a = connect(addr);
+    roundtrip(&mut a, b"a");
+    let mut b = connect(addr);
+    roundtrip(&mut b, b"b");
+    // The kernel completes the handshake into the backlog either way.
+    let mut c = connect(addr);
+    c.write_all(b"c").unwrap();
+    assert!(
+        silent_for(&mut c, Duration::from_millis(300)),
+        "a third client was served past a cap of 2"
+    );
+    assert_eq!(server.connections_open(), 2);
+    assert!(server.cap_pauses() >= 1, "no listener paused at the cap");
+    roundtrip(&mut a, b"still served");
+    roundtrip(&mut b, b"still served");
+    drop(b);
+    // Room again: the waiting client is accepted and its bytes echoed.
+    assert_eq!(read_exact(&mut c, 1), b"c");
+    roundtrip(&mut c, b"served");
+    assert!(wait_until(IO_TIMEOUT, || server.connections_open() == 2));
+    // And the cap still holds for the next one.
+    let mut d = connect(addr);
+    d.write_all(b"d").unwrap();
+    assert!(silent_for(&mut d, Duration::from_millis(300)));
+    drop(a);
+    assert_eq!(read_exact(&mut d, 1), b"d");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn cap_with_a_main_acceptor() {
+    cap_queues_the_next_client_until_one_closes(1, AcceptMode::Acceptor);
+}
+
+#[test]
+fn cap_with_reuseport_listeners() {
+    cap_queues_the_next_client_until_one_closes(2, AcceptMode::ReusePort);
+}
+
+#[test]
+fn cap_with_a_shared_exclusive_listener() {
+    cap_queues_the_next_client_until_one_closes(2, AcceptMode::Exclusive);
+}
+
+#[test]
+fn the_default_cap_comes_from_the_fd_limit() {
+    let server = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(1)
+        .start(|_| Echo)
+        .unwrap();
+    let (soft, _) = evnet::sys::nofile_limit().unwrap();
+    assert_eq!(
+        server.max_connections(),
+        Some(evnet::net::auto_max_connections(soft))
+    );
+    server.shutdown().unwrap();
+}
+
+#[cfg(feature = "cli")]
+mod cli {
+    use super::*;
+
+    /// `[default: X]` of `flag` in `evnet SUB --help`.
+    fn help_default(sub: &str, flag: &str) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_evnet"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let at = help
+            .find(&format!("--{flag} "))
+            .unwrap_or_else(|| panic!("--{flag} not in `evnet {sub} --help`"));
+        let rest = &help[at..];
+        let d = rest.find("[default: ").expect("a default") + "[default: ".len();
+        rest[d..d + rest[d..].find(']').unwrap()].to_string()
+    }
+
+    /// `name=value` in a banner.
+    fn shown(banner: &str, name: &str) -> String {
+        banner
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ';')
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name}= not in banner {banner:?}"))
+            .to_string()
+    }
+
+    /// Every default `--help` shows is the one the startup line reports;
+    /// the cap is the fd limit's, applied at the cap (probed with
+    /// `--max-fds`), and the timeouts are probed where a test can wait
+    /// for them: the write timeout (60 s) closes a connection that never
+    /// reads, and the header timeout (10 s) one that never finishes its
+    /// head.
+    #[test]
+    fn defaults_in_help_are_the_ones_in_force() {
+        for (sub, flags) in [
+            (
+                "echo",
+                &[
+                    "idle-timeout",
+                    "read-timeout",
+                    "write-timeout",
+                    "high-water",
+                    "closing-time",
+                    "closing-discard",
+                ][..],
+            ),
+            (
+                "http",
+                &["header-timeout", "keepalive-timeout", "max-body"][..],
+            ),
+            ("resp", &["write-timeout", "high-water"][..]),
+        ] {
+            let server = Child::spawn(&[sub, "--addr", "127.0.0.1:0", "--loops", "0"]);
+            for flag in flags {
+                assert_eq!(
+                    shown(&server.banner, flag),
+                    help_default(sub, flag),
+                    "evnet {sub}: --{flag}"
+                );
+            }
+            assert_eq!(help_default(sub, "max-connections"), "auto");
+        }
+        // auto: the fd limit less an eighth, at least 32.
+        let server = Child::spawn(&[
+            "echo",
+            "--addr",
+            "127.0.0.1:0",
+            "--loops",
+            "0",
+            "--max-fds",
+            "96",
+        ]);
+        assert_eq!(shown(&server.banner, "max-connections"), "64");
+
+        // The timeouts, probed together: each must end its connection
+        // within a few seconds of its deadline, not before.
+        let http = Child::spawn(&["http", "--addr", "127.0.0.1:0", "--loops", "0"]);
+        let echo = Child::spawn(&["echo", "--addr", "127.0.0.1:0", "--loops", "0"]);
+        let start = Instant::now();
+        let header = std::thread::spawn({
+            let addr = http.addr;
+            move || {
+                let mut s = connect(addr);
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap();
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out);
+                (start.elapsed(), String::from_utf8_lossy(&out).into_owned())
+            }
+        });
+        // Echo with a client that sends and never reads: its output stops
+        // draining, and the write timeout ends it.
+        let mut flood = connect(echo.addr);
+        flood.set_nonblocking(true).unwrap();
+        let chunk = vec![1u8; 64 << 10];
+        let mut stalled_at = None;
+        let mut ended = None;
+        while start.elapsed() < Duration::from_secs(100) {
+            match flood.write(&chunk) {
+                Ok(_) => stalled_at = None,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    stalled_at.get_or_insert_with(Instant::now);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(_) => {
+                    ended = Some(stalled_at.expect("stalled first").elapsed());
+                    break;
+                }
+            }
+        }
+        let ended = ended.expect("the write timeout never closed the connection");
+        assert!(
+            ended >= Duration::from_secs(55) && ended < Duration::from_secs(75),
+            "write timeout: closed {ended:?} after the output stalled (default 60s)"
+        );
+        let (took, reply) = header.join().unwrap();
+        assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+        assert!(
+            took >= Duration::from_secs(9) && took < Duration::from_secs(15),
+            "header timeout after {took:?} (default 10s)"
+        );
+    }
+
+    /// A pipelined flood of GETs for a large value from a client that does
+    /// not read yet: the server stops at the high-water mark (its memory
+    /// stays bounded: 1,000 replies of 1 MiB would be 1 GiB), and when the
+    /// client reads, every reply arrives, in order.
+    #[test]
+    fn resp_replies_are_bounded_by_the_high_water_mark() {
+        let server = Child::spawn(&["resp", "--addr", "127.0.0.1:0", "--loops", "0"]);
+        let mut s = connect(server.addr);
+        let value = vec![b'v'; 1 << 20];
+        let mut set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).into_bytes();
+        set.extend_from_slice(&value);
+        set.extend_from_slice(b"\r\n");
+        s.write_all(&set).unwrap();
+        assert_eq!(read_exact(&mut s, 5), b"+OK\r\n");
+        const N: usize = 1000;
+        s.write_all(&b"GET k\r\n".repeat(N)).unwrap();
+        // Wait until the server has stopped producing (its output stalls on
+        // our unread socket), then look at its peak memory.
+        let rss = || vm_kib(server.pid(), "VmRSS:");
+        let mut last = (rss(), Instant::now());
+        while last.1.elapsed() < Duration::from_millis(500) {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = rss();
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+        }
+        let peak = vm_kib(server.pid(), "VmHWM:");
+        assert!(
+            peak < 96 << 10,
+            "server peak RSS {peak} KiB with {N} MiB of replies unread"
+        );
+        // Every reply arrives once the client reads.
+        let header = format!("${}\r\n", value.len()).into_bytes();
+        let mut buf = vec![0u8; header.len() + value.len() + 2];
+        for i in 0..N {
+            s.read_exact(&mut buf)
+                .unwrap_or_else(|e| panic!("reply {i}: {e}"));
+            assert!(
+                buf.starts_with(&header) && buf.ends_with(b"\r\n"),
+                "reply {i}"
+            );
+        }
+        s.write_all(b"PING\r\n").unwrap();
+        assert_eq!(read_exact(&mut s, 7), b"+PONG\r\n");
+    }
+
+    fn vm_kib(pid: u32, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// The single reactor of the CLI, at its cap: the next client waits.
+    #[test]
+    fn cli_cap_on_the_single_reactor() {
+        let server = Child::spawn(&[
+            "echo",
+            "--addr",
+            "127.0.0.1:0",
+            "--loops",
+            "0",
+            "--max-connections",
+            "1",
+        ]);
+        let mut a = connect(server.addr);
+        roundtrip(&mut a, b"a");
+        let mut b = connect(server.addr);
+        b.write_all(b"b").unwrap();
+        assert!(silent_for(&mut b, Duration::from_millis(300)));
+        drop(a);
+        assert_eq!(read_exact(&mut b, 1), b"b");
+    }
+}

@@ -99,6 +99,80 @@ fn the_default_cap_comes_from_the_fd_limit() {
     server.shutdown().unwrap();
 }
 
+/// HTTP, same rule as RESP: 1,000 pipelined requests (19 KB) for a 1 MiB
+/// response from a client that does not read yet. The server stops at the
+/// high-water mark instead of holding 1 GiB of responses (this process's
+/// peak memory stays far below it), and when the client reads, every
+/// response arrives, in order.
+#[test]
+fn http_responses_are_bounded_by_the_high_water_mark() {
+    const N: usize = 1000;
+    let big: &'static [u8] = Box::leak(vec![b'h'; 1 << 20].into_boxed_slice());
+    let router = evnet::http::Router::new().get("/big", move |_req, resp| {
+        resp.body(big);
+    });
+    let server = evnet::http::HttpBuilder::new(
+        ServerBuilder::new()
+            .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .loops(1),
+    )
+    .router(router)
+    .start()
+    .unwrap()
+    .into_server();
+    let mut s = connect(server.local_addr().unwrap());
+    s.write_all(&b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n".repeat(N))
+        .unwrap();
+    // Wait until the server has stopped producing (its output stalls on
+    // our unread socket).
+    let out = || {
+        server.serving_loops()[0]
+            .stats()
+            .bytes_out
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut last = (out(), Instant::now());
+    while last.1.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(50));
+        if out() != last.0 {
+            last = (out(), Instant::now());
+        }
+    }
+    let peak = vm_kib(std::process::id(), "VmHWM:");
+    assert!(
+        peak < 256 << 10,
+        "peak RSS {peak} KiB with {N} MiB of responses unread"
+    );
+    let mut reader = std::io::BufReader::new(s);
+    for i in 0..N {
+        let mut len = None;
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+            if i == 0 || !line.is_empty() {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length: ") {
+                    len = Some(v.trim().parse::<usize>().unwrap());
+                }
+            }
+            if line == "\r\n" {
+                break;
+            }
+            assert!(!line.is_empty(), "response {i}: EOF in the head");
+        }
+        assert_eq!(len, Some(1 << 20), "response {i}");
+        let mut body = vec![0u8; 1 << 20];
+        reader.read_exact(&mut body).unwrap();
+        assert!(body.iter().all(|&b| b == b'h'), "response {i}");
+    }
+    server.shutdown().unwrap();
+}
+
+fn vm_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 #[cfg(feature = "cli")]
 mod cli {
     use super::*;
@@ -269,12 +343,6 @@ mod cli {
         }
         s.write_all(b"PING\r\n").unwrap();
         assert_eq!(read_exact(&mut s, 7), b"+PONG\r\n");
-    }
-
-    fn vm_kib(pid: u32, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
     /// The single reactor of the CLI, at its cap: the next client waits.

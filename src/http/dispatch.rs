@@ -129,13 +129,36 @@ impl<S: Service> HttpHandler<S> {
                 Step::Continue => {
                     let _ = conn.write_with(write_continue);
                 }
-                Step::Respond => self.respond(conn, st, now),
+                Step::Respond => {
+                    self.respond(conn, st, now);
+                    if Self::backlogged(conn, st) {
+                        return pos;
+                    }
+                }
                 Step::Fail(err, ex) => {
                     self.fail(conn, err, ex);
                     return pos;
                 }
             }
         }
+    }
+
+    /// Whether to stop answering pipelined requests for now: the responses
+    /// written reach the high-water mark and the socket cannot take them.
+    /// Reading pauses; the requests not yet parsed stay in the input and
+    /// come again when the output drains (`on_write_complete`), so one read
+    /// of small requests cannot make the connection hold an unbounded
+    /// amount of responses.
+    fn backlogged(conn: &mut Conn<'_, Self>, st: &HttpConn) -> bool {
+        if st.is_waiting() || conn.is_closing() || conn.pending_output() < conn.high_water() {
+            return false;
+        }
+        conn.flush();
+        if conn.queued() == 0 {
+            return false;
+        }
+        conn.pause_read();
+        true
     }
 
     /// Run the service for the complete request in `st` and write its

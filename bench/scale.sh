@@ -21,7 +21,7 @@ echo "## Connection scale ($(date -u +%FT%TZ), $(nproc) CPUs, kernel $(uname -r)
 
 # (a) one process
 port=$(free_port)
-"$EVNET" echo --addr 127.0.0.1:$port --loops 0 > "$tmp/one.log" 2>&1 &
+"$EVNET" echo --addr 127.0.0.1:$port --loops 0 --max-connections unlimited > "$tmp/one.log" 2>&1 &
 spid=$!
 for _ in $(seq 100); do grep -q listening "$tmp/one.log" && break; sleep 0.05; done
 line=$(python3 bench/idle_conns.py --pid $spid --addr 127.0.0.1:$port --conns "$ONE" --sources 4)
@@ -31,7 +31,7 @@ kill $spid; wait $spid 2>/dev/null || true
 
 # (b) worker processes
 port=$(free_port)
-"$EVNET" echo --addr 127.0.0.1:$port --loops 0 --processes "$PROCS" > "$tmp/many.log" 2>&1 &
+"$EVNET" echo --addr 127.0.0.1:$port --loops 0 --processes "$PROCS" --max-connections unlimited > "$tmp/many.log" 2>&1 &
 master=$!
 for _ in $(seq 200); do grep -q listening "$tmp/many.log" && break; sleep 0.05; done
 workers=$(cat /proc/$master/task/*/children)

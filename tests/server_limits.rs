@@ -167,6 +167,70 @@ fn http_responses_are_bounded_by_the_high_water_mark() {
     server.shutdown().unwrap();
 }
 
+/// A download slower than the keep-alive timeout is not cut: the
+/// keep-alive clock starts when the response has gone, not when it was
+/// queued (found by bench/soak.py: slow readers were reset after
+/// keep-alive + closing time).
+#[test]
+fn http_keepalive_timeout_waits_for_the_response_to_go() {
+    let big: &'static [u8] = Box::leak(vec![b'd'; 8 << 20].into_boxed_slice());
+    let router = evnet::http::Router::new().get("/big", move |_req, resp| {
+        resp.body(big);
+    });
+    let limits = evnet::http::Limits {
+        keepalive_timeout: Duration::from_millis(200),
+        ..evnet::http::Limits::default()
+    };
+    let server = evnet::http::HttpBuilder::new(
+        ServerBuilder::new()
+            .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .loops(1)
+            .closing_time(Duration::from_millis(300)),
+    )
+    .limits(limits)
+    .router(router)
+    .start()
+    .unwrap()
+    .into_server();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(16 << 10).unwrap();
+    sock.connect_timeout(&server.local_addr().unwrap().into(), IO_TIMEOUT)
+        .unwrap();
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    // 8 MiB in 16 KiB reads 2 ms apart: over a second, five keep-alive
+    // timeouts and more than the closing time.
+    let start = Instant::now();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut head = Vec::new();
+    while got < (8 << 20) + head.len() {
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("cut after {got} bytes, {:?}: {e}", start.elapsed()));
+        assert!(n > 0, "EOF after {got} bytes, {:?}", start.elapsed());
+        if head.len() < 4096 && !head.ends_with(b"\r\n\r\n") {
+            head.extend_from_slice(&buf[..n]);
+            if let Some(p) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                head.truncate(p + 4);
+            }
+        }
+        got += n;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        start.elapsed() > Duration::from_millis(500),
+        "too fast to test"
+    );
+    assert_eq!(got, (8 << 20) + head.len());
+    // Idle now: the keep-alive timeout closes it.
+    let mut rest = Vec::new();
+    assert_eq!(s.read_to_end(&mut rest).unwrap(), 0);
+    server.shutdown().unwrap();
+}
+
 fn vm_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with(field)).unwrap();

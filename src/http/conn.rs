@@ -248,6 +248,16 @@ impl HttpConn {
         keep_alive
     }
 
+    /// Response bytes are still going out at `now`: a keep-alive
+    /// connection is idle only once they have gone, so its clock restarts
+    /// (a slow download is not cut by the keep-alive timeout; one that
+    /// stops progressing is ended by the connection's write timeout).
+    pub(crate) fn sending(&mut self, now: Instant) {
+        if self.phase == Phase::Idle {
+            self.since = Some(now);
+        }
+    }
+
     /// The handler deferred its response: hold everything behind it.
     pub(crate) fn deferred(&mut self) {
         self.phase = Phase::Waiting;

@@ -90,6 +90,9 @@ impl<S: Service> HttpHandler<S> {
     fn on_timer(&mut self, conn: &mut Conn<'_, Self>) {
         let now = conn.loop_ctx().now();
         let mut st = std::mem::take(conn.context());
+        if conn.queued() > 0 {
+            st.sending(now);
+        }
         match st.on_timer(now, &self.limits) {
             OnTimer::Stop => {}
             OnTimer::Rearm(delay) => self.arm_timer(conn, &mut st, delay),
@@ -272,6 +275,9 @@ impl<S: Service> EventHandler for HttpHandler<S> {
     }
 
     fn on_write_complete(&mut self, conn: &mut Conn<'_, Self>) {
+        // The keep-alive clock starts when the response has gone.
+        let now = conn.loop_ctx().now();
+        conn.context().sending(now);
         if !conn.context().is_paused_for_queue() {
             conn.resume_read();
         }

@@ -60,6 +60,24 @@ fn bytes_in(server: &Server) -> u64 {
         .sum()
 }
 
+/// Send without end and never read, until the connection is cut: returns
+/// the bytes sent and whether it was cut. Bounded: 64 MiB or 20 s without a
+/// cut returns uncut.
+fn flood_until_cut(s: &mut TcpStream) -> (u64, bool) {
+    let chunk = vec![b'g'; 16 << 10];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < Duration::from_secs(20) && sent < 64 << 20 {
+        match s.write(&chunk) {
+            Ok(n) => sent += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (sent, true),
+        }
+    }
+    (sent, false)
+}
+
 /// The never-reading flooder: after the close decision it keeps sending.
 /// The server reads at most the discard budget (plus one read) and then
 /// resets the connection; the sender sees its writes fail.
@@ -74,22 +92,7 @@ fn flooder_is_cut_off_after_the_discard_budget(poller: PollerKind, trigger: Trig
         .unwrap();
     s.write_all(b"close").unwrap();
     let before = 5u64;
-    let chunk = vec![b'g'; 16 << 10];
-    let start = Instant::now();
-    let mut sent = 0u64;
-    let mut cut = false;
-    // Bounded: the budget is 256 KiB; 64 MiB or 20 s without a cut fails.
-    while start.elapsed() < Duration::from_secs(20) && sent < 64 << 20 {
-        match s.write(&chunk) {
-            Ok(n) => sent += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => {
-                cut = true;
-                break;
-            }
-        }
-    }
+    let (sent, cut) = flood_until_cut(&mut s);
     assert!(
         cut,
         "{poller:?}: sent {sent} bytes and the connection was not reset"
@@ -157,22 +160,7 @@ fn protocol_flooder_is_cut_off(
     s.set_write_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     s.write_all(malformed).unwrap();
-    let chunk = vec![b'g'; 16 << 10];
-    let start = Instant::now();
-    let mut sent = 0u64;
-    let mut cut = false;
-    // Bounded: 64 MiB or 20 s without a cut fails.
-    while start.elapsed() < Duration::from_secs(20) && sent < 64 << 20 {
-        match s.write(&chunk) {
-            Ok(n) => sent += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => {
-                cut = true;
-                break;
-            }
-        }
-    }
+    let (sent, cut) = flood_until_cut(&mut s);
     assert!(
         cut,
         "{what} on {poller:?}: sent {sent} bytes and the connection was not reset"

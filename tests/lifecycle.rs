@@ -285,6 +285,13 @@ fn sigterm_drains_and_exits_zero_and_second_signal_forces_exit() {
         "0",
         "--shutdown-timeout",
         "60s",
+        // What the client sent beyond the high-water mark is still in the
+        // sockets; if the server had not yet paused reading when the drain
+        // began (a loaded machine), a closing connection reads and discards
+        // it, and past the default 1 MiB budget that resets the connection
+        // and ends the drain early. Here only the output holds it open.
+        "--closing-discard",
+        "1GiB",
     ]);
     let mut stuck = connect(server.addr);
     // As much as the server and both sockets take: echo pauses reading at

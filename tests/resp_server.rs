@@ -410,3 +410,108 @@ fn keys_are_shared_across_loops() {
         assert_eq!(read_exactly(c, 4), format!(":{}\r\n", i + 1).as_bytes());
     }
 }
+
+fn set_command(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut c = format!(
+        "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
+        key.len(),
+        value.len()
+    )
+    .into_bytes();
+    c.extend_from_slice(value);
+    c.extend_from_slice(b"\r\n");
+    c
+}
+
+fn bulk(value: &[u8]) -> Vec<u8> {
+    let mut r = format!("${}\r\n", value.len()).into_bytes();
+    r.extend_from_slice(value);
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+/// Bytes that show a reordering or a wrong offset (not one repeated byte).
+fn varied(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed)
+        .collect()
+}
+
+/// Large values (64 KiB and more) leave from the store's own copy, by
+/// reference. On the readiness and the completion paths: a pipeline mixing
+/// them with small replies and MGET (which copies) arrives exact and in
+/// order; a GET in flight keeps the value it started with while another
+/// client appends to the key (the store copies it then) and overwrites it.
+#[test]
+fn large_values_are_sent_whole_and_unchanged_while_in_flight() {
+    use evnet::poller::{PollerKind, Trigger};
+    for (poller, trigger) in [
+        (PollerKind::Epoll, Trigger::Level),
+        (PollerKind::Epoll, Trigger::Edge),
+        (PollerKind::Proactor, Trigger::Level),
+    ] {
+        let server = serve(
+            ServerBuilder::new()
+                .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+                .poller(poller)
+                .trigger(trigger)
+                .loops(1),
+            Arc::new(Store::new()),
+            ActiveExpiry::default(),
+        )
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        // More than both sockets' buffers hold, so the reply is still
+        // queued in the server when the key changes.
+        let big = varied(16 << 20, 1);
+        let big2 = varied(100 << 10, 2);
+        let mut w = connect(addr);
+        let mut r = connect(addr);
+        for (k, v) in [("big", &big), ("big2", &big2)] {
+            w.write_all(&set_command(k, v)).unwrap();
+            assert_eq!(read_exactly(&mut w, 5), b"+OK\r\n", "{poller:?}");
+        }
+
+        // A pipeline: spliced, small, spliced, copied (MGET), PING.
+        r.write_all(b"GET big2\r\nGET nope\r\nGET big2\r\nMGET big2 nope\r\nPING\r\n")
+            .unwrap();
+        let mut want = bulk(&big2);
+        want.extend_from_slice(b"$-1\r\n");
+        want.extend_from_slice(&bulk(&big2));
+        want.extend_from_slice(b"*2\r\n");
+        want.extend_from_slice(&bulk(&big2));
+        want.extend_from_slice(b"$-1\r\n+PONG\r\n");
+        let got = read_exactly(&mut r, want.len());
+        assert!(got == want, "{poller:?}/{trigger:?}: pipeline replies");
+
+        // A GET whose reply is under way (its header and first byte are in)...
+        r.write_all(b"GET big\r\n").unwrap();
+        let head = format!("${}\r\n", big.len()).into_bytes();
+        assert_eq!(
+            read_exactly(&mut r, head.len() + 1),
+            [&head[..], &big[..1]].concat()
+        );
+        // ...while another client appends to the key and reads it back...
+        let mut appended = big.clone();
+        appended.extend_from_slice(b"tail");
+        w.write_all(b"APPEND big tail\r\nGET big\r\n").unwrap();
+        let mut want = format!(":{}\r\n", appended.len()).into_bytes();
+        want.extend_from_slice(&bulk(&appended));
+        assert!(
+            read_exactly(&mut w, want.len()) == want,
+            "{poller:?}/{trigger:?}: APPEND then GET"
+        );
+        // ...and overwrites it.
+        w.write_all(&set_command("big", b"small")).unwrap();
+        assert_eq!(read_exactly(&mut w, 5), b"+OK\r\n");
+        // The first reply is the value as it was when the GET ran.
+        let rest = read_exactly(&mut r, big.len() + 1);
+        assert!(
+            rest[..big.len() - 1] == big[1..] && rest[big.len() - 1..] == *b"\r\n",
+            "{poller:?}/{trigger:?}: the reply in flight changed"
+        );
+        r.write_all(b"GET big\r\n").unwrap();
+        assert_eq!(read_exactly(&mut r, 11), b"$5\r\nsmall\r\n");
+        server.shutdown().unwrap();
+    }
+}

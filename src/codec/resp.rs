@@ -171,10 +171,16 @@ pub fn write_int(dst: &mut Vec<u8>, n: i64) {
 /// `$<len>\r\n<bytes>\r\n`
 pub fn write_bulk(dst: &mut Vec<u8>, bytes: &[u8]) {
     dst.reserve(bytes.len() + 16);
-    dst.push(b'$');
-    write_usize(dst, bytes.len());
-    dst.extend_from_slice(b"\r\n");
+    write_bulk_header(dst, bytes.len());
     dst.extend_from_slice(bytes);
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// `$<len>\r\n`: the header of a bulk string whose `len` bytes (and the
+/// closing `\r\n`) are sent separately.
+pub fn write_bulk_header(dst: &mut Vec<u8>, len: usize) {
+    dst.push(b'$');
+    write_usize(dst, len);
     dst.extend_from_slice(b"\r\n");
 }
 

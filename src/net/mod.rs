@@ -17,7 +17,7 @@ pub mod udp;
 pub use addr::Addr;
 pub use buffer::Buffer;
 pub use conn::{
-    Closed, Conn, ConnConfig, ConnHandle, ConnTimer, Keepalive, DEFAULT_HIGH_WATER,
+    Closed, Conn, ConnConfig, ConnHandle, ConnTimer, Keepalive, SharedBytes, DEFAULT_HIGH_WATER,
     DEFAULT_WRITE_TIMEOUT,
 };
 pub use connector::{Backoff, Client, ClientService, Connector, RetryHook};

@@ -7,13 +7,14 @@
 //! for new keys and values.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::glob::glob_match;
 use super::store::{Expiry, Store};
 use crate::codec::resp::{
-    format_u64, parse_i64, write_array_header, write_bulk, write_error, write_error_bytes,
-    write_int, write_null, EMPTY_ARRAY, OK, PROTO_MAX_BULK_LEN,
+    format_u64, parse_i64, write_array_header, write_bulk, write_bulk_header, write_error,
+    write_error_bytes, write_int, write_null, EMPTY_ARRAY, OK, PROTO_MAX_BULK_LEN,
 };
 
 /// The Redis version this server claims to be (INFO, HELLO).
@@ -157,8 +158,17 @@ struct Cx<'a> {
     store: &'a Store,
     session: &'a mut Session,
     out: &'a mut Vec<u8>,
+    /// Where a large value goes instead of `out` ([`execute_spliced`]).
+    splice: Option<&'a mut Option<Arc<Vec<u8>>>>,
     close: bool,
 }
+
+/// Values at least this large are sent by reference by
+/// [`execute_spliced`]; smaller ones are cheaper to copy.
+pub const SPLICE_AT: usize = 64 * 1024;
+
+/// What follows a spliced value to complete its reply.
+pub const SPLICE_TAIL: &[u8] = b"\r\n";
 
 fn arg<A: AsRef<[u8]>>(args: &[A], i: usize) -> &[u8] {
     args[i].as_ref()
@@ -239,6 +249,32 @@ pub fn execute<A: AsRef<[u8]>>(
     args: &[A],
     out: &mut Vec<u8>,
 ) -> Outcome {
+    run(store, session, args, out, None)
+}
+
+/// Like [`execute`], except that a GET of a value of [`SPLICE_AT`] bytes or
+/// more leaves the value out of `out`: `out` ends with the bulk header
+/// (`$<len>\r\n`), the value comes back in `*splice` (shared with the
+/// store, not copied), and the reply is complete once the caller has sent
+/// the value and then [`SPLICE_TAIL`]. Readers of a large value then cost
+/// neither a copy under the shard lock nor a copy each.
+pub fn execute_spliced<A: AsRef<[u8]>>(
+    store: &Store,
+    session: &mut Session,
+    args: &[A],
+    out: &mut Vec<u8>,
+    splice: &mut Option<Arc<Vec<u8>>>,
+) -> Outcome {
+    run(store, session, args, out, Some(splice))
+}
+
+fn run<A: AsRef<[u8]>>(
+    store: &Store,
+    session: &mut Session,
+    args: &[A],
+    out: &mut Vec<u8>,
+    splice: Option<&mut Option<Arc<Vec<u8>>>>,
+) -> Outcome {
     let Some(first) = args.first() else {
         return Outcome::Continue;
     };
@@ -256,6 +292,7 @@ pub fn execute<A: AsRef<[u8]>>(
         store,
         session,
         out,
+        splice,
         close: false,
     };
 
@@ -712,10 +749,16 @@ fn hello<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 
 fn get<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let out = &mut *cx.out;
-    cx.store.with_key(arg(args, 1), |slot| match slot.value() {
-        Some(v) => write_bulk(out, v),
-        None => write_null(out),
-    });
+    let splice = cx.splice.as_deref_mut();
+    cx.store
+        .with_key(arg(args, 1), |slot| match (slot.value(), splice) {
+            (Some(v), Some(splice)) if v.len() >= SPLICE_AT => {
+                write_bulk_header(out, v.len());
+                *splice = slot.value_shared();
+            }
+            (Some(v), _) => write_bulk(out, v),
+            (None, _) => write_null(out),
+        });
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

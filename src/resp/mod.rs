@@ -35,6 +35,6 @@ pub mod glob;
 pub mod server;
 pub mod store;
 
-pub use cmd::{execute, Outcome, Session, COMMAND_NAMES};
+pub use cmd::{execute, execute_spliced, Outcome, Session, COMMAND_NAMES, SPLICE_AT, SPLICE_TAIL};
 pub use glob::glob_match;
 pub use store::{Entry, Expiry, Slot, Store};

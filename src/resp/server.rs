@@ -20,7 +20,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{execute, Outcome, Session, Store};
+use super::{execute_spliced, Outcome, Session, Store, SPLICE_TAIL};
 use crate::codec::framed::{FrameHandler, Framed};
 use crate::codec::resp::{write_protocol_error, CommandDecoder};
 use crate::codec::CodecError;
@@ -139,7 +139,15 @@ impl FrameHandler for RespHandler {
 
     fn on_frame(&mut self, conn: &mut Conn<'_, Framed<Self>>, args: Vec<Vec<u8>>) {
         let store = &self.store;
-        let r = conn.write_with_context(|cx, out| execute(store, &mut cx.user, &args, out));
+        let mut splice = None;
+        let r = conn.write_with_context(|cx, out| {
+            execute_spliced(store, &mut cx.user, &args, out, &mut splice)
+        });
+        if let Some(value) = splice {
+            // A large value goes out from the store's own copy.
+            let _ = conn.write_shared(value);
+            let _ = conn.write(SPLICE_TAIL);
+        }
         if r == Ok(Outcome::Close) {
             conn.close();
         }

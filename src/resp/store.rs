@@ -7,7 +7,10 @@
 //! clients cannot force collisions (the same reason Redis uses SipHash).
 //!
 //! Values are byte strings with an optional absolute expiry time in
-//! milliseconds since the Unix epoch. Expired keys are removed lazily when
+//! milliseconds since the Unix epoch. A large value, once read, is kept
+//! behind an `Arc` ([`Slot::value_shared`]) so that replies carry it by
+//! reference: a thousand clients reading one 8 MiB value cost one copy of
+//! it, not a thousand, and no copy is made under the shard lock. Expired keys are removed lazily when
 //! touched, and actively by [`Store::sweep`], which a timer should call
 //! periodically: each shard keeps its volatile keys ordered by deadline, so
 //! a sweep only ever looks at keys that are really due.
@@ -15,13 +18,46 @@
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A string's bytes: held inline, or shared with the replies that are
+/// sending them (made so by [`Slot::value_shared`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Inline(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl Value {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Value::Inline(v) => v,
+            Value::Shared(v) => v,
+        }
+    }
+
+    /// The bytes, for an in-place edit: shared ones are copied first only
+    /// if a reply still holds them.
+    fn make_mut(&mut self) -> &mut Vec<u8> {
+        match self {
+            Value::Inline(v) => v,
+            Value::Shared(v) => Arc::make_mut(v),
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Value::Inline(v) => v,
+            Value::Shared(v) => Arc::unwrap_or_clone(v),
+        }
+    }
+}
 
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    value: Vec<u8>,
+    value: Value,
     /// Absolute deadline (ms since the Unix epoch), if volatile.
     expires_at: Option<u64>,
 }
@@ -29,7 +65,7 @@ pub struct Entry {
 impl Entry {
     /// The stored bytes.
     pub fn value(&self) -> &[u8] {
-        &self.value
+        self.value.bytes()
     }
     /// Absolute deadline in ms since the Unix epoch (the store's clock), or
     /// `None` for a key without a TTL.
@@ -148,7 +184,21 @@ impl<'a> Slot<'a> {
     /// The key's value, borrowed under the shard lock (no copy); `None` if
     /// absent or expired.
     pub fn value(&self) -> Option<&[u8]> {
-        self.entry().map(|e| e.value.as_slice())
+        self.entry().map(|e| e.value.bytes())
+    }
+    /// The value as shared bytes, for a reply that sends it by reference:
+    /// the first call moves the bytes behind an `Arc` (no copy), later ones
+    /// clone the `Arc`. A write to the key replaces or (if a reply still
+    /// holds the old bytes) copies it, so a reply in flight never changes.
+    pub fn value_shared(&mut self) -> Option<Arc<Vec<u8>>> {
+        let e = self.shard.map.get_mut(self.key)?;
+        if let Value::Inline(v) = &mut e.value {
+            e.value = Value::Shared(Arc::new(std::mem::take(v)));
+        }
+        match &e.value {
+            Value::Shared(v) => Some(Arc::clone(v)),
+            Value::Inline(_) => unreachable!("made shared above"),
+        }
     }
     /// Deadline of a volatile key; `None` if absent or persistent.
     pub fn expires_at(&self) -> Option<u64> {
@@ -156,7 +206,7 @@ impl<'a> Slot<'a> {
     }
     /// The value, for in-place edits (APPEND). The TTL is unaffected.
     pub fn value_mut(&mut self) -> Option<&mut Vec<u8>> {
-        self.shard.map.get_mut(self.key).map(|e| &mut e.value)
+        self.shard.map.get_mut(self.key).map(|e| e.value.make_mut())
     }
 
     /// Store a copy of `value`, reusing the old buffer when it fits well.
@@ -164,12 +214,14 @@ impl<'a> Slot<'a> {
         let Shard { map, expiries } = &mut *self.shard;
         match map.get_mut(self.key) {
             Some(e) => {
-                let cap = e.value.capacity();
-                if cap >= value.len() && cap <= 2 * value.len() + 64 {
-                    e.value.clear();
-                    e.value.extend_from_slice(value);
-                } else {
-                    e.value = value.to_vec();
+                match &mut e.value {
+                    Value::Inline(v)
+                        if v.capacity() >= value.len() && v.capacity() <= 2 * value.len() + 64 =>
+                    {
+                        v.clear();
+                        v.extend_from_slice(value);
+                    }
+                    _ => e.value = Value::Inline(value.to_vec()),
                 }
                 Self::apply_expiry(expiries, self.key, e, expiry);
             }
@@ -182,7 +234,7 @@ impl<'a> Slot<'a> {
         let Shard { map, expiries } = &mut *self.shard;
         match map.get_mut(self.key) {
             Some(e) => {
-                e.value = value;
+                e.value = Value::Inline(value);
                 Self::apply_expiry(expiries, self.key, e, expiry);
             }
             None => self.insert_new(value, expiry),
@@ -197,9 +249,13 @@ impl<'a> Slot<'a> {
         if let Some(t) = expires_at {
             self.shard.expiries.insert((t, self.key.to_vec()));
         }
-        self.shard
-            .map
-            .insert(self.key.to_vec(), Entry { value, expires_at });
+        self.shard.map.insert(
+            self.key.to_vec(),
+            Entry {
+                value: Value::Inline(value),
+                expires_at,
+            },
+        );
     }
 
     fn apply_expiry(
@@ -233,7 +289,7 @@ impl<'a> Slot<'a> {
 
     /// Delete the key, returning its value.
     pub fn remove(&mut self) -> Option<Vec<u8>> {
-        self.shard.remove(self.key).map(|e| e.value)
+        self.shard.remove(self.key).map(|e| e.value.into_vec())
     }
 }
 
@@ -536,6 +592,31 @@ mod tests {
             // A 1 MiB buffer is not kept around for 4 bytes.
             assert!(slot.value_mut().unwrap().capacity() < 1024);
         });
+    }
+
+    #[test]
+    fn shared_values_never_change_under_their_readers() {
+        let s = Store::new();
+        s.set(b"k", b"abc", Expiry::Persist);
+        let first = s.with_key(b"k", |slot| slot.value_shared()).unwrap();
+        let again = s.with_key(b"k", |slot| slot.value_shared()).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "one copy for every reader");
+        // An in-place edit copies what a reader holds; a write replaces it.
+        s.with_key(b"k", |slot| {
+            slot.value_mut().unwrap().extend_from_slice(b"d")
+        });
+        assert_eq!(s.get(b"k"), Some(b"abcd".to_vec()));
+        s.set(b"k", b"x", Expiry::Persist);
+        assert_eq!(s.get(b"k"), Some(b"x".to_vec()));
+        assert_eq!(first.as_slice(), b"abc");
+        // Without readers an edit is in place, and a removal hands the bytes
+        // back.
+        drop((first, again));
+        let shared = s.with_key(b"k", |slot| slot.value_shared()).unwrap();
+        drop(shared);
+        s.with_key(b"k", |slot| slot.value_mut().unwrap().push(b'y'));
+        assert_eq!(s.with_key(b"k", |slot| slot.remove()), Some(b"xy".to_vec()));
+        assert_eq!(s.with_key(b"k", |slot| slot.value_shared()), None);
     }
 
     #[test]

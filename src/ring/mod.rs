@@ -73,7 +73,7 @@ use crate::poller::{Caps, Event, Interest, Poller, Token, Trigger};
 use crate::sys::{self, fdset as fs};
 
 mod proactor;
-pub use proactor::{Completion, Done, RecvBuf};
+pub use proactor::{Completion, Done, RecvBuf, SendBuf};
 
 /// Submission queue size: arms queue here until the next wait (a full SQ is
 /// submitted early, so this bounds no fd count, only syscalls per turn).

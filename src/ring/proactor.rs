@@ -16,8 +16,10 @@
 //!   recv with `ENOBUFS`; the ring itself re-arms such starved recvs at the
 //!   next wait, a bounded number per turn, so ten thousand connections
 //!   cannot turn a dry ring into a storm of failing re-arms.
-//! - **Writes** hand a `Vec` to the ring, which owns it until the send's
-//!   completion gives it back (with how much went out). One send per
+//! - **Writes** hand a [`SendBuf`] to the ring — an owned `Vec`, or shared
+//!   bytes (`Arc`) that many connections send at once without a copy — and
+//!   the ring holds it until the send's completion gives it back (with how
+//!   much went out). One send per
 //!   connection is in flight; what is written meanwhile queues behind it.
 //! - A connection that must wait for room without a send in flight (a
 //!   sendfile(2) that would block) arms a one-shot `POLLOUT`.
@@ -50,6 +52,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, types};
@@ -111,7 +114,7 @@ pub enum Done {
         res: i32,
         /// The buffer given to [`Uring::send`], unchanged; send the rest
         /// from `off + res` or hand it to [`Uring::recycle`].
-        buf: Vec<u8>,
+        buf: SendBuf,
         /// Where the send started in `buf`, as given to [`Uring::send`].
         off: usize,
     },
@@ -137,6 +140,41 @@ impl std::fmt::Debug for Done {
             }
             Done::Writable { res } => write!(f, "Writable {{ res: {res} }}"),
         }
+    }
+}
+
+/// The bytes of a send: the ring holds them until the send completes.
+pub enum SendBuf {
+    /// A buffer of this connection's own (recycled afterwards).
+    Owned(Vec<u8>),
+    /// Bytes shared with others (a stored value many replies carry): held,
+    /// never written, so the kernel may read them while others do.
+    Shared(Arc<dyn AsRef<[u8]> + Send + Sync>),
+}
+
+impl SendBuf {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            SendBuf::Owned(v) => v,
+            SendBuf::Shared(s) => (**s).as_ref(),
+        }
+    }
+
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// True if there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Vec<u8>> for SendBuf {
+    fn from(v: Vec<u8>) -> SendBuf {
+        SendBuf::Owned(v)
     }
 }
 
@@ -172,7 +210,7 @@ struct Stream {
     /// The recv ended on a dry buffer ring; the ring re-arms it.
     starved: bool,
     /// The buffer of the send in flight, and where it starts.
-    send: Option<(Vec<u8>, usize)>,
+    send: Option<(SendBuf, usize)>,
     writable_armed: bool,
 }
 
@@ -302,7 +340,7 @@ pub(super) struct Proactor {
     done: Vec<Completion>,
     /// Send buffers of closed connections, by user_data, until their
     /// completion says the kernel is done with them.
-    retired: Vec<(u64, Vec<u8>)>,
+    retired: Vec<(u64, SendBuf)>,
     /// Spare send buffers.
     pool: Vec<Vec<u8>>,
     /// Operations whose last completion has not arrived.
@@ -525,7 +563,8 @@ impl Uring {
     }
 
     /// Send `buf[off..]`; the buffer comes back in a [`Done::Send`].
-    pub fn send(&mut self, fd: RawFd, buf: Vec<u8>, off: usize) -> io::Result<()> {
+    pub fn send(&mut self, fd: RawFd, buf: impl Into<SendBuf>, off: usize) -> io::Result<()> {
+        let buf = buf.into();
         debug_assert!(off < buf.len());
         let s = self.stream(fd)?;
         if s.send.is_some() {
@@ -533,9 +572,10 @@ impl Uring {
         }
         let ud = op_data(Kind::Send, fd, s.epoch, 0);
         let len = (buf.len() - off).min(u32::MAX as usize) as u32;
-        // The pointer stays valid: the Vec is not touched until the
-        // completion hands it back (see module doc).
-        let ptr = buf[off..].as_ptr();
+        // The pointer stays valid: the buffer is held, and not touched,
+        // until the completion hands it back (see module doc); shared bytes
+        // are immutable while any `Arc` to them lives.
+        let ptr = buf.as_slice()[off..].as_ptr();
         s.send = Some((buf, off));
         self.proactor().inflight += 1;
         self.push(
@@ -651,8 +691,11 @@ impl Uring {
         self.proactor().pool.pop().unwrap_or_default()
     }
 
-    /// Keep a send buffer for reuse.
-    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+    /// Keep a send buffer for reuse (shared bytes are only let go of).
+    pub fn recycle(&mut self, buf: impl Into<SendBuf>) {
+        let SendBuf::Owned(mut buf) = buf.into() else {
+            return;
+        };
         let p = self.proactor();
         if p.pool.len() < POOL_MAX && buf.capacity() <= 64 * 1024 {
             buf.clear();
@@ -748,12 +791,33 @@ mod tests {
                         buf,
                         off: 2,
                     },
-            }] => assert_eq!(buf, b"xxworld"),
+            }] => assert_eq!(buf.as_slice(), b"xxworld"),
             other => panic!("{other:?}"),
         }
         let mut got = [0u8; 5];
         b.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"world");
+
+        // Shared bytes go out from where they are and come back held.
+        let shared: Arc<Vec<u8>> = Arc::new(b"--shared".to_vec());
+        u.send(a.as_raw_fd(), SendBuf::Shared(shared.clone()), 2)
+            .unwrap();
+        let done = wait_done(&mut u, 5000);
+        match &done[..] {
+            [Completion {
+                token: Token(3),
+                done:
+                    Done::Send {
+                        res: 6,
+                        buf: SendBuf::Shared(back),
+                        off: 2,
+                    },
+            }] => assert_eq!((**back).as_ref(), shared.as_slice()),
+            other => panic!("{other:?}"),
+        }
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"shared");
 
         // The peer's close is a zero-length recv, and the recv ends.
         drop(b);

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 pub use config::{ConnConfig, Keepalive, DEFAULT_HIGH_WATER, DEFAULT_WRITE_TIMEOUT};
 pub use handle::ConnHandle;
+pub use out::SharedBytes;
 pub use table::ConnTimer;
 
 use self::core::Core;
@@ -123,6 +124,26 @@ impl<'a, H: EventHandler> Conn<'a, H> {
         out.push(&self.shared.staged);
         out.push_file(file, offset, offset + len);
         self.shared.staged.clear();
+        self.path.flush(self.core, self.lp.el);
+        self.core.check_high_water(&self.shared.cfg);
+        Ok(())
+    }
+
+    /// Queue shared bytes after everything written before, without copying
+    /// them: the queue holds a reference until the socket has taken them,
+    /// so many connections can send one large value (a stored blob, a
+    /// cached page) at once for the memory of one copy. Small data (under
+    /// 16 KiB) is copied like [`Conn::write`], which is cheaper.
+    pub fn write_shared(&mut self, data: SharedBytes) -> Result<(), Closed> {
+        self.core.check_writable()?;
+        if (*data).as_ref().len() < DIRECT_WRITE {
+            return self.write((*data).as_ref());
+        }
+        // What this callback staged goes first, then the shared bytes.
+        let out = self.core.queue();
+        out.push(&self.shared.staged);
+        self.shared.staged.clear();
+        out.push_shared(data);
         self.path.flush(self.core, self.lp.el);
         self.core.check_high_water(&self.shared.cfg);
         Ok(())

@@ -2,14 +2,15 @@
 //! pool of emptied queues.
 //!
 //! ```text
-//!  chunks: [ Bytes(b0) | Bytes(b1) | File{pos..end} | Bytes(b3) ... ]
+//!  chunks: [ Bytes(b0) | Shared(s1) | File{pos..end} | Bytes(b3) ... ]
 //!            ^ head: b0[..head] already sent
-//!  len = b0.len() - head + b1.len() + (end - pos) + ...  (+ a send in flight)
+//!  len = b0.len() - head + s1.len() + (end - pos) + ...  (+ a send in flight)
 //! ```
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
 use crate::sys;
 
@@ -20,9 +21,16 @@ const COALESCE: usize = 64 * 1024;
 /// iovecs per sendmsg.
 const MAX_IOV: usize = 64;
 
+/// Bytes that many connections may send at once without a copy (a large
+/// stored value in many replies): see [`Conn::write_shared`](crate::net::Conn::write_shared).
+/// They are held, never written, while queued or being sent.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// One piece of queued output.
 pub(crate) enum Chunk {
     Bytes(Vec<u8>),
+    /// Shared bytes, sent from where they are.
+    Shared(SharedBytes),
     /// A file region sent with sendfile(2), never copied through user space.
     File {
         file: std::fs::File,
@@ -35,13 +43,15 @@ impl Chunk {
     fn remaining(&self, head: usize) -> usize {
         match self {
             Chunk::Bytes(b) => b.len() - head,
+            Chunk::Shared(s) => (**s).as_ref().len() - head,
             Chunk::File { pos, end, .. } => (end - pos) as usize,
         }
     }
 }
 
 /// Output the socket has not taken yet: chunks in order, the first one
-/// partly sent up to `head` (bytes chunks; file chunks advance `pos`).
+/// partly sent up to `head` (bytes and shared chunks; file chunks advance
+/// `pos`).
 #[derive(Default)]
 pub(crate) struct OutQueue {
     pub(crate) chunks: VecDeque<Chunk>,
@@ -90,6 +100,10 @@ impl OutQueue {
     }
 
     pub(crate) fn push(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            // An empty chunk would stall the send loop (nothing to advance).
+            return;
+        }
         self.len += data.len();
         if let Some(Chunk::Bytes(last)) = self.chunks.back_mut() {
             if last.len() + data.len() <= COALESCE {
@@ -108,12 +122,20 @@ impl OutQueue {
         self.chunks.push_back(Chunk::Bytes(data));
     }
 
+    pub(crate) fn push_shared(&mut self, data: SharedBytes) {
+        if (*data).as_ref().is_empty() {
+            return;
+        }
+        self.len += (*data).as_ref().len();
+        self.chunks.push_back(Chunk::Shared(data));
+    }
+
     pub(crate) fn push_file(&mut self, file: std::fs::File, pos: u64, end: u64) {
         self.len += (end - pos) as usize;
         self.chunks.push_back(Chunk::File { file, pos, end });
     }
 
-    /// Account for `n` bytes of leading bytes-chunks sent.
+    /// Account for `n` bytes of leading bytes and shared chunks sent.
     pub(crate) fn advance(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
@@ -129,13 +151,14 @@ impl OutQueue {
         }
     }
 
-    /// The leading bytes-chunks as iovecs (stops at a file chunk).
+    /// The leading bytes and shared chunks as iovecs (stops at a file chunk).
     fn slices(&self) -> Vec<IoSlice<'_>> {
         self.chunks
             .iter()
             .take(MAX_IOV)
             .map_while(|c| match c {
-                Chunk::Bytes(b) => Some(b),
+                Chunk::Bytes(b) => Some(b.as_slice()),
+                Chunk::Shared(s) => Some((**s).as_ref()),
                 Chunk::File { .. } => None,
             })
             .enumerate()
@@ -168,12 +191,70 @@ impl OutQueue {
                 self.advance(n);
                 Ok(n)
             }
-            Some(Chunk::Bytes(_)) => {
+            Some(Chunk::Shared(b)) if single => {
+                let n = sys::socket::send(fd, &(**b).as_ref()[self.head..])?;
+                self.advance(n);
+                Ok(n)
+            }
+            Some(Chunk::Bytes(_) | Chunk::Shared(_)) => {
                 let n = sys::socket::sendv(fd, &self.slices())?;
                 self.advance(n);
                 Ok(n)
             }
             None => Ok(0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    /// Owned and shared chunks leave in order through partial sends, and
+    /// empty pieces add nothing (an empty chunk would stall the send loop).
+    #[test]
+    fn shared_chunks_go_out_in_order_and_empty_pieces_are_dropped() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let shared: Arc<Vec<u8>> = Arc::new((0..=255u8).cycle().take(300_000).collect());
+        let mut q = OutQueue::default();
+        q.push(b"");
+        q.push_shared(Arc::new(Vec::new()));
+        assert!(q.chunks.is_empty() && q.len == 0);
+        q.push(b"head:");
+        q.push_shared(shared.clone());
+        q.push(b":mid:");
+        q.push_shared(shared.clone());
+        q.push(b":end");
+        let mut want = b"head:".to_vec();
+        want.extend_from_slice(&shared);
+        want.extend_from_slice(b":mid:");
+        want.extend_from_slice(&shared);
+        want.extend_from_slice(b":end");
+        assert_eq!(q.len, want.len());
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        for _ in 0..10_000 {
+            if q.len == 0 {
+                break;
+            }
+            match q.send_some(a.as_raw_fd()) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("send: {e}"),
+            }
+            let n = b.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(q.len, 0);
+        drop(a);
+        b.read_to_end(&mut got).unwrap();
+        assert!(got == want, "bytes out of order");
+        // The queue let go of the shared bytes.
+        assert_eq!(Arc::strong_count(&shared), 1);
     }
 }

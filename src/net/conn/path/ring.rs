@@ -20,7 +20,7 @@ use crate::net::conn::state::ReadState;
 use crate::net::Buffer;
 use crate::poller::{Event, Token};
 use crate::reactor::{EventLoop, SourceId};
-use crate::ring::{Completion, Done, RecvBuf, Uring};
+use crate::ring::{Completion, Done, RecvBuf, SendBuf, Uring};
 
 /// The loop's ring: a connection on this path exists only on a completion
 /// driver, so it is there.
@@ -56,9 +56,11 @@ impl Ring {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => ring(el).poll_writable(fd),
                     Err(e) => Err(e),
                 },
-                Some(Chunk::Bytes(_)) => {
-                    let Some(Chunk::Bytes(buf)) = out.chunks.pop_front() else {
-                        unreachable!()
+                Some(Chunk::Bytes(_) | Chunk::Shared(_)) => {
+                    let buf = match out.chunks.pop_front() {
+                        Some(Chunk::Bytes(b)) => SendBuf::Owned(b),
+                        Some(Chunk::Shared(s)) => SendBuf::Shared(s),
+                        _ => unreachable!(),
                     };
                     let off = std::mem::take(&mut out.head);
                     if off >= buf.len() {
@@ -84,7 +86,7 @@ impl Ring {
     }
 
     /// A send finished.
-    fn sent(core: &mut Core, el: &mut EventLoop, res: i32, buf: Vec<u8>, off: usize) {
+    fn sent(core: &mut Core, el: &mut EventLoop, res: i32, buf: SendBuf, off: usize) {
         let fd = core.fd.as_raw_fd();
         let Some(out) = core.out.as_mut() else {
             return ring(el).recycle(buf);
@@ -92,7 +94,10 @@ impl Ring {
         out.busy = false;
         if res == -libc::EAGAIN {
             // An old kernel that does not wait for room itself.
-            out.chunks.push_front(Chunk::Bytes(buf));
+            out.chunks.push_front(match buf {
+                SendBuf::Owned(b) => Chunk::Bytes(b),
+                SendBuf::Shared(s) => Chunk::Shared(s),
+            });
             out.head = off;
             match ring(el).poll_writable(fd) {
                 Ok(()) => out.busy = true,

@@ -24,4 +24,5 @@ pub mod poller;
 pub mod reactor;
 pub mod resp;
 pub mod ring;
+pub mod rt;
 pub mod sys;

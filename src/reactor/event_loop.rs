@@ -31,6 +31,7 @@
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -186,6 +187,8 @@ pub struct EventLoop {
     completions: Vec<Completion>,
     now: Instant,
     config: LoopConfig,
+    /// The task executor, once the loop has tasks ([`crate::rt`]).
+    executor: Option<Rc<crate::rt::Local>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -222,6 +225,7 @@ impl EventLoop {
             running: false,
             now,
             config,
+            executor: None,
             _not_send: PhantomData,
         })
     }
@@ -543,6 +547,12 @@ impl EventLoop {
         TimerId::Once(self.timers.insert(deadline, TimerEntry::Once(Box::new(f))))
     }
 
+    /// Call source `id`'s [`Source::timer`] with `tag` at `deadline` (rounded
+    /// up to the timer tick; never early).
+    pub fn timer_at(&mut self, id: SourceId, deadline: Instant, tag: u64) -> TimerId {
+        TimerId::Once(self.timers.insert(deadline, TimerEntry::Source(id, tag)))
+    }
+
     /// Call source `id`'s [`Source::timer`] with `tag` after `delay`: how a
     /// source keeps its own typed timers (it maps `tag` to what is due).
     pub fn timer_for(&mut self, id: SourceId, delay: Duration, tag: u64) -> TimerId {
@@ -750,6 +760,21 @@ impl EventLoop {
         };
         check(self);
         self.run_every(Duration::from_millis(5), check);
+    }
+
+    /// The task executor, if the loop has one.
+    pub(crate) fn executor(&self) -> Option<Rc<crate::rt::Local>> {
+        self.executor.clone()
+    }
+
+    pub(crate) fn set_executor(&mut self, e: Option<Rc<crate::rt::Local>>) {
+        self.executor = e;
+    }
+
+    /// Shut down every source, as `run` does when it returns (for a loop
+    /// driven turn by turn).
+    pub(crate) fn shut_down(&mut self) {
+        self.teardown();
     }
 
     fn teardown(&mut self) {

@@ -1,0 +1,435 @@
+//! Sockets for tasks: [`TcpListener`], [`TcpStream`] and its owned halves,
+//! with Go's deadlines.
+//!
+//! Every operation tries its system call first and waits on the loop only
+//! on `WouldBlock` (see `ready.rs`). Deadlines are absolute and per direction,
+//! as Go's `SetReadDeadline`/`SetWriteDeadline`:
+//!
+//! - once a direction's deadline has passed, its operations fail at once
+//!   with `io::ErrorKind::TimedOut`, pending ones included (they are woken);
+//! - successful I/O does not move a deadline; `None` clears it;
+//! - moving a deadline while an operation waits takes effect for that
+//!   operation: earlier wakes it sooner (at once if already past), later
+//!   lets it wait on. A timer armed for an old deadline that fires finds
+//!   the new one not yet due and the operation waits again: a stale timer
+//!   never ends an operation early.
+//!
+//! The read half and the write half of a stream ([`TcpStream::into_split`])
+//! can be used by two tasks at once, one reading and one writing.
+//!
+//! Dropping a socket closes its fd once the loop has forgotten it: right
+//! after the poll in which it was dropped (when the task yields), never
+//! before, so the fd number cannot be reused while the loop still names it.
+//! A socket the loop never watched is closed at once.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use super::executor::{current, Local};
+use super::ready::Dir;
+use crate::sys;
+
+/// A socket registered with the current loop's executor.
+struct Io {
+    local: Rc<Local>,
+    key: u64,
+    /// `Some` until dropped.
+    sock: Option<Socket>,
+}
+
+impl Io {
+    fn new(sock: Socket) -> io::Result<Io> {
+        let local = current().ok_or_else(|| {
+            io::Error::other("evnet::rt sockets are made on an evnet loop (in a task or block_on)")
+        })?;
+        sock.set_nonblocking(true)?;
+        let key = local.ios.borrow_mut().add(sock.as_raw_fd());
+        Ok(Io {
+            local,
+            key,
+            sock: Some(sock),
+        })
+    }
+
+    fn sock(&self) -> &Socket {
+        self.sock.as_ref().expect("socket present until drop")
+    }
+
+    /// Run `op` until it does not block: on `WouldBlock` leave the waker
+    /// and wait. Fails with `TimedOut` once `dir`'s deadline has passed.
+    fn poll<T>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&Socket) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        let deadline = self
+            .local
+            .ios
+            .borrow_mut()
+            .deadline(self.key, dir)
+            .and_then(|d| d.at);
+        if deadline.is_some_and(|at| at <= Instant::now()) {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        loop {
+            match op(self.sock()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.local.ios.borrow_mut().wait(self.key, dir, cx.waker()) {
+                        return Poll::Ready(Err(e));
+                    }
+                    if let Some(at) = deadline {
+                        self.arm_deadline(dir, at, cx.waker());
+                    }
+                    return Poll::Pending;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    /// Make sure a timer wakes `waker` at `at`.
+    fn arm_deadline(&self, dir: Dir, at: Instant, waker: &Waker) {
+        let mut ios = self.local.ios.borrow_mut();
+        let Some(d) = ios.deadline(self.key, dir) else {
+            return;
+        };
+        match d.sleeper {
+            Some(k) => self.local.update_sleeper(k, at, waker),
+            None => d.sleeper = Some(self.local.add_sleeper(at, waker.clone())),
+        }
+    }
+
+    fn set_deadline(&self, dir: Dir, at: Option<Instant>) {
+        let mut ios = self.local.ios.borrow_mut();
+        let waiter = ios.waiter(self.key, dir);
+        let Some(d) = ios.deadline(self.key, dir) else {
+            return;
+        };
+        d.at = at;
+        match (at, d.sleeper) {
+            (Some(at), Some(k)) => self.local.reset_sleeper(k, at),
+            (None, Some(k)) => {
+                self.local.remove_sleeper(k);
+                d.sleeper = None;
+            }
+            (Some(at), None) => {
+                // An operation already waiting needs the timer now.
+                if let Some(w) = waiter {
+                    if at <= Instant::now() {
+                        w.wake();
+                    } else {
+                        d.sleeper = Some(self.local.add_sleeper(at, w));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        let Some(sock) = self.sock.take() else { return };
+        let mut ios = self.local.ios.borrow_mut();
+        for dir in [Dir::Read, Dir::Write] {
+            if let Some(k) = ios.deadline(self.key, dir).and_then(|d| d.sleeper.take()) {
+                self.local.remove_sleeper(k);
+            }
+        }
+        ios.remove(self.key, OwnedFd::from(sock));
+    }
+}
+
+fn to_std(addr: &socket2::SockAddr) -> io::Result<SocketAddr> {
+    addr.as_socket()
+        .ok_or_else(|| io::Error::other("not an IP socket address"))
+}
+
+/// A TCP listener for tasks.
+pub struct TcpListener {
+    io: Io,
+}
+
+impl TcpListener {
+    /// Bind and listen on `addr` (SO_REUSEADDR, a backlog of 1024), on the
+    /// current loop.
+    pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind_with(addr, false)
+    }
+
+    /// Like [`TcpListener::bind`]; with `reuse_port`, SO_REUSEPORT too, so
+    /// that every loop can have a listener of its own on one port (the
+    /// kernel spreads connections over them).
+    pub fn bind_with(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        sock.set_reuse_address(true)?;
+        if reuse_port {
+            sock.set_reuse_port(true)?;
+        }
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        Ok(TcpListener { io: Io::new(sock)? })
+    }
+
+    /// Wait for the next connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Poll for the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (fd, peer) = match self
+            .io
+            .poll(Dir::Read, cx, |s| sys::socket::accept(s.as_raw_fd()))
+        {
+            Poll::Ready(Ok(r)) => r,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        let stream = TcpStream::from_socket(Socket::from(fd))?;
+        Poll::Ready(Ok((stream, to_std(&peer)?)))
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        to_std(&self.io.sock().local_addr()?)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.sock().as_raw_fd()
+    }
+}
+
+/// A TCP connection for tasks: read, write, shut down, with deadlines.
+pub struct TcpStream {
+    io: Rc<Io>,
+}
+
+impl TcpStream {
+    fn from_socket(sock: Socket) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            io: Rc::new(Io::new(sock)?),
+        })
+    }
+
+    /// Take over a connected std stream (made non-blocking here).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_socket(Socket::from(OwnedFd::from(stream)))
+    }
+
+    /// Connect to `addr`, waiting as long as the kernel does.
+    pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        sock.set_nonblocking(true)?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = TcpStream::from_socket(sock)?;
+        // Writable once connected (or failed: the error is SO_ERROR).
+        std::future::poll_fn(|cx| {
+            stream.io.poll(Dir::Write, cx, |s| match s.take_error()? {
+                Some(e) => Err(e),
+                None => match s.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(e) => Err(e),
+                },
+            })
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// [`TcpStream::connect`] giving up after `timeout` (`TimedOut`).
+    pub async fn connect_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        super::timeout(timeout, TcpStream::connect(addr)).await?
+    }
+
+    /// Read into `buf`; 0 means the peer closed its side.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// Fill `buf` exactly (`UnexpectedEof` if the stream ends first).
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        read_exact(&self.io, buf).await
+    }
+
+    /// Write some of `buf`; how much went.
+    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+
+    /// Write all of `buf`.
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        write_all(&self.io, buf).await
+    }
+
+    /// Write from several buffers in one call (sendmsg); how much went.
+    pub async fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_write_vectored(cx, bufs)).await
+    }
+
+    /// Poll a read into `buf`.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll(Dir::Read, cx, |mut s| s.read(buf))
+    }
+
+    /// Poll a write of `buf`.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io
+            .poll(Dir::Write, cx, |s| sys::socket::send(s.as_raw_fd(), buf))
+    }
+
+    /// Poll a vectored write.
+    pub fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll(Dir::Write, cx, |mut s| s.write_vectored(bufs))
+    }
+
+    /// Shut down one or both directions (`Write` sends FIN).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.sock().shutdown(how)
+    }
+
+    /// Reads fail with `TimedOut` from `at` on (`None` clears); see the
+    /// module doc for the exact rules.
+    pub fn set_read_deadline(&self, at: Option<Instant>) {
+        self.io.set_deadline(Dir::Read, at);
+    }
+
+    /// Writes fail with `TimedOut` from `at` on (`None` clears).
+    pub fn set_write_deadline(&self, at: Option<Instant>) {
+        self.io.set_deadline(Dir::Write, at);
+    }
+
+    /// Both deadlines at once.
+    pub fn set_deadline(&self, at: Option<Instant>) {
+        self.set_read_deadline(at);
+        self.set_write_deadline(at);
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        to_std(&self.io.sock().peer_addr()?)
+    }
+
+    /// This end's address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        to_std(&self.io.sock().local_addr()?)
+    }
+
+    /// TCP_NODELAY on or off.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.io.sock().set_nodelay(on)
+    }
+
+    /// Split into a read half and a write half, for two tasks (one reading,
+    /// one writing) on this loop.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (
+            OwnedReadHalf {
+                io: self.io.clone(),
+            },
+            OwnedWriteHalf { io: self.io },
+        )
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.sock().as_raw_fd()
+    }
+}
+
+async fn read_exact(io: &Io, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::future::poll_fn(|cx| io.poll(Dir::Read, cx, |mut s| s.read(buf))).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}
+
+async fn write_all(io: &Io, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::future::poll_fn(|cx| {
+            io.poll(Dir::Write, cx, |s| sys::socket::send(s.as_raw_fd(), buf))
+        })
+        .await?;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// The read half of a [`TcpStream`].
+pub struct OwnedReadHalf {
+    io: Rc<Io>,
+}
+
+impl OwnedReadHalf {
+    /// Read into `buf`; 0 means the peer closed its side.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.io.poll(Dir::Read, cx, |mut s| s.read(buf))).await
+    }
+
+    /// Fill `buf` exactly.
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        read_exact(&self.io, buf).await
+    }
+
+    /// The read deadline (see [`TcpStream::set_read_deadline`]).
+    pub fn set_read_deadline(&self, at: Option<Instant>) {
+        self.io.set_deadline(Dir::Read, at);
+    }
+}
+
+/// The write half of a [`TcpStream`].
+pub struct OwnedWriteHalf {
+    io: Rc<Io>,
+}
+
+impl OwnedWriteHalf {
+    /// Write some of `buf`.
+    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| {
+            self.io
+                .poll(Dir::Write, cx, |s| sys::socket::send(s.as_raw_fd(), buf))
+        })
+        .await
+    }
+
+    /// Write all of `buf`.
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        write_all(&self.io, buf).await
+    }
+
+    /// Send FIN: the peer reads end of stream after what was written.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.io.sock().shutdown(Shutdown::Write)
+    }
+
+    /// The write deadline (see [`TcpStream::set_write_deadline`]).
+    pub fn set_write_deadline(&self, at: Option<Instant>) {
+        self.io.set_deadline(Dir::Write, at);
+    }
+}

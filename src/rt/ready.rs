@@ -1,0 +1,236 @@
+//! Readiness for tasks: the sockets tasks wait on, one slot each in their
+//! loop's executor.
+//!
+//! A task tries the system call first; only on `WouldBlock` does it leave
+//! its waker here, and the executor then watches the fd for that direction.
+//! An event wakes the waiter. A direction that fires with nobody waiting is
+//! parked (so a level-triggered poller does not report it again and again),
+//! and watched again when a task next waits on it: in a request/response
+//! exchange the interest never changes, and the steady state costs no
+//! `epoll_ctl`.
+//!
+//! Closing: a socket's fd goes back to the kernel only after the loop has
+//! forgotten it (the slot's last op), so its number cannot be reused while
+//! the registry still names it.
+
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::task::Waker;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::poller::{Event, Interest, Token};
+use crate::reactor::{EventLoop, SourceId};
+
+/// Which way a task waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
+impl Dir {
+    fn interest(self) -> Interest {
+        match self {
+            Dir::Read => Interest::READABLE,
+            Dir::Write => Interest::WRITABLE,
+        }
+    }
+}
+
+/// A direction's deadline (Go's `SetReadDeadline`) and the sleeper that
+/// wakes a blocked operation when it passes.
+#[derive(Default)]
+pub(crate) struct Deadline {
+    pub(crate) at: Option<Instant>,
+    pub(crate) sleeper: Option<u64>,
+}
+
+struct Slot {
+    gen: u32,
+    fd: RawFd,
+    token: Option<Token>,
+    /// The waiting task's waker, per direction.
+    waiters: [Option<Waker>; 2],
+    /// Registering failed: the waiters get this error.
+    failed: Option<io::ErrorKind>,
+    deadlines: [Deadline; 2],
+}
+
+enum Op {
+    /// Watch what the slot's waiters need.
+    Watch(u64),
+    /// Deregister, then close.
+    Forget(Option<Token>, OwnedFd),
+}
+
+/// The sockets of one loop's tasks.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Slab<Slot>,
+    ops: Vec<Op>,
+    next_gen: u32,
+}
+
+fn pack(index: usize, gen: u32) -> u64 {
+    (index as u64) | (u64::from(gen) << 32)
+}
+
+fn unpack(id: u64) -> (usize, u32) {
+    ((id & 0xffff_ffff) as usize, (id >> 32) as u32)
+}
+
+impl Registry {
+    fn slot(&mut self, key: u64) -> Option<&mut Slot> {
+        let (index, gen) = unpack(key);
+        self.slots.get_mut(index).filter(|s| s.gen == gen)
+    }
+
+    /// A slot for `fd` (registered with the loop on the first wait).
+    pub(crate) fn add(&mut self, fd: RawFd) -> u64 {
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        let gen = self.next_gen;
+        let index = self.slots.insert(Slot {
+            gen,
+            fd,
+            token: None,
+            waiters: [None, None],
+            failed: None,
+            deadlines: Default::default(),
+        });
+        pack(index, gen)
+    }
+
+    /// Forget `key`; `fd` is closed once the loop has let go of it.
+    pub(crate) fn remove(&mut self, key: u64, fd: OwnedFd) {
+        let (index, gen) = unpack(key);
+        if self.slots.get(index).is_none_or(|s| s.gen != gen) {
+            return;
+        }
+        let slot = self.slots.remove(index);
+        if slot.token.is_some() {
+            self.ops.push(Op::Forget(slot.token, fd));
+        }
+        // Never registered: dropping `fd` closes it now.
+    }
+
+    /// Leave `waker` to be woken when `key` is ready for `dir`. An error
+    /// from registering the fd comes back here.
+    pub(crate) fn wait(&mut self, key: u64, dir: Dir, waker: &Waker) -> io::Result<()> {
+        let Some(s) = self.slot(key) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if let Some(kind) = s.failed {
+            return Err(kind.into());
+        }
+        let w = &mut s.waiters[dir as usize];
+        if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *w = Some(waker.clone());
+        }
+        self.ops.push(Op::Watch(key));
+        Ok(())
+    }
+
+    /// The deadline of `key` for `dir`.
+    pub(crate) fn deadline(&mut self, key: u64, dir: Dir) -> Option<&mut Deadline> {
+        self.slot(key).map(|s| &mut s.deadlines[dir as usize])
+    }
+
+    /// The waker of the task waiting on `key` for `dir`, if one is.
+    pub(crate) fn waiter(&mut self, key: u64, dir: Dir) -> Option<Waker> {
+        self.slot(key).and_then(|s| s.waiters[dir as usize].clone())
+    }
+
+    /// An event for `key`: wake the waiters it concerns; park a direction
+    /// that fired with nobody waiting.
+    pub(crate) fn event(&mut self, el: &mut EventLoop, key: u64, ev: Event) {
+        let Some(s) = self.slot(key) else { return };
+        let Some(token) = s.token else { return };
+        let gone = ev.is_hup() || ev.is_error();
+        let fired = [
+            ev.is_readable() || ev.is_read_closed() || gone,
+            ev.is_writable() || gone,
+        ];
+        let watched = el.interest(token);
+        let mut keep: Option<Interest> = None;
+        for dir in [Dir::Read, Dir::Write] {
+            let i = dir as usize;
+            let was_watched = watched.is_some_and(|w| match dir {
+                Dir::Read => w.is_readable(),
+                Dir::Write => w.is_writable(),
+            });
+            let stays = match (s.waiters[i].take(), fired[i]) {
+                // Woken; it will likely wait again: keep watching.
+                (Some(w), true) => {
+                    w.wake();
+                    true
+                }
+                // Still waiting for this direction.
+                (Some(w), false) => {
+                    s.waiters[i] = Some(w);
+                    true
+                }
+                // Fired with nobody waiting: park it.
+                (None, true) => false,
+                (None, false) => was_watched,
+            };
+            if stays {
+                keep = Some(keep.map_or(dir.interest(), |k| k | dir.interest()));
+            }
+        }
+        let _ = el.set_interest(token, keep);
+    }
+
+    /// Do what the tasks asked of the loop since the last flush.
+    pub(crate) fn flush(&mut self, el: &mut EventLoop, source: SourceId) {
+        let ops = std::mem::take(&mut self.ops);
+        for op in ops {
+            match op {
+                Op::Forget(token, fd) => {
+                    if let Some(t) = token {
+                        let _ = el.deregister(t);
+                    }
+                    drop(fd);
+                }
+                Op::Watch(key) => {
+                    let Some(s) = self.slot(key) else { continue };
+                    let mut want: Option<Interest> = None;
+                    for dir in [Dir::Read, Dir::Write] {
+                        if s.waiters[dir as usize].is_some() {
+                            want = Some(want.map_or(dir.interest(), |w| w | dir.interest()));
+                        }
+                    }
+                    let Some(want) = want else { continue };
+                    let r = match s.token {
+                        Some(t) => {
+                            let now = el.interest(t);
+                            let both = now.map_or(want, |n| n | want);
+                            el.set_interest(t, Some(both))
+                        }
+                        None => el.register(s.fd, Some(want), source, key).map(|t| {
+                            s.token = Some(t);
+                        }),
+                    };
+                    if let Err(e) = r {
+                        s.failed = Some(e.kind());
+                        for w in s.waiters.iter_mut().filter_map(Option::take) {
+                            w.wake();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The loop is going away: wake every waiter (their operations fail).
+    pub(crate) fn shutdown(&mut self) {
+        for (_, s) in self.slots.iter_mut() {
+            s.failed = Some(io::ErrorKind::NotConnected);
+            for w in s.waiters.iter_mut().filter_map(Option::take) {
+                w.wake();
+            }
+        }
+        self.ops.clear();
+    }
+}

@@ -1,0 +1,293 @@
+//! Sockets for tasks (`evnet::rt::{TcpListener, TcpStream}`): an async echo
+//! on every readiness driver, Go's deadline rules, and reads raced against
+//! timeouts losing nothing.
+
+mod util;
+
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use evnet::poller::{PollerKind, Trigger};
+use evnet::reactor::LoopConfig;
+use evnet::rt::{self, TcpListener, TcpStream};
+use util::*;
+
+fn config(poller: PollerKind, trigger: Trigger) -> LoopConfig {
+    LoopConfig {
+        poller,
+        trigger,
+        ..LoopConfig::default()
+    }
+}
+
+const DRIVERS: [(PollerKind, Trigger); 6] = [
+    (PollerKind::Epoll, Trigger::Level),
+    (PollerKind::Epoll, Trigger::Edge),
+    (PollerKind::Uring, Trigger::Level),
+    (PollerKind::Proactor, Trigger::Level),
+    (PollerKind::Poll, Trigger::Level),
+    (PollerKind::Select, Trigger::Level),
+];
+
+/// One task per connection echoing until EOF, then shutting down its write
+/// side. Serves `conns` connections, then returns.
+async fn echo_server(listener: TcpListener, conns: usize) {
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (mut s, _) = listener.accept().await.unwrap();
+        tasks.push(rt::spawn_local(async move {
+            let mut buf = vec![0u8; 16 << 10];
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    s.shutdown(Shutdown::Write).unwrap();
+                    return;
+                }
+                s.write_all(&buf[..n]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// 32 clients at once, each sending a different amount (up to 2 MiB) in
+/// odd-sized writes from one thread and reading it back from another,
+/// against the async echo: every byte back, in order, on every driver.
+#[test]
+fn async_echo_returns_every_byte_in_order_on_every_driver() {
+    for (poller, trigger) in DRIVERS {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        const CLIENTS: usize = 32;
+        let server = std::thread::spawn(move || {
+            rt::block_on_with(config(poller, trigger), async move {
+                let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                echo_server(listener, CLIENTS).await;
+            })
+            .unwrap();
+        });
+        let addr: SocketAddr = addr_rx.recv_timeout(IO_TIMEOUT).unwrap();
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let len = (i * 65_537 + 1) % (2 << 20);
+                    let data = pattern(i as u64, len);
+                    let mut s = connect(addr);
+                    let mut w = s.try_clone().unwrap();
+                    let sent = data.clone();
+                    let writer = std::thread::spawn(move || {
+                        for chunk in sent.chunks(7_777) {
+                            w.write_all(chunk).unwrap();
+                        }
+                        w.shutdown(Shutdown::Write).unwrap();
+                    });
+                    let got = read_to_eof(&mut s);
+                    writer.join().unwrap();
+                    assert!(
+                        got == data,
+                        "{poller:?}/{trigger:?} client {i}: bytes differ"
+                    );
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        server.join().unwrap();
+    }
+}
+
+/// A server task reading from one accepted connection, with the test's
+/// client on the other end.
+fn with_pair(f: impl AsyncFnOnce(Rc<TcpStream>, std::net::TcpStream) + 'static) {
+    rt::block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        f(Rc::new(s), client).await;
+    });
+}
+
+async fn read_once(s: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| s.poll_read(cx, buf)).await
+}
+
+#[test]
+fn a_past_deadline_fails_reads_at_once_even_with_data_waiting() {
+    with_pair(async |s, mut client| {
+        client.write_all(b"data").unwrap();
+        s.set_read_deadline(Some(Instant::now() - Duration::from_secs(1)));
+        let mut buf = [0u8; 8];
+        let e = read_once(&s, &mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        // Cleared: the data is still there.
+        s.set_read_deadline(None);
+        assert_eq!(read_once(&s, &mut buf).await.unwrap(), 4);
+        assert_eq!(&buf[..4], b"data");
+    });
+}
+
+#[test]
+fn a_blocked_read_times_out_at_its_deadline() {
+    with_pair(async |s, _client| {
+        let t = Instant::now();
+        s.set_read_deadline(Some(t + Duration::from_millis(100)));
+        let mut buf = [0u8; 8];
+        let e = read_once(&s, &mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(100), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // Successful I/O does not extend it, and it stays passed.
+        let e = read_once(&s, &mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    });
+}
+
+/// Another task moves the deadline of a blocked read: later (the read
+/// waits on and gets the data that comes after the old deadline), then
+/// cleared, then into the past (the read fails at once).
+#[test]
+fn moving_a_deadline_while_a_read_is_blocked_takes_effect() {
+    with_pair(async |s, client| {
+        let t = Instant::now();
+        s.set_read_deadline(Some(t + Duration::from_millis(300)));
+        let mover = {
+            let s = s.clone();
+            rt::spawn_local(async move {
+                rt::sleep(Duration::from_millis(10)).await;
+                s.set_read_deadline(Some(t + Duration::from_secs(30)));
+            })
+        };
+        let writer = std::thread::spawn({
+            let mut c = client.try_clone().unwrap();
+            move || {
+                std::thread::sleep(Duration::from_millis(600));
+                c.write_all(b"late").unwrap();
+            }
+        });
+        let mut buf = [0u8; 8];
+        let n = read_once(&s, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"late");
+        assert!(t.elapsed() >= Duration::from_millis(600));
+        mover.await.unwrap();
+        writer.join().unwrap();
+
+        // Cleared while blocked: waits for data past any old timer.
+        s.set_read_deadline(Some(Instant::now() + Duration::from_millis(300)));
+        let clearer = {
+            let s = s.clone();
+            rt::spawn_local(async move { s.set_read_deadline(None) })
+        };
+        let writer = std::thread::spawn({
+            let mut c = client.try_clone().unwrap();
+            move || {
+                std::thread::sleep(Duration::from_millis(600));
+                c.write_all(b"more").unwrap();
+            }
+        });
+        let n = read_once(&s, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"more");
+        clearer.await.unwrap();
+        writer.join().unwrap();
+
+        // Moved into the past while blocked: fails at once.
+        s.set_read_deadline(Some(Instant::now() + Duration::from_secs(30)));
+        let t = Instant::now();
+        let expirer = {
+            let s = s.clone();
+            rt::spawn_local(async move {
+                rt::sleep(Duration::from_millis(20)).await;
+                s.set_read_deadline(Some(Instant::now() - Duration::from_millis(1)));
+            })
+        };
+        let e = read_once(&s, &mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(10));
+        expirer.await.unwrap();
+    });
+}
+
+/// Reads raced against a 1 ms timeout, thousands of times, while the client
+/// trickles bytes: a read dropped by its timeout loses nothing.
+#[test]
+fn a_read_cancelled_by_a_timeout_loses_no_bytes() {
+    for (poller, trigger) in DRIVERS {
+        rt::block_on_with(config(poller, trigger), async move {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let data = pattern(7, 200_000);
+            let sent = data.clone();
+            let client = std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                for (i, chunk) in sent.chunks(997).enumerate() {
+                    c.write_all(chunk).unwrap();
+                    if i % 16 == 0 {
+                        std::thread::sleep(Duration::from_millis(3));
+                    }
+                }
+            });
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            let mut timeouts = 0u32;
+            for _ in 0..1_000_000 {
+                match rt::timeout(Duration::from_millis(1), s.read(&mut buf)).await {
+                    Ok(Ok(0)) => break,
+                    Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                    Ok(Err(e)) => panic!("read: {e}"),
+                    Err(rt::Elapsed) => timeouts += 1,
+                }
+            }
+            client.join().unwrap();
+            assert!(
+                got == data,
+                "{poller:?}/{trigger:?}: bytes lost or reordered"
+            );
+            assert!(
+                timeouts > 0,
+                "{poller:?}/{trigger:?}: no read was cancelled"
+            );
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn connect_reaches_a_listener_and_reports_refusal() {
+    rt::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (connected, accepted) = {
+            let c = rt::spawn_local(async move { TcpStream::connect(addr).await });
+            let (s, peer) = listener.accept().await.unwrap();
+            (c.await.unwrap().unwrap(), (s, peer))
+        };
+        assert_eq!(connected.peer_addr().unwrap(), addr);
+        assert_eq!(accepted.1, connected.local_addr().unwrap());
+        let (mut r, mut w) = connected.into_split();
+        let (mut s, _) = accepted;
+        w.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&buf).await.unwrap();
+        r.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+
+        // A port nobody listens on: refused. (A dropped socket is closed
+        // once its task yields, after the loop has forgotten it.)
+        drop(listener);
+        rt::yield_now().await;
+        let e = TcpStream::connect_timeout(addr, Duration::from_secs(5))
+            .await
+            .err()
+            .expect("connect to a closed port");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    });
+}

@@ -3,6 +3,9 @@
 //! A peer that sends but never reads cannot grow the server's memory past
 //! the high-water mark: reading pauses there and resumes when the output
 //! has drained.
+//!
+//! [`Echo`] is the callback handler; [`AsyncEcho`] is the same service as
+//! one task per connection on the loops (`evnet echo --model async`).
 
 use crate::net::{Buffer, Conn, EventHandler};
 
@@ -27,5 +30,119 @@ impl EventHandler for Echo {
 
     fn on_write_complete(&mut self, conn: &mut Conn<'_, Self>) {
         conn.resume_read();
+    }
+}
+
+/// The same echo as one task per connection (Go's model): on each of its
+/// loops an accept task spawns a task per connection that reads and writes
+/// back until the peer's EOF, then shuts down its write side. Backpressure
+/// is the task's own: while its write waits for the peer to read, it reads
+/// nothing, so a peer that never reads holds at most one read buffer.
+pub struct AsyncEcho {
+    group: crate::reactor::LoopGroup,
+    addr: std::net::SocketAddr,
+}
+
+/// Bytes one echo task reads at a time.
+const ASYNC_ECHO_BUF: usize = 64 * 1024;
+
+/// Echo `stream` until EOF (then FIN) or an error.
+pub async fn echo_stream(mut stream: crate::rt::TcpStream) {
+    let mut buf = vec![0u8; ASYNC_ECHO_BUF];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                return;
+            }
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+impl AsyncEcho {
+    /// Serve `addr` on `loops` loop threads built from `config` (its `id`
+    /// is set per loop). With more than one loop every loop has its own
+    /// SO_REUSEPORT listener on the port (the kernel spreads connections).
+    pub fn start(
+        addr: std::net::SocketAddr,
+        loops: usize,
+        config: crate::reactor::LoopConfig,
+    ) -> std::io::Result<AsyncEcho> {
+        use socket2::{Domain, Socket, Type};
+        let loops = loops.max(1);
+        let mut listeners = Vec::with_capacity(loops);
+        let mut bound = addr;
+        for _ in 0..loops {
+            let s = Socket::new(Domain::for_address(bound), Type::STREAM.cloexec(), None)?;
+            s.set_reuse_address(true)?;
+            if loops > 1 {
+                s.set_reuse_port(true)?;
+            }
+            s.bind(&bound.into())?;
+            s.listen(1024)?;
+            bound = s
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| std::io::Error::other("not an IP address"))?;
+            listeners.push(Some(std::net::TcpListener::from(s)));
+        }
+        let listeners = std::sync::Mutex::new(listeners);
+        let group = crate::reactor::LoopGroup::builder()
+            .name("evnet-async")
+            .start(loops, move |id| {
+                let mut el = crate::reactor::EventLoop::new(crate::reactor::LoopConfig {
+                    id,
+                    ..config.clone()
+                })?;
+                let std_listener = listeners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(id)
+                    .and_then(Option::take)
+                    .ok_or_else(|| std::io::Error::other("no listener for this loop"))?;
+                crate::rt::spawn_in(&mut el, accept_loop(std_listener));
+                Ok(el)
+            })?;
+        Ok(AsyncEcho { group, addr: bound })
+    }
+
+    /// The address served.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stop every loop (open connections are closed) and wait for them.
+    pub fn stop(self) -> std::io::Result<()> {
+        self.group.stop();
+        self.group.join().map(drop)
+    }
+}
+
+async fn accept_loop(listener: std::net::TcpListener) {
+    let listener = match crate::rt::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("async echo: cannot watch the listener: {e}");
+            return;
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                crate::rt::spawn_local(echo_stream(stream));
+            }
+            Err(e) => {
+                // Out of fds or memory: back off instead of spinning.
+                tracing::warn!("async echo: accept: {e}");
+                crate::rt::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
     }
 }

@@ -52,6 +52,76 @@ fn integrity(addr: std::net::SocketAddr, conns: usize, msgs: usize) {
     }
 }
 
+/// A client writes 64 MiB without reading until the server must have
+/// stopped reading (it may not buffer it all), then reads it all back.
+fn slow_reader_gets_all_64_mib(addr: std::net::SocketAddr, name: &str) {
+    const TOTAL: usize = 64 << 20;
+    let mut s = connect(addr);
+    let mut w = s.try_clone().unwrap();
+    let written = Arc::new(AtomicUsize::new(0));
+    let wr = written.clone();
+    let writer = std::thread::spawn(move || {
+        let chunk = pattern(7, 1 << 20);
+        for _ in 0..TOTAL / chunk.len() {
+            w.write_all(&chunk).expect("writer");
+            wr.fetch_add(chunk.len(), Ordering::Relaxed);
+        }
+    });
+    // Not reading: the writer gets some MiB ahead and then blocks, because
+    // the server stopped reading once its output queue passed high water.
+    assert!(wait_until(Duration::from_secs(30), || written
+        .load(Ordering::Relaxed)
+        >= 4 << 20));
+    let mut got = 0usize;
+    let expect = pattern(7, 1 << 20);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0usize;
+    while got < TOTAL {
+        let n = s.read(&mut buf).expect("read echo");
+        assert!(n > 0, "{name}: EOF after {got} bytes");
+        for &b in &buf[..n] {
+            assert_eq!(b, expect[pos], "{name}: byte {got} differs");
+            pos = (pos + 1) % expect.len();
+            got += 1;
+        }
+    }
+    writer.join().unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert!(read_to_eof(&mut s).is_empty(), "{name}: extra bytes");
+}
+
+/// The client sends, then half-closes: the whole echo, then EOF.
+fn half_close_gets_whole_echo_then_eof(addr: std::net::SocketAddr, name: &str) {
+    let mut s = connect(addr);
+    let msg = pattern(3, 300_000);
+    let mut w = s.try_clone().unwrap();
+    let m2 = msg.clone();
+    let t = std::thread::spawn(move || {
+        w.write_all(&m2).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let back = read_to_eof(&mut s);
+    t.join().unwrap();
+    assert_eq!(back.len(), msg.len(), "{name}");
+    assert!(back == msg, "{name}: echo differs");
+}
+
+/// A peer resets mid-transfer; a client before it and one after are served.
+fn peer_reset_leaves_others_served(addr: std::net::SocketAddr) {
+    let mut before = connect(addr);
+    roundtrip(&mut before, b"before");
+    {
+        let s = connect(addr);
+        let sock = socket2::SockRef::from(&s);
+        (&s).write_all(&pattern(1, 2 << 20)).ok();
+        // RST instead of FIN, with the echo still flowing.
+        sock.set_linger(Some(Duration::ZERO)).unwrap();
+    }
+    roundtrip(&mut before, &pattern(2, 100_000));
+    let mut after = connect(addr);
+    roundtrip(&mut after, b"after");
+}
+
 /// A handler that hands each connection's handle to the test.
 struct Publish(mpsc::Sender<ConnHandle<Publish>>);
 
@@ -79,42 +149,10 @@ matrix_test! {
 
     #[test]
     fn slow_reader_gets_all_64_mib_after_resuming() {
-        const TOTAL: usize = 64 << 20;
         let name = CONFIG.name();
         // A small high-water mark: the server must pause reading, not buffer 64 MiB.
         let server = CONFIG.builder().high_water(1 << 20).start(|_| Echo).unwrap();
-        let mut s = connect(server.local_addr().unwrap());
-        let mut w = s.try_clone().unwrap();
-        let written = Arc::new(AtomicUsize::new(0));
-        let wr = written.clone();
-        let writer = std::thread::spawn(move || {
-            let chunk = pattern(7, 1 << 20);
-            for _ in 0..TOTAL / chunk.len() {
-                w.write_all(&chunk).expect("writer");
-                wr.fetch_add(chunk.len(), Ordering::Relaxed);
-            }
-        });
-        // Not reading: the writer gets some MiB ahead and then blocks, because
-        // the server stopped reading once its output queue passed high water.
-        assert!(wait_until(Duration::from_secs(30), || written
-            .load(Ordering::Relaxed)
-            >= 4 << 20));
-        let mut got = 0usize;
-        let expect = pattern(7, 1 << 20);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut pos = 0usize;
-        while got < TOTAL {
-            let n = s.read(&mut buf).expect("read echo");
-            assert!(n > 0, "{name}: EOF after {got} bytes");
-            for &b in &buf[..n] {
-                assert_eq!(b, expect[pos], "{name}: byte {got} differs");
-                pos = (pos + 1) % expect.len();
-                got += 1;
-            }
-        }
-        writer.join().unwrap();
-        s.shutdown(Shutdown::Write).unwrap();
-        assert!(read_to_eof(&mut s).is_empty(), "{name}: extra bytes");
+        slow_reader_gets_all_64_mib(server.local_addr().unwrap(), &name);
         server.shutdown().unwrap();
     }
 
@@ -152,37 +190,14 @@ matrix_test! {
     fn half_close_still_receives_whole_echo_then_eof() {
         let name = CONFIG.name();
         let server = CONFIG.builder().start(|_| Echo).unwrap();
-        let mut s = connect(server.local_addr().unwrap());
-        let msg = pattern(3, 300_000);
-        let mut w = s.try_clone().unwrap();
-        let m2 = msg.clone();
-        let t = std::thread::spawn(move || {
-            w.write_all(&m2).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        });
-        let back = read_to_eof(&mut s);
-        t.join().unwrap();
-        assert_eq!(back.len(), msg.len(), "{name}");
-        assert!(back == msg, "{name}: echo differs");
+        half_close_gets_whole_echo_then_eof(server.local_addr().unwrap(), &name);
         server.shutdown().unwrap();
     }
 
     #[test]
     fn peer_reset_mid_transfer_leaves_others_served() {
         let server = CONFIG.builder().start(|_| Echo).unwrap();
-        let addr = server.local_addr().unwrap();
-        let mut before = connect(addr);
-        roundtrip(&mut before, b"before");
-        {
-            let s = connect(addr);
-            let sock = socket2::SockRef::from(&s);
-            (&s).write_all(&pattern(1, 2 << 20)).ok();
-            // RST instead of FIN, with the echo still flowing.
-            sock.set_linger(Some(Duration::ZERO)).unwrap();
-        }
-        roundtrip(&mut before, &pattern(2, 100_000));
-        let mut after = connect(addr);
-        roundtrip(&mut after, b"after");
+        peer_reset_leaves_others_served(server.local_addr().unwrap());
         server.shutdown().unwrap();
     }
 
@@ -324,5 +339,68 @@ mod balance {
     #[test]
     fn exclusive_serves() {
         eight_connections(AcceptMode::Exclusive, Balance::RoundRobin);
+    }
+}
+
+/// The same integrity checks against the echo as one task per connection
+/// (`evnet::rt`), on epoll (level and edge) and the io_uring proactor loop,
+/// with one loop and with two loops sharing the port by SO_REUSEPORT.
+mod async_model {
+    use super::*;
+    use evnet::echo::AsyncEcho;
+    use evnet::poller::{PollerKind, Trigger};
+    use evnet::reactor::LoopConfig;
+
+    const CONFIGS: [(PollerKind, Trigger, usize); 4] = [
+        (PollerKind::Epoll, Trigger::Level, 1),
+        (PollerKind::Epoll, Trigger::Edge, 2),
+        (PollerKind::Proactor, Trigger::Level, 1),
+        (PollerKind::Proactor, Trigger::Level, 2),
+    ];
+
+    fn each(check: impl Fn(std::net::SocketAddr, &str)) {
+        for (poller, trigger, loops) in CONFIGS {
+            let name = format!("async/{poller:?}/{trigger:?}/loops={loops}");
+            let config = LoopConfig {
+                poller,
+                trigger,
+                ..LoopConfig::default()
+            };
+            let server = AsyncEcho::start("127.0.0.1:0".parse().unwrap(), loops, config)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            check(server.local_addr(), &name);
+            server.stop().unwrap();
+        }
+    }
+
+    #[test]
+    fn integrity_200_connections() {
+        each(|addr, _| integrity(addr, 200, 2));
+    }
+
+    #[test]
+    fn slow_reader_gets_all_64_mib() {
+        each(super::slow_reader_gets_all_64_mib);
+    }
+
+    #[test]
+    fn half_close_gets_whole_echo_then_eof() {
+        each(super::half_close_gets_whole_echo_then_eof);
+    }
+
+    #[test]
+    fn peer_reset_leaves_others_served() {
+        each(|addr, _| super::peer_reset_leaves_others_served(addr));
+    }
+
+    /// Stopping the loops closes the connections still open.
+    #[test]
+    fn stop_closes_open_connections() {
+        let server =
+            AsyncEcho::start("127.0.0.1:0".parse().unwrap(), 2, LoopConfig::default()).unwrap();
+        let mut c = connect(server.local_addr());
+        roundtrip(&mut c, b"hello");
+        server.stop().unwrap();
+        assert!(read_to_eof(&mut c).is_empty());
     }
 }

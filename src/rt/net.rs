@@ -179,6 +179,13 @@ impl TcpListener {
         Ok(TcpListener { io: Io::new(sock)? })
     }
 
+    /// Take over a bound, listening std listener (made non-blocking here).
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            io: Io::new(Socket::from(OwnedFd::from(listener)))?,
+        })
+    }
+
     /// Wait for the next connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await

@@ -49,6 +49,10 @@ pub enum ModelArg {
     Reactor,
     /// Blocking I/O, one thread per connection (the classic baseline).
     Threads,
+    /// One async task per connection on the loops (Go's model; echo only):
+    /// --loops, --poller and --trigger apply, each loop with its own
+    /// SO_REUSEPORT listener.
+    Async,
 }
 
 impl From<PollerArg> for PollerKind {
@@ -172,13 +176,18 @@ impl ServerArgs {
         Ok(())
     }
 
+    /// The trigger asked for.
+    pub fn trigger(&self) -> Trigger {
+        match self.trigger {
+            TriggerArg::Level => Trigger::Level,
+            TriggerArg::Edge => Trigger::Edge,
+        }
+    }
+
     pub fn builder(&self, default_addr: &str) -> Result<ServerBuilder> {
         let mut b = ServerBuilder::new()
             .poller(self.poller.into())
-            .trigger(match self.trigger {
-                TriggerArg::Level => Trigger::Level,
-                TriggerArg::Edge => Trigger::Edge,
-            })
+            .trigger(self.trigger())
             .balance(match self.balance {
                 BalanceArg::RoundRobin => Balance::RoundRobin,
                 BalanceArg::LeastConn => Balance::LeastConnections,
@@ -233,7 +242,7 @@ impl ServerArgs {
         if self.processes <= 1 {
             return Ok(false);
         }
-        if self.model == ModelArg::Threads {
+        if self.model != ModelArg::Reactor {
             bail!("--processes needs the reactor model");
         }
         let addrs = process::resolve_ports(&self.addrs(default)?)?;

@@ -1,7 +1,8 @@
 use anyhow::{bail, Result};
 use clap::Args;
-use evnet::echo::Echo;
+use evnet::echo::{AsyncEcho, Echo};
 use evnet::net::blocking::{self, ThreadServer};
+use evnet::reactor::LoopConfig;
 
 use crate::common::{block_stop_signals, serve_reactor, wait_for_signal, ModelArg, ServerArgs};
 
@@ -32,6 +33,40 @@ pub fn run(args: EchoArgs) -> Result<()> {
             }
             let sig = wait_for_signal()?;
             eprintln!("evnet echo: signal {sig}, stopping");
+        }
+        ModelArg::Async => {
+            let loops = args
+                .server
+                .loops
+                .unwrap_or_else(evnet::sys::cpu_count)
+                .max(1);
+            let poller: evnet::poller::PollerKind = args.server.poller.into();
+            let Some(trigger) = poller.caps().trigger_for(args.server.trigger()) else {
+                bail!("{} has no edge-triggered mode", poller.name());
+            };
+            let config = LoopConfig {
+                poller,
+                trigger,
+                ..LoopConfig::default()
+            };
+            let mut servers = Vec::new();
+            for a in args.server.addrs(default)? {
+                let Some(tcp) = a.tcp() else {
+                    bail!("--model async serves TCP addresses only")
+                };
+                let s = AsyncEcho::start(tcp, loops, config.clone())?;
+                println!(
+                    "evnet echo listening on {} (model=async: one task per connection on {loops} loop(s), poller={})",
+                    s.local_addr(),
+                    config.poller.name()
+                );
+                servers.push(s);
+            }
+            let sig = wait_for_signal()?;
+            eprintln!("evnet echo: signal {sig}, stopping");
+            for s in servers {
+                s.stop()?;
+            }
         }
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;

@@ -265,6 +265,64 @@ fn thread_per_connection_model_integrity() {
     integrity(server.local_addr(), 200, 2);
 }
 
+/// A process per connection: 200 concurrent connections keep every byte,
+/// then a flood of 2,000 short connections; every child is reaped (none is
+/// left a zombie) and `stop` leaves none behind.
+#[test]
+fn process_per_connection_model_integrity_and_no_zombies() {
+    use evnet::net::blocking::ProcessServer;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut server = ProcessServer::start(listener, blocking::echo).unwrap();
+    let addr = server.local_addr();
+    integrity(addr, 200, 2);
+    let flood: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let mut c = connect(addr);
+                    roundtrip(&mut c, format!("short {t} {i}").as_bytes());
+                }
+            })
+        })
+        .collect();
+    for f in flood {
+        f.join().unwrap();
+    }
+    assert!(server.forked() >= 2200, "forked {}", server.forked());
+    assert!(
+        wait_until(Duration::from_secs(30), || server.live() == 0),
+        "{} children still unreaped",
+        server.live()
+    );
+    // One still serving when the server stops: ended and reaped.
+    let mut c = connect(addr);
+    roundtrip(&mut c, b"last");
+    assert!(wait_until(Duration::from_secs(10), || server.live() == 1));
+    let last = server.children()[0];
+    server.stop();
+    assert!(read_to_eof(&mut c).is_empty());
+    let me = std::process::id();
+    let zombie = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            // "pid (comm) S ppid ...": state and parent after the comm.
+            let rest = &st[st.rfind(')').unwrap() + 2..];
+            let mut f = rest.split(' ');
+            let state = f.next().unwrap();
+            let ppid: u32 = f.next().unwrap().parse().unwrap();
+            ppid == me && state == "Z"
+        })
+    };
+    assert!(!zombie(last), "the last child is a zombie");
+    // No test in this file starts other processes: any zombie child of
+    // this process would be one of the server's.
+    let zombies: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&pid| zombie(pid))
+        .collect();
+    assert!(zombies.is_empty(), "zombie children: {zombies:?}");
+}
+
 #[test]
 fn ipv6_and_several_addresses() {
     let server = evnet::net::ServerBuilder::new()

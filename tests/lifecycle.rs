@@ -360,6 +360,32 @@ fn single_reactor_resp_cli_is_one_thread_and_drains_on_sigterm() {
     });
 }
 
+/// `evnet echo --model async` and `--model processes`: they serve, and on
+/// SIGTERM close what is open and exit 0.
+#[cfg(feature = "cli")]
+#[test]
+fn async_and_process_models_serve_and_stop_on_sigterm() {
+    for args in [
+        &["--model", "async", "--loops", "2"][..],
+        &["--model", "async", "--loops", "1", "--poller", "proactor"][..],
+        &["--model", "processes"][..],
+    ] {
+        let mut argv = vec!["echo", "--addr", "127.0.0.1:0"];
+        argv.extend_from_slice(args);
+        let mut server = Child::spawn(&argv);
+        let mut c = connect(server.addr);
+        roundtrip(&mut c, b"hello");
+        roundtrip(&mut c, &pattern(5, 300_000));
+        std::process::Command::new("kill")
+            .args(["-TERM", &server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(read_to_eof(&mut c).is_empty(), "{args:?}: closed on stop");
+        let status = wait_exit(&mut server.child, Duration::from_secs(15));
+        assert_eq!(status.code(), Some(0), "{args:?}");
+    }
+}
+
 #[cfg(feature = "cli")]
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();

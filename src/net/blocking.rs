@@ -1,6 +1,7 @@
-//! Blocking thread-per-connection serving: the baseline every event-driven
-//! model is measured against. One OS thread per connection, blocking reads
-//! and writes, no poller at all.
+//! Blocking serving: the baselines every event-driven model is measured
+//! against. [`ThreadServer`] runs one OS thread per connection,
+//! [`ProcessServer`] one forked process per connection; blocking reads and
+//! writes, no poller at all.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -114,5 +115,151 @@ pub fn echo(mut stream: TcpStream) -> io::Result<()> {
             Err(e) => return Err(e),
         };
         stream.write_all(&buf[..n])?;
+    }
+}
+
+/// How long the accept loop of a [`ProcessServer`] blocks before it looks
+/// for exited children (and for a stop) again.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A process-per-connection server, the oldest model: the accept loop
+/// forks a child for each connection, which serves it with blocking calls
+/// and exits. The child keeps only the connection's fd (every other fd is
+/// closed in it), so it holds no copy of the listener or of other
+/// connections. The accept loop reaps exited children at least every
+/// 100 ms, so a flood of short connections leaves no zombies; `stop` ends
+/// and reaps the children still serving.
+///
+/// `serve` runs in the child, a copy of this process with one thread: it
+/// may allocate (glibc's malloc is fork-safe) but should not take locks
+/// other threads might have held at the fork (stdout, a logger).
+pub struct ProcessServer {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    children: Arc<std::sync::Mutex<Vec<u32>>>,
+    forked: Arc<AtomicUsize>,
+}
+
+impl ProcessServer {
+    /// Serve `listener`, forking a child that runs `serve(stream)` per
+    /// connection.
+    pub fn start(
+        listener: TcpListener,
+        serve: fn(TcpStream) -> io::Result<()>,
+    ) -> io::Result<ProcessServer> {
+        use crate::sys::process::{self as proc, Forked};
+        listener.set_nonblocking(false)?;
+        // accept() gives up after this, so the loop can reap and see a stop.
+        socket2::SockRef::from(&listener).set_read_timeout(Some(REAP_EVERY))?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let children = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let forked = Arc::new(AtomicUsize::new(0));
+        let (s, kids, count) = (stop.clone(), children.clone(), forked.clone());
+        let accept = std::thread::Builder::new()
+            .name("evnet-fork".into())
+            .spawn(move || {
+                let lock = |k: &std::sync::Mutex<Vec<u32>>| {
+                    k.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .retain(|&pid| !proc::reap(pid));
+                };
+                while !s.load(Ordering::Acquire) {
+                    lock(&kids);
+                    let stream = match listener.accept() {
+                        Ok((st, _)) => st,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock
+                                    | io::ErrorKind::TimedOut
+                                    | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            continue
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    match proc::fork() {
+                        Ok(Forked::Child) => {
+                            let code = match proc::keep_only(stream.into()) {
+                                Ok(fd) => i32::from(serve(TcpStream::from(fd)).is_err()),
+                                Err(_) => 2,
+                            };
+                            proc::exit_now(code);
+                        }
+                        Ok(Forked::Parent(pid)) => {
+                            // The child has the connection; this copy closes.
+                            drop(stream);
+                            count.fetch_add(1, Ordering::Relaxed);
+                            kids.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+                        }
+                        Err(e) => {
+                            tracing::warn!("fork: {e}");
+                            drop(stream);
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                    }
+                }
+            })?;
+        Ok(ProcessServer {
+            addr,
+            stop,
+            accept: Some(accept),
+            children,
+            forked,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Children serving now (forked and not yet reaped).
+    pub fn live(&self) -> usize {
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Children forked so far.
+    pub fn forked(&self) -> usize {
+        self.forked.load(Ordering::Relaxed)
+    }
+
+    /// Pids of the children serving now.
+    pub fn children(&self) -> Vec<u32> {
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stop accepting (within 100 ms), then end the children still serving
+    /// (SIGTERM) and reap them. Calling it again does nothing more; dropping
+    /// the server calls it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let Some(t) = self.accept.take() else { return };
+        let _ = t.join();
+        let kids = std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
+        for pid in kids {
+            let _ = crate::sys::process::kill(pid, libc::SIGTERM);
+            crate::sys::process::reap_blocking(pid);
+        }
+    }
+}
+
+impl Drop for ProcessServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -49,6 +49,9 @@ pub enum ModelArg {
     Reactor,
     /// Blocking I/O, one thread per connection (the classic baseline).
     Threads,
+    /// Blocking I/O, one forked process per connection (the oldest model;
+    /// echo only). Children are reaped as they exit.
+    Processes,
     /// One async task per connection on the loops (Go's model; echo only):
     /// --loops, --poller and --trigger apply, each loop with its own
     /// SO_REUSEPORT listener.

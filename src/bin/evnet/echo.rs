@@ -1,7 +1,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use evnet::echo::{AsyncEcho, Echo};
-use evnet::net::blocking::{self, ThreadServer};
+use evnet::net::blocking::{self, ProcessServer, ThreadServer};
 use evnet::reactor::LoopConfig;
 
 use crate::common::{block_stop_signals, serve_reactor, wait_for_signal, ModelArg, ServerArgs};
@@ -33,6 +33,22 @@ pub fn run(args: EchoArgs) -> Result<()> {
             }
             let sig = wait_for_signal()?;
             eprintln!("evnet echo: signal {sig}, stopping");
+        }
+        ModelArg::Processes => {
+            let mut servers = Vec::new();
+            for a in args.server.addrs(default)? {
+                let Some(tcp) = a.tcp() else {
+                    bail!("--model processes serves TCP addresses only")
+                };
+                let s = ProcessServer::start(std::net::TcpListener::bind(tcp)?, blocking::echo)?;
+                println!("evnet echo listening on {} (model=processes: one forked process per connection)", s.local_addr());
+                servers.push(s);
+            }
+            let sig = wait_for_signal()?;
+            eprintln!("evnet echo: signal {sig}, stopping");
+            for mut s in servers {
+                s.stop();
+            }
         }
         ModelArg::Async => {
             let loops = args

@@ -68,8 +68,10 @@ proc_ticks() {
     { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
     s=${s##*) } # drop "pid (comm) ": comm may hold spaces
     # shellcheck disable=SC2086
-    set -- $s   # now $1 is field 3 (state); utime is field 14, stime 15
-    echo $((${12} + ${13}))
+    set -- $s   # now $1 is field 3 (state); utime is field 14, stime 15,
+    # and cutime, cstime (16, 17) what its reaped children used (a
+    # process-per-connection server's finished children)
+    echo $((${12} + ${13} + ${14} + ${15}))
 }
 
 # proc_tree PID: PID and all its descendants, one per line.

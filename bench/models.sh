@@ -2,7 +2,9 @@
 # I/O models side by side: the same echo workload against `evnet echo
 # --loops 0` run as thread-per-connection, select, poll, epoll LT, epoll ET,
 # io_uring LT and ET (readiness), the io_uring proactor (completions), busy
-# polling and signal-driven I/O, at 10 to 10,000 connections.
+# polling and signal-driven I/O, a forked process per connection, and one
+# async task per connection on an epoll loop and on the proactor loop, at
+# 10 to 10,000 connections.
 #
 #   bench/models.sh                          # 3 rounds x 5 s per point
 #   ROUNDS=2 SECS=2 bench/models.sh          # a quick look (~5 min)
@@ -16,7 +18,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${SIZE:=64}"
-: "${MODELS:=threads select poll epoll-lt epoll-et uring-lt uring-et proactor busy-poll sigio}"
+: "${MODELS:=processes threads select poll epoll-lt epoll-et uring-lt uring-et proactor busy-poll sigio async async-proactor}"
 : "${CONNS_LIST:=10 100 1000 10000}"
 
 # 10,000 client sockets: the client needs the fds too (evnet raises its own
@@ -32,7 +34,10 @@ LOAD=$PEERS_BIN/echo-load
 
 model_args() {
     case $1 in
+    processes) ARGS=(--model processes) ;;
     threads) ARGS=(--model threads) ;;
+    async) ARGS=(--model async --poller epoll) ;;
+    async-proactor) ARGS=(--model async --poller proactor) ;;
     select) ARGS=(--poller select) ;;
     poll) ARGS=(--poller poll) ;;
     epoll-lt) ARGS=(--poller epoll --trigger level) ;;

@@ -294,6 +294,14 @@ fn process_per_connection_model_integrity_and_no_zombies() {
         "{} children still unreaped",
         server.live()
     );
+    // A client that waits longer than the accept loop's 100 ms timeout
+    // before sending is still served (the accepted socket does not keep the
+    // listener's receive timeout).
+    let mut idle_first = connect(addr);
+    std::thread::sleep(Duration::from_millis(300));
+    roundtrip(&mut idle_first, b"after a pause");
+    drop(idle_first);
+    assert!(wait_until(Duration::from_secs(30), || server.live() == 0));
     // One still serving when the server stops: ended and reaped.
     let mut c = connect(addr);
     roundtrip(&mut c, b"last");

@@ -186,6 +186,12 @@ impl ProcessServer {
                         }
                     };
                     let _ = stream.set_nodelay(true);
+                    // The listener's accept timeout is inherited by the
+                    // accepted socket: the child's reads must not time out.
+                    if let Err(e) = stream.set_read_timeout(None) {
+                        tracing::warn!("accepted socket: {e}");
+                        continue;
+                    }
                     match proc::fork() {
                         Ok(Forked::Child) => {
                             let code = match proc::keep_only(stream.into()) {

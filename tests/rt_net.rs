@@ -22,13 +22,16 @@ fn config(poller: PollerKind, trigger: Trigger) -> LoopConfig {
     }
 }
 
-const DRIVERS: [(PollerKind, Trigger); 6] = [
+const DRIVERS: [(PollerKind, Trigger); 9] = [
     (PollerKind::Epoll, Trigger::Level),
     (PollerKind::Epoll, Trigger::Edge),
     (PollerKind::Uring, Trigger::Level),
+    (PollerKind::Uring, Trigger::Edge),
     (PollerKind::Proactor, Trigger::Level),
     (PollerKind::Poll, Trigger::Level),
     (PollerKind::Select, Trigger::Level),
+    (PollerKind::SigIo, Trigger::Edge),
+    (PollerKind::BusyPoll, Trigger::Level),
 ];
 
 /// One task per connection echoing until EOF, then shutting down its write

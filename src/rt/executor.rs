@@ -173,7 +173,9 @@ pub(crate) fn local_for(el: &mut EventLoop) -> Rc<Local> {
         }),
         source,
         main_woken: Cell::new(true),
-        ios: RefCell::new(Registry::default()),
+        ios: RefCell::new(Registry::new(
+            el.config().poller != crate::poller::PollerKind::SigIo,
+        )),
         polls: Cell::new(0),
         timer_ops: Cell::new(0),
     });

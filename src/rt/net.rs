@@ -63,36 +63,72 @@ impl Io {
 
     /// Run `op` until it does not block: on `WouldBlock` leave the waker
     /// and wait. Fails with `TimedOut` once `dir`'s deadline has passed.
+    /// `drained` says whether a result means the socket had no more to give
+    /// (or no more room): then the next operation waits for an event first.
     fn poll<T>(
         &self,
         dir: Dir,
         cx: &mut Context<'_>,
         mut op: impl FnMut(&Socket) -> io::Result<T>,
+        drained: impl Fn(&T) -> bool,
     ) -> Poll<io::Result<T>> {
-        let deadline = self
-            .local
-            .ios
-            .borrow_mut()
-            .deadline(self.key, dir)
-            .and_then(|d| d.at);
+        let (deadline, ready) = {
+            let mut ios = self.local.ios.borrow_mut();
+            let at = ios.deadline(self.key, dir).and_then(|d| d.at);
+            (at, ios.is_ready(self.key, dir))
+        };
         if deadline.is_some_and(|at| at <= Instant::now()) {
             return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        if !ready {
+            return self.wait(dir, cx, deadline);
         }
         loop {
             match op(self.sock()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.local.ios.borrow_mut().wait(self.key, dir, cx.waker()) {
-                        return Poll::Ready(Err(e));
-                    }
-                    if let Some(at) = deadline {
-                        self.arm_deadline(dir, at, cx.waker());
-                    }
-                    return Poll::Pending;
+                    return self.wait(dir, cx, deadline);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return Poll::Ready(r),
+                Ok(v) => {
+                    if drained(&v) {
+                        self.local.ios.borrow_mut().clear_ready(self.key, dir);
+                    }
+                    return Poll::Ready(Ok(v));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    fn wait<T>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        deadline: Option<Instant>,
+    ) -> Poll<io::Result<T>> {
+        if let Err(e) = self.local.ios.borrow_mut().wait(self.key, dir, cx.waker()) {
+            return Poll::Ready(Err(e));
+        }
+        if let Some(at) = deadline {
+            self.arm_deadline(dir, at, cx.waker());
+        }
+        Poll::Pending
+    }
+
+    /// A read into `buf`: short means drained.
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let want = buf.len();
+        self.poll(Dir::Read, cx, |mut s| s.read(buf), |&n| n > 0 && n < want)
+    }
+
+    /// A send of `buf`: short means the socket is full.
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll(
+            Dir::Write,
+            cx,
+            |s| sys::socket::send(s.as_raw_fd(), buf),
+            |&n| n < buf.len(),
+        )
     }
 
     /// Make sure a timer wakes `waker` at `at`.
@@ -193,10 +229,12 @@ impl TcpListener {
 
     /// Poll for the next connection.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let (fd, peer) = match self
-            .io
-            .poll(Dir::Read, cx, |s| sys::socket::accept(s.as_raw_fd()))
-        {
+        let (fd, peer) = match self.io.poll(
+            Dir::Read,
+            cx,
+            |s| sys::socket::accept(s.as_raw_fd()),
+            |_| false,
+        ) {
             Poll::Ready(Ok(r)) => r,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
@@ -246,7 +284,7 @@ impl TcpStream {
         let stream = TcpStream::from_socket(sock)?;
         // Writable once connected (or failed: the error is SO_ERROR).
         std::future::poll_fn(|cx| {
-            stream.io.poll(Dir::Write, cx, |s| match s.take_error()? {
+            let connected = |s: &Socket| match s.take_error()? {
                 Some(e) => Err(e),
                 None => match s.peer_addr() {
                     Ok(_) => Ok(()),
@@ -255,7 +293,8 @@ impl TcpStream {
                     }
                     Err(e) => Err(e),
                 },
-            })
+            };
+            stream.io.poll(Dir::Write, cx, connected, |_| false)
         })
         .await?;
         Ok(stream)
@@ -293,13 +332,12 @@ impl TcpStream {
 
     /// Poll a read into `buf`.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll(Dir::Read, cx, |mut s| s.read(buf))
+        self.io.poll_read(cx, buf)
     }
 
     /// Poll a write of `buf`.
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll(Dir::Write, cx, |s| sys::socket::send(s.as_raw_fd(), buf))
+        self.io.poll_write(cx, buf)
     }
 
     /// Poll a vectored write.
@@ -308,7 +346,13 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll(Dir::Write, cx, |mut s| s.write_vectored(bufs))
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        self.io.poll(
+            Dir::Write,
+            cx,
+            |mut s| s.write_vectored(bufs),
+            |&n| n < total,
+        )
     }
 
     /// Shut down one or both directions (`Write` sends FIN).
@@ -368,7 +412,7 @@ impl AsRawFd for TcpStream {
 
 async fn read_exact(io: &Io, mut buf: &mut [u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        let n = std::future::poll_fn(|cx| io.poll(Dir::Read, cx, |mut s| s.read(buf))).await?;
+        let n = std::future::poll_fn(|cx| io.poll_read(cx, buf)).await?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -379,10 +423,7 @@ async fn read_exact(io: &Io, mut buf: &mut [u8]) -> io::Result<()> {
 
 async fn write_all(io: &Io, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        let n = std::future::poll_fn(|cx| {
-            io.poll(Dir::Write, cx, |s| sys::socket::send(s.as_raw_fd(), buf))
-        })
-        .await?;
+        let n = std::future::poll_fn(|cx| io.poll_write(cx, buf)).await?;
         buf = &buf[n..];
     }
     Ok(())
@@ -396,7 +437,7 @@ pub struct OwnedReadHalf {
 impl OwnedReadHalf {
     /// Read into `buf`; 0 means the peer closed its side.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.io.poll(Dir::Read, cx, |mut s| s.read(buf))).await
+        std::future::poll_fn(|cx| self.io.poll_read(cx, buf)).await
     }
 
     /// Fill `buf` exactly.
@@ -418,11 +459,7 @@ pub struct OwnedWriteHalf {
 impl OwnedWriteHalf {
     /// Write some of `buf`.
     pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| {
-            self.io
-                .poll(Dir::Write, cx, |s| sys::socket::send(s.as_raw_fd(), buf))
-        })
-        .await
+        std::future::poll_fn(|cx| self.io.poll_write(cx, buf)).await
     }
 
     /// Write all of `buf`.

@@ -3,6 +3,14 @@
 //!
 //! A task tries the system call first; only on `WouldBlock` does it leave
 //! its waker here, and the executor then watches the fd for that direction.
+//! Each direction also remembers whether it may be ready: `WouldBlock`, or a
+//! read or write shorter than asked (the socket was drained or filled at
+//! that moment), clears it, and only an event sets it again — so the next
+//! operation waits without the system call that would only say `EAGAIN`.
+//! (Clearing too eagerly is safe: data that arrives later makes a new event
+//! under either trigger. The peer's FIN is the exception — it may have come
+//! with the last bytes, and no event follows it — so once an event has
+//! reported the read side closed, reads are never made to wait again.)
 //! An event wakes the waiter. A direction that fires with nobody waiting is
 //! parked (so a level-triggered poller does not report it again and again),
 //! and watched again when a task next waits on it: in a request/response
@@ -55,6 +63,12 @@ struct Slot {
     waiters: [Option<Waker>; 2],
     /// Registering failed: the waiters get this error.
     failed: Option<io::ErrorKind>,
+    /// Per direction: an operation may not block (no `WouldBlock` or short
+    /// transfer since the last event).
+    ready: [bool; 2],
+    /// Per direction: an event reported it shut (the peer's FIN, a hang-up
+    /// or an error); operations then never wait.
+    shut: [bool; 2],
     deadlines: [Deadline; 2],
 }
 
@@ -68,6 +82,9 @@ enum Op {
 /// The sockets of one loop's tasks.
 #[derive(Default)]
 pub(crate) struct Registry {
+    /// A short transfer clears readiness (see the module doc); off on
+    /// drivers whose events may not report the peer's FIN (sigio).
+    short_drains: bool,
     slots: Slab<Slot>,
     ops: Vec<Op>,
     next_gen: u32,
@@ -82,6 +99,14 @@ fn unpack(id: u64) -> (usize, u32) {
 }
 
 impl Registry {
+    /// A registry; `short_drains`: see the field.
+    pub(crate) fn new(short_drains: bool) -> Registry {
+        Registry {
+            short_drains,
+            ..Registry::default()
+        }
+    }
+
     fn slot(&mut self, key: u64) -> Option<&mut Slot> {
         let (index, gen) = unpack(key);
         self.slots.get_mut(index).filter(|s| s.gen == gen)
@@ -97,6 +122,8 @@ impl Registry {
             token: None,
             waiters: [None, None],
             failed: None,
+            ready: [true, true],
+            shut: [false, false],
             deadlines: Default::default(),
         });
         pack(index, gen)
@@ -115,6 +142,22 @@ impl Registry {
         // Never registered: dropping `fd` closes it now.
     }
 
+    /// Whether an operation on `key` for `dir` may not block.
+    pub(crate) fn is_ready(&mut self, key: u64, dir: Dir) -> bool {
+        self.slot(key).is_none_or(|s| s.ready[dir as usize])
+    }
+
+    /// `key` was drained (read) or filled (write) for `dir`: wait for an
+    /// event before the next system call.
+    pub(crate) fn clear_ready(&mut self, key: u64, dir: Dir) {
+        if !self.short_drains {
+            return;
+        }
+        if let Some(s) = self.slot(key) {
+            s.ready[dir as usize] = s.shut[dir as usize];
+        }
+    }
+
     /// Leave `waker` to be woken when `key` is ready for `dir`. An error
     /// from registering the fd comes back here.
     pub(crate) fn wait(&mut self, key: u64, dir: Dir, waker: &Waker) -> io::Result<()> {
@@ -124,6 +167,7 @@ impl Registry {
         if let Some(kind) = s.failed {
             return Err(kind.into());
         }
+        s.ready[dir as usize] = s.shut[dir as usize];
         let w = &mut s.waiters[dir as usize];
         if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *w = Some(waker.clone());
@@ -152,6 +196,12 @@ impl Registry {
             ev.is_readable() || ev.is_read_closed() || gone,
             ev.is_writable() || gone,
         ];
+        if ev.is_read_closed() || gone {
+            s.shut[Dir::Read as usize] = true;
+        }
+        if gone {
+            s.shut[Dir::Write as usize] = true;
+        }
         let watched = el.interest(token);
         let mut keep: Option<Interest> = None;
         for dir in [Dir::Read, Dir::Write] {
@@ -160,6 +210,9 @@ impl Registry {
                 Dir::Read => w.is_readable(),
                 Dir::Write => w.is_writable(),
             });
+            if fired[i] {
+                s.ready[i] = true;
+            }
             let stays = match (s.waiters[i].take(), fired[i]) {
                 // Woken; it will likely wait again: keep watching.
                 (Some(w), true) => {

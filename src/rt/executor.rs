@@ -121,6 +121,8 @@ pub(crate) struct Local {
     main_woken: Cell<bool>,
     /// The sockets tasks wait on.
     pub(crate) ios: RefCell<Registry>,
+    /// The inbox's other vector: runs swap them.
+    spare: RefCell<Vec<u64>>,
     /// Counters for tests and stats.
     pub(crate) polls: Cell<u64>,
     pub(crate) timer_ops: Cell<u64>,
@@ -176,6 +178,7 @@ pub(crate) fn local_for(el: &mut EventLoop) -> Rc<Local> {
         ios: RefCell::new(Registry::new(
             el.config().poller != crate::poller::PollerKind::SigIo,
         )),
+        spare: RefCell::new(Vec::new()),
         polls: Cell::new(0),
         timer_ops: Cell::new(0),
     });
@@ -315,8 +318,12 @@ impl Local {
         let mut budget = RUN_BUDGET;
         loop {
             self.inbox.kicked.store(true, Ordering::Release);
-            let batch = std::mem::take(&mut *lock(&self.inbox.ready));
+            // Swap the inbox with this run's spare vector (both keep their
+            // allocations).
+            let mut batch = self.spare.take();
+            std::mem::swap(&mut batch, &mut *lock(&self.inbox.ready));
             if batch.is_empty() {
+                self.spare.replace(batch);
                 self.inbox.kicked.store(false, Ordering::Release);
                 // A wake between the take and the store saw `kicked` set
                 // and sent nothing: look once more.
@@ -332,6 +339,8 @@ impl Local {
                     // Out of budget: the rest waits for the next run, which
                     // comes after the loop has looked at its fds.
                     lock(&self.inbox.ready).extend_from_slice(&batch[i..]);
+                    batch.clear();
+                    self.spare.replace(batch);
                     el.notify(self.source);
                     self.flush(el);
                     return;
@@ -343,6 +352,8 @@ impl Local {
                 budget -= 1;
                 self.poll_task(id);
             }
+            batch.clear();
+            self.spare.replace(batch);
             self.flush(el);
         }
         self.flush(el);
@@ -352,6 +363,9 @@ impl Local {
     /// for since the last flush.
     pub(crate) fn flush(&self, el: &mut EventLoop) {
         self.ios.borrow_mut().flush(el, self.source);
+        if self.ops.borrow().is_empty() {
+            return;
+        }
         let ops = std::mem::take(&mut *self.ops.borrow_mut());
         for op in ops {
             self.timer_ops.set(self.timer_ops.get() + 1);

@@ -69,6 +69,9 @@ struct Slot {
     /// Per direction: an event reported it shut (the peer's FIN, a hang-up
     /// or an error); operations then never wait.
     shut: [bool; 2],
+    /// Per direction: the loop watches it now (mirrors the registry's
+    /// interest, so a wait on a watched direction asks nothing of the loop).
+    watching: [bool; 2],
     deadlines: [Deadline; 2],
 }
 
@@ -124,6 +127,7 @@ impl Registry {
             failed: None,
             ready: [true, true],
             shut: [false, false],
+            watching: [false, false],
             deadlines: Default::default(),
         });
         pack(index, gen)
@@ -172,7 +176,9 @@ impl Registry {
         if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *w = Some(waker.clone());
         }
-        self.ops.push(Op::Watch(key));
+        if !s.watching[dir as usize] {
+            self.ops.push(Op::Watch(key));
+        }
         Ok(())
     }
 
@@ -232,13 +238,21 @@ impl Registry {
                 keep = Some(keep.map_or(dir.interest(), |k| k | dir.interest()));
             }
         }
-        let _ = el.set_interest(token, keep);
+        if el.set_interest(token, keep).is_ok() {
+            s.watching = [
+                keep.is_some_and(|k| k.is_readable()),
+                keep.is_some_and(|k| k.is_writable()),
+            ];
+        }
     }
 
     /// Do what the tasks asked of the loop since the last flush.
     pub(crate) fn flush(&mut self, el: &mut EventLoop, source: SourceId) {
-        let ops = std::mem::take(&mut self.ops);
-        for op in ops {
+        if self.ops.is_empty() {
+            return;
+        }
+        let mut ops = std::mem::take(&mut self.ops);
+        for op in ops.drain(..) {
             match op {
                 Op::Forget(token, fd) => {
                     if let Some(t) = token {
@@ -255,24 +269,33 @@ impl Registry {
                         }
                     }
                     let Some(want) = want else { continue };
-                    let r = match s.token {
+                    let (r, now) = match s.token {
                         Some(t) => {
-                            let now = el.interest(t);
-                            let both = now.map_or(want, |n| n | want);
-                            el.set_interest(t, Some(both))
+                            let both = el.interest(t).map_or(want, |n| n | want);
+                            (el.set_interest(t, Some(both)), both)
                         }
-                        None => el.register(s.fd, Some(want), source, key).map(|t| {
-                            s.token = Some(t);
-                        }),
+                        None => {
+                            let r = el.register(s.fd, Some(want), source, key).map(|t| {
+                                s.token = Some(t);
+                            });
+                            (r, want)
+                        }
                     };
-                    if let Err(e) = r {
-                        s.failed = Some(e.kind());
-                        for w in s.waiters.iter_mut().filter_map(Option::take) {
-                            w.wake();
+                    match r {
+                        Ok(()) => s.watching = [now.is_readable(), now.is_writable()],
+                        Err(e) => {
+                            s.failed = Some(e.kind());
+                            for w in s.waiters.iter_mut().filter_map(Option::take) {
+                                w.wake();
+                            }
                         }
                     }
                 }
             }
+        }
+        // Keep the allocation (nothing above queues more ops).
+        if self.ops.is_empty() {
+            self.ops = ops;
         }
     }
 

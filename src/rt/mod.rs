@@ -18,6 +18,10 @@
 //!   this thread.
 //! - Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`], on the
 //!   loop's timing wheel.
+//! - Sockets: [`TcpListener`], [`TcpStream`] (with owned read and write
+//!   halves) and Go's per-direction deadlines; with the features `tokio-io`
+//!   and `futures-io` they implement those crates' `AsyncRead`/`AsyncWrite`,
+//!   so code written against them runs on evnet loops.
 //!
 //! ```
 //! use std::time::Duration;
@@ -34,6 +38,7 @@
 //! assert_eq!(sum, 42);
 //! ```
 
+mod compat;
 mod executor;
 mod net;
 mod ready;

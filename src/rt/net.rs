@@ -435,6 +435,11 @@ pub struct OwnedReadHalf {
 }
 
 impl OwnedReadHalf {
+    /// Poll a read into `buf`.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_read(cx, buf)
+    }
+
     /// Read into `buf`; 0 means the peer closed its side.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.io.poll_read(cx, buf)).await
@@ -457,6 +462,11 @@ pub struct OwnedWriteHalf {
 }
 
 impl OwnedWriteHalf {
+    /// Poll a write of `buf`.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_write(cx, buf)
+    }
+
     /// Write some of `buf`.
     pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.io.poll_write(cx, buf)).await

@@ -294,3 +294,122 @@ fn connect_reaches_a_listener_and_reports_refusal() {
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
     });
 }
+
+/// `n` streams each read one byte three times, each read under a fresh
+/// 60 s read deadline: the timer-wheel operations per read, and the timers
+/// left on the wheel, for that many streams.
+fn deadline_costs(n: usize) -> (f64, usize) {
+    use evnet::reactor::EventLoop;
+    const ROUNDS: usize = 3;
+    let mut el = EventLoop::new(LoopConfig::default()).unwrap();
+    let out = Rc::new(std::cell::Cell::new(None));
+    let o = out.clone();
+    rt::spawn_in(&mut el, async move {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..n {
+            let c = rt::spawn_local(TcpStream::connect(addr));
+            let (s, _) = listener.accept().await.unwrap();
+            clients.push(c.await.unwrap().unwrap());
+            servers.push(Rc::new(s));
+        }
+        for _ in 0..ROUNDS {
+            let readers: Vec<_> = servers
+                .iter()
+                .map(|s| {
+                    let s = s.clone();
+                    rt::spawn_local(async move {
+                        s.set_read_deadline(Some(Instant::now() + Duration::from_secs(60)));
+                        let mut b = [0u8; 1];
+                        assert_eq!(read_once(&s, &mut b).await.unwrap(), 1);
+                    })
+                })
+                .collect();
+            rt::yield_now().await; // every reader is now waiting
+            for c in &mut clients {
+                c.write_all(b"x").await.unwrap();
+            }
+            for r in readers {
+                r.await.unwrap();
+            }
+        }
+        o.set(Some((clients, servers)));
+    });
+    let before = rt::timer_operations(&el);
+    let base = el.timer_count();
+    for _ in 0..1_000_000 {
+        if let Some(streams) = out.take() {
+            let ops = rt::timer_operations(&el) - before;
+            let left = el.timer_count() - base;
+            drop(streams);
+            return (ops as f64 / (n * ROUNDS) as f64, left);
+        }
+        el.turn(Some(Duration::from_millis(100))).unwrap();
+    }
+    panic!("the readers did not finish");
+}
+
+/// Go's deadlines cost O(1) per operation whatever the number of streams:
+/// the same timer-wheel operations per read for 100 and for 2,000 streams
+/// (one re-arm per new deadline), and one timer per stream on the wheel,
+/// not one per read.
+#[test]
+fn deadlines_cost_the_same_per_read_for_many_streams() {
+    let (few, few_left) = deadline_costs(100);
+    let (many, many_left) = deadline_costs(2_000);
+    assert_eq!(
+        few, many,
+        "timer operations per read: 100 streams {few}, 2,000 streams {many}"
+    );
+    assert!(few <= 2.0, "{few} timer operations per read");
+    assert_eq!(few_left, 100);
+    assert_eq!(many_left, 2_000);
+}
+
+/// Go's Close from another task: the task blocked in read is woken with an
+/// error (not EOF), the peer reads EOF, and a new connection that gets the
+/// fd number again sees nothing of the old one's operations.
+#[test]
+fn closing_a_stream_wakes_its_blocked_reader_with_an_error() {
+    rt::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        let s = Rc::new(s);
+        let old_fd = std::os::fd::AsRawFd::as_raw_fd(&*s);
+        // A deadline armed too: its timer must not touch the next stream.
+        s.set_read_deadline(Some(Instant::now() + Duration::from_millis(200)));
+        let reader = {
+            let s = s.clone();
+            rt::spawn_local(async move {
+                let mut b = [0u8; 8];
+                read_once(&s, &mut b).await
+            })
+        };
+        rt::yield_now().await; // the reader waits
+        s.close();
+        let e = reader.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);
+        assert!(read_to_eof(&mut client).is_empty(), "the peer reads EOF");
+        let mut b = [0u8; 8];
+        assert_eq!(
+            read_once(&s, &mut b).await.unwrap_err().kind(),
+            std::io::ErrorKind::NotConnected
+        );
+        drop(s);
+        rt::yield_now().await; // the loop forgets it; the fd goes
+
+        // The next connection: likely the same fd number, and clean.
+        let mut client2 = std::net::TcpStream::connect(addr).unwrap();
+        let (s2, _) = listener.accept().await.unwrap();
+        let same = std::os::fd::AsRawFd::as_raw_fd(&s2) == old_fd;
+        rt::sleep(Duration::from_millis(300)).await; // past the old deadline
+        client2.write_all(b"fresh").unwrap();
+        let n = read_once(&s2, &mut b).await.unwrap();
+        assert_eq!(&b[..n], b"fresh", "fd reused: {same}");
+    });
+}

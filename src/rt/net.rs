@@ -74,6 +74,9 @@ impl Io {
     ) -> Poll<io::Result<T>> {
         let (deadline, ready) = {
             let mut ios = self.local.ios.borrow_mut();
+            if ios.is_closed(self.key) {
+                return Poll::Ready(Err(closed()));
+            }
             let at = ios.deadline(self.key, dir).and_then(|d| d.at);
             (at, ios.is_ready(self.key, dir))
         };
@@ -182,6 +185,12 @@ impl Drop for Io {
         }
         ios.remove(self.key, OwnedFd::from(sock));
     }
+}
+
+/// What operations on a closed stream fail with (Go's "use of closed
+/// network connection").
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream closed")
 }
 
 fn to_std(addr: &socket2::SockAddr) -> io::Result<SocketAddr> {
@@ -358,6 +367,17 @@ impl TcpStream {
     /// Shut down one or both directions (`Write` sends FIN).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.sock().shutdown(how)
+    }
+
+    /// Close the stream, as Go's `Conn.Close`: both directions are shut
+    /// down (the peer reads EOF), and every operation on it — pending in
+    /// another task, or later — fails with `NotConnected`. The fd itself is
+    /// released when the last handle (stream or half) is dropped, after the
+    /// loop has forgotten it, so its number cannot be reused under a
+    /// pending operation.
+    pub fn close(&self) {
+        let _ = self.io.sock().shutdown(Shutdown::Both);
+        self.io.local.ios.borrow_mut().close(self.io.key);
     }
 
     /// Reads fail with `TimedOut` from `at` on (`None` clears); see the

@@ -72,6 +72,8 @@ struct Slot {
     /// Per direction: the loop watches it now (mirrors the registry's
     /// interest, so a wait on a watched direction asks nothing of the loop).
     watching: [bool; 2],
+    /// Closed by its owner ([`Registry::close`]): every operation fails.
+    closed: bool,
     deadlines: [Deadline; 2],
 }
 
@@ -128,6 +130,7 @@ impl Registry {
             ready: [true, true],
             shut: [false, false],
             watching: [false, false],
+            closed: false,
             deadlines: Default::default(),
         });
         pack(index, gen)
@@ -144,6 +147,23 @@ impl Registry {
             self.ops.push(Op::Forget(slot.token, fd));
         }
         // Never registered: dropping `fd` closes it now.
+    }
+
+    /// Close `key` for its owner: operations fail from now on, and the tasks
+    /// waiting on it are woken to see that. (The fd itself goes when the
+    /// socket is dropped.)
+    pub(crate) fn close(&mut self, key: u64) {
+        if let Some(s) = self.slot(key) {
+            s.closed = true;
+            for w in s.waiters.iter_mut().filter_map(Option::take) {
+                w.wake();
+            }
+        }
+    }
+
+    /// Whether `key` was closed by its owner.
+    pub(crate) fn is_closed(&mut self, key: u64) -> bool {
+        self.slot(key).is_some_and(|s| s.closed)
     }
 
     /// Whether an operation on `key` for `dir` may not block.

@@ -194,6 +194,9 @@ impl ProcessServer {
                     }
                     match proc::fork() {
                         Ok(Forked::Child) => {
+                            // The parent may block SIGTERM (to read it from a
+                            // signalfd); the child must die of it.
+                            let _ = crate::sys::unblock_all_signals();
                             let code = match proc::keep_only(stream.into()) {
                                 Ok(fd) => i32::from(serve(TcpStream::from(fd)).is_err()),
                                 Err(_) => 2,

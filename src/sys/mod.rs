@@ -141,6 +141,21 @@ pub fn block_signals(signals: &[i32]) -> io::Result<()> {
     Ok(())
 }
 
+/// Unblock every signal in the calling thread (a forked child must not keep
+/// the parent's blocked SIGTERM: it would ignore being stopped).
+pub fn unblock_all_signals() -> io::Result<()> {
+    // SAFETY: sigset_t is plain data; sigfillset initialises it fully.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t we own.
+    unsafe { libc::sigfillset(&mut set) };
+    // SAFETY: `set` is initialised; the old mask is not requested.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 fn sigset(signals: &[i32]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it fully before use.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };

@@ -413,3 +413,54 @@ fn closing_a_stream_wakes_its_blocked_reader_with_an_error() {
         assert_eq!(&b[..n], b"fresh", "fd reused: {same}");
     });
 }
+
+/// UDP for tasks: an echo task answers every datagram to its sender
+/// (unconnected), a connected task socket talks to it, and a receive with a
+/// passed deadline fails with TimedOut.
+#[test]
+fn udp_echo_connected_and_unconnected_with_deadlines() {
+    use evnet::rt::UdpSocket;
+    rt::block_on(async {
+        let server = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = server.local_addr().unwrap();
+        let echo = rt::spawn_local(async move {
+            let mut buf = vec![0u8; 65_536];
+            for _ in 0..200 {
+                let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                server.send_to(&buf[..n], from).await.unwrap();
+            }
+            server
+        });
+        // 100 datagrams from a plain std socket on another thread.
+        let outside = std::thread::spawn(move || {
+            let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            let mut buf = vec![0u8; 65_536];
+            for i in 0..100usize {
+                let msg = pattern(i as u64, 1 + i * 97);
+                c.send_to(&msg, addr).unwrap();
+                let (n, from) = c.recv_from(&mut buf).unwrap();
+                assert_eq!(from, addr);
+                assert!(buf[..n] == msg[..], "datagram {i}");
+            }
+        });
+        // 100 more from a connected task socket.
+        let c = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        c.connect(addr).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        for i in 0..100usize {
+            let msg = pattern(1000 + i as u64, 1 + i * 31);
+            assert_eq!(c.send(&msg).await.unwrap(), msg.len());
+            let n = c.recv(&mut buf).await.unwrap();
+            assert!(buf[..n] == msg[..], "connected datagram {i}");
+        }
+        let server = echo.await.unwrap();
+        outside.join().unwrap();
+        // Nothing more comes: a receive under a 50 ms deadline times out.
+        let t = Instant::now();
+        server.set_read_deadline(Some(t + Duration::from_millis(50)));
+        let e = server.recv_from(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+    });
+}

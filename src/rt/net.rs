@@ -507,3 +507,78 @@ impl OwnedWriteHalf {
         self.io.set_deadline(Dir::Write, at);
     }
 }
+
+/// A UDP socket for tasks: unconnected (`send_to`/`recv_from`) or
+/// connected (`send`/`recv`), with Go's deadlines. Each receive takes one
+/// datagram; a datagram longer than the buffer is truncated (as recv(2)).
+pub struct UdpSocket {
+    io: Io,
+}
+
+impl UdpSocket {
+    /// Bind to `addr` on the current loop.
+    pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+        let sock = Socket::new(Domain::for_address(addr), Type::DGRAM.cloexec(), None)?;
+        sock.bind(&addr.into())?;
+        Ok(UdpSocket { io: Io::new(sock)? })
+    }
+
+    /// Take over a bound std socket (made non-blocking here).
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            io: Io::new(Socket::from(OwnedFd::from(socket)))?,
+        })
+    }
+
+    /// Send to, and receive only from, `addr` from now on.
+    pub fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+        self.io.sock().connect(&addr.into())
+    }
+
+    /// Send one datagram to `target`.
+    pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        let target = socket2::SockAddr::from(target);
+        std::future::poll_fn(|cx| {
+            self.io
+                .poll(Dir::Write, cx, |s| s.send_to(buf, &target), |_| false)
+        })
+        .await
+    }
+
+    /// Receive one datagram: its length and sender.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, from) = std::future::poll_fn(|cx| {
+            // A datagram shorter than the buffer says nothing of the next:
+            // readiness is cleared only by WouldBlock.
+            let recv = |s: &Socket| sys::socket::recv_from(s.as_raw_fd(), buf);
+            self.io.poll(Dir::Read, cx, recv, |_| false)
+        })
+        .await?;
+        Ok((n, to_std(&from)?))
+    }
+
+    /// Send one datagram to the connected peer.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.io.poll(Dir::Write, cx, |s| s.send(buf), |_| false)).await
+    }
+
+    /// Receive one datagram from the connected peer.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.io.poll(Dir::Read, cx, |mut s| s.read(buf), |_| false)).await
+    }
+
+    /// Receives fail with `TimedOut` from `at` on (`None` clears).
+    pub fn set_read_deadline(&self, at: Option<Instant>) {
+        self.io.set_deadline(Dir::Read, at);
+    }
+
+    /// Sends fail with `TimedOut` from `at` on (`None` clears).
+    pub fn set_write_deadline(&self, at: Option<Instant>) {
+        self.io.set_deadline(Dir::Write, at);
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        to_std(&self.io.sock().local_addr()?)
+    }
+}

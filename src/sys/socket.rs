@@ -27,6 +27,28 @@ pub fn accept(listener: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fd), SockAddr::new(storage, len)) })
 }
 
+/// `recvfrom(2)` into `buf`: one datagram's length (truncated to `buf`)
+/// and its sender.
+pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `buf` is writable for its length; `storage`/`len` describe a
+    // writable buffer large enough for any address.
+    let n = retry("recvfrom", || unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    // SAFETY: recvfrom filled `len` bytes of `storage` with the sender.
+    Ok((n as usize, unsafe { SockAddr::new(storage, len) }))
+}
+
 /// `recv(2)` into the spare capacity of `buf`, extending its length by what
 /// was read. (On a socket, `recv` skips the VFS layer that `read` goes
 /// through: no file-permission hook or access notification per call.)

@@ -51,7 +51,9 @@ use std::pin::pin;
 use std::task::Poll;
 
 pub(crate) use executor::Local;
-pub use net::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream, UdpSocket};
+pub use net::{
+    OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream,
+};
 pub use task::{JoinError, JoinHandle};
 pub use time::{
     interval, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval, Sleep, Timeout,

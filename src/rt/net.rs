@@ -264,6 +264,136 @@ impl AsRawFd for TcpListener {
     }
 }
 
+/// The methods every task stream has (TCP and Unix): reads, writes,
+/// shutdown, close, deadlines, and the split into halves. `$self.io` is
+/// the stream's `Rc<Io>`.
+macro_rules! stream_methods {
+    () => {
+        /// Read into `buf`; 0 means the peer closed its side.
+        pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
+        }
+
+        /// Fill `buf` exactly (`UnexpectedEof` if the stream ends first).
+        pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+            read_exact(&self.io, buf).await
+        }
+
+        /// Write some of `buf`; how much went.
+        pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::future::poll_fn(|cx| self.poll_write(cx, buf)).await
+        }
+
+        /// Write all of `buf`.
+        pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+            write_all(&self.io, buf).await
+        }
+
+        /// Write from several buffers in one call (sendmsg); how much went.
+        pub async fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            std::future::poll_fn(|cx| self.poll_write_vectored(cx, bufs)).await
+        }
+
+        /// Poll a read into `buf`.
+        pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            self.io.poll_read(cx, buf)
+        }
+
+        /// Poll a write of `buf`.
+        pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.io.poll_write(cx, buf)
+        }
+
+        /// Poll a vectored write.
+        pub fn poll_write_vectored(
+            &self,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let total: usize = bufs.iter().map(|b| b.len()).sum();
+            self.io.poll(
+                Dir::Write,
+                cx,
+                |mut s| s.write_vectored(bufs),
+                |&n| n < total,
+            )
+        }
+
+        /// Shut down one or both directions (`Write` sends FIN).
+        pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+            self.io.sock().shutdown(how)
+        }
+
+        /// Close the stream, as Go's `Conn.Close`: both directions are shut
+        /// down (the peer reads EOF), and every operation on it — pending in
+        /// another task, or later — fails with `NotConnected`. The fd itself is
+        /// released when the last handle (stream or half) is dropped, after the
+        /// loop has forgotten it, so its number cannot be reused under a
+        /// pending operation.
+        pub fn close(&self) {
+            let _ = self.io.sock().shutdown(Shutdown::Both);
+            self.io.local.ios.borrow_mut().close(self.io.key);
+        }
+
+        /// Reads fail with `TimedOut` from `at` on (`None` clears); see the
+        /// module doc for the exact rules.
+        pub fn set_read_deadline(&self, at: Option<Instant>) {
+            self.io.set_deadline(Dir::Read, at);
+        }
+
+        /// Writes fail with `TimedOut` from `at` on (`None` clears).
+        pub fn set_write_deadline(&self, at: Option<Instant>) {
+            self.io.set_deadline(Dir::Write, at);
+        }
+
+        /// Both deadlines at once.
+        pub fn set_deadline(&self, at: Option<Instant>) {
+            self.set_read_deadline(at);
+            self.set_write_deadline(at);
+        }
+
+        /// Split into a read half and a write half, for two tasks (one reading,
+        /// one writing) on this loop.
+        pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+            (
+                OwnedReadHalf {
+                    io: self.io.clone(),
+                },
+                OwnedWriteHalf { io: self.io },
+            )
+        }
+    };
+}
+
+/// Connect `sock` to `addr` without blocking the loop: the socket is
+/// writable once connected, or failed (the error is SO_ERROR).
+async fn connect(sock: Socket, addr: socket2::SockAddr) -> io::Result<Rc<Io>> {
+    sock.set_nonblocking(true)?;
+    match sock.connect(&addr) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        // A Unix socket whose listener's backlog is full.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    let io = Rc::new(Io::new(sock)?);
+    std::future::poll_fn(|cx| {
+        let connected = |s: &Socket| match s.take_error()? {
+            Some(e) => Err(e),
+            None => match s.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        io.poll(Dir::Write, cx, connected, |_| false)
+    })
+    .await?;
+    Ok(io)
+}
+
 /// A TCP connection for tasks: read, write, shut down, with deadlines.
 pub struct TcpStream {
     io: Rc<Io>,
@@ -284,29 +414,9 @@ impl TcpStream {
     /// Connect to `addr`, waiting as long as the kernel does.
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
-        sock.set_nonblocking(true)?;
-        match sock.connect(&addr.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        let stream = TcpStream::from_socket(sock)?;
-        // Writable once connected (or failed: the error is SO_ERROR).
-        std::future::poll_fn(|cx| {
-            let connected = |s: &Socket| match s.take_error()? {
-                Some(e) => Err(e),
-                None => match s.peer_addr() {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                },
-            };
-            stream.io.poll(Dir::Write, cx, connected, |_| false)
+        Ok(TcpStream {
+            io: connect(sock, addr.into()).await?,
         })
-        .await?;
-        Ok(stream)
     }
 
     /// [`TcpStream::connect`] giving up after `timeout` (`TimedOut`).
@@ -314,88 +424,7 @@ impl TcpStream {
         super::timeout(timeout, TcpStream::connect(addr)).await?
     }
 
-    /// Read into `buf`; 0 means the peer closed its side.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
-    }
-
-    /// Fill `buf` exactly (`UnexpectedEof` if the stream ends first).
-    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        read_exact(&self.io, buf).await
-    }
-
-    /// Write some of `buf`; how much went.
-    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_write(cx, buf)).await
-    }
-
-    /// Write all of `buf`.
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        write_all(&self.io, buf).await
-    }
-
-    /// Write from several buffers in one call (sendmsg); how much went.
-    pub async fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_write_vectored(cx, bufs)).await
-    }
-
-    /// Poll a read into `buf`.
-    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-
-    /// Poll a write of `buf`.
-    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    /// Poll a vectored write.
-    pub fn poll_write_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        self.io.poll(
-            Dir::Write,
-            cx,
-            |mut s| s.write_vectored(bufs),
-            |&n| n < total,
-        )
-    }
-
-    /// Shut down one or both directions (`Write` sends FIN).
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.sock().shutdown(how)
-    }
-
-    /// Close the stream, as Go's `Conn.Close`: both directions are shut
-    /// down (the peer reads EOF), and every operation on it — pending in
-    /// another task, or later — fails with `NotConnected`. The fd itself is
-    /// released when the last handle (stream or half) is dropped, after the
-    /// loop has forgotten it, so its number cannot be reused under a
-    /// pending operation.
-    pub fn close(&self) {
-        let _ = self.io.sock().shutdown(Shutdown::Both);
-        self.io.local.ios.borrow_mut().close(self.io.key);
-    }
-
-    /// Reads fail with `TimedOut` from `at` on (`None` clears); see the
-    /// module doc for the exact rules.
-    pub fn set_read_deadline(&self, at: Option<Instant>) {
-        self.io.set_deadline(Dir::Read, at);
-    }
-
-    /// Writes fail with `TimedOut` from `at` on (`None` clears).
-    pub fn set_write_deadline(&self, at: Option<Instant>) {
-        self.io.set_deadline(Dir::Write, at);
-    }
-
-    /// Both deadlines at once.
-    pub fn set_deadline(&self, at: Option<Instant>) {
-        self.set_read_deadline(at);
-        self.set_write_deadline(at);
-    }
+    stream_methods!();
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -410,17 +439,6 @@ impl TcpStream {
     /// TCP_NODELAY on or off.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.io.sock().set_nodelay(on)
-    }
-
-    /// Split into a read half and a write half, for two tasks (one reading,
-    /// one writing) on this loop.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        (
-            OwnedReadHalf {
-                io: self.io.clone(),
-            },
-            OwnedWriteHalf { io: self.io },
-        )
     }
 }
 
@@ -580,5 +598,88 @@ impl UdpSocket {
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         to_std(&self.io.sock().local_addr()?)
+    }
+}
+
+/// A Unix-domain stream listener for tasks.
+pub struct UnixListener {
+    io: Io,
+}
+
+impl UnixListener {
+    /// Bind and listen on the socket path `path` (a backlog of 1024).
+    pub fn bind(path: impl AsRef<std::path::Path>) -> io::Result<UnixListener> {
+        let sock = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+        sock.bind(&socket2::SockAddr::unix(path)?)?;
+        sock.listen(1024)?;
+        Ok(UnixListener { io: Io::new(sock)? })
+    }
+
+    /// Take over a bound, listening std listener.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            io: Io::new(Socket::from(OwnedFd::from(listener)))?,
+        })
+    }
+
+    /// Wait for the next connection.
+    pub async fn accept(&self) -> io::Result<UnixStream> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Poll for the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
+        let accept = |s: &Socket| sys::socket::accept(s.as_raw_fd());
+        match self.io.poll(Dir::Read, cx, accept, |_| false) {
+            Poll::Ready(Ok((fd, _))) => Poll::Ready(Ok(UnixStream {
+                io: Rc::new(Io::new(Socket::from(fd))?),
+            })),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A Unix-domain stream for tasks: the same reads, writes, deadlines,
+/// close and split as [`TcpStream`].
+pub struct UnixStream {
+    io: Rc<Io>,
+}
+
+impl UnixStream {
+    /// Connect to the socket path `path`.
+    pub async fn connect(path: impl AsRef<std::path::Path>) -> io::Result<UnixStream> {
+        let sock = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+        Ok(UnixStream {
+            io: connect(sock, socket2::SockAddr::unix(path)?).await?,
+        })
+    }
+
+    /// A connected pair (socketpair(2)).
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+        Ok((
+            UnixStream {
+                io: Rc::new(Io::new(a)?),
+            },
+            UnixStream {
+                io: Rc::new(Io::new(b)?),
+            },
+        ))
+    }
+
+    /// Take over a connected std stream.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            io: Rc::new(Io::new(Socket::from(OwnedFd::from(stream)))?),
+        })
+    }
+
+    stream_methods!();
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.sock().as_raw_fd()
     }
 }

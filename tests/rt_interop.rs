@@ -80,3 +80,75 @@ fn futures_traits_carry_a_whole_exchange() {
         server.await.unwrap();
     });
 }
+
+/// hyper 1.x serving HTTP/1.1 on evnet tasks (through the tokio traits and
+/// hyper-util's `TokioIo`): curl gets an answer, and Python's http.client
+/// makes two requests on one keep-alive connection.
+#[test]
+fn hyper_on_evnet_answers_curl_and_python_keep_alive() {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use std::process::Command;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        rt::block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            // Two connections: curl's and Python's.
+            for _ in 0..2 {
+                let (s, _) = listener.accept().await.unwrap();
+                let service = hyper::service::service_fn(|req| async move {
+                    let body = format!("path={}\n", req.uri().path());
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                        body,
+                    ))))
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), service)
+                    .await
+                    .unwrap();
+            }
+        });
+    });
+    let addr: std::net::SocketAddr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://{addr}/from-curl"),
+        ])
+        .output()
+        .expect("curl (Debian's curl; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "path=/from-curl\n");
+    let script = format!(
+        "import http.client\n\
+         c = http.client.HTTPConnection('127.0.0.1', {}, timeout=10)\n\
+         for p in ('/a', '/b'):\n\
+         \x20   c.request('GET', p)\n\
+         \x20   r = c.getresponse()\n\
+         \x20   print(r.status, r.read().decode().strip(), r.will_close)\n\
+         c.close()\n",
+        addr.port()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both on one connection: the first response did not ask to close.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 path=/a False\n200 path=/b False\n"
+    );
+    server.join().unwrap();
+}

@@ -152,3 +152,32 @@ fn hyper_on_evnet_answers_curl_and_python_keep_alive() {
     );
     server.join().unwrap();
 }
+
+/// The traits on Unix streams too: a socketpair carried through tokio's
+/// extension traits one way and futures' the other.
+#[test]
+fn unix_streams_carry_the_traits() {
+    use evnet::rt::UnixStream;
+    rt::block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut a, b"via tokio")
+            .await
+            .unwrap();
+        let mut got = [0u8; 9];
+        futures_util::io::AsyncReadExt::read_exact(&mut b, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(&got, b"via tokio");
+        futures_util::io::AsyncWriteExt::write_all(&mut b, b"via futures")
+            .await
+            .unwrap();
+        futures_util::io::AsyncWriteExt::close(&mut b)
+            .await
+            .unwrap();
+        let mut back = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut a, &mut back)
+            .await
+            .unwrap();
+        assert_eq!(back, b"via futures");
+    });
+}

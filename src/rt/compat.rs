@@ -1,6 +1,6 @@
 //! The ecosystem's I/O traits on the task sockets: tokio's
 //! `AsyncRead`/`AsyncWrite` (feature `tokio-io`) and futures-io's (feature
-//! `futures-io`), for [`TcpStream`] and its halves. Reads and writes go
+//! `futures-io`), for [`TcpStream`], [`UnixStream`] and their halves. Reads and writes go
 //! through the same paths as the inherent methods, deadlines included;
 //! flush has nothing to do (there is no user-space buffer) and
 //! shutdown/close sends FIN.
@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 #[cfg(any(feature = "tokio-io", feature = "futures-io"))]
-use super::net::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
+use super::net::{OwnedReadHalf, OwnedWriteHalf, TcpStream, UnixStream};
 
 #[cfg(feature = "tokio-io")]
 mod tokio_traits {
@@ -35,45 +35,54 @@ mod tokio_traits {
         }
     }
 
-    impl AsyncRead for TcpStream {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            read_into(|b| TcpStream::poll_read(&self, cx, b), buf)
-        }
+    macro_rules! tokio_stream {
+        ($t:ident) => {
+            impl AsyncRead for $t {
+                fn poll_read(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &mut ReadBuf<'_>,
+                ) -> Poll<io::Result<()>> {
+                    read_into(|b| $t::poll_read(&self, cx, b), buf)
+                }
+            }
+
+            impl AsyncWrite for $t {
+                fn poll_write(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &[u8],
+                ) -> Poll<io::Result<usize>> {
+                    $t::poll_write(&self, cx, buf)
+                }
+
+                fn poll_write_vectored(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    bufs: &[io::IoSlice<'_>],
+                ) -> Poll<io::Result<usize>> {
+                    $t::poll_write_vectored(&self, cx, bufs)
+                }
+
+                fn is_write_vectored(&self) -> bool {
+                    true
+                }
+
+                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(Ok(()))
+                }
+
+                fn poll_shutdown(
+                    self: Pin<&mut Self>,
+                    _cx: &mut Context<'_>,
+                ) -> Poll<io::Result<()>> {
+                    Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+                }
+            }
+        };
     }
-
-    impl AsyncWrite for TcpStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            TcpStream::poll_write(&self, cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[io::IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            TcpStream::poll_write_vectored(&self, cx, bufs)
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(self.shutdown(std::net::Shutdown::Write))
-        }
-    }
+    tokio_stream!(TcpStream);
+    tokio_stream!(UnixStream);
 
     impl AsyncRead for OwnedReadHalf {
         fn poll_read(
@@ -109,41 +118,47 @@ mod futures_traits {
     use super::*;
     use futures_io::{AsyncRead, AsyncWrite};
 
-    impl AsyncRead for TcpStream {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            TcpStream::poll_read(&self, cx, buf)
-        }
+    macro_rules! futures_stream {
+        ($t:ident) => {
+            impl AsyncRead for $t {
+                fn poll_read(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &mut [u8],
+                ) -> Poll<io::Result<usize>> {
+                    $t::poll_read(&self, cx, buf)
+                }
+            }
+
+            impl AsyncWrite for $t {
+                fn poll_write(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &[u8],
+                ) -> Poll<io::Result<usize>> {
+                    $t::poll_write(&self, cx, buf)
+                }
+
+                fn poll_write_vectored(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    bufs: &[io::IoSlice<'_>],
+                ) -> Poll<io::Result<usize>> {
+                    $t::poll_write_vectored(&self, cx, bufs)
+                }
+
+                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(Ok(()))
+                }
+
+                fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+                }
+            }
+        };
     }
-
-    impl AsyncWrite for TcpStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            TcpStream::poll_write(&self, cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[io::IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            TcpStream::poll_write_vectored(&self, cx, bufs)
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(self.shutdown(std::net::Shutdown::Write))
-        }
-    }
+    futures_stream!(TcpStream);
+    futures_stream!(UnixStream);
 
     impl AsyncRead for OwnedReadHalf {
         fn poll_read(

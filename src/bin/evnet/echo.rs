@@ -1,3 +1,5 @@
+use std::net::SocketAddr;
+
 use anyhow::{bail, Result};
 use clap::Args;
 use evnet::echo::{AsyncEcho, Echo};
@@ -20,36 +22,34 @@ pub fn run(args: EchoArgs) -> Result<()> {
         return Ok(());
     }
     match args.server.model {
-        ModelArg::Threads => {
-            let addrs = args.server.addrs(default)?;
-            let mut servers = Vec::new();
-            for a in addrs {
-                let Some(tcp) = a.tcp() else {
-                    bail!("--model threads serves TCP addresses only")
-                };
+        ModelArg::Threads => serve_tcp_until_signal(
+            &args.server,
+            default,
+            "threads",
+            "one blocking thread per connection",
+            |tcp| {
                 let s = ThreadServer::start(std::net::TcpListener::bind(tcp)?, blocking::echo)?;
-                println!("evnet echo listening on {} (model=threads: one blocking thread per connection)", s.local_addr());
-                servers.push(s);
-            }
-            let sig = wait_for_signal()?;
-            eprintln!("evnet echo: signal {sig}, stopping");
-        }
-        ModelArg::Processes => {
-            let mut servers = Vec::new();
-            for a in args.server.addrs(default)? {
-                let Some(tcp) = a.tcp() else {
-                    bail!("--model processes serves TCP addresses only")
-                };
+                Ok((s.local_addr(), s))
+            },
+            |s| {
+                drop(s);
+                Ok(())
+            },
+        )?,
+        ModelArg::Processes => serve_tcp_until_signal(
+            &args.server,
+            default,
+            "processes",
+            "one forked process per connection",
+            |tcp| {
                 let s = ProcessServer::start(std::net::TcpListener::bind(tcp)?, blocking::echo)?;
-                println!("evnet echo listening on {} (model=processes: one forked process per connection)", s.local_addr());
-                servers.push(s);
-            }
-            let sig = wait_for_signal()?;
-            eprintln!("evnet echo: signal {sig}, stopping");
-            for mut s in servers {
+                Ok((s.local_addr(), s))
+            },
+            |mut s| {
                 s.stop();
-            }
-        }
+                Ok(())
+            },
+        )?,
         ModelArg::Async => {
             let loops = args
                 .server
@@ -65,24 +65,20 @@ pub fn run(args: EchoArgs) -> Result<()> {
                 trigger,
                 ..LoopConfig::default()
             };
-            let mut servers = Vec::new();
-            for a in args.server.addrs(default)? {
-                let Some(tcp) = a.tcp() else {
-                    bail!("--model async serves TCP addresses only")
-                };
-                let s = AsyncEcho::start(tcp, loops, config.clone())?;
-                println!(
-                    "evnet echo listening on {} (model=async: one task per connection on {loops} loop(s), poller={})",
-                    s.local_addr(),
-                    config.poller.name()
-                );
-                servers.push(s);
-            }
-            let sig = wait_for_signal()?;
-            eprintln!("evnet echo: signal {sig}, stopping");
-            for s in servers {
-                s.stop()?;
-            }
+            serve_tcp_until_signal(
+                &args.server,
+                default,
+                "async",
+                &format!(
+                    "one task per connection on {loops} loop(s), poller={}",
+                    poller.name()
+                ),
+                |tcp| {
+                    let s = AsyncEcho::start(tcp, loops, config.clone())?;
+                    Ok((s.local_addr(), s))
+                },
+                |s| Ok(s.stop()?),
+            )?
         }
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;
@@ -90,4 +86,29 @@ pub fn run(args: EchoArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The models outside the reactor: one server per TCP address of `--addr`
+/// made by `start`, a banner for each (`model`, and `how` it serves), then,
+/// on SIGTERM or SIGINT, `stop` for each.
+fn serve_tcp_until_signal<S>(
+    args: &ServerArgs,
+    default: &str,
+    model: &str,
+    how: &str,
+    start: impl Fn(SocketAddr) -> Result<(SocketAddr, S)>,
+    stop: impl Fn(S) -> Result<()>,
+) -> Result<()> {
+    let mut servers = Vec::new();
+    for a in args.addrs(default)? {
+        let Some(tcp) = a.tcp() else {
+            bail!("--model {model} serves TCP addresses only")
+        };
+        let (addr, s) = start(tcp)?;
+        println!("evnet echo listening on {addr} (model={model}: {how})");
+        servers.push(s);
+    }
+    let sig = wait_for_signal()?;
+    eprintln!("evnet echo: signal {sig}, stopping");
+    servers.into_iter().try_for_each(stop)
 }

@@ -2,6 +2,8 @@
 //! never reads keeps the output from draining, and one that keeps sending
 //! must not make the server read and discard forever.
 
+mod util;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use evnet::net::{Buffer, CloseReason, Conn, EventHandler, Server, ServerBuilder};
 use evnet::poller::{PollerKind, Trigger};
+use util::wait_until;
 
 /// On `close`, queues a reply far larger than the socket buffers, then
 /// closes gracefully: the output cannot drain while the peer does not read.
@@ -165,11 +168,11 @@ fn protocol_flooder_is_cut_off(
         cut,
         "{what} on {poller:?}: sent {sent} bytes and the connection was not reset"
     );
-    assert!(wait_for(Duration::from_secs(10), || server.serving_loops()
-        [0]
-    .stats()
-    .connections_open
-    .load(Ordering::Relaxed)
+    assert!(wait_until(Duration::from_secs(10), || server
+        .serving_loops()[0]
+        .stats()
+        .connections_open
+        .load(Ordering::Relaxed)
         == 0));
     let read = bytes_in(&server) - malformed.len() as u64;
     // The budget, one read past it, and what came behind the malformed
@@ -179,17 +182,6 @@ fn protocol_flooder_is_cut_off(
         "{what} on {poller:?}: read {read} bytes after the close decision (budget {BUDGET})"
     );
     server.shutdown().unwrap();
-}
-
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
 }
 
 fn resp_flooder(poller: PollerKind, trigger: Trigger) {

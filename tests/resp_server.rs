@@ -4,6 +4,8 @@
 //! redis-cli and redis-benchmark come from Debian's redis-tools; without
 //! them these tests fail (they are the point).
 
+mod util;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use evnet::net::{Server, ServerBuilder};
 use evnet::resp::server::{serve, ActiveExpiry};
 use evnet::resp::Store;
+use util::{pattern, resp_set};
 
 fn start(loops: usize) -> (Server, SocketAddr) {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -411,30 +414,11 @@ fn keys_are_shared_across_loops() {
     }
 }
 
-fn set_command(key: &str, value: &[u8]) -> Vec<u8> {
-    let mut c = format!(
-        "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
-        key.len(),
-        value.len()
-    )
-    .into_bytes();
-    c.extend_from_slice(value);
-    c.extend_from_slice(b"\r\n");
-    c
-}
-
 fn bulk(value: &[u8]) -> Vec<u8> {
     let mut r = format!("${}\r\n", value.len()).into_bytes();
     r.extend_from_slice(value);
     r.extend_from_slice(b"\r\n");
     r
-}
-
-/// Bytes that show a reordering or a wrong offset (not one repeated byte).
-fn varied(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed)
-        .collect()
 }
 
 /// Large values (64 KiB and more) leave from the store's own copy, by
@@ -463,12 +447,12 @@ fn large_values_are_sent_whole_and_unchanged_while_in_flight() {
         let addr = server.local_addr().unwrap();
         // More than both sockets' buffers hold, so the reply is still
         // queued in the server when the key changes.
-        let big = varied(16 << 20, 1);
-        let big2 = varied(100 << 10, 2);
+        let big = pattern(1, 16 << 20);
+        let big2 = pattern(2, 100 << 10);
         let mut w = connect(addr);
         let mut r = connect(addr);
         for (k, v) in [("big", &big), ("big2", &big2)] {
-            w.write_all(&set_command(k, v)).unwrap();
+            w.write_all(&resp_set(k, v)).unwrap();
             assert_eq!(read_exactly(&mut w, 5), b"+OK\r\n", "{poller:?}");
         }
 
@@ -502,7 +486,7 @@ fn large_values_are_sent_whole_and_unchanged_while_in_flight() {
             "{poller:?}/{trigger:?}: APPEND then GET"
         );
         // ...and overwrites it.
-        w.write_all(&set_command("big", b"small")).unwrap();
+        w.write_all(&resp_set("big", b"small")).unwrap();
         assert_eq!(read_exactly(&mut w, 5), b"+OK\r\n");
         // The first reply is the value as it was when the GET ran.
         let rest = read_exactly(&mut r, big.len() + 1);

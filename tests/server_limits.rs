@@ -371,10 +371,7 @@ mod cli {
         let server = Child::spawn(&["resp", "--addr", "127.0.0.1:0", "--loops", "0"]);
         let mut s = connect(server.addr);
         let value = vec![b'v'; 1 << 20];
-        let mut set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).into_bytes();
-        set.extend_from_slice(&value);
-        set.extend_from_slice(b"\r\n");
-        s.write_all(&set).unwrap();
+        s.write_all(&resp_set("k", &value)).unwrap();
         assert_eq!(read_exact(&mut s, 5), b"+OK\r\n");
         const N: usize = 1000;
         s.write_all(&b"GET k\r\n".repeat(N)).unwrap();
@@ -418,10 +415,7 @@ mod cli {
         let server = Child::spawn(&["resp", "--addr", "127.0.0.1:0", "--loops", "0"]);
         let mut s = connect(server.addr);
         let value = vec![b'v'; 8 << 20];
-        let mut set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).into_bytes();
-        set.extend_from_slice(&value);
-        set.extend_from_slice(b"\r\n");
-        s.write_all(&set).unwrap();
+        s.write_all(&resp_set("k", &value)).unwrap();
         assert_eq!(read_exact(&mut s, 5), b"+OK\r\n");
         let rss = || vm_kib(server.pid(), "VmRSS:");
         let before = rss();

@@ -138,6 +138,19 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The RESP command `SET key value`, binary-safe.
+pub fn resp_set(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut c = format!(
+        "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
+        key.len(),
+        value.len()
+    )
+    .into_bytes();
+    c.extend_from_slice(value);
+    c.extend_from_slice(b"\r\n");
+    c
+}
+
 /// Read exactly `n` bytes or fail with context.
 pub fn read_exact(s: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];

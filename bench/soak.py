@@ -318,6 +318,18 @@ def ended_by_server(e):
     return isinstance(e, (Closed, ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
 
 
+def exchange(sock, buf, proto, req, check, t0):
+    """Send req, read and check its reply (nothing may follow it);
+    the seconds since t0."""
+    sock.sendall(req)
+    reply = read_reply(sock, buf, proto.frame, t0 + GOOD_TIMEOUT)
+    lat = time.monotonic() - t0
+    check(reply)
+    if buf:
+        raise ValueError(f"{len(buf)} unexpected bytes after the reply")
+    return lat
+
+
 def keepalive_client(proto, addr, idx, st, stop):
     interval = 1.0 / GOOD_RATE
     next_t = time.monotonic() + random.random() * interval
@@ -331,15 +343,8 @@ def keepalive_client(proto, addr, idx, st, stop):
         try:
             if sock is None:
                 sock, buf = connect(addr), bytearray()
-            req, check = proto.good(idx, n)
             t0 = time.monotonic()
-            sock.sendall(req)
-            reply = read_reply(sock, buf, proto.frame, t0 + GOOD_TIMEOUT)
-            lat = time.monotonic() - t0
-            check(reply)
-            if buf:
-                raise ValueError(f"{len(buf)} unexpected bytes after the reply")
-            st.ok("ka", lat)
+            st.ok("ka", exchange(sock, buf, proto, *proto.good(idx, n), t0))
             n += 1
         except Exception as e:
             if stop.is_set():
@@ -364,15 +369,7 @@ def short_client(proto, addr, idx, st, stop):
         try:
             t0 = time.monotonic()
             sock = connect(addr)
-            req, check = proto.short()
-            sock.sendall(req)
-            buf = bytearray()
-            reply = read_reply(sock, buf, proto.frame, t0 + GOOD_TIMEOUT)
-            lat = time.monotonic() - t0
-            check(reply)
-            if buf:
-                raise ValueError(f"{len(buf)} unexpected bytes after the reply")
-            st.ok("short", lat)
+            st.ok("short", exchange(sock, bytearray(), proto, *proto.short(), t0))
         except Exception as e:
             if not stop.is_set():
                 st.error("short", describe(e))

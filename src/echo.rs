@@ -74,23 +74,14 @@ impl AsyncEcho {
         loops: usize,
         config: crate::reactor::LoopConfig,
     ) -> std::io::Result<AsyncEcho> {
-        use socket2::{Domain, Socket, Type};
         let loops = loops.max(1);
         let mut listeners = Vec::with_capacity(loops);
         let mut bound = addr;
         for _ in 0..loops {
-            let s = Socket::new(Domain::for_address(bound), Type::STREAM.cloexec(), None)?;
-            s.set_reuse_address(true)?;
-            if loops > 1 {
-                s.set_reuse_port(true)?;
-            }
-            s.bind(&bound.into())?;
-            s.listen(1024)?;
-            bound = s
-                .local_addr()?
-                .as_socket()
-                .ok_or_else(|| std::io::Error::other("not an IP address"))?;
-            listeners.push(Some(std::net::TcpListener::from(s)));
+            let fd = crate::net::listen(&crate::net::Addr::Tcp(bound), 1024, loops > 1)?;
+            let l = std::net::TcpListener::from(fd);
+            bound = l.local_addr()?;
+            listeners.push(Some(l));
         }
         let listeners = std::sync::Mutex::new(listeners);
         let group = crate::reactor::LoopGroup::builder()

@@ -187,6 +187,10 @@ impl Drop for Io {
     }
 }
 
+/// The listen(2) backlog of task listeners (the kernel caps it at
+/// somaxconn).
+pub(crate) const BACKLOG: i32 = 1024;
+
 /// What operations on a closed stream fail with (Go's "use of closed
 /// network connection").
 fn closed() -> io::Error {
@@ -204,8 +208,8 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Bind and listen on `addr` (SO_REUSEADDR, a backlog of 1024), on the
-    /// current loop.
+    /// Bind and listen on `addr` (SO_REUSEADDR, a backlog of 1024; an IPv6
+    /// address is v6-only), on the current loop.
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         TcpListener::bind_with(addr, false)
     }
@@ -214,14 +218,10 @@ impl TcpListener {
     /// that every loop can have a listener of its own on one port (the
     /// kernel spreads connections over them).
     pub fn bind_with(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-        let sock = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
-        sock.set_reuse_address(true)?;
-        if reuse_port {
-            sock.set_reuse_port(true)?;
-        }
-        sock.bind(&addr.into())?;
-        sock.listen(1024)?;
-        Ok(TcpListener { io: Io::new(sock)? })
+        let fd = crate::net::listen(&crate::net::Addr::Tcp(addr), BACKLOG, reuse_port)?;
+        Ok(TcpListener {
+            io: Io::new(Socket::from(fd))?,
+        })
     }
 
     /// Take over a bound, listening std listener (made non-blocking here).
@@ -607,12 +607,15 @@ pub struct UnixListener {
 }
 
 impl UnixListener {
-    /// Bind and listen on the socket path `path` (a backlog of 1024).
+    /// Bind and listen on the socket path `path` (a backlog of 1024), as the
+    /// servers' Unix listeners do: a stale socket file left there is
+    /// replaced, a live one refused.
     pub fn bind(path: impl AsRef<std::path::Path>) -> io::Result<UnixListener> {
-        let sock = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
-        sock.bind(&socket2::SockAddr::unix(path)?)?;
-        sock.listen(1024)?;
-        Ok(UnixListener { io: Io::new(sock)? })
+        let addr = crate::net::Addr::Unix(path.as_ref().to_path_buf());
+        let fd = crate::net::listen(&addr, BACKLOG, false)?;
+        Ok(UnixListener {
+            io: Io::new(Socket::from(fd))?,
+        })
     }
 
     /// Take over a bound, listening std listener.

@@ -38,15 +38,6 @@ pub(crate) enum Dir {
     Write = 1,
 }
 
-impl Dir {
-    fn interest(self) -> Interest {
-        match self {
-            Dir::Read => Interest::READABLE,
-            Dir::Write => Interest::WRITABLE,
-        }
-    }
-}
-
 /// A direction's deadline (Go's `SetReadDeadline`) and the sleeper that
 /// wakes a blocked operation when it passes.
 #[derive(Default)]
@@ -93,6 +84,16 @@ pub(crate) struct Registry {
     slots: Slab<Slot>,
     ops: Vec<Op>,
     next_gen: u32,
+}
+
+/// The interest watching the directions marked in `dirs` (read, write).
+fn interest(dirs: [bool; 2]) -> Option<Interest> {
+    match dirs {
+        [true, true] => Some(Interest::BOTH),
+        [true, false] => Some(Interest::READABLE),
+        [false, true] => Some(Interest::WRITABLE),
+        [false, false] => None,
+    }
 }
 
 fn pack(index: usize, gen: u32) -> u64 {
@@ -228,14 +229,8 @@ impl Registry {
         if gone {
             s.shut[Dir::Write as usize] = true;
         }
-        let watched = el.interest(token);
-        let mut keep: Option<Interest> = None;
-        for dir in [Dir::Read, Dir::Write] {
-            let i = dir as usize;
-            let was_watched = watched.is_some_and(|w| match dir {
-                Dir::Read => w.is_readable(),
-                Dir::Write => w.is_writable(),
-            });
+        let mut keep = [false; 2];
+        for i in 0..2 {
             if fired[i] {
                 s.ready[i] = true;
             }
@@ -252,17 +247,12 @@ impl Registry {
                 }
                 // Fired with nobody waiting: park it.
                 (None, true) => false,
-                (None, false) => was_watched,
+                (None, false) => s.watching[i],
             };
-            if stays {
-                keep = Some(keep.map_or(dir.interest(), |k| k | dir.interest()));
-            }
+            keep[i] = stays;
         }
-        if el.set_interest(token, keep).is_ok() {
-            s.watching = [
-                keep.is_some_and(|k| k.is_readable()),
-                keep.is_some_and(|k| k.is_writable()),
-            ];
+        if el.set_interest(token, interest(keep)).is_ok() {
+            s.watching = keep;
         }
     }
 
@@ -282,27 +272,17 @@ impl Registry {
                 }
                 Op::Watch(key) => {
                     let Some(s) = self.slot(key) else { continue };
-                    let mut want: Option<Interest> = None;
-                    for dir in [Dir::Read, Dir::Write] {
-                        if s.waiters[dir as usize].is_some() {
-                            want = Some(want.map_or(dir.interest(), |w| w | dir.interest()));
-                        }
-                    }
-                    let Some(want) = want else { continue };
-                    let (r, now) = match s.token {
-                        Some(t) => {
-                            let both = el.interest(t).map_or(want, |n| n | want);
-                            (el.set_interest(t, Some(both)), both)
-                        }
-                        None => {
-                            let r = el.register(s.fd, Some(want), source, key).map(|t| {
-                                s.token = Some(t);
-                            });
-                            (r, want)
-                        }
+                    // What is watched now, and what the waiters need.
+                    let now = [0, 1].map(|i| s.watching[i] || s.waiters[i].is_some());
+                    let Some(want) = interest(now) else { continue };
+                    let r = match s.token {
+                        Some(t) => el.set_interest(t, Some(want)),
+                        None => el
+                            .register(s.fd, Some(want), source, key)
+                            .map(|t| s.token = Some(t)),
                     };
                     match r {
-                        Ok(()) => s.watching = [now.is_readable(), now.is_writable()],
+                        Ok(()) => s.watching = now,
                         Err(e) => {
                             s.failed = Some(e.kind());
                             for w in s.waiters.iter_mut().filter_map(Option::take) {

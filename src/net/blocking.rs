@@ -160,13 +160,13 @@ impl ProcessServer {
         let accept = std::thread::Builder::new()
             .name("evnet-fork".into())
             .spawn(move || {
-                let lock = |k: &std::sync::Mutex<Vec<u32>>| {
+                let reap_exited = |k: &std::sync::Mutex<Vec<u32>>| {
                     k.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .retain(|&pid| !proc::reap(pid));
                 };
                 while !s.load(Ordering::Acquire) {
-                    lock(&kids);
+                    reap_exited(&kids);
                     let stream = match listener.accept() {
                         Ok((st, _)) => st,
                         Err(e)

@@ -62,9 +62,15 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    fn wake(&self, id: u64) {
+    /// Queue task `id`; true if the executor must be told (the first wake
+    /// since it last ran).
+    fn push(&self, id: u64) -> bool {
         lock(&self.ready).push(id);
-        if !self.kicked.swap(true, Ordering::AcqRel) {
+        !self.kicked.swap(true, Ordering::AcqRel)
+    }
+
+    fn wake(&self, id: u64) {
+        if self.push(id) {
             // A stopped loop has dropped its tasks: nothing to wake.
             let _ = self.handle.notify(self.source);
         }
@@ -235,8 +241,7 @@ impl Local {
         F::Output: 'static,
     {
         let id = self.insert(future, state);
-        lock(&self.inbox.ready).push(id);
-        if !self.inbox.kicked.swap(true, Ordering::AcqRel) {
+        if self.inbox.push(id) {
             el.notify(self.source);
         }
     }

@@ -10,12 +10,19 @@
 //! fit.
 
 use std::fs::File;
+use std::sync::Arc;
 
 use super::proto::encode::{write_head_lines, FieldLines};
 use super::proto::{
     write_error_response, write_head, BodyFraming, DateCache, Framing, HttpError, Method,
     RequestHead,
 };
+
+/// File bodies up to this size are read into the response after its head,
+/// so that both leave in one send (a `pread` and a `send` instead of a
+/// `send` and a `sendfile`); larger ones go out with sendfile. Measured in
+/// `bench/static.sh` (see bench/results/static.md).
+pub const INLINE_FILE_MAX: usize = 32 * 1024;
 
 /// A complete request: its head and its whole (decoded) body.
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +147,7 @@ pub(crate) struct Parts {
     /// Checked and formatted when added.
     fields: FieldLines,
     body: Vec<u8>,
-    file: Option<(File, u64, u64)>,
+    file: Option<(Arc<File>, u64, u64)>,
     error: Option<HttpError>,
     close: bool,
     deferred: bool,
@@ -183,8 +190,9 @@ impl Parts {
         &mut self.body
     }
 
-    /// A file body, sent after the head (with sendfile).
-    pub fn set_file(&mut self, file: File, offset: u64, len: u64) {
+    /// A file body: read in after the head when small, else sent after it
+    /// (with sendfile); see [`INLINE_FILE_MAX`].
+    pub fn set_file(&mut self, file: Arc<File>, offset: u64, len: u64) {
         self.body.clear();
         self.file = Some((file, offset, len));
     }
@@ -207,9 +215,43 @@ impl Parts {
     }
 
     /// Appends the response to `out`: the head, then the in-memory body
-    /// (not for HEAD, nor when the status has none, nor for a file body,
-    /// which the caller sends after the head: see [`Parts::take_file`]).
+    /// (not for HEAD, nor when the status has none), or a small file body
+    /// read from the file. A larger file body is the caller's to send after
+    /// the head: see [`Parts::take_file`]. A file that turns out shorter
+    /// than its body length (it shrank) is answered with a 500 instead.
     pub fn encode(&mut self, out: &mut Vec<u8>, date: &DateCache, ex: Exchange) -> Framing {
+        let start = out.len();
+        let framing = self.encode_head(out, date, ex);
+        let Some((file, offset, len)) = &self.file else {
+            return framing;
+        };
+        if *len > INLINE_FILE_MAX as u64
+            || ex.head_request
+            || framing.body == BodyFraming::None
+            || self.error.is_some()
+        {
+            return framing;
+        }
+        let len = *len as usize;
+        let read = crate::sys::fs::pread_append(file, out, len, *offset);
+        self.file = None;
+        if read.is_ok_and(|n| n == len) {
+            return framing;
+        }
+        out.truncate(start);
+        let keep_alive = ex.keep_alive && !self.close;
+        write_error_response(
+            out,
+            &HttpError::new(500, "file changed while being read", false),
+            date,
+            keep_alive,
+            ex.version,
+            ex.head_request,
+        )
+    }
+
+    /// The head, and the in-memory body if there is one to send.
+    fn encode_head(&mut self, out: &mut Vec<u8>, date: &DateCache, ex: Exchange) -> Framing {
         let keep_alive = ex.keep_alive && !self.close;
         if let Some(err) = self.error {
             return write_error_response(out, &err, date, keep_alive, ex.version, ex.head_request);
@@ -236,7 +278,7 @@ impl Parts {
     /// The file body to send after the encoded head, if there is one to
     /// send (not for HEAD, an error, or an empty range). Always leaves
     /// `Parts` without a file.
-    pub fn take_file(&mut self, ex: Exchange) -> Option<(File, u64, u64)> {
+    pub fn take_file(&mut self, ex: Exchange) -> Option<(Arc<File>, u64, u64)> {
         let file = self.file.take()?;
         (!ex.head_request && file.2 > 0 && self.error.is_none()).then_some(file)
     }

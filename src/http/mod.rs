@@ -66,6 +66,7 @@ pub mod server;
 
 pub use conn::HttpConn;
 pub use dispatch::{Deferred, HttpHandler, Response, Service};
+pub use message::INLINE_FILE_MAX;
 pub use message::{OwnedResponse, Request};
 pub use proto::{
     error_response, parse_head, parse_head_into, percent_decode, reason_phrase, write_chunk,
@@ -75,8 +76,10 @@ pub use proto::{
 };
 pub use server::files::{
     content_type, etag_for, http_date, not_modified, parse_http_date, parse_range, resolve,
-    FileRoot, RangeResult,
+    FileRoot, RangeResult, Target,
 };
 pub use server::router::{Handler, Router};
-pub use server::static_files::StaticFiles;
+pub use server::static_files::{
+    StaticFiles, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_VALID, LISTING_MAX,
+};
 pub use server::{HttpBuilder, HttpServer};

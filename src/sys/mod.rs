@@ -5,6 +5,7 @@
 
 pub mod epoll;
 pub mod fdset;
+pub mod fs;
 pub mod process;
 pub mod sigio;
 pub mod socket;

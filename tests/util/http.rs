@@ -13,7 +13,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use evnet::http::{HttpBuilder, HttpServer, Limits, Router};
+use evnet::http::{HttpBuilder, HttpServer, Limits, Router, StaticFiles};
 use evnet::net::ServerBuilder;
 use evnet::poller::{PollerKind, Trigger};
 
@@ -53,12 +53,23 @@ pub fn start_on(
     router: Router,
     root: Option<&Path>,
 ) -> HttpServer {
-    let demo = http_demo::Demo::new(root).expect("demo routes");
+    let files = root.map(|r| StaticFiles::new(r).expect("document root"));
+    start_files(server, limits, router, files)
+}
+
+/// [`start_on`] with static files configured by the caller.
+pub fn start_files(
+    server: ServerBuilder,
+    limits: Limits,
+    router: Router,
+    files: Option<StaticFiles>,
+) -> HttpServer {
+    let demo = http_demo::Demo::new(files.clone());
     let mut b = HttpBuilder::new(server)
         .limits(limits)
         .router(demo.routes(router));
-    if let Some(r) = root {
-        b = b.root(r);
+    if let Some(f) = files {
+        b = b.static_files(f);
     }
     let s = b.start().expect("start http server");
     demo.serving(s.server());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use evnet::http::{HttpBuilder, Limits, Router};
+use evnet::http::{HttpBuilder, Limits, Router, StaticFiles};
 use evnet::net::{auto_max_connections, MaxConnections, Server};
 
 use crate::common::{
@@ -22,6 +22,17 @@ pub struct HttpArgs {
     /// Serve files under this directory (GET/HEAD, ranges, conditional requests).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Open files kept per loop for --root (descriptor, size, validators);
+    /// 0 turns the cache off.
+    #[arg(long, value_name = "ENTRIES", default_value_t = evnet::http::DEFAULT_CACHE_ENTRIES)]
+    pub open_file_cache: usize,
+    /// How long a cached file is trusted before it is opened again: a file
+    /// changed or deleted on disk is served as it was for at most this long.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub open_file_cache_valid: Duration,
+    /// List the names in directories that have no index.html (otherwise 403).
+    #[arg(long)]
+    pub autoindex: bool,
     /// Deadline for a complete request head (408 after it), e.g. 10s, 500ms.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub header_timeout: Duration,
@@ -71,20 +82,34 @@ pub fn run(args: HttpArgs) -> Result<()> {
     } else {
         "starting the HTTP server"
     };
-    let demo = Demo::new(args.root.as_deref()).context(context)?;
+    let files = match &args.root {
+        Some(dir) => Some(
+            StaticFiles::new(dir)
+                .with_context(|| format!("document root {}", dir.display()))
+                .context(context)?
+                .open_file_cache(args.open_file_cache, args.open_file_cache_valid)
+                .autoindex(args.autoindex),
+        ),
+        None => None,
+    };
+    let demo = Demo::new(files.clone());
     let mut builder = HttpBuilder::new(server_builder)
         .limits(limits)
         .router(demo.routes(Router::new()));
-    if let Some(root) = &args.root {
-        builder = builder.root(root);
+    if let Some(files) = &files {
+        builder = builder.static_files(files.clone());
     }
     let root = args.root.clone();
+    let files_shown = match files.as_ref().and_then(|f| f.cache_settings()) {
+        Some((n, valid)) => format!(" (open-file cache: {n} per loop, trusted {valid:?})"),
+        None => " (no open-file cache)".to_string(),
+    };
     let banner = move |server: &Server| {
         demo.serving(server);
         println!("evnet http: {}", server.description());
         println!("evnet http: {limits_shown}");
         match &root {
-            Some(r) => println!("evnet http: document root {}", r.display()),
+            Some(r) => println!("evnet http: document root {}{}", r.display(), files_shown),
             None => println!("evnet http: no document root (built-in routes only)"),
         }
         for a in server.addrs() {

@@ -9,8 +9,6 @@
 //! it therefore uses nothing but evnet's public API.
 
 use std::fmt::Write as _;
-use std::io;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -33,21 +31,15 @@ struct Info {
 }
 
 impl Demo {
-    /// Demo routes for a server with this document root (if any).
-    pub fn new(root: Option<&Path>) -> io::Result<Demo> {
-        let files = match root {
-            Some(dir) => Some(StaticFiles::new(dir).map_err(|e| {
-                io::Error::new(e.kind(), format!("document root {}: {e}", dir.display()))
-            })?),
-            None => None,
-        };
-        Ok(Demo {
+    /// Demo routes for a server with these static files (if any).
+    pub fn new(files: Option<StaticFiles>) -> Demo {
+        Demo {
             info: Arc::new(Info {
                 files,
                 started: Instant::now(),
                 server: OnceLock::new(),
             }),
-        })
+        }
     }
 
     /// `router` with the demo routes added; the routes already in it take

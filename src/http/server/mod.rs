@@ -39,6 +39,7 @@ pub struct HttpBuilder {
     limits: Limits,
     router: Router,
     root: Option<PathBuf>,
+    files: Option<StaticFiles>,
 }
 
 impl HttpBuilder {
@@ -49,6 +50,7 @@ impl HttpBuilder {
             limits: Limits::default(),
             router: Router::new(),
             root: None,
+            files: None,
         }
     }
 
@@ -66,9 +68,19 @@ impl HttpBuilder {
     }
 
     /// Serve files under `dir` for paths no route matched (unless the
-    /// router has a fallback of its own).
+    /// router has a fallback of its own), with [`StaticFiles::new`]'s
+    /// defaults.
     pub fn root(mut self, dir: impl Into<PathBuf>) -> Self {
         self.root = Some(dir.into());
+        self.files = None;
+        self
+    }
+
+    /// Serve files with `files` (a root and its settings: open-file cache,
+    /// listings) for paths no route matched; replaces [`HttpBuilder::root`].
+    pub fn static_files(mut self, files: StaticFiles) -> Self {
+        self.files = Some(files);
+        self.root = None;
         self
     }
 
@@ -93,10 +105,14 @@ impl HttpBuilder {
     /// (with the document root as their fallback) and the limits.
     fn prepare(self) -> io::Result<(ServerBuilder, Arc<Router>, Limits)> {
         let mut router = self.router;
-        if let Some(dir) = &self.root {
-            let files = StaticFiles::new(dir).map_err(|e| {
+        let files = match (self.files, &self.root) {
+            (Some(files), _) => Some(files),
+            (None, Some(dir)) => Some(StaticFiles::new(dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("document root {}: {e}", dir.display()))
-            })?;
+            })?),
+            (None, None) => None,
+        };
+        if let Some(files) = files {
             if !router.has_fallback() {
                 router = router.fallback(move |req, resp| files.serve(req, resp));
             }

@@ -117,12 +117,19 @@ impl<'a, H: EventHandler> Conn<'a, H> {
     /// Queue `len` bytes of `file` from `offset`, after everything written
     /// before; they go out with sendfile(2), without passing through user
     /// space. The file must not shrink meanwhile (that closes the connection).
-    pub fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Closed> {
+    /// A shared file (`Arc<File>`, e.g. from an open-file cache) is held
+    /// until its region is sent; sendfile never moves its offset.
+    pub fn send_file(
+        &mut self,
+        file: impl Into<std::sync::Arc<std::fs::File>>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Closed> {
         self.core.check_writable()?;
         // What this callback staged goes first, then the file.
         let out = self.core.queue();
         out.push(&self.shared.staged);
-        out.push_file(file, offset, offset + len);
+        out.push_file(file.into(), offset, offset + len);
         self.shared.staged.clear();
         self.path.flush(self.core, self.lp.el);
         self.core.check_high_water(&self.shared.cfg);

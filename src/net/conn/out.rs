@@ -33,7 +33,7 @@ pub(crate) enum Chunk {
     Shared(SharedBytes),
     /// A file region sent with sendfile(2), never copied through user space.
     File {
-        file: std::fs::File,
+        file: Arc<std::fs::File>,
         pos: u64,
         end: u64,
     },
@@ -130,7 +130,7 @@ impl OutQueue {
         self.chunks.push_back(Chunk::Shared(data));
     }
 
-    pub(crate) fn push_file(&mut self, file: std::fs::File, pos: u64, end: u64) {
+    pub(crate) fn push_file(&mut self, file: Arc<std::fs::File>, pos: u64, end: u64) {
         self.len += (end - pos) as usize;
         self.chunks.push_back(Chunk::File { file, pos, end });
     }
@@ -166,10 +166,17 @@ impl OutQueue {
             .collect()
     }
 
+    /// Whether a file region follows the first chunk: the bytes before it
+    /// (a response head) go out with `MSG_MORE`, so that they share packets
+    /// with the file's first bytes instead of leaving in a short one.
+    pub(crate) fn file_follows(&self) -> bool {
+        matches!(self.chunks.get(1), Some(Chunk::File { .. }))
+    }
+
     /// Send from the front of the queue once; `Ok(0)` means a file ended early.
     pub(crate) fn send_some(&mut self, fd: RawFd) -> io::Result<usize> {
-        let single =
-            self.chunks.len() == 1 || matches!(self.chunks.get(1), Some(Chunk::File { .. }));
+        let more = self.file_follows();
+        let single = self.chunks.len() == 1 || more;
         match self.chunks.front_mut() {
             Some(Chunk::File { file, pos, end }) => {
                 let want = ((*end - *pos) as usize).min(1 << 20);
@@ -187,12 +194,12 @@ impl OutQueue {
                 Ok(n)
             }
             Some(Chunk::Bytes(b)) if single => {
-                let n = sys::socket::send(fd, &b[self.head..])?;
+                let n = sys::socket::send_flags(fd, &b[self.head..], more)?;
                 self.advance(n);
                 Ok(n)
             }
             Some(Chunk::Shared(b)) if single => {
-                let n = sys::socket::send(fd, &(**b).as_ref()[self.head..])?;
+                let n = sys::socket::send_flags(fd, &(**b).as_ref()[self.head..], more)?;
                 self.advance(n);
                 Ok(n)
             }

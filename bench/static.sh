@@ -43,6 +43,7 @@ server_cmd() {
     evnet-cache) CMD=("$EVNET" http --addr "$addr" --loops 0 --root "$ROOT" --open-file-cache 1000) ;;
     evnet-proactor) CMD=("$EVNET" http --addr "$addr" --loops 0 --root "$ROOT" --poller proactor) ;;
     evnet-base) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0 --root "$ROOT") ;;
+    evnet-base-proactor) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0 --root "$ROOT" --poller proactor) ;;
     nginx | nginx-cache)
         local dir=$BENCH_TMP/$1-$2 cache="open_file_cache off;"
         [[ $1 == nginx-cache ]] && cache="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"
@@ -84,8 +85,8 @@ syscalls() {
     local n
     n=$(awk '/ requests in / { print $1; exit }' "$BENCH_TMP/strace-wrk.out")
     note "syscalls per request, $1 $2 ($n requests):"
-    awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 { c = $4; name = $NF; if (name != "total") printf "#   %-16s %6.2f\n", name, c / n }
-                   $NF == "total" { printf "#   %-16s %6.2f\n", "total", $3 / n }' "$BENCH_TMP/strace.out" >&2
+    awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { printf "#   %-16s %6.2f\n", $NF, $4 / n; t += $4 }
+                   END { printf "#   %-16s %6.2f\n", "total", t / n }' "$BENCH_TMP/strace.out" >&2
 }
 
 TESTS=

@@ -341,6 +341,13 @@ impl Response<'_> {
         self
     }
 
+    /// Add field lines (`name: value\r\n` each) the server formatted from
+    /// values it made itself, without the checks of [`Response::header`].
+    pub(crate) fn trusted_fields(&mut self, lines: &[u8]) -> &mut Self {
+        self.parts.push_trusted(lines);
+        self
+    }
+
     /// Replace the body with `bytes`.
     pub fn body(&mut self, bytes: &[u8]) -> &mut Self {
         self.parts.set_body(bytes);

@@ -22,7 +22,7 @@ use super::proto::{
 /// so that both leave in one send (a `pread` and a `send` instead of a
 /// `send` and a `sendfile`); larger ones go out with sendfile. Measured in
 /// `bench/static.sh` (see bench/results/static.md).
-pub const INLINE_FILE_MAX: usize = 32 * 1024;
+pub const INLINE_FILE_MAX: usize = 8 * 1024;
 
 /// A complete request: its head and its whole (decoded) body.
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +177,11 @@ impl Parts {
     /// Adds a known-good constant field line (`name: value\r\n`).
     pub fn push_line(&mut self, line: &'static [u8]) {
         self.fields.push_line(line);
+    }
+
+    /// Adds field lines the server formatted itself, unchecked.
+    pub fn push_trusted(&mut self, lines: &[u8]) {
+        self.fields.push_trusted(lines);
     }
 
     /// Replaces the body (and drops a file body).

@@ -375,6 +375,14 @@ impl FieldLines {
         self.lines.extend_from_slice(line);
     }
 
+    /// Adds complete field lines (each `name: value\r\n`) without checking
+    /// them: for fields the server itself formatted from values it made
+    /// (a cached file's validators and type).
+    pub(crate) fn push_trusted(&mut self, lines: &[u8]) {
+        debug_assert!(lines.is_empty() || lines.ends_with(b"\r\n"));
+        self.lines.extend_from_slice(lines);
+    }
+
     /// Removes every field (keeping the allocation).
     pub fn clear(&mut self) {
         self.lines.clear();

@@ -326,7 +326,8 @@ pub fn etag_for(meta: &Metadata) -> String {
 pub fn http_date(t: SystemTime) -> String {
     let mut buf = [0u8; 29];
     format_imf_fixdate(unix_secs(t), &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    // The date is ASCII.
+    buf.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, the obsolete RFC 850

@@ -445,6 +445,70 @@ mod cli {
         }
     }
 
+    /// Slow readers of a large file cost the server no memory for it: the
+    /// body goes from the page cache to the socket with sendfile, so 8
+    /// readers that stop after the first MiB of a 32 MiB file leave the
+    /// server's RSS flat (buffered, that would be up to 248 MiB); each then
+    /// reads the whole file, exact.
+    #[test]
+    fn http_slow_readers_of_a_large_file_hold_no_copy() {
+        const LEN: usize = 32 << 20;
+        let dir = std::env::temp_dir().join(format!("evnet-slowfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = pattern(7, LEN);
+        std::fs::write(dir.join("big.bin"), &data).unwrap();
+        let root = dir.to_str().unwrap();
+        let server = Child::spawn(&[
+            "http",
+            "--addr",
+            "127.0.0.1:0",
+            "--loops",
+            "0",
+            "--root",
+            root,
+        ]);
+        let rss = || vm_kib(server.pid(), "VmRSS:");
+        let before = rss();
+        let mut readers: Vec<TcpStream> = (0..8).map(|_| connect(server.addr)).collect();
+        for r in &mut readers {
+            r.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+        }
+        let mut heads = Vec::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.extend_from_slice(&read_exact(r, 1));
+                assert!(head.len() < 4096, "reader {i}: no end of head");
+            }
+            let head = String::from_utf8(head).unwrap();
+            assert!(
+                head.starts_with("HTTP/1.1 200 OK\r\n"),
+                "reader {i}: {head}"
+            );
+            assert!(
+                head.contains(&format!("Content-Length: {LEN}\r\n")),
+                "reader {i}: {head}"
+            );
+            let first = read_exact(r, 1 << 20);
+            assert!(first == data[..1 << 20], "reader {i}: first MiB differs");
+            heads.push(head);
+        }
+        let grown = rss().saturating_sub(before);
+        assert!(
+            grown < 16 << 10,
+            "server RSS grew {grown} KiB for 8 stalled readers of a 32 MiB file"
+        );
+        let mut rest = vec![0u8; LEN - (1 << 20)];
+        for (i, r) in readers.iter_mut().enumerate() {
+            r.read_exact(&mut rest)
+                .unwrap_or_else(|e| panic!("reader {i}: {e}"));
+            assert!(rest == data[1 << 20..], "reader {i}: body differs");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The single reactor of the CLI, at its cap: the next client waits.
     #[test]
     fn cli_cap_on_the_single_reactor() {

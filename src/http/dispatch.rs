@@ -380,7 +380,7 @@ impl Response<'_> {
     }
 
     /// Send `len` bytes of `file` from `offset` as the body: read into the
-    /// response when small (up to [`INLINE_FILE_MAX`], so the head and the
+    /// response when small (up to [`INLINE_FILE_MAX`](crate::http::INLINE_FILE_MAX), so the head and the
     /// body leave in one send), otherwise with sendfile after the head. The
     /// file may be shared (`Arc<File>`); its offset is never moved.
     pub fn file(&mut self, file: impl Into<Arc<File>>, offset: u64, len: u64) -> &mut Self {

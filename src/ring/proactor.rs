@@ -564,18 +564,6 @@ impl Uring {
 
     /// Send `buf[off..]`; the buffer comes back in a [`Done::Send`].
     pub fn send(&mut self, fd: RawFd, buf: impl Into<SendBuf>, off: usize) -> io::Result<()> {
-        self.send_more(fd, buf, off, false)
-    }
-
-    /// [`Uring::send`], with `MSG_MORE` when `more` (the caller sends more
-    /// at once after it, e.g. a file region behind a response head).
-    pub fn send_more(
-        &mut self,
-        fd: RawFd,
-        buf: impl Into<SendBuf>,
-        off: usize,
-        more: bool,
-    ) -> io::Result<()> {
         let buf = buf.into();
         debug_assert!(off < buf.len());
         let s = self.stream(fd)?;
@@ -592,7 +580,7 @@ impl Uring {
         self.proactor().inflight += 1;
         self.push(
             &opcode::Send::new(types::Fd(fd), ptr, len)
-                .flags(libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 })
+                .flags(libc::MSG_NOSIGNAL)
                 .build()
                 .user_data(ud),
         )

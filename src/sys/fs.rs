@@ -67,7 +67,7 @@ pub fn openat2_available() -> bool {
 /// Open `path` (relative) for reading, resolved beneath `dir` by the
 /// kernel: `..` or a symlink (absolute, or relative) that would leave `dir`
 /// fails with `EXDEV`, and magic links (`/proc/*/fd`) fail with `ELOOP`.
-/// Opened non-blocking: see [`OPEN_FLAGS`].
+/// Opened non-blocking, so a FIFO never waits for a writer.
 pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
     let how = OpenHow {
         flags: OPEN_FLAGS as u64,

@@ -72,17 +72,6 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     .map(|n| n as usize)
 }
 
-/// [`send`], with `MSG_MORE` when `more` (more data follows at once: the
-/// kernel holds a short segment back for it).
-pub fn send_flags(fd: RawFd, buf: &[u8], more: bool) -> io::Result<usize> {
-    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
-    // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.
-    retry("send", || unsafe {
-        libc::send(fd, buf.as_ptr().cast(), buf.len(), flags)
-    })
-    .map(|n| n as usize)
-}
-
 /// Gathered send (`sendmsg` with MSG_NOSIGNAL: writev cannot suppress SIGPIPE).
 pub fn sendv(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: msghdr is plain data, valid when zeroed (no name, no control data).

@@ -69,9 +69,11 @@ pub fn run(args: HttpArgs) -> Result<()> {
     let limits_shown = limits.describe();
     let mut server_builder = args.server.builder(default)?;
     if args.root.is_some() && args.server.max_connections == MaxConnections::Auto {
-        // Each connection may hold a file open besides its socket.
+        // Each connection may hold a file open besides its socket, and
+        // each loop's open-file cache holds up to its entries.
         let (soft, _) = evnet::sys::nofile_limit().unwrap_or((1024, 1024));
-        let max = auto_max_connections(soft) / 2;
+        let cached = args.open_file_cache * server_builder.loop_count().max(1);
+        let max = auto_max_connections(soft).saturating_sub(cached) / 2;
         server_builder = server_builder.max_connections(MaxConnections::Max(max.max(1)));
     }
     let single = server_builder.loop_count() == 0;

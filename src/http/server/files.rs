@@ -1,21 +1,32 @@
-//! The pure parts of static file serving: mapping a request path to a file
-//! under a root, validators (`ETag`, `Last-Modified`), conditional requests
-//! (RFC 9110 §13), single byte ranges (RFC 9110 §14) and content types.
+//! The parts of static file serving that do not touch a connection:
+//! opening what a request path names under a root, validators (`ETag`,
+//! `Last-Modified`), conditional requests (RFC 9110 §13), single byte
+//! ranges (RFC 9110 §14) and content types.
 //!
 //! Policy decisions:
 //!
-//! * Path resolution errors are status codes: malformed percent-encoding,
-//!   `%00` or a path that is not UTF-8 after decoding → 400; a `..` segment
-//!   after decoding (so `%2e%2e`, `..%2f` and `%2f..` tricks included) → 403;
-//!   a path that canonicalizes outside the root (symlinks pointing out) →
-//!   403; anything that is not a regular file or a directory (FIFOs,
-//!   sockets, devices) → 403; missing files, a directory without
-//!   `index.html`, or a trailing `/` after a file name → 404. A directory is
-//!   served as its `index.html` with or without a trailing slash (no
-//!   redirect). Dotfiles are not hidden.
-//! * Resolution canonicalizes, so it is only as strong as the file system is
-//!   still: a symlink swapped in between `resolve` and `open` is not caught
-//!   (closing that race needs `openat2(RESOLVE_BENEATH)`).
+//! * Paths are resolved by the kernel where it can: the root is opened once
+//!   and [`FileRoot::open`] opens each request path beneath it with
+//!   `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, so no path and no
+//!   symlink can lead out of the root, whatever is renamed meanwhile.
+//!   Symlinks are followed while they stay inside the root; an absolute
+//!   symlink is refused even when it points inside (the kernel cannot tell
+//!   where `/` is for the root). Without `openat2` (Linux before 5.6, or a
+//!   seccomp filter refusing it; probed once) paths are canonicalized in
+//!   user space and checked against the root instead, which follows
+//!   absolute symlinks into the root and cannot see a symlink swapped in
+//!   between the check and the open.
+//! * Path errors are status codes: malformed percent-encoding, `%00` or a
+//!   path that is not UTF-8 after decoding → 400; a `..` segment after
+//!   decoding (so `%2e%2e`, `..%2f` and `%2f..` tricks included) → 403; a
+//!   symlink leading out of the root → 403; anything that is not a regular
+//!   file or a directory (FIFOs, sockets, devices) → 403 (files are opened
+//!   non-blocking, so a FIFO never waits for a writer, and nothing is read
+//!   before the `fstat` refuses it); missing files or a trailing `/` after a
+//!   file name → 404; out of descriptors → 503. A directory is served as
+//!   its `index.html` with or without a trailing slash (no redirect); one
+//!   without an index is [`Target::Directory`] (403, or a listing, is the
+//!   server's choice). Dotfiles are not hidden.
 //! * `Range` supports exactly one `bytes=` range; several ranges, other units
 //!   or malformed values yield [`RangeResult::Full`] (RFC 9110 §14.2 allows a
 //!   server to ignore `Range`). Checking `If-Range` and the method is the

@@ -166,17 +166,10 @@ impl OutQueue {
             .collect()
     }
 
-    /// Whether a file region follows the first chunk: the bytes before it
-    /// (a response head) go out with `MSG_MORE`, so that they share packets
-    /// with the file's first bytes instead of leaving in a short one.
-    pub(crate) fn file_follows(&self) -> bool {
-        matches!(self.chunks.get(1), Some(Chunk::File { .. }))
-    }
-
     /// Send from the front of the queue once; `Ok(0)` means a file ended early.
     pub(crate) fn send_some(&mut self, fd: RawFd) -> io::Result<usize> {
-        let more = self.file_follows();
-        let single = self.chunks.len() == 1 || more;
+        let single =
+            self.chunks.len() == 1 || matches!(self.chunks.get(1), Some(Chunk::File { .. }));
         match self.chunks.front_mut() {
             Some(Chunk::File { file, pos, end }) => {
                 let want = ((*end - *pos) as usize).min(1 << 20);
@@ -194,12 +187,12 @@ impl OutQueue {
                 Ok(n)
             }
             Some(Chunk::Bytes(b)) if single => {
-                let n = sys::socket::send_flags(fd, &b[self.head..], more)?;
+                let n = sys::socket::send(fd, &b[self.head..])?;
                 self.advance(n);
                 Ok(n)
             }
             Some(Chunk::Shared(b)) if single => {
-                let n = sys::socket::send_flags(fd, &(**b).as_ref()[self.head..], more)?;
+                let n = sys::socket::send(fd, &(**b).as_ref()[self.head..])?;
                 self.advance(n);
                 Ok(n)
             }

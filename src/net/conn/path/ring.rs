@@ -57,7 +57,6 @@ impl Ring {
                     Err(e) => Err(e),
                 },
                 Some(Chunk::Bytes(_) | Chunk::Shared(_)) => {
-                    let more = out.file_follows();
                     let buf = match out.chunks.pop_front() {
                         Some(Chunk::Bytes(b)) => SendBuf::Owned(b),
                         Some(Chunk::Shared(s)) => SendBuf::Shared(s),
@@ -68,7 +67,7 @@ impl Ring {
                         ring(el).recycle(buf);
                         continue;
                     }
-                    ring(el).send_more(fd, buf, off, more)
+                    ring(el).send(fd, buf, off)
                 }
             };
             match r {
@@ -123,9 +122,7 @@ impl Ring {
             .as_mut()
             .expect("a queue while a send is in flight");
         if off + n < buf.len() {
-            // The rest of this buffer; a file region may be next in line.
-            let more = matches!(out.chunks.front(), Some(Chunk::File { .. }));
-            match ring(el).send_more(fd, buf, off + n, more) {
+            match ring(el).send(fd, buf, off + n) {
                 Ok(()) => out.busy = true,
                 Err(e) => core.fail(&e),
             }

@@ -87,29 +87,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             if ((WARMUP > 0)); then
                 run_client /dev/null load "$t" "$port" "$WARMUP" 2>/dev/null
             fi
-            t0=$(cpu_ticks "$SERVER_PID")
-            w0=$(date +%s.%N)
-            run_client "$BENCH_TMP/load.out" load "$t" "$port" "$SECS" 2>"$BENCH_TMP/load.err"
-            rc=$?
-            out=$(cat "$BENCH_TMP/load.out" "$BENCH_TMP/load.err")
-            w1=$(date +%s.%N)
-            t1=$(cpu_ticks "$SERVER_PID")
-            stop_server "$SERVER_PID"
-            reqs=$(awk '/ requests in / { print $1; exit }' <<<"$out")
-            rps=$(awk '/^Requests\/sec:/ { print $2; exit }' <<<"$out")
-            bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' <<<"$out")
-            errs=$(grep 'Socket errors:' <<<"$out")
-            if ((rc != 0)) || [[ -z $reqs || -z $rps || $reqs == 0 ]]; then
-                note "$s $t round $round: wrk failed (rc $rc): $(tail -n 3 <<<"$out" | tr '\n' ' ')"
-                continue
-            fi
-            if [[ -n $bad && $bad != 0 ]]; then
-                note "$s $t round $round: $bad non-2xx responses; sample dropped"
-                continue
-            fi
-            [[ -z $errs ]] || note "$s $t round $round: wrk $errs"
-            wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
-            record "$t" "$s" "$round" "$rps" "$reqs" $((t1 - t0)) "$wall"
+            measure_wrk "$t" "$s" "$round" load "$t" "$port" "$SECS"
         done
     done
 done

@@ -9,6 +9,7 @@
 #   run_client OUT CMD...          run a load client, interruptibly
 #   cpu_ticks PID                  utime+stime of PID and its descendants
 #   median N...                    median of numbers
+#   measure_wrk TEST SERVER ROUND CMD...  run wrk, stop the server, record
 #   record / print_table           raw samples -> markdown table with medians
 # Every server started through start_server is killed when the script exits.
 
@@ -198,6 +199,40 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# measure_wrk TEST SERVER ROUND CMD...: run the wrk command CMD (through
+# run_client) against the server SERVER_PID, stop the server, and record the
+# sample: wrk's rate and request count, the server's CPU ticks and the wall
+# time. A failed run, or one with any non-2xx/3xx response, is noted and
+# dropped.
+measure_wrk() {
+    local t=$1 s=$2 round=$3
+    shift 3
+    local t0 t1 w0 w1 rc out reqs rps bad errs wall
+    t0=$(cpu_ticks "$SERVER_PID")
+    w0=$(date +%s.%N)
+    run_client "$BENCH_TMP/load.out" "$@" 2>"$BENCH_TMP/load.err"
+    rc=$?
+    out=$(cat "$BENCH_TMP/load.out" "$BENCH_TMP/load.err")
+    w1=$(date +%s.%N)
+    t1=$(cpu_ticks "$SERVER_PID")
+    stop_server "$SERVER_PID"
+    reqs=$(awk '/ requests in / { print $1; exit }' <<<"$out")
+    rps=$(awk '/^Requests\/sec:/ { print $2; exit }' <<<"$out")
+    bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF; exit }' <<<"$out")
+    errs=$(grep 'Socket errors:' <<<"$out")
+    if ((rc != 0)) || [[ -z $reqs || -z $rps || $reqs == 0 ]]; then
+        note "$s $t round $round: wrk failed (rc $rc): $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+        return 0
+    fi
+    if [[ -n $bad && $bad != 0 ]]; then
+        note "$s $t round $round: $bad non-2xx responses; sample dropped"
+        return 0
+    fi
+    [[ -z $errs ]] || note "$s $t round $round: wrk $errs"
+    wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
+    record "$t" "$s" "$round" "$rps" "$reqs" $((t1 - t0)) "$wall"
+}
 
 # ---------------------------------------------------------------- numbers
 

@@ -178,6 +178,16 @@ fn start_files_with_io_route(files: StaticFiles) -> evnet::http::HttpServer {
     start_files(server_builder(), Limits::default(), router, Some(files))
 }
 
+/// A server on one loop serving only `files` (and the demo routes).
+fn serve_files(files: StaticFiles) -> evnet::http::HttpServer {
+    start_files(
+        server_builder(),
+        Limits::default(),
+        Router::new(),
+        Some(files),
+    )
+}
+
 fn rchar(c: &mut Client) -> u64 {
     c.send(b"GET /_rchar HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = c.read_response().expect("rchar response");
@@ -243,12 +253,7 @@ fn symlinks_and_encoded_traversal() {
         StaticFiles::new(&t.root).unwrap(),
         StaticFiles::new(&t.root).unwrap().checked_in_user_space(),
     ] {
-        let s = start_files(
-            server_builder(),
-            Limits::default(),
-            Router::new(),
-            Some(files),
-        );
+        let s = serve_files(files);
         let a = addr(&s);
         assert_eq!(get(a, "/alias.txt", "").body, b"hello, static world\n");
         assert_eq!(
@@ -296,12 +301,7 @@ fn fifos_and_devices_are_refused_without_blocking() {
         StaticFiles::new(&t.root).unwrap(),
         StaticFiles::new(&t.root).unwrap().checked_in_user_space(),
     ] {
-        let s = start_files(
-            server_builder(),
-            Limits::default(),
-            Router::new(),
-            Some(files),
-        );
+        let s = serve_files(files);
         let mut c = Client::connect(addr(&s));
         let mut paths = vec!["/pipe"];
         if have_dev {
@@ -333,25 +333,15 @@ fn cached_files_are_revalidated_after_the_interval() {
     std::fs::write(&f, "version 1\n").unwrap();
     std::fs::write(t.root.join("gone.txt"), "still here\n").unwrap();
     let valid = Duration::from_millis(200);
-    let short = start_files(
-        server_builder(),
-        Limits::default(),
-        Router::new(),
-        Some(
-            StaticFiles::new(&t.root)
-                .unwrap()
-                .open_file_cache(16, valid),
-        ),
+    let short = serve_files(
+        StaticFiles::new(&t.root)
+            .unwrap()
+            .open_file_cache(16, valid),
     );
-    let long = start_files(
-        server_builder(),
-        Limits::default(),
-        Router::new(),
-        Some(
-            StaticFiles::new(&t.root)
-                .unwrap()
-                .open_file_cache(16, Duration::from_secs(3600)),
-        ),
+    let long = serve_files(
+        StaticFiles::new(&t.root)
+            .unwrap()
+            .open_file_cache(16, Duration::from_secs(3600)),
     );
     let (s, l) = (addr(&short), addr(&long));
     for a in [s, l] {
@@ -371,12 +361,7 @@ fn cached_files_are_revalidated_after_the_interval() {
     assert_eq!(body_of(s, "/v.txt"), (200, b"version 2, longer\n".to_vec()));
     assert_eq!(body_of(s, "/gone.txt").0, 404);
     // A file is also not cached when no cache is configured.
-    let none = start_files(
-        server_builder(),
-        Limits::default(),
-        Router::new(),
-        Some(StaticFiles::new(&t.root).unwrap().open_file_cache(0, valid)),
-    );
+    let none = serve_files(StaticFiles::new(&t.root).unwrap().open_file_cache(0, valid));
     assert_eq!(
         body_of(addr(&none), "/v.txt"),
         (200, b"version 2, longer\n".to_vec())
@@ -397,15 +382,10 @@ fn a_file_shrunk_under_the_cache_is_a_500_not_a_short_body() {
     let t = Tree::new("shrink");
     let f = t.root.join("s.txt");
     std::fs::write(&f, "0123456789").unwrap();
-    let s = start_files(
-        server_builder(),
-        Limits::default(),
-        Router::new(),
-        Some(
-            StaticFiles::new(&t.root)
-                .unwrap()
-                .open_file_cache(16, Duration::from_secs(3600)),
-        ),
+    let s = serve_files(
+        StaticFiles::new(&t.root)
+            .unwrap()
+            .open_file_cache(16, Duration::from_secs(3600)),
     );
     let mut c = Client::connect(addr(&s));
     c.send(b"GET /s.txt HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -478,12 +458,7 @@ fn autoindex_lists_escaped_names_when_on() {
     std::fs::create_dir(d.join("inner")).unwrap();
     let off = start_with(Limits::default(), Router::new(), Some(&t.root));
     assert_eq!(get(addr(&off), "/empty/", "").status(), 403);
-    let on = start_files(
-        server_builder(),
-        Limits::default(),
-        Router::new(),
-        Some(StaticFiles::new(&t.root).unwrap().autoindex(true)),
-    );
+    let on = serve_files(StaticFiles::new(&t.root).unwrap().autoindex(true));
     for p in ["/empty/", "/empty"] {
         let r = get(addr(&on), p, "");
         assert_eq!(r.status(), 200, "{p}");

@@ -161,6 +161,9 @@ impl LoopCache {
     }
 
     fn insert(&mut self, key: &str, entry: Rc<Entry>, max: usize) {
+        // A new entry for a key replaces the old one (its order item goes
+        // stale) rather than evicting another key.
+        self.map.remove(key);
         while self.map.len() >= max {
             let Some((n, k)) = self.order.pop_front() else {
                 break;

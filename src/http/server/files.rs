@@ -108,6 +108,14 @@ fn open_status(e: &io::Error) -> u16 {
     }
 }
 
+/// An opened file with its metadata (one `fstat`), or the status for the
+/// failed open or `fstat`.
+fn with_metadata(opened: io::Result<File>) -> Result<(File, Metadata), u16> {
+    let file = opened.map_err(|e| open_status(&e))?;
+    let meta = file.metadata().map_err(|e| open_status(&e))?;
+    Ok((file, meta))
+}
+
 /// A request path decoded to a path relative to the root: `(path, whether
 /// the request ended in '/')`. See the module docs for the statuses.
 fn decode_relative(raw_path: &str) -> Result<(PathBuf, bool), u16> {
@@ -191,9 +199,7 @@ impl FileRoot {
             } else {
                 p
             };
-            let file = sys::fs::open_beneath(self.dir.as_fd(), p).map_err(|e| open_status(&e))?;
-            let meta = file.metadata().map_err(|e| open_status(&e))?;
-            Ok::<_, u16>((file, meta))
+            with_metadata(sys::fs::open_beneath(self.dir.as_fd(), p))
         };
         let (file, meta) = at(&rel)?;
         if meta.is_file() {
@@ -233,11 +239,7 @@ impl FileRoot {
     /// then open the canonical path (a symlink swapped in between is not
     /// caught: that race is what `openat2` closes).
     fn open_checked(&self, rel: PathBuf, trailing: bool) -> Result<Target, u16> {
-        let open = |p: &Path| {
-            let file = sys::fs::open_plain(p).map_err(|e| open_status(&e))?;
-            let meta = file.metadata().map_err(|e| open_status(&e))?;
-            Ok::<_, u16>((file, meta))
-        };
+        let open = |p: &Path| with_metadata(sys::fs::open_plain(p));
         let relative = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).to_path_buf();
         match self.resolve_target(&rel, trailing)? {
             Resolved::File(p) => {

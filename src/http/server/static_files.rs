@@ -150,7 +150,35 @@ thread_local! {
     static CACHES: RefCell<Vec<LoopCache>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Run `f` on this thread's cache for `cfg` (made on first use), after
+/// dropping the caches of servers that are gone (their files close).
+fn with_loop_cache<R>(cfg: &Arc<CacheConfig>, f: impl FnOnce(&mut LoopCache) -> R) -> R {
+    CACHES.with_borrow_mut(|caches| {
+        caches.retain(|c| c.config.strong_count() > 0);
+        let i = match caches
+            .iter()
+            .position(|c| std::ptr::eq(c.config.as_ptr(), Arc::as_ptr(cfg)))
+        {
+            Some(i) => i,
+            None => {
+                caches.push(LoopCache::new(cfg));
+                caches.len() - 1
+            }
+        };
+        f(&mut caches[i])
+    })
+}
+
 impl LoopCache {
+    fn new(cfg: &Arc<CacheConfig>) -> LoopCache {
+        LoopCache {
+            config: Arc::downgrade(cfg),
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            next: 0,
+        }
+    }
+
     fn get(&mut self, key: &str, now: Instant, valid: Duration) -> Option<Rc<Entry>> {
         let (_, entry) = self.map.get(key)?;
         if now.saturating_duration_since(entry.opened) < valid {
@@ -271,36 +299,11 @@ impl StaticFiles {
             return self.open(path, Instant::now()).map(Rc::new);
         };
         let now = Instant::now();
-        let hit = CACHES.with_borrow_mut(|caches| {
-            // Drop the caches of servers that are gone (their files close).
-            caches.retain(|c| c.config.strong_count() > 0);
-            let c = caches
-                .iter_mut()
-                .find(|c| std::ptr::eq(c.config.as_ptr(), Arc::as_ptr(cfg)))?;
-            c.get(path, now, cfg.valid)
-        });
-        if let Some(entry) = hit {
+        if let Some(entry) = with_loop_cache(cfg, |c| c.get(path, now, cfg.valid)) {
             return Ok(entry);
         }
         let entry = Rc::new(self.open(path, now)?);
-        CACHES.with_borrow_mut(|caches| {
-            let i = match caches
-                .iter()
-                .position(|c| std::ptr::eq(c.config.as_ptr(), Arc::as_ptr(cfg)))
-            {
-                Some(i) => i,
-                None => {
-                    caches.push(LoopCache {
-                        config: Arc::downgrade(cfg),
-                        map: HashMap::new(),
-                        order: VecDeque::new(),
-                        next: 0,
-                    });
-                    caches.len() - 1
-                }
-            };
-            caches[i].insert(path, entry.clone(), cfg.entries);
-        });
+        with_loop_cache(cfg, |c| c.insert(path, entry.clone(), cfg.entries));
         Ok(entry)
     }
 
@@ -458,12 +461,7 @@ mod tests {
             entries: 3,
             valid: Duration::from_secs(1),
         });
-        let mut c = LoopCache {
-            config: Arc::downgrade(&cfg),
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            next: 0,
-        };
+        let mut c = LoopCache::new(&cfg);
         for k in ["/a", "/b", "/c", "/d"] {
             c.insert(k, entry(t0), cfg.entries);
         }

@@ -40,12 +40,7 @@ server_cmd() {
     esac
 }
 
-for s in $SERVERS; do
-    server_cmd "$s" 0 || { skip "$s" "unknown server"; continue; }
-    bin=${CMD[0]}
-    [[ $bin == env ]] && bin=${CMD[2]}
-    [[ -x $bin ]] || skip "$s" "binary $bin not found"
-done
+check_servers
 
 # load PORT SIZE SECS: run echo-load on the client CPU, print its JSON line.
 load() {
@@ -63,12 +58,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         # shellcheck disable=SC2086 # word lists
         for s in $(rotate $((round - 1)) $SERVERS); do
             [[ -z ${SKIPPED[$s]:-} ]] || continue
-            port=$(free_port) || { note "no free port"; exit 1; }
-            server_cmd "$s" "$port"
-            if ! start_server "$s" "$port" "${CMD[@]}"; then
-                skip "$s" "failed to start (\`${CMD[*]}\`)"
-                continue
-            fi
+            start_named "$s" || continue
             if ((WARMUP > 0)); then
                 run_client /dev/null load "$port" "$size" "$WARMUP" 2>/dev/null
             fi

@@ -52,12 +52,7 @@ server_cmd() {
     esac
 }
 
-for s in $SERVERS; do
-    server_cmd "$s" 0 || { skip "$s" "unknown server"; continue; }
-    bin=${CMD[0]}
-    [[ $bin == env ]] && bin=${CMD[2]}
-    [[ -x $bin ]] || skip "$s" "binary $bin not found"
-done
+check_servers
 if [[ -z ${SKIPPED[may]:-} && ! -x $PEERS_BIN/may-plain ]]; then
     skip may "may-plain did not build (see bench/README.md)"
 fi
@@ -78,12 +73,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         # shellcheck disable=SC2086 # word lists
         for s in $(rotate $((round - 1)) $SERVERS); do
             [[ -z ${SKIPPED[$s]:-} ]] || continue
-            port=$(free_port) || { note "no free port"; exit 1; }
-            server_cmd "$s" "$port"
-            if ! start_server "$s" "$port" "${CMD[@]}"; then
-                skip "$s" "failed to start (\`${CMD[*]}\`)"
-                continue
-            fi
+            start_named "$s" || continue
             if ((WARMUP > 0)); then
                 run_client /dev/null load "$t" "$port" "$WARMUP" 2>/dev/null
             fi

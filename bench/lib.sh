@@ -9,6 +9,8 @@
 #   run_client OUT CMD...          run a load client, interruptibly
 #   cpu_ticks PID                  utime+stime of PID and its descendants
 #   median N...                    median of numbers
+#   check_servers / start_named S  with the script's server_cmd: drop unknown
+#                                  servers; start one on a free port
 #   measure_wrk TEST SERVER ROUND CMD...  run wrk, stop the server, record
 #   record / print_table           raw samples -> markdown table with medians
 # Every server started through start_server is killed when the script exits.
@@ -199,6 +201,29 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# check_servers: leave out of the run every server in $SERVERS that the
+# script's server_cmd does not know or whose binary is missing.
+check_servers() {
+    local s bin
+    for s in $SERVERS; do
+        server_cmd "$s" 0 || { skip "$s" "unknown server"; continue; }
+        bin=${CMD[0]}
+        [[ $bin == env ]] && bin=${CMD[2]}
+        [[ -x $bin ]] || skip "$s" "binary $bin not found"
+    done
+}
+
+# start_named SERVER: start the script's server_cmd SERVER on a free port
+# (sets port and SERVER_PID); on failure leaves SERVER out and returns 1.
+start_named() {
+    port=$(free_port) || { note "no free port"; exit 1; }
+    server_cmd "$1" "$port"
+    if ! start_server "$1" "$port" "${CMD[@]}"; then
+        skip "$1" "failed to start (\`${CMD[*]}\`)"
+        return 1
+    fi
+}
 
 # measure_wrk TEST SERVER ROUND CMD...: run the wrk command CMD (through
 # run_client) against the server SERVER_PID, stop the server, and record the

@@ -40,10 +40,7 @@ server_cmd() {
     esac
 }
 
-for s in $SERVERS; do
-    server_cmd "$s" 0 || { skip "$s" "unknown server"; continue; }
-    [[ -x ${CMD[0]} ]] || skip "$s" "binary ${CMD[0]} not found"
-done
+check_servers
 
 # load TEST PORT N: redis-benchmark on the client CPU, CSV output.
 load() {
@@ -60,12 +57,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         # shellcheck disable=SC2086 # word lists
         for s in $(rotate $((round - 1)) $SERVERS); do
             [[ -z ${SKIPPED[$s]:-} ]] || continue
-            port=$(free_port) || { note "no free port"; exit 1; }
-            server_cmd "$s" "$port"
-            if ! start_server "$s" "$port" "${CMD[@]}"; then
-                skip "$s" "failed to start (\`${CMD[*]}\`)"
-                continue
-            fi
+            start_named "$s" || continue
             if ((WARM_N > 0)); then
                 run_client /dev/null load "$t" "$port" "$WARM_N" 2>/dev/null
             fi

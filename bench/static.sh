@@ -59,10 +59,7 @@ server_cmd() {
     esac
 }
 
-for s in $SERVERS; do
-    server_cmd "$s" 0 || { skip "$s" "unknown server"; continue; }
-    [[ -x ${CMD[0]} ]] || skip "$s" "binary ${CMD[0]} not found"
-done
+check_servers
 
 # load SIZE CONNS PORT SECS: wrk on the client CPU.
 load() {
@@ -98,12 +95,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         # shellcheck disable=SC2046,SC2086
         for s in $(rotate $((round - 1)) $SERVERS); do
             [[ -z ${SKIPPED[$s]:-} ]] || continue
-            port=$(free_port) || { note "no free port"; exit 1; }
-            server_cmd "$s" "$port"
-            if ! start_server "$s" "$port" "${CMD[@]}"; then
-                skip "$s" "failed to start (\`${CMD[*]}\`)"
-                continue
-            fi
+            start_named "$s" || continue
             if [[ -n ${STRACE:-} && $round == 1 && $conns == "${CONNS_LIST%% *}" ]]; then
                 syscalls "$s" "$size" "$port"
             fi

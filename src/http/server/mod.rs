@@ -38,8 +38,17 @@ pub struct HttpBuilder {
     server: ServerBuilder,
     limits: Limits,
     router: Router,
-    root: Option<PathBuf>,
-    files: Option<StaticFiles>,
+    files: Files,
+}
+
+/// Where the files for unmatched paths come from.
+#[derive(Debug)]
+enum Files {
+    None,
+    /// A root opened with [`StaticFiles::new`]'s defaults at start.
+    Root(PathBuf),
+    /// Files the program configured.
+    Configured(StaticFiles),
 }
 
 impl HttpBuilder {
@@ -49,8 +58,7 @@ impl HttpBuilder {
             server,
             limits: Limits::default(),
             router: Router::new(),
-            root: None,
-            files: None,
+            files: Files::None,
         }
     }
 
@@ -71,16 +79,14 @@ impl HttpBuilder {
     /// router has a fallback of its own), with [`StaticFiles::new`]'s
     /// defaults.
     pub fn root(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.root = Some(dir.into());
-        self.files = None;
+        self.files = Files::Root(dir.into());
         self
     }
 
     /// Serve files with `files` (a root and its settings: open-file cache,
     /// listings) for paths no route matched; replaces [`HttpBuilder::root`].
     pub fn static_files(mut self, files: StaticFiles) -> Self {
-        self.files = Some(files);
-        self.root = None;
+        self.files = Files::Configured(files);
         self
     }
 
@@ -105,12 +111,12 @@ impl HttpBuilder {
     /// (with the document root as their fallback) and the limits.
     fn prepare(self) -> io::Result<(ServerBuilder, Arc<Router>, Limits)> {
         let mut router = self.router;
-        let files = match (self.files, &self.root) {
-            (Some(files), _) => Some(files),
-            (None, Some(dir)) => Some(StaticFiles::new(dir).map_err(|e| {
+        let files = match self.files {
+            Files::Configured(files) => Some(files),
+            Files::Root(dir) => Some(StaticFiles::new(&dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("document root {}: {e}", dir.display()))
             })?),
-            (None, None) => None,
+            Files::None => None,
         };
         if let Some(files) = files {
             if !router.has_fallback() {

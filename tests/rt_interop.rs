@@ -5,7 +5,19 @@
 
 use std::time::Duration;
 
+use evnet::poller::PollerKind;
+use evnet::reactor::LoopConfig;
 use evnet::rt::{self, TcpListener, TcpStream};
+
+/// The readiness path and the completion path (io_uring proactor).
+const POLLERS: [PollerKind; 2] = [PollerKind::Epoll, PollerKind::Proactor];
+
+fn on(poller: PollerKind) -> LoopConfig {
+    LoopConfig {
+        poller,
+        ..LoopConfig::default()
+    }
+}
 
 /// An echo written only against tokio's traits, generic over the stream.
 async fn tokio_echo<S>(mut s: S)
@@ -27,58 +39,65 @@ where
 #[test]
 fn tokio_traits_carry_a_whole_exchange() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    rt::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = rt::spawn_local(async move {
-            let (s, _) = listener.accept().await.unwrap();
-            tokio_echo(s).await;
-        });
-        let client = TcpStream::connect(addr).await.unwrap();
-        let (mut r, mut w) = client.into_split();
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-        let sent = data.clone();
-        let writer = rt::spawn_local(async move {
-            // Through the traits, not the inherent methods.
-            AsyncWriteExt::write_all(&mut w, &sent).await.unwrap();
-            AsyncWriteExt::shutdown(&mut w).await.unwrap();
-        });
-        let mut back = Vec::new();
-        rt::timeout(
-            Duration::from_secs(30),
-            AsyncReadExt::read_to_end(&mut r, &mut back),
-        )
-        .await
-        .expect("echo within 30 s")
+    for poller in POLLERS {
+        rt::block_on_with(on(poller), async {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = rt::spawn_local(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                tokio_echo(s).await;
+            });
+            let client = TcpStream::connect(addr).await.unwrap();
+            let (mut r, mut w) = client.into_split();
+            let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+            let sent = data.clone();
+            let writer = rt::spawn_local(async move {
+                // Through the traits, not the inherent methods.
+                AsyncWriteExt::write_all(&mut w, &sent).await.unwrap();
+                AsyncWriteExt::shutdown(&mut w).await.unwrap();
+            });
+            let mut back = Vec::new();
+            rt::timeout(
+                Duration::from_secs(30),
+                AsyncReadExt::read_to_end(&mut r, &mut back),
+            )
+            .await
+            .expect("echo within 30 s")
+            .unwrap();
+            writer.await.unwrap();
+            server.await.unwrap();
+            assert!(back == data, "{poller:?}: echo differs");
+        })
         .unwrap();
-        writer.await.unwrap();
-        server.await.unwrap();
-        assert!(back == data, "echo differs");
-    });
+    }
 }
 
 #[test]
 fn futures_traits_carry_a_whole_exchange() {
     use futures_util::io::{AsyncReadExt, AsyncWriteExt};
-    rt::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = rt::spawn_local(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut line = [0u8; 5];
-            AsyncReadExt::read_exact(&mut s, &mut line).await.unwrap();
-            AsyncWriteExt::write_all(&mut s, &line.to_ascii_uppercase())
-                .await
-                .unwrap();
-            AsyncWriteExt::close(&mut s).await.unwrap();
-        });
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        AsyncWriteExt::write_all(&mut c, b"hello").await.unwrap();
-        let mut back = Vec::new();
-        AsyncReadExt::read_to_end(&mut c, &mut back).await.unwrap();
-        assert_eq!(back, b"HELLO");
-        server.await.unwrap();
-    });
+    for poller in POLLERS {
+        rt::block_on_with(on(poller), async {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = rt::spawn_local(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut line = [0u8; 5];
+                AsyncReadExt::read_exact(&mut s, &mut line).await.unwrap();
+                AsyncWriteExt::write_all(&mut s, &line.to_ascii_uppercase())
+                    .await
+                    .unwrap();
+                AsyncWriteExt::close(&mut s).await.unwrap();
+            });
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            AsyncWriteExt::write_all(&mut c, b"hello").await.unwrap();
+            let mut back = Vec::new();
+            AsyncReadExt::read_to_end(&mut c, &mut back).await.unwrap();
+            assert_eq!(back, b"HELLO");
+            assert_eq!(c.uses_ring(), poller == PollerKind::Proactor);
+            server.await.unwrap();
+        })
+        .unwrap();
+    }
 }
 
 /// hyper 1.x serving HTTP/1.1 on evnet tasks (through the tokio traits and
@@ -86,12 +105,18 @@ fn futures_traits_carry_a_whole_exchange() {
 /// makes two requests on one keep-alive connection.
 #[test]
 fn hyper_on_evnet_answers_curl_and_python_keep_alive() {
+    for poller in POLLERS {
+        hyper_answers_curl_and_python(poller);
+    }
+}
+
+fn hyper_answers_curl_and_python(poller: PollerKind) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use std::process::Command;
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
-        rt::block_on(async move {
+        rt::block_on_with(on(poller), async move {
             let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             // Two connections: curl's and Python's.
@@ -108,7 +133,8 @@ fn hyper_on_evnet_answers_curl_and_python_keep_alive() {
                     .await
                     .unwrap();
             }
-        });
+        })
+        .unwrap();
     });
     let addr: std::net::SocketAddr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let out = Command::new("curl")

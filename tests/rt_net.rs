@@ -92,7 +92,7 @@ fn async_echo_returns_every_byte_in_order_on_every_driver() {
                     writer.join().unwrap();
                     assert!(
                         got == data,
-                        "{poller:?}/{trigger:?} client {i}: bytes differ"
+                        "{poller:?}/{trigger:?} client {i}: bytes differ (got {} of {}, first diff at {:?})", got.len(), data.len(), got.iter().zip(data.iter()).position(|(a, b)| a != b)
                     );
                 })
             })
@@ -104,17 +104,60 @@ fn async_echo_returns_every_byte_in_order_on_every_driver() {
     }
 }
 
-/// A server task reading from one accepted connection, with the test's
-/// client on the other end.
-fn with_pair(f: impl AsyncFnOnce(Rc<TcpStream>, std::net::TcpStream) + 'static) {
-    rt::block_on(async move {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = std::net::TcpStream::connect(addr).unwrap();
-        client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let (s, _) = listener.accept().await.unwrap();
-        f(Rc::new(s), client).await;
+/// The readiness path and the completion path (io_uring proactor).
+const PAIR_DRIVERS: [PollerKind; 2] = [PollerKind::Epoll, PollerKind::Proactor];
+
+/// A server task on one accepted connection, with the test's client on the
+/// other end: once on epoll, once on the proactor (where the stream is in
+/// completion mode).
+fn with_pair(f: impl AsyncFn(Rc<TcpStream>, std::net::TcpStream)) {
+    for poller in PAIR_DRIVERS {
+        rt::block_on_with(config(poller, Trigger::Level), async {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = std::net::TcpStream::connect(addr).unwrap();
+            client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            let (s, _) = listener.accept().await.unwrap();
+            assert_eq!(s.uses_ring(), poller == PollerKind::Proactor);
+            f(Rc::new(s), client).await;
+        })
+        .unwrap();
+    }
+}
+
+/// Run blocking `f` (a client) on a thread of its own; the future wakes
+/// its task when `f` returns, with `f`'s value.
+fn on_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = T> {
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+    type Shared<T> = Arc<Mutex<(Option<T>, Option<Waker>)>>;
+    let shared: Shared<T> = Arc::new(Mutex::new((None, None)));
+    let theirs = shared.clone();
+    let thread = std::thread::spawn(move || {
+        let v = f();
+        let mut g = theirs.lock().unwrap();
+        g.0 = Some(v);
+        if let Some(w) = g.1.take() {
+            w.wake();
+        }
     });
+    let mut thread = Some(thread);
+    std::future::poll_fn(move |cx| {
+        let mut g = shared.lock().unwrap();
+        match g.0.take() {
+            Some(v) => {
+                drop(g);
+                thread.take().unwrap().join().unwrap();
+                Poll::Ready(v)
+            }
+            None => {
+                g.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
 }
 
 async fn read_once(s: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -237,6 +280,7 @@ fn a_read_cancelled_by_a_timeout_loses_no_bytes() {
                 }
             });
             let (mut s, _) = listener.accept().await.unwrap();
+            assert_eq!(s.uses_ring(), poller == PollerKind::Proactor);
             let mut got = Vec::new();
             let mut buf = vec![0u8; 4096];
             let mut timeouts = 0u32;
@@ -296,48 +340,150 @@ fn connect_reaches_a_listener_and_reports_refusal() {
 }
 
 /// Go's Close from another task: the task blocked in read is woken with an
-/// error (not EOF), the peer reads EOF, and a new connection that gets the
-/// fd number again sees nothing of the old one's operations.
+/// error (not EOF), the peer reads what was written and then EOF, and a new
+/// connection that gets the fd number again sees nothing of the old one's
+/// operations.
 #[test]
 fn closing_a_stream_wakes_its_blocked_reader_with_an_error() {
-    rt::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut client = std::net::TcpStream::connect(addr).unwrap();
-        client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let (s, _) = listener.accept().await.unwrap();
-        let s = Rc::new(s);
-        let old_fd = std::os::fd::AsRawFd::as_raw_fd(&*s);
-        // A deadline armed too: its timer must not touch the next stream.
-        s.set_read_deadline(Some(Instant::now() + Duration::from_millis(200)));
-        let reader = {
-            let s = s.clone();
-            rt::spawn_local(async move {
-                let mut b = [0u8; 8];
-                read_once(&s, &mut b).await
-            })
-        };
-        rt::yield_now().await; // the reader waits
-        s.close();
-        let e = reader.await.unwrap().unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);
-        assert!(read_to_eof(&mut client).is_empty(), "the peer reads EOF");
-        let mut b = [0u8; 8];
-        assert_eq!(
-            read_once(&s, &mut b).await.unwrap_err().kind(),
-            std::io::ErrorKind::NotConnected
-        );
-        drop(s);
-        rt::yield_now().await; // the loop forgets it; the fd goes
+    for poller in PAIR_DRIVERS {
+        rt::block_on_with(config(poller, Trigger::Level), async {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            let (s, _) = listener.accept().await.unwrap();
+            let s = Rc::new(s);
+            let old_fd = std::os::fd::AsRawFd::as_raw_fd(&*s);
+            // A deadline armed too: its timer must not touch the next stream.
+            s.set_read_deadline(Some(Instant::now() + Duration::from_millis(200)));
+            let reader = {
+                let s = s.clone();
+                rt::spawn_local(async move {
+                    let mut b = [0u8; 8];
+                    read_once(&s, &mut b).await
+                })
+            };
+            rt::yield_now().await; // the reader waits
+            std::future::poll_fn(|cx| s.poll_write(cx, b"last words"))
+                .await
+                .unwrap();
+            s.close();
+            let e = reader.await.unwrap().unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "{poller:?}");
+            let got = on_thread(move || read_to_eof(&mut client)).await;
+            assert_eq!(got, b"last words", "{poller:?}: written, then EOF");
+            let mut b = [0u8; 8];
+            assert_eq!(
+                read_once(&s, &mut b).await.unwrap_err().kind(),
+                std::io::ErrorKind::NotConnected
+            );
+            drop(s);
+            rt::yield_now().await; // the loop forgets it; the fd goes
 
-        // The next connection: likely the same fd number, and clean.
-        let mut client2 = std::net::TcpStream::connect(addr).unwrap();
-        let (s2, _) = listener.accept().await.unwrap();
-        let same = std::os::fd::AsRawFd::as_raw_fd(&s2) == old_fd;
-        rt::sleep(Duration::from_millis(300)).await; // past the old deadline
-        client2.write_all(b"fresh").unwrap();
-        let n = read_once(&s2, &mut b).await.unwrap();
-        assert_eq!(&b[..n], b"fresh", "fd reused: {same}");
+            // The next connection: likely the same fd number, and clean.
+            let mut client2 = std::net::TcpStream::connect(addr).unwrap();
+            let (s2, _) = listener.accept().await.unwrap();
+            let same = std::os::fd::AsRawFd::as_raw_fd(&s2) == old_fd;
+            rt::sleep(Duration::from_millis(300)).await; // past the old deadline
+            client2.write_all(b"fresh").unwrap();
+            let n = read_once(&s2, &mut b).await.unwrap();
+            assert_eq!(&b[..n], b"fresh", "{poller:?}: fd reused: {same}");
+        })
+        .unwrap();
+    }
+}
+
+/// A write to a peer that does not read waits once the socket (and, on the
+/// proactor, the stream's queue) is full, and fails with TimedOut at its
+/// deadline; the deadline cleared, a flush waits until the peer has read it
+/// all.
+#[test]
+fn a_blocked_write_times_out_at_its_deadline() {
+    with_pair(async |s, client| {
+        let chunk = vec![7u8; 64 << 10];
+        let t = Instant::now();
+        s.set_write_deadline(Some(t + Duration::from_millis(100)));
+        let mut written = 0usize;
+        let mut err = None;
+        for _ in 0..100_000 {
+            match std::future::poll_fn(|cx| s.poll_write(cx, &chunk)).await {
+                Ok(n) => written += n,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = err.expect("the write blocked and timed out");
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        assert!(written > 0);
+        // Cleared: the peer drains it all, and the flush sees that.
+        s.set_write_deadline(None);
+        let reader = on_thread(move || {
+            let mut c = client;
+            let mut buf = vec![0u8; 64 << 10];
+            let mut n = 0;
+            while n < written {
+                n += std::io::Read::read(&mut c, &mut buf).unwrap();
+            }
+            n
+        });
+        std::future::poll_fn(|cx| s.poll_flush(cx)).await.unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(reader.await, written);
+    });
+}
+
+/// A stream dropped right after its last write: the peer still reads every
+/// byte, then EOF (on the proactor the queued output lingers until sent).
+#[test]
+fn dropping_a_stream_after_writing_delivers_everything() {
+    with_pair(async |s, client| {
+        let data = pattern(3, 3 << 20);
+        let expect = data.clone();
+        let reader = on_thread(move || {
+            let mut c = client;
+            read_to_eof(&mut c)
+        });
+        let mut s = Rc::try_unwrap(s).ok().expect("the only handle");
+        s.write_all(&data).await.unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        drop(s);
+        let got = reader.await;
+        assert!(got == expect, "got {} of {} bytes", got.len(), expect.len());
+    });
+}
+
+/// A peer that resets the connection: the writer learns it (a write or a
+/// flush fails) within a bounded number of writes, and nothing panics.
+#[test]
+fn a_reset_peer_fails_the_writer() {
+    with_pair(async |s, client| {
+        let sock = socket2::Socket::from(client);
+        sock.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(sock); // RST
+        let chunk = vec![1u8; 16 << 10];
+        let mut failed = None;
+        s.set_write_deadline(Some(Instant::now() + IO_TIMEOUT));
+        for _ in 0..10_000 {
+            let r = match std::future::poll_fn(|cx| s.poll_write(cx, &chunk)).await {
+                Ok(_) => std::future::poll_fn(|cx| s.poll_flush(cx)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("the reset reached the writer");
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            "{e:?}"
+        );
     });
 }
 

@@ -2,8 +2,9 @@
 //! `AsyncRead`/`AsyncWrite` (feature `tokio-io`) and futures-io's (feature
 //! `futures-io`), for [`TcpStream`], [`UnixStream`] and their halves. Reads and writes go
 //! through the same paths as the inherent methods, deadlines included;
-//! flush has nothing to do (there is no user-space buffer) and
-//! shutdown/close sends FIN.
+//! flush waits until the writes have been handed to the kernel (on the
+//! proactor they queue for the ring) and shutdown/close sends FIN after
+//! them.
 
 #[cfg(any(feature = "tokio-io", feature = "futures-io"))]
 use std::io;
@@ -68,14 +69,15 @@ mod tokio_traits {
                     true
                 }
 
-                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                    Poll::Ready(Ok(()))
+                fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    $t::poll_flush(&self, cx)
                 }
 
                 fn poll_shutdown(
                     self: Pin<&mut Self>,
-                    _cx: &mut Context<'_>,
+                    cx: &mut Context<'_>,
                 ) -> Poll<io::Result<()>> {
+                    std::task::ready!($t::poll_flush(&self, cx))?;
                     Poll::Ready(self.shutdown(std::net::Shutdown::Write))
                 }
             }
@@ -103,11 +105,12 @@ mod tokio_traits {
             OwnedWriteHalf::poll_write(&self, cx, buf)
         }
 
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            OwnedWriteHalf::poll_flush(&self, cx)
         }
 
-        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            std::task::ready!(OwnedWriteHalf::poll_flush(&self, cx))?;
             Poll::Ready(self.shutdown())
         }
     }
@@ -147,11 +150,12 @@ mod futures_traits {
                     $t::poll_write_vectored(&self, cx, bufs)
                 }
 
-                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                    Poll::Ready(Ok(()))
+                fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    $t::poll_flush(&self, cx)
                 }
 
-                fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    std::task::ready!($t::poll_flush(&self, cx))?;
                     Poll::Ready(self.shutdown(std::net::Shutdown::Write))
                 }
             }
@@ -179,11 +183,12 @@ mod futures_traits {
             OwnedWriteHalf::poll_write(&self, cx, buf)
         }
 
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            OwnedWriteHalf::poll_flush(&self, cx)
         }
 
-        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            std::task::ready!(OwnedWriteHalf::poll_flush(&self, cx))?;
             Poll::Ready(self.shutdown())
         }
     }

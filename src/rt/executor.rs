@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use super::ready::Registry;
+use super::ready::{Registry, LINGER_TAG};
 use super::task::{JoinHandle, JoinState, Task};
 use crate::reactor::{EventLoop, LoopHandle, Source, SourceId, TimerId};
 
@@ -183,6 +183,7 @@ pub(crate) fn local_for(el: &mut EventLoop) -> Rc<Local> {
         main_woken: Cell::new(true),
         ios: RefCell::new(Registry::new(
             el.config().poller != crate::poller::PollerKind::SigIo,
+            el.ring().is_some_and(|r| r.is_proactor()),
         )),
         spare: RefCell::new(Vec::new()),
         polls: Cell::new(0),
@@ -511,8 +512,22 @@ impl Source for Executor {
     }
 
     fn timer(&mut self, el: &mut EventLoop, tag: u64) {
+        if tag & LINGER_TAG != 0 {
+            self.local
+                .ios
+                .borrow_mut()
+                .linger_expired(el, tag & !LINGER_TAG);
+            return;
+        }
         self.local.inbox.kicked.store(true, Ordering::Release);
         self.local.fire(tag);
+        self.local.run(el);
+    }
+
+    fn complete(&mut self, el: &mut EventLoop, sub: u64, c: crate::ring::Completion) {
+        // The run below drains what these wakes push: no notification.
+        self.local.inbox.kicked.store(true, Ordering::Release);
+        self.local.ios.borrow_mut().complete(el, sub, c);
         self.local.run(el);
     }
 

@@ -42,6 +42,7 @@ mod compat;
 mod executor;
 mod net;
 mod ready;
+mod ring;
 mod task;
 mod time;
 
@@ -123,7 +124,8 @@ impl<T> Drop for Posted<T> {
 
 /// Run `future` to completion on a new event loop on this thread (the
 /// default [`LoopConfig`]: epoll), with the tasks it spawns; return its
-/// value. Tasks still running when it returns are dropped.
+/// value. Tasks still running when it returns are dropped; streams they
+/// dropped with output still queued (on the proactor) finish sending first.
 ///
 /// # Panics
 /// If the loop cannot be created (no fds left) or fails while waiting.
@@ -151,6 +153,16 @@ pub fn block_on_with<F: Future>(config: LoopConfig, future: F) -> io::Result<F::
             return Err(e);
         }
     };
+    // Streams dropped with output still queued for the ring (proactor)
+    // finish sending before the loop goes, as the kernel would have sent
+    // what a readiness-path write had already handed it.
+    let until = std::time::Instant::now() + ring::LINGER;
+    while local.ios.borrow().lingering() > 0 {
+        let now = std::time::Instant::now();
+        if now >= until || el.turn(Some(until - now)).is_err() {
+            break;
+        }
+    }
     el.shut_down();
     Ok(out)
 }

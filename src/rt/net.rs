@@ -1,8 +1,14 @@
 //! Sockets for tasks: [`TcpListener`], [`TcpStream`] and its owned halves,
 //! with Go's deadlines.
 //!
-//! Every operation tries its system call first and waits on the loop only
-//! on `WouldBlock` (see `ready.rs`). Deadlines are absolute and per direction,
+//! On a readiness loop every operation tries its system call first and
+//! waits on the loop only on `WouldBlock` (see `ready.rs`). On the io_uring
+//! proactor, streams are in completion mode (`ring.rs`): the ring's
+//! multishot recv fills the stream's input, which reads copy out of, and
+//! writes queue owned buffers the ring sends — a read future dropped
+//! (by a timeout, say) never loses bytes the kernel delivered, and `flush`
+//! waits for the queued writes. Listeners and UDP sockets use readiness on
+//! every loop. Deadlines are absolute and per direction,
 //! as Go's `SetReadDeadline`/`SetWriteDeadline`:
 //!
 //! - once a direction's deadline has passed, its operations fail at once
@@ -41,9 +47,12 @@ struct Io {
     key: u64,
     /// `Some` until dropped.
     sock: Option<Socket>,
+    /// A stream in completion mode (on the proactor: `ring.rs`).
+    ring: bool,
 }
 
 impl Io {
+    /// A listener, a datagram socket, or a stream still connecting.
     fn new(sock: Socket) -> io::Result<Io> {
         let local = current().ok_or_else(|| {
             io::Error::other("evnet::rt sockets are made on an evnet loop (in a task or block_on)")
@@ -54,7 +63,15 @@ impl Io {
             local,
             key,
             sock: Some(sock),
+            ring: false,
         })
+    }
+
+    /// A connected stream: in completion mode on a proactor loop.
+    fn stream(sock: Socket) -> io::Result<Io> {
+        let mut io = Io::new(sock)?;
+        io.ring = io.local.ios.borrow_mut().make_stream(io.key);
+        Ok(io)
     }
 
     fn sock(&self) -> &Socket {
@@ -120,18 +137,104 @@ impl Io {
 
     /// A read into `buf`: short means drained.
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.ring {
+            return self.poll_ring(Dir::Read, cx, |ios, w| ios.ring_read(self.key, buf, w));
+        }
         let want = buf.len();
         self.poll(Dir::Read, cx, |mut s| s.read(buf), |&n| n > 0 && n < want)
     }
 
     /// A send of `buf`: short means the socket is full.
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.ring {
+            return self.poll_write_vectored(cx, &[IoSlice::new(buf)]);
+        }
         self.poll(
             Dir::Write,
             cx,
             |s| sys::socket::send(s.as_raw_fd(), buf),
             |&n| n < buf.len(),
         )
+    }
+
+    /// A send from several buffers (sendmsg).
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.ring {
+            return self.poll_ring(Dir::Write, cx, |ios, w| ios.ring_write(self.key, bufs, w));
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        self.poll(
+            Dir::Write,
+            cx,
+            |mut s| s.write_vectored(bufs),
+            |&n| n < total,
+        )
+    }
+
+    /// Wait until what was written has left (completion mode queues writes;
+    /// the readiness path has nothing queued).
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.ring {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_ring(Dir::Write, cx, |ios, w| ios.ring_flush(self.key, w))
+    }
+
+    /// Shut down `how`; in completion mode the FIN follows the queued
+    /// output.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if !self.ring || how == Shutdown::Read {
+            return self.sock().shutdown(how);
+        }
+        if how == Shutdown::Both {
+            self.sock().shutdown(Shutdown::Read)?;
+        }
+        if self.local.ios.borrow_mut().ring_shutdown_write(self.key) {
+            self.sock().shutdown(Shutdown::Write)?;
+        }
+        Ok(())
+    }
+
+    /// Close for every task (Go's `Close`).
+    fn close(&self) {
+        if self.ring {
+            // FIN follows the queued output; readers wake to NotConnected.
+            let _ = self.sock().shutdown(Shutdown::Read);
+        } else {
+            let _ = self.sock().shutdown(Shutdown::Both);
+        }
+        self.local.ios.borrow_mut().close(self.key);
+    }
+
+    /// A completion-mode operation, with the closed check and `dir`'s
+    /// deadline around it.
+    fn poll_ring<T>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(&mut super::ready::Registry, &Waker) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let deadline = {
+            let mut ios = self.local.ios.borrow_mut();
+            if ios.is_closed(self.key) {
+                return Poll::Ready(Err(closed()));
+            }
+            ios.deadline(self.key, dir).and_then(|d| d.at)
+        };
+        if deadline.is_some_and(|at| at <= Instant::now()) {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        let r = op(&mut self.local.ios.borrow_mut(), cx.waker());
+        if r.is_pending() {
+            if let Some(at) = deadline {
+                self.arm_deadline(dir, at, cx.waker());
+            }
+        }
+        r
     }
 
     /// Make sure a timer wakes `waker` at `at`.
@@ -310,29 +413,35 @@ macro_rules! stream_methods {
             cx: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
-            let total: usize = bufs.iter().map(|b| b.len()).sum();
-            self.io.poll(
-                Dir::Write,
-                cx,
-                |mut s| s.write_vectored(bufs),
-                |&n| n < total,
-            )
+            self.io.poll_write_vectored(cx, bufs)
         }
 
-        /// Shut down one or both directions (`Write` sends FIN).
+        /// Wait until everything written has been handed to the kernel (on
+        /// the proactor writes are queued for the ring; elsewhere they are
+        /// already in the kernel when `write` returns).
+        pub async fn flush(&mut self) -> io::Result<()> {
+            std::future::poll_fn(|cx| self.io.poll_flush(cx)).await
+        }
+
+        /// Poll a flush.
+        pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.io.poll_flush(cx)
+        }
+
+        /// Shut down one or both directions (`Write` sends FIN, after
+        /// everything written).
         pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-            self.io.sock().shutdown(how)
+            self.io.shutdown(how)
         }
 
         /// Close the stream, as Go's `Conn.Close`: both directions are shut
-        /// down (the peer reads EOF), and every operation on it — pending in
+        /// down (the peer reads EOF after what was written), and every operation on it — pending in
         /// another task, or later — fails with `NotConnected`. The fd itself is
         /// released when the last handle (stream or half) is dropped, after the
         /// loop has forgotten it, so its number cannot be reused under a
         /// pending operation.
         pub fn close(&self) {
-            let _ = self.io.sock().shutdown(Shutdown::Both);
-            self.io.local.ios.borrow_mut().close(self.io.key);
+            self.io.close();
         }
 
         /// Reads fail with `TimedOut` from `at` on (`None` clears); see the
@@ -350,6 +459,13 @@ macro_rules! stream_methods {
         pub fn set_deadline(&self, at: Option<Instant>) {
             self.set_read_deadline(at);
             self.set_write_deadline(at);
+        }
+
+        /// Whether reads and writes are io_uring operations (completion
+        /// mode, on a proactor loop; see the module doc) rather than system
+        /// calls made on readiness.
+        pub fn uses_ring(&self) -> bool {
+            self.io.ring
         }
 
         /// Split into a read half and a write half, for two tasks (one reading,
@@ -376,7 +492,7 @@ async fn connect(sock: Socket, addr: socket2::SockAddr) -> io::Result<Rc<Io>> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e),
     }
-    let io = Rc::new(Io::new(sock)?);
+    let mut io = Io::new(sock)?;
     std::future::poll_fn(|cx| {
         let connected = |s: &Socket| match s.take_error()? {
             Some(e) => Err(e),
@@ -391,7 +507,8 @@ async fn connect(sock: Socket, addr: socket2::SockAddr) -> io::Result<Rc<Io>> {
         io.poll(Dir::Write, cx, connected, |_| false)
     })
     .await?;
-    Ok(io)
+    io.ring = io.local.ios.borrow_mut().make_stream(io.key);
+    Ok(Rc::new(io))
 }
 
 /// A TCP connection for tasks: read, write, shut down, with deadlines.
@@ -402,7 +519,7 @@ pub struct TcpStream {
 impl TcpStream {
     fn from_socket(sock: Socket) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            io: Rc::new(Io::new(sock)?),
+            io: Rc::new(Io::stream(sock)?),
         })
     }
 
@@ -515,9 +632,19 @@ impl OwnedWriteHalf {
         write_all(&self.io, buf).await
     }
 
+    /// Wait until everything written has been handed to the kernel.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.io.poll_flush(cx)).await
+    }
+
+    /// Poll a flush.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_flush(cx)
+    }
+
     /// Send FIN: the peer reads end of stream after what was written.
     pub fn shutdown(&self) -> io::Result<()> {
-        self.io.sock().shutdown(Shutdown::Write)
+        self.io.shutdown(Shutdown::Write)
     }
 
     /// The write deadline (see [`TcpStream::set_write_deadline`]).
@@ -635,7 +762,7 @@ impl UnixListener {
         let accept = |s: &Socket| sys::socket::accept(s.as_raw_fd());
         match self.io.poll(Dir::Read, cx, accept, |_| false) {
             Poll::Ready(Ok((fd, _))) => Poll::Ready(Ok(UnixStream {
-                io: Rc::new(Io::new(Socket::from(fd))?),
+                io: Rc::new(Io::stream(Socket::from(fd))?),
             })),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
@@ -663,10 +790,10 @@ impl UnixStream {
         let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
         Ok((
             UnixStream {
-                io: Rc::new(Io::new(a)?),
+                io: Rc::new(Io::stream(a)?),
             },
             UnixStream {
-                io: Rc::new(Io::new(b)?),
+                io: Rc::new(Io::stream(b)?),
             },
         ))
     }
@@ -674,7 +801,7 @@ impl UnixStream {
     /// Take over a connected std stream.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         Ok(UnixStream {
-            io: Rc::new(Io::new(Socket::from(OwnedFd::from(stream)))?),
+            io: Rc::new(Io::stream(Socket::from(OwnedFd::from(stream)))?),
         })
     }
 

@@ -20,16 +20,26 @@
 //! Closing: a socket's fd goes back to the kernel only after the loop has
 //! forgotten it (the slot's last op), so its number cannot be reused while
 //! the registry still names it.
+//!
+//! On the io_uring proactor, stream sockets are in completion mode instead
+//! (`ring.rs`): the slot keeps their input and output, and the ring's
+//! completions arrive here through [`Registry::complete`].
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{OwnedFd, RawFd};
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use slab::Slab;
 
+use super::ring::{ring, RingIo, LINGER};
 use crate::poller::{Event, Interest, Token};
 use crate::reactor::{EventLoop, SourceId};
+use crate::ring::Completion;
+
+/// Timer tags with this bit are a lingering stream's (the rest are
+/// sleepers'); registry keys never have it (generations are 31 bits).
+pub(crate) const LINGER_TAG: u64 = 1 << 63;
 
 /// Which way a task waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,13 +76,29 @@ struct Slot {
     /// Closed by its owner ([`Registry::close`]): every operation fails.
     closed: bool,
     deadlines: [Deadline; 2],
+    /// Completion mode (a stream on a proactor loop).
+    ring: Option<Box<RingIo>>,
+    /// Dropped by its owner while output was still queued: the fd, closed
+    /// when the output is gone (or the linger time is up).
+    orphan: Option<OwnedFd>,
 }
 
 enum Op {
     /// Watch what the slot's waiters need.
     Watch(u64),
-    /// Deregister, then close.
-    Forget(Option<Token>, OwnedFd),
+    /// Deregister, then close (a completion-mode stream leaves the ring
+    /// first).
+    Forget {
+        token: Option<Token>,
+        fd: OwnedFd,
+        ring: bool,
+    },
+    /// Drop a readiness registration (the slot goes to completion mode).
+    Deregister(Token),
+    /// Tell the ring what a completion-mode slot wants.
+    Sync(u64),
+    /// Start a lingering slot's timer.
+    Linger(u64),
 }
 
 /// The sockets of one loop's tasks.
@@ -81,9 +107,18 @@ pub(crate) struct Registry {
     /// A short transfer clears readiness (see the module doc); off on
     /// drivers whose events may not report the peer's FIN (sigio).
     short_drains: bool,
+    /// Stream sockets use completion mode (the loop is a proactor).
+    completion: bool,
     slots: Slab<Slot>,
     ops: Vec<Op>,
     next_gen: u32,
+}
+
+/// Leave `waker` in `w` (unless the one there would wake the same task).
+fn set_waiter(w: &mut Option<Waker>, waker: &Waker) {
+    if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *w = Some(waker.clone());
+    }
 }
 
 /// The interest watching the directions marked in `dirs` (read, write).
@@ -105,10 +140,11 @@ fn unpack(id: u64) -> (usize, u32) {
 }
 
 impl Registry {
-    /// A registry; `short_drains`: see the field.
-    pub(crate) fn new(short_drains: bool) -> Registry {
+    /// A registry; `short_drains`, `completion`: see the fields.
+    pub(crate) fn new(short_drains: bool, completion: bool) -> Registry {
         Registry {
             short_drains,
+            completion,
             ..Registry::default()
         }
     }
@@ -120,7 +156,7 @@ impl Registry {
 
     /// A slot for `fd` (registered with the loop on the first wait).
     pub(crate) fn add(&mut self, fd: RawFd) -> u64 {
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        self.next_gen = (self.next_gen.wrapping_add(1) & 0x7fff_ffff).max(1);
         let gen = self.next_gen;
         let index = self.slots.insert(Slot {
             gen,
@@ -133,21 +169,204 @@ impl Registry {
             watching: [false, false],
             closed: false,
             deadlines: Default::default(),
+            ring: None,
+            orphan: None,
         });
         pack(index, gen)
     }
 
-    /// Forget `key`; `fd` is closed once the loop has let go of it.
+    /// Put a slot made with [`Registry::add`] (a socket that has just
+    /// connected) in completion mode if the loop is a proactor; true if so.
+    pub(crate) fn make_stream(&mut self, key: u64) -> bool {
+        if !self.completion {
+            return false;
+        }
+        let Some(s) = self.slot(key) else {
+            return false;
+        };
+        if let Some(t) = s.token.take() {
+            s.watching = [false, false];
+            self.ops.push(Op::Deregister(t));
+        }
+        let s = self.slot(key).expect("slot just seen");
+        s.ring = Some(Box::default());
+        true
+    }
+
+    /// Forget `key`; `fd` is closed once the loop has let go of it. A
+    /// completion-mode stream with output still queued lingers until it is
+    /// sent.
     pub(crate) fn remove(&mut self, key: u64, fd: OwnedFd) {
         let (index, gen) = unpack(key);
-        if self.slots.get(index).is_none_or(|s| s.gen != gen) {
+        let Some(s) = self.slots.get_mut(index).filter(|s| s.gen == gen) else {
             return;
+        };
+        if let Some(r) = s.ring.as_mut() {
+            if r.has_output() {
+                s.closed = true;
+                s.orphan = Some(fd);
+                s.waiters = [None, None];
+                r.stop_reading();
+                self.ops.push(Op::Linger(key));
+                self.sync(key);
+                return;
+            }
         }
         let slot = self.slots.remove(index);
         if slot.token.is_some() {
-            self.ops.push(Op::Forget(slot.token, fd));
+            self.ops.push(Op::Forget {
+                token: slot.token,
+                fd,
+                ring: slot.ring.is_some(),
+            });
         }
         // Never registered: dropping `fd` closes it now.
+    }
+
+    /// Queue a sync of completion-mode slot `key` (once until it is done).
+    fn sync(&mut self, key: u64) {
+        if let Some(r) = self.slot(key).and_then(|s| s.ring.as_mut()) {
+            if !r.queued {
+                r.queued = true;
+                self.ops.push(Op::Sync(key));
+            }
+        }
+    }
+
+    /// The completion-mode state of `key`, unless it is closed or failed.
+    fn live_ring(&mut self, key: u64) -> Result<(&mut RingIo, &mut [Option<Waker>; 2]), io::Error> {
+        let Some(s) = self.slot(key) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if let Some(kind) = s.failed {
+            return Err(kind.into());
+        }
+        let r = s.ring.as_deref_mut().expect("a completion-mode slot");
+        Ok((r, &mut s.waiters))
+    }
+
+    /// A read of completion-mode stream `key` into `buf` (see `ring.rs`).
+    pub(crate) fn ring_read(
+        &mut self,
+        key: u64,
+        buf: &mut [u8],
+        waker: &Waker,
+    ) -> Poll<io::Result<usize>> {
+        let (r, waiters) = match self.live_ring(key) {
+            Ok(v) => v,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let step = r.read(buf);
+        if step.result.is_none() {
+            set_waiter(&mut waiters[Dir::Read as usize], waker);
+        }
+        if step.sync {
+            self.sync(key);
+        }
+        step.result.map_or(Poll::Pending, Poll::Ready)
+    }
+
+    /// A write to completion-mode stream `key` (see `ring.rs`).
+    pub(crate) fn ring_write(
+        &mut self,
+        key: u64,
+        bufs: &[IoSlice<'_>],
+        waker: &Waker,
+    ) -> Poll<io::Result<usize>> {
+        let (r, waiters) = match self.live_ring(key) {
+            Ok(v) => v,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let step = r.write(bufs);
+        if step.result.is_none() {
+            set_waiter(&mut waiters[Dir::Write as usize], waker);
+        }
+        if step.sync {
+            self.sync(key);
+        }
+        step.result.map_or(Poll::Pending, Poll::Ready)
+    }
+
+    /// Wait until completion-mode stream `key` has sent what was written.
+    pub(crate) fn ring_flush(&mut self, key: u64, waker: &Waker) -> Poll<io::Result<()>> {
+        let (r, waiters) = match self.live_ring(key) {
+            Ok(v) => v,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        match r.flushed() {
+            Some(res) => Poll::Ready(res),
+            None => {
+                set_waiter(&mut waiters[Dir::Write as usize], waker);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Shut completion-mode stream `key`'s write side after its output:
+    /// true if the FIN can be sent now (nothing is queued).
+    pub(crate) fn ring_shutdown_write(&mut self, key: u64) -> bool {
+        self.slot(key)
+            .and_then(|s| s.ring.as_mut())
+            .is_some_and(|r| r.shutdown_write())
+    }
+
+    /// A ring completion for `key`.
+    pub(crate) fn complete(&mut self, el: &mut EventLoop, key: u64, c: Completion) {
+        let (index, gen) = unpack(key);
+        let Some(s) = self.slots.get_mut(index).filter(|s| s.gen == gen) else {
+            return el.release(c);
+        };
+        let Some(r) = s.ring.as_mut() else {
+            return el.release(c);
+        };
+        let wake = r.complete(ring(el), s.fd, c.done);
+        for (i, w) in wake.into_iter().enumerate() {
+            if w {
+                if let Some(w) = s.waiters[i].take() {
+                    w.wake();
+                }
+            }
+        }
+        if s.orphan.is_some() && !r.has_output() {
+            self.let_go(el, key);
+        }
+    }
+
+    /// Streams dropped with output still queued.
+    pub(crate) fn lingering(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.orphan.is_some())
+            .count()
+    }
+
+    /// A lingering slot's time is up: close it, sent or not.
+    pub(crate) fn linger_expired(&mut self, el: &mut EventLoop, key: u64) {
+        if let Some(r) = self.slot(key).and_then(|s| s.ring.as_mut()) {
+            r.linger = None;
+        }
+        self.let_go(el, key);
+    }
+
+    /// Close a lingering (orphaned) slot now.
+    fn let_go(&mut self, el: &mut EventLoop, key: u64) {
+        let (index, gen) = unpack(key);
+        if !self
+            .slots
+            .get(index)
+            .is_some_and(|s| s.gen == gen && s.orphan.is_some())
+        {
+            return;
+        }
+        let mut slot = self.slots.remove(index);
+        if let Some(t) = slot.ring.as_mut().and_then(|r| r.linger.take()) {
+            el.cancel(t);
+        }
+        let _ = ring(el).close_stream(slot.fd);
+        if let Some(t) = slot.token {
+            let _ = el.deregister(t);
+        }
+        drop(slot.orphan.take());
     }
 
     /// Close `key` for its owner: operations fail from now on, and the tasks
@@ -158,6 +377,13 @@ impl Registry {
             s.closed = true;
             for w in s.waiters.iter_mut().filter_map(Option::take) {
                 w.wake();
+            }
+            if let Some(r) = s.ring.as_mut() {
+                r.stop_reading();
+                if r.shutdown_write() {
+                    let _ = crate::sys::socket::shutdown_write(s.fd);
+                }
+                self.sync(key);
             }
         }
     }
@@ -193,10 +419,7 @@ impl Registry {
             return Err(kind.into());
         }
         s.ready[dir as usize] = s.shut[dir as usize];
-        let w = &mut s.waiters[dir as usize];
-        if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *w = Some(waker.clone());
-        }
+        set_waiter(&mut s.waiters[dir as usize], waker);
         if !s.watching[dir as usize] {
             self.ops.push(Op::Watch(key));
         }
@@ -264,12 +487,26 @@ impl Registry {
         let mut ops = std::mem::take(&mut self.ops);
         for op in ops.drain(..) {
             match op {
-                Op::Forget(token, fd) => {
+                Op::Forget { token, fd, ring: r } => {
+                    if r {
+                        let _ = ring(el).close_stream(std::os::fd::AsRawFd::as_raw_fd(&fd));
+                    }
                     if let Some(t) = token {
                         let _ = el.deregister(t);
                     }
                     drop(fd);
                 }
+                Op::Deregister(t) => {
+                    let _ = el.deregister(t);
+                }
+                Op::Linger(key) => {
+                    let at = Instant::now() + LINGER;
+                    let Some(r) = self.slot(key).and_then(|s| s.ring.as_mut()) else {
+                        continue;
+                    };
+                    r.linger = Some(el.timer_at(source, at, LINGER_TAG | key));
+                }
+                Op::Sync(key) => self.sync_now(el, source, key),
                 Op::Watch(key) => {
                     let Some(s) = self.slot(key) else { continue };
                     // What is watched now, and what the waiters need.
@@ -299,6 +536,39 @@ impl Registry {
         }
     }
 
+    /// Open a completion-mode slot on the ring if it is not yet, and tell
+    /// the ring what it wants.
+    fn sync_now(&mut self, el: &mut EventLoop, source: SourceId, key: u64) {
+        let Some(s) = self.slot(key) else { return };
+        let fd = s.fd;
+        let Some(r) = s.ring.as_mut() else { return };
+        let mut r_err = None;
+        if !r.opened {
+            match el.register(fd, None, source, key) {
+                Ok(t) => match ring(el).open_stream(fd, t) {
+                    Ok(()) => {
+                        s.token = Some(t);
+                        r.opened = true;
+                    }
+                    Err(e) => {
+                        let _ = el.deregister(t);
+                        r_err = Some(e);
+                    }
+                },
+                Err(e) => r_err = Some(e),
+            }
+        }
+        if r_err.is_none() {
+            r_err = r.sync(ring(el), fd).err();
+        }
+        if let Some(e) = r_err {
+            s.failed = Some(e.kind());
+            for w in s.waiters.iter_mut().filter_map(Option::take) {
+                w.wake();
+            }
+        }
+    }
+
     /// The loop is going away: wake every waiter (their operations fail).
     pub(crate) fn shutdown(&mut self) {
         for (_, s) in self.slots.iter_mut() {
@@ -306,6 +576,8 @@ impl Registry {
             for w in s.waiters.iter_mut().filter_map(Option::take) {
                 w.wake();
             }
+            // A lingering stream's output is abandoned with its loop.
+            drop(s.orphan.take());
         }
         self.ops.clear();
     }

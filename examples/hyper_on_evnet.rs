@@ -1,9 +1,10 @@
 //! hyper 1.x serving HTTP/1.1 on evnet tasks: evnet's loop accepts, each
 //! connection is a task, and hyper drives it through the tokio I/O traits
-//! (feature `tokio-io`) adapted by hyper-util's `TokioIo`. No tokio
-//! runtime runs.
+//! (feature `tokio-io`) adapted by hyper-util's `TokioIo`; its timers
+//! (the header read timeout) are on the loop's wheel through
+//! `evnet::rt::HyperTimer` (feature `hyper`). No tokio runtime runs.
 //!
-//!     cargo run --example hyper_on_evnet --features tokio-io -- 127.0.0.1:8081
+//!     cargo run --example hyper_on_evnet --features tokio-io,hyper -- 127.0.0.1:8081
 //!
 //! Without an address it serves an ephemeral port, answers one keep-alive
 //! client of its own (two requests on one connection) and exits, so that
@@ -38,6 +39,8 @@ async fn serve(listener: TcpListener, conns: Option<usize>) {
         let task = rt::spawn_local(async move {
             let io = TokioIo::new(stream);
             if let Err(e) = http1::Builder::new()
+                .timer(rt::HyperTimer)
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(io, service_fn(hello))
                 .await
             {

@@ -207,3 +207,75 @@ fn unix_streams_carry_the_traits() {
         assert_eq!(back, b"via futures");
     });
 }
+
+/// hyper's timer on the loop (`rt::HyperTimer`): a client that sends half a
+/// request head and goes silent is dropped once hyper's header read
+/// timeout passes, not before; a whole request on the same server is
+/// answered. On epoll and the proactor.
+#[test]
+fn hyper_header_read_timeout_runs_on_the_loop_timer() {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use std::io::{Read, Write};
+    use std::time::Instant;
+    for poller in POLLERS {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            rt::block_on_with(on(poller), async move {
+                let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let mut results = Vec::new();
+                for _ in 0..2 {
+                    let (s, _) = listener.accept().await.unwrap();
+                    let service = hyper::service::service_fn(|_req| async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                    results.push(rt::spawn_local(async move {
+                        hyper::server::conn::http1::Builder::new()
+                            .timer(rt::HyperTimer)
+                            .header_read_timeout(Duration::from_millis(300))
+                            .serve_connection(hyper_util::rt::TokioIo::new(s), service)
+                            .await
+                            .is_ok()
+                    }));
+                }
+                let mut ok = Vec::new();
+                for r in results {
+                    ok.push(r.await.unwrap());
+                }
+                ok
+            })
+            .unwrap()
+        });
+        let addr: std::net::SocketAddr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // Half a head, then silence.
+        let mut slow = std::net::TcpStream::connect(addr).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let t = Instant::now();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest); // EOF (or a reset) when hyper gives up
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(300), "{poller:?}: {took:?}");
+        assert!(took < Duration::from_secs(15), "{poller:?}: {took:?}");
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("200 OK"),
+            "{poller:?}: a half head was answered"
+        );
+        // A whole request is answered.
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut rsp = Vec::new();
+        c.read_to_end(&mut rsp).unwrap();
+        let rsp = String::from_utf8_lossy(&rsp);
+        assert!(rsp.starts_with("HTTP/1.1 200 OK\r\n"), "{poller:?}: {rsp}");
+        assert!(rsp.ends_with("\r\n\r\nok"), "{poller:?}: {rsp}");
+        // The timed-out connection ended in an error, the other cleanly.
+        assert_eq!(server.join().unwrap(), [false, true], "{poller:?}");
+    }
+}

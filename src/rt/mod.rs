@@ -21,7 +21,9 @@
 //! - Sockets: [`TcpListener`], [`TcpStream`] (with owned read and write
 //!   halves) and Go's per-direction deadlines; with the features `tokio-io`
 //!   and `futures-io` they implement those crates' `AsyncRead`/`AsyncWrite`,
-//!   so code written against them runs on evnet loops.
+//!   so code written against them runs on evnet loops. With the feature
+//!   `hyper`, [`HyperTimer`] and [`HyperExecutor`] are hyper's runtime
+//!   traits on the loop.
 //!
 //! ```
 //! use std::time::Duration;
@@ -40,6 +42,8 @@
 
 mod compat;
 mod executor;
+#[cfg(feature = "hyper")]
+mod hyper_rt;
 mod net;
 mod ready;
 mod ring;
@@ -52,6 +56,8 @@ use std::pin::pin;
 use std::task::Poll;
 
 pub(crate) use executor::Local;
+#[cfg(feature = "hyper")]
+pub use hyper_rt::{HyperExecutor, HyperTimer, LoopSleep};
 pub use net::{
     OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream,
 };

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# TCP echo: evnet (epoll, and the io_uring proactor) vs tokio (current-thread)
-# vs Go (GOMAXPROCS=1).
+# TCP echo: evnet (epoll, and the io_uring proactor; callbacks, and one async
+# task per connection) vs tokio (current-thread) vs monoio (io_uring) vs Go
+# (GOMAXPROCS=1).
 # Load: echo-load (bench/peers), CONNS ping-pong connections per size.
 #
 #   bench/echo.sh                      # 3 rounds, 5 s, 50 conns, 64 B and 1 KiB
 #   ROUNDS=1 SECS=2 bench/echo.sh
 #   SERVERS="tokio go" bench/echo.sh   # evnet is the reference, keep it first
+#   SERVERS="evnet-async-proactor evnet-async tokio monoio go evnet evnet-proactor" bench/echo.sh
 #
 # Env: EVNET EVNET_BASE ROUNDS SECS WARMUP CONNS SIZES SERVERS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
 set -uo pipefail
@@ -17,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${SERVERS:=evnet evnet-proactor tokio go}"
 
 bench_init echo
-ensure_peers echo-load tokio-echo
+ensure_peers echo-load tokio-echo monoio-echo
 build_go echo
 
 LOAD=$PEERS_BIN/echo-load
@@ -34,7 +36,10 @@ server_cmd() {
     evnet-proactor) CMD=("$EVNET" echo --addr "$addr" --loops 0 --poller proactor) ;;
     evnet-base) CMD=("$EVNET_BASE" echo --addr "$addr" --loops 0) ;;
     evnet-base-proactor) CMD=("$EVNET_BASE" echo --addr "$addr" --loops 0 --poller proactor) ;;
+    evnet-async) CMD=("$EVNET" echo --addr "$addr" --loops 0 --model async) ;;
+    evnet-async-proactor) CMD=("$EVNET" echo --addr "$addr" --loops 0 --model async --poller proactor) ;;
     tokio) CMD=("$PEERS_BIN/tokio-echo" --addr "$addr") ;;
+    monoio) CMD=("$PEERS_BIN/monoio-echo" --addr "$addr") ;;
     go) CMD=(env GOMAXPROCS=1 "$GO_BIN/echo" -addr "$addr") ;;
     *) return 1 ;;
     esac

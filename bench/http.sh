@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# HTTP/1.1 GET /plaintext: evnet vs hyper, may_minihttp, nginx, Go net/http.
+# HTTP/1.1 GET /plaintext: evnet vs hyper, may_minihttp, nginx, Go net/http;
+# and hyper on evnet tasks (hyper-evnet, no tokio runtime) vs hyper on tokio.
 # Load: wrk -t1 -c$CONNS, once without pipelining and once with $PIPELINE
 # requests per write (bench/pipeline.lua).
 #
@@ -7,6 +8,7 @@
 #   ROUNDS=1 SECS=2 bench/http.sh
 #   SERVERS="evnet nginx" bench/http.sh  # evnet is the reference, keep it first
 #   SERVERS="evnet evnet-proactor hyper" bench/http.sh  # with the io_uring proactor
+#   SERVERS="hyper hyper-evnet hyper-evnet-proactor" bench/http.sh  # hyper on evnet
 #
 # Env: EVNET ROUNDS SECS WARMUP CONNS PIPELINE SERVERS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
 set -uo pipefail
@@ -18,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${SERVERS:=evnet hyper may nginx go}"
 
 bench_init http
-ensure_peers hyper-plain may-plain
+ensure_peers hyper-plain hyper-evnet may-plain
 build_go http
 
 if ! command -v wrk >/dev/null; then
@@ -37,6 +39,8 @@ server_cmd() {
     evnet-base) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0) ;;
     evnet-base-proactor) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0 --poller proactor) ;;
     hyper) CMD=("$PEERS_BIN/hyper-plain" --addr "$addr") ;;
+    hyper-evnet) CMD=("$PEERS_BIN/hyper-evnet" --addr "$addr") ;;
+    hyper-evnet-proactor) CMD=("$PEERS_BIN/hyper-evnet" --addr "$addr" --poller proactor) ;;
     may) CMD=("$PEERS_BIN/may-plain" --addr "$addr") ;;
     go) CMD=(env GOMAXPROCS=1 "$GO_BIN/http" -addr "$addr") ;;
     nginx)

@@ -14,7 +14,10 @@
 //! thread-local while the executor polls, and the executor does it with
 //! the loop in hand right after the poll. `kicked` keeps the cost of a
 //! wake to a push: only the first wake after the executor ran sends it a
-//! notification; wakes while it runs are drained by the same run.
+//! notification; wakes while it runs are drained by the same run. Events
+//! and completions for task sockets only wake (with `kicked` set) and ask
+//! for one run after the turn's dispatch, so the tasks a turn woke are
+//! polled in one batch and their I/O goes to the loop in one flush.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -505,10 +508,11 @@ struct Executor {
 
 impl Source for Executor {
     fn ready(&mut self, el: &mut EventLoop, sub: u64, event: crate::poller::Event) {
-        // The run below drains what these wakes push: no notification.
         self.local.inbox.kicked.store(true, Ordering::Release);
         self.local.ios.borrow_mut().event(el, sub, event);
-        self.local.run(el);
+        // One run after this turn's events and completions: the tasks they
+        // woke are polled together and their I/O flushed at once.
+        el.notify(self.local.source);
     }
 
     fn timer(&mut self, el: &mut EventLoop, tag: u64) {
@@ -525,10 +529,9 @@ impl Source for Executor {
     }
 
     fn complete(&mut self, el: &mut EventLoop, sub: u64, c: crate::ring::Completion) {
-        // The run below drains what these wakes push: no notification.
         self.local.inbox.kicked.store(true, Ordering::Release);
         self.local.ios.borrow_mut().complete(el, sub, c);
-        self.local.run(el);
+        el.notify(self.local.source);
     }
 
     fn notify(&mut self, el: &mut EventLoop) {

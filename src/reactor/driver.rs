@@ -44,7 +44,7 @@ impl Driver {
     pub(crate) fn new(kind: PollerKind, trigger: Trigger) -> io::Result<Driver> {
         let engine = match kind {
             PollerKind::Proactor if trigger == Trigger::Edge => return Err(no_edge(kind)),
-            PollerKind::Proactor => Engine::Completion(Box::new(Uring::new_proactor()?)),
+            PollerKind::Proactor => Engine::Completion(Box::new(Uring::new_loop_proactor()?)),
             _ => Engine::Readiness(new_poller(kind, trigger)?),
         };
         let poller: &dyn Poller = match &engine {

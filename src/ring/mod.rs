@@ -148,16 +148,44 @@ impl Uring {
     /// `Unsupported` on kernels before 5.11, which lack the timed waits the
     /// poller needs.
     pub fn new(trigger: Trigger) -> io::Result<Uring> {
+        Self::build(trigger, false)
+    }
+
+    /// `single_issuer`: the ring is used only by the thread that builds it
+    /// (an `EventLoop`'s, which is `!Send`), so the kernel may defer its
+    /// completion work (`IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN`, Linux
+    /// 6.1+): completions are posted in a batch when the loop waits, never
+    /// by interrupting it, and the kernel skips the locking other threads
+    /// would need. Kernels without it get the cooperative setup.
+    pub(crate) fn build(trigger: Trigger, single_issuer: bool) -> io::Result<Uring> {
         // Cooperative task running (5.19+): a poll completing while the
         // loop runs in user space does not interrupt it (no IPI, no
         // signal-style notification); its completion is posted on the loop's
         // next syscall, and the taskrun flag says when one is pending. Only
         // the loop's thread uses the ring, which is what this assumes.
-        let ring = IoUring::builder()
-            .setup_cqsize(CQ_ENTRIES)
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
-            .build(SQ_ENTRIES)
+        let cooperative = || {
+            IoUring::builder()
+                .setup_cqsize(CQ_ENTRIES)
+                .setup_coop_taskrun()
+                .setup_taskrun_flag()
+                .build(SQ_ENTRIES)
+        };
+        let first = if single_issuer {
+            IoUring::builder()
+                .setup_cqsize(CQ_ENTRIES)
+                .setup_coop_taskrun()
+                .setup_taskrun_flag()
+                .setup_single_issuer()
+                .setup_defer_taskrun()
+                .build(SQ_ENTRIES)
+                .or_else(|e| match e.raw_os_error() {
+                    Some(libc::EINVAL) => cooperative(),
+                    _ => Err(e),
+                })
+        } else {
+            cooperative()
+        };
+        let ring = first
             .or_else(|e| match e.raw_os_error() {
                 Some(libc::EINVAL) => IoUring::builder()
                     .setup_cqsize(CQ_ENTRIES)

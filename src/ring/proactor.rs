@@ -433,13 +433,21 @@ impl Uring {
     /// (level-triggered, for listeners and watched fds), plus recv and send
     /// operations for connections opened with [`Uring::open_stream`].
     pub fn new_proactor() -> io::Result<Uring> {
-        Self::build_proactor(true)
+        Self::build_proactor(true, false)
+    }
+
+    /// [`Uring::new_proactor`] for a ring that only the building thread
+    /// will ever use (an event loop's): completion work deferred to the
+    /// loop's waits (see `Uring::build`).
+    pub(crate) fn new_loop_proactor() -> io::Result<Uring> {
+        Self::build_proactor(true, true)
     }
 
     /// `try_inc`: try incremental buffers first (tests also build the
-    /// whole-buffer ring older kernels get).
-    fn build_proactor(try_inc: bool) -> io::Result<Uring> {
-        let mut u = Uring::new(crate::poller::Trigger::Level)?;
+    /// whole-buffer ring older kernels get); `single_issuer`: see
+    /// `Uring::build`.
+    fn build_proactor(try_inc: bool, single_issuer: bool) -> io::Result<Uring> {
+        let mut u = Uring::build(crate::poller::Trigger::Level, single_issuer)?;
         let mut last_err = None;
         let mut registered = None;
         let layouts = [
@@ -840,7 +848,8 @@ mod tests {
     #[test]
     fn small_messages_share_a_buffer_when_consumed_incrementally() {
         for try_inc in [true, false] {
-            small_messages(Uring::build_proactor(try_inc).unwrap(), try_inc);
+            small_messages(Uring::build_proactor(try_inc, false).unwrap(), try_inc);
+            small_messages(Uring::build_proactor(try_inc, true).unwrap(), try_inc);
         }
     }
 
@@ -893,7 +902,8 @@ mod tests {
     #[test]
     fn a_dry_buffer_ring_starves_the_recv_until_buffers_come_back() {
         for try_inc in [true, false] {
-            dry_ring(Uring::build_proactor(try_inc).unwrap());
+            dry_ring(Uring::build_proactor(try_inc, false).unwrap());
+            dry_ring(Uring::build_proactor(try_inc, true).unwrap());
         }
     }
 

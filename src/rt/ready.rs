@@ -258,7 +258,7 @@ impl Registry {
         };
         let step = r.read(buf);
         if step.result.is_none() {
-            set_waiter(&mut waiters[Dir::Read as usize], waker);
+            r.wait(&mut waiters[Dir::Read as usize], Dir::Read as usize, waker);
         }
         if step.sync {
             self.sync(key);
@@ -279,7 +279,7 @@ impl Registry {
         };
         let step = r.write(bufs);
         if step.result.is_none() {
-            set_waiter(&mut waiters[Dir::Write as usize], waker);
+            r.wait(&mut waiters[Dir::Write as usize], Dir::Write as usize, waker);
         }
         if step.sync {
             self.sync(key);
@@ -296,7 +296,7 @@ impl Registry {
         match r.flushed() {
             Some(res) => Poll::Ready(res),
             None => {
-                set_waiter(&mut waiters[Dir::Write as usize], waker);
+                r.wait(&mut waiters[Dir::Write as usize], Dir::Write as usize, waker);
                 Poll::Pending
             }
         }
@@ -323,7 +323,7 @@ impl Registry {
         for (i, w) in wake.into_iter().enumerate() {
             if w {
                 if let Some(w) = s.waiters[i].take() {
-                    w.wake();
+                    r.woke(i, w);
                 }
             }
         }

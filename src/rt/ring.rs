@@ -29,6 +29,7 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
+use std::task::Waker;
 use std::time::Duration;
 
 use crate::reactor::{EventLoop, TimerId};
@@ -83,6 +84,9 @@ pub(crate) struct RingIo {
     pub(crate) queued: bool,
     /// Dropped by its owner with output queued: the linger timer.
     pub(crate) linger: Option<TimerId>,
+    /// Per direction, the waker last woken: the next wait by the same task
+    /// takes it back instead of cloning its own.
+    woken: [Option<Waker>; 2],
 }
 
 /// What a read or write found: `result` (`None`: wait, leaving the waker)
@@ -102,6 +106,24 @@ impl<T> Step<T> {
 }
 
 impl RingIo {
+    /// Leave `waker` in `slot` (the slot's waiter for direction `dir`).
+    pub(crate) fn wait(&mut self, slot: &mut Option<Waker>, dir: usize, waker: &Waker) {
+        if slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return;
+        }
+        *slot = match self.woken[dir].take() {
+            Some(w) if w.will_wake(waker) => Some(w),
+            _ => Some(waker.clone()),
+        };
+    }
+
+    /// Wake `w`, the waiter for direction `dir`, and keep it for its next
+    /// wait.
+    pub(crate) fn woke(&mut self, dir: usize, w: Waker) {
+        w.wake_by_ref();
+        self.woken[dir] = Some(w);
+    }
+
     fn unread(&self) -> usize {
         self.input.len() - self.head
     }

@@ -2,9 +2,9 @@
 //! `AsyncRead`/`AsyncWrite` (feature `tokio-io`) and futures-io's (feature
 //! `futures-io`), for [`TcpStream`], [`UnixStream`] and their halves. Reads and writes go
 //! through the same paths as the inherent methods, deadlines included;
-//! flush waits until the writes have been handed to the kernel (on the
-//! proactor they queue for the ring) and shutdown/close sends FIN after
-//! them.
+//! flush only reports a send error seen so far (on the proactor writes
+//! queue for the ring, which sends them without the task) and
+//! shutdown/close sends FIN after what was written.
 
 #[cfg(any(feature = "tokio-io", feature = "futures-io"))]
 use std::io;
@@ -21,19 +21,9 @@ mod tokio_traits {
     use super::*;
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-    fn read_into(
-        poll: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let dst = buf.initialize_unfilled();
-        match poll(dst) {
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+    /// A poll that filled `buf` (or failed), as `AsyncRead` reports it.
+    fn filled(r: Poll<io::Result<usize>>) -> Poll<io::Result<()>> {
+        r.map(|r| r.map(drop))
     }
 
     macro_rules! tokio_stream {
@@ -44,7 +34,7 @@ mod tokio_traits {
                     cx: &mut Context<'_>,
                     buf: &mut ReadBuf<'_>,
                 ) -> Poll<io::Result<()>> {
-                    read_into(|b| $t::poll_read(&self, cx, b), buf)
+                    filled($t::poll_read_buf(&self, cx, buf))
                 }
             }
 
@@ -92,7 +82,7 @@ mod tokio_traits {
             cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
-            read_into(|b| OwnedReadHalf::poll_read(&self, cx, b), buf)
+            filled(OwnedReadHalf::poll_read_buf(&self, cx, buf))
         }
     }
 

@@ -6,8 +6,7 @@
 //! proactor, streams are in completion mode (`ring.rs`): the ring's
 //! multishot recv fills the stream's input, which reads copy out of, and
 //! writes queue owned buffers the ring sends — a read future dropped
-//! (by a timeout, say) never loses bytes the kernel delivered, and `flush`
-//! waits for the queued writes. Listeners and UDP sockets use readiness on
+//! (by a timeout, say) never loses bytes the kernel delivered. Listeners and UDP sockets use readiness on
 //! every loop. Deadlines are absolute and per direction,
 //! as Go's `SetReadDeadline`/`SetWriteDeadline`:
 //!
@@ -138,10 +137,45 @@ impl Io {
     /// A read into `buf`: short means drained.
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if self.ring {
-            return self.poll_ring(Dir::Read, cx, |ios, w| ios.ring_read(self.key, buf, w));
+            let room = buf.len();
+            let take = |src: &[u8]| {
+                buf[..src.len()].copy_from_slice(src);
+                src.len()
+            };
+            return self.poll_ring(Dir::Read, cx, |ios, w| {
+                ios.ring_read(self.key, room, take, w)
+            });
         }
         let want = buf.len();
         self.poll(Dir::Read, cx, |mut s| s.read(buf), |&n| n > 0 && n < want)
+    }
+
+    /// A read into the unfilled part of a tokio `ReadBuf`, which is not
+    /// zeroed first: the kernel (readiness) or the stream's input
+    /// (completion mode) fills it.
+    #[cfg(feature = "tokio-io")]
+    pub(crate) fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if self.ring {
+            let room = buf.remaining();
+            let take = |src: &[u8]| {
+                buf.put_slice(src);
+                src.len()
+            };
+            return self.poll_ring(Dir::Read, cx, |ios, w| {
+                ios.ring_read(self.key, room, take, w)
+            });
+        }
+        let want = buf.remaining();
+        self.poll(
+            Dir::Read,
+            cx,
+            |s| sys::socket::recv_read_buf(s.as_raw_fd(), buf),
+            |&n| n > 0 && n < want,
+        )
     }
 
     /// A send of `buf`: short means the socket is full.
@@ -175,13 +209,14 @@ impl Io {
         )
     }
 
-    /// Wait until what was written has left (completion mode queues writes;
-    /// the readiness path has nothing queued).
+    /// A flush: nothing to wait for (the readiness path has no user-space
+    /// buffer; completion-mode sends go on without the task), but a send
+    /// error seen so far is reported.
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.ring {
             return Poll::Ready(Ok(()));
         }
-        self.poll_ring(Dir::Write, cx, |ios, w| ios.ring_flush(self.key, w))
+        self.poll_ring(Dir::Write, cx, |ios, _| ios.ring_flush(self.key))
     }
 
     /// Shut down `how`; in completion mode the FIN follows the queued
@@ -402,6 +437,16 @@ macro_rules! stream_methods {
             self.io.poll_read(cx, buf)
         }
 
+        /// Poll a read into a tokio `ReadBuf` (no zeroing first).
+        #[cfg(feature = "tokio-io")]
+        pub(crate) fn poll_read_buf(
+            &self,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<usize>> {
+            self.io.poll_read_buf(cx, buf)
+        }
+
         /// Poll a write of `buf`.
         pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
             self.io.poll_write(cx, buf)
@@ -416,9 +461,9 @@ macro_rules! stream_methods {
             self.io.poll_write_vectored(cx, bufs)
         }
 
-        /// Wait until everything written has been handed to the kernel (on
-        /// the proactor writes are queued for the ring; elsewhere they are
-        /// already in the kernel when `write` returns).
+        /// Report a send error seen so far (on the proactor writes are
+        /// queued for the ring, which sends them without the task; elsewhere
+        /// they are in the kernel when `write` returns). Nothing to wait for.
         pub async fn flush(&mut self) -> io::Result<()> {
             std::future::poll_fn(|cx| self.io.poll_flush(cx)).await
         }
@@ -595,6 +640,16 @@ impl OwnedReadHalf {
         self.io.poll_read(cx, buf)
     }
 
+    /// Poll a read into a tokio `ReadBuf` (no zeroing first).
+    #[cfg(feature = "tokio-io")]
+    pub(crate) fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_read_buf(cx, buf)
+    }
+
     /// Read into `buf`; 0 means the peer closed its side.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.io.poll_read(cx, buf)).await
@@ -632,7 +687,7 @@ impl OwnedWriteHalf {
         write_all(&self.io, buf).await
     }
 
-    /// Wait until everything written has been handed to the kernel.
+    /// Report a send error seen so far (see [`TcpStream::flush`]).
     pub async fn flush(&mut self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.io.poll_flush(cx)).await
     }

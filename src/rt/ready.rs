@@ -245,18 +245,20 @@ impl Registry {
         Ok((r, &mut s.waiters))
     }
 
-    /// A read of completion-mode stream `key` into `buf` (see `ring.rs`).
+    /// A read of completion-mode stream `key`: `take` copies out of the
+    /// input, `room` bytes at most (see `ring.rs`).
     pub(crate) fn ring_read(
         &mut self,
         key: u64,
-        buf: &mut [u8],
+        room: usize,
+        take: impl FnOnce(&[u8]) -> usize,
         waker: &Waker,
     ) -> Poll<io::Result<usize>> {
         let (r, waiters) = match self.live_ring(key) {
             Ok(v) => v,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let step = r.read(buf);
+        let step = r.read(room, take);
         if step.result.is_none() {
             r.wait(&mut waiters[Dir::Read as usize], Dir::Read as usize, waker);
         }
@@ -279,7 +281,11 @@ impl Registry {
         };
         let step = r.write(bufs);
         if step.result.is_none() {
-            r.wait(&mut waiters[Dir::Write as usize], Dir::Write as usize, waker);
+            r.wait(
+                &mut waiters[Dir::Write as usize],
+                Dir::Write as usize,
+                waker,
+            );
         }
         if step.sync {
             self.sync(key);
@@ -287,19 +293,9 @@ impl Registry {
         step.result.map_or(Poll::Pending, Poll::Ready)
     }
 
-    /// Wait until completion-mode stream `key` has sent what was written.
-    pub(crate) fn ring_flush(&mut self, key: u64, waker: &Waker) -> Poll<io::Result<()>> {
-        let (r, waiters) = match self.live_ring(key) {
-            Ok(v) => v,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        match r.flushed() {
-            Some(res) => Poll::Ready(res),
-            None => {
-                r.wait(&mut waiters[Dir::Write as usize], Dir::Write as usize, waker);
-                Poll::Pending
-            }
-        }
+    /// A flush of completion-mode stream `key` (see `RingIo::flushed`).
+    pub(crate) fn ring_flush(&mut self, key: u64) -> Poll<io::Result<()>> {
+        Poll::Ready(self.live_ring(key).and_then(|(r, _)| r.flushed()))
     }
 
     /// Shut completion-mode stream `key`'s write side after its output:

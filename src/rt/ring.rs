@@ -19,8 +19,11 @@
 //!   ring as one owned send after the poll, so a reply written by several
 //!   `write` calls in one poll leaves in one send and one loop turn costs one
 //!   `io_uring_enter` for every stream. A write finding no room waits (its
-//!   deadline applies). `flush` waits until the ring has sent everything; a
-//!   send error fails the next write or flush.
+//!   deadline applies). The sends need nothing more from the task, so
+//!   `flush` does not wait for them (as a readiness-path flush does not
+//!   wait for the kernel's socket buffer to drain): making a task wait a
+//!   loop turn for each completion would only add latency — hyper flushes
+//!   after every response. A send error fails the next write or flush.
 //! - **FIN after the data.** `shutdown(Write)` and `close` send FIN once
 //!   what was written has gone. A stream dropped with output still queued
 //!   lingers (its fd stays open, its slot names no task) until the output is
@@ -134,11 +137,12 @@ impl RingIo {
             && (self.in_flight > 0 || !self.pending.is_empty() || self.retry.is_some())
     }
 
-    /// Copy delivered bytes into `buf`; `Wait` if there are none yet.
-    pub(crate) fn read(&mut self, buf: &mut [u8]) -> Step<usize> {
+    /// Hand delivered bytes to `take` (which copies what it has room for,
+    /// `room` at most, and says how much); wait if there are none yet.
+    pub(crate) fn read(&mut self, room: usize, take: impl FnOnce(&[u8]) -> usize) -> Step<usize> {
         if self.unread() > 0 {
-            let n = buf.len().min(self.unread());
-            buf[..n].copy_from_slice(&self.input[self.head..self.head + n]);
+            let end = self.head + room.min(self.unread());
+            let n = take(&self.input[self.head..end]);
             self.head += n;
             if self.head == self.input.len() {
                 self.input.clear();
@@ -158,7 +162,7 @@ impl RingIo {
         if let Some(e) = self.read_err {
             return Step::done(Err(io::Error::from_raw_os_error(e)));
         }
-        if self.eof || buf.is_empty() {
+        if self.eof || room == 0 {
             return Step::done(Ok(0));
         }
         let sync = !self.reading || !self.opened;
@@ -212,12 +216,13 @@ impl RingIo {
         self.in_flight == 0 && self.retry.is_none() && !self.pending.is_empty()
     }
 
-    /// `Ok` once everything written has been sent.
-    pub(crate) fn flushed(&self) -> Option<io::Result<()>> {
-        if let Some(e) = self.write_err {
-            return Some(Err(io::Error::from_raw_os_error(e)));
+    /// A flush: the writes are the ring's already (they need nothing more
+    /// from the task); only a send error seen so far is reported.
+    pub(crate) fn flushed(&self) -> io::Result<()> {
+        match self.write_err {
+            Some(e) => Err(io::Error::from_raw_os_error(e)),
+            None => Ok(()),
         }
-        (!self.has_output()).then_some(Ok(()))
     }
 
     /// Shut the write side after the output: true if FIN can go now.

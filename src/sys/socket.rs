@@ -63,6 +63,25 @@ pub fn recv_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n)
 }
 
+/// `recv(2)` into the unfilled part of a tokio `ReadBuf` without zeroing
+/// it first (tokio's own streams read into uninitialised memory the same
+/// way); the bytes read are marked filled.
+#[cfg(feature = "tokio-io")]
+pub fn recv_read_buf(fd: RawFd, buf: &mut tokio::io::ReadBuf<'_>) -> io::Result<usize> {
+    // SAFETY: only written by the kernel below, never read; no
+    // uninitialised byte is exposed.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let cap = unfilled.len();
+    let ptr = unfilled.as_mut_ptr();
+    // SAFETY: `ptr..ptr+cap` is writable memory the ReadBuf lends us.
+    let n = retry("recv", || unsafe { libc::recv(fd, ptr.cast(), cap, 0) })? as usize;
+    // SAFETY: the kernel initialised exactly `n <= cap` bytes at the start
+    // of the unfilled region.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Ok(n)
+}
+
 /// `send(MSG_NOSIGNAL)`: a peer that has gone away gives EPIPE, never SIGPIPE.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.

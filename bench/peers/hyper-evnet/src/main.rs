@@ -1,11 +1,13 @@
 //! hyper 1.x HTTP/1.1 server on evnet tasks: the same service and builder
 //! settings as hyper-plain (which runs on tokio's current-thread runtime),
 //! on one evnet loop instead — the loop accepts, each connection is a task,
-//! hyper drives it through the tokio I/O traits (hyper-util's `TokioIo`)
-//! with its timers on the loop's wheel (`evnet::rt::HyperTimer`).
+//! hyper drives it through the tokio I/O traits (hyper-util's `TokioIo`).
+//! With `--timer`, hyper's timers run on the loop's wheel
+//! (`evnet::rt::HyperTimer`) and hyper then applies its default 30 s header
+//! read timeout; off by default, as hyper-plain sets no timer.
 //! GET /plaintext -> 200 "Hello, World!" (text/plain); anything else -> 404.
 //!
-//! Usage: hyper-evnet [--addr 127.0.0.1:8080] [--poller epoll|proactor]
+//! Usage: hyper-evnet [--addr 127.0.0.1:8080] [--poller epoll|proactor] [--timer]
 
 use std::convert::Infallible;
 
@@ -26,13 +28,14 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("hyper-evnet: {msg}");
     }
-    eprintln!("usage: hyper-evnet [--addr HOST:PORT] [--poller epoll|proactor]");
+    eprintln!("usage: hyper-evnet [--addr HOST:PORT] [--poller epoll|proactor] [--timer]");
     std::process::exit(2)
 }
 
-fn parse_args() -> (String, PollerKind) {
+fn parse_args() -> (String, PollerKind, bool) {
     let mut addr = String::from("127.0.0.1:8080");
     let mut poller = PollerKind::Epoll;
+    let mut timer = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -44,11 +47,12 @@ fn parse_args() -> (String, PollerKind) {
                     _ => usage("--poller is epoll or proactor"),
                 }
             }
+            "--timer" => timer = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    (addr, poller)
+    (addr, poller, timer)
 }
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -66,7 +70,7 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
 }
 
 fn main() {
-    let (addr, poller) = parse_args();
+    let (addr, poller, timer) = parse_args();
     let config = LoopConfig {
         poller,
         ..LoopConfig::default()
@@ -75,10 +79,10 @@ fn main() {
         let listener = TcpListener::bind(addr.parse().unwrap_or_else(|_| usage("bad --addr")))?;
         eprintln!("hyper-evnet listening on {}", listener.local_addr()?);
         let mut builder = http1::Builder::new();
-        builder
-            .keep_alive(true)
-            .pipeline_flush(true)
-            .timer(rt::HyperTimer);
+        builder.keep_alive(true).pipeline_flush(true);
+        if timer {
+            builder.timer(rt::HyperTimer);
+        }
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,

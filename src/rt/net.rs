@@ -402,34 +402,18 @@ impl AsRawFd for TcpListener {
     }
 }
 
-/// The methods every task stream has (TCP and Unix): reads, writes,
-/// shutdown, close, deadlines, and the split into halves. `$self.io` is
-/// the stream's `Rc<Io>`.
-macro_rules! stream_methods {
+/// The reading methods of a task stream and of its read half. `self.io`
+/// is the stream's `Rc<Io>`.
+macro_rules! read_methods {
     () => {
         /// Read into `buf`; 0 means the peer closed its side.
         pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
+            std::future::poll_fn(|cx| self.io.poll_read(cx, buf)).await
         }
 
         /// Fill `buf` exactly (`UnexpectedEof` if the stream ends first).
         pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
             read_exact(&self.io, buf).await
-        }
-
-        /// Write some of `buf`; how much went.
-        pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            std::future::poll_fn(|cx| self.poll_write(cx, buf)).await
-        }
-
-        /// Write all of `buf`.
-        pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-            write_all(&self.io, buf).await
-        }
-
-        /// Write from several buffers in one call (sendmsg); how much went.
-        pub async fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            std::future::poll_fn(|cx| self.poll_write_vectored(cx, bufs)).await
         }
 
         /// Poll a read into `buf`.
@@ -445,6 +429,32 @@ macro_rules! stream_methods {
             buf: &mut tokio::io::ReadBuf<'_>,
         ) -> Poll<io::Result<usize>> {
             self.io.poll_read_buf(cx, buf)
+        }
+
+        /// Reads fail with `TimedOut` from `at` on (`None` clears); see the
+        /// module doc for the exact rules.
+        pub fn set_read_deadline(&self, at: Option<Instant>) {
+            self.io.set_deadline(Dir::Read, at);
+        }
+    };
+}
+
+/// The writing methods of a task stream and of its write half.
+macro_rules! write_methods {
+    () => {
+        /// Write some of `buf`; how much went.
+        pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::future::poll_fn(|cx| self.io.poll_write(cx, buf)).await
+        }
+
+        /// Write all of `buf`.
+        pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+            write_all(&self.io, buf).await
+        }
+
+        /// Write from several buffers in one call (sendmsg); how much went.
+        pub async fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            std::future::poll_fn(|cx| self.io.poll_write_vectored(cx, bufs)).await
         }
 
         /// Poll a write of `buf`.
@@ -473,6 +483,20 @@ macro_rules! stream_methods {
             self.io.poll_flush(cx)
         }
 
+        /// Writes fail with `TimedOut` from `at` on (`None` clears).
+        pub fn set_write_deadline(&self, at: Option<Instant>) {
+            self.io.set_deadline(Dir::Write, at);
+        }
+    };
+}
+
+/// The methods every task stream has (TCP and Unix): reads, writes,
+/// shutdown, close, deadlines, and the split into halves.
+macro_rules! stream_methods {
+    () => {
+        read_methods!();
+        write_methods!();
+
         /// Shut down one or both directions (`Write` sends FIN, after
         /// everything written).
         pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -480,24 +504,13 @@ macro_rules! stream_methods {
         }
 
         /// Close the stream, as Go's `Conn.Close`: both directions are shut
-        /// down (the peer reads EOF after what was written), and every operation on it — pending in
-        /// another task, or later — fails with `NotConnected`. The fd itself is
-        /// released when the last handle (stream or half) is dropped, after the
-        /// loop has forgotten it, so its number cannot be reused under a
-        /// pending operation.
+        /// down (the peer reads EOF after what was written), and every
+        /// operation on it — pending in another task, or later — fails with
+        /// `NotConnected`. The fd itself is released when the last handle
+        /// (stream or half) is dropped, after the loop has forgotten it, so
+        /// its number cannot be reused under a pending operation.
         pub fn close(&self) {
             self.io.close();
-        }
-
-        /// Reads fail with `TimedOut` from `at` on (`None` clears); see the
-        /// module doc for the exact rules.
-        pub fn set_read_deadline(&self, at: Option<Instant>) {
-            self.io.set_deadline(Dir::Read, at);
-        }
-
-        /// Writes fail with `TimedOut` from `at` on (`None` clears).
-        pub fn set_write_deadline(&self, at: Option<Instant>) {
-            self.io.set_deadline(Dir::Write, at);
         }
 
         /// Both deadlines at once.
@@ -635,35 +648,7 @@ pub struct OwnedReadHalf {
 }
 
 impl OwnedReadHalf {
-    /// Poll a read into `buf`.
-    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-
-    /// Poll a read into a tokio `ReadBuf` (no zeroing first).
-    #[cfg(feature = "tokio-io")]
-    pub(crate) fn poll_read_buf(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_read_buf(cx, buf)
-    }
-
-    /// Read into `buf`; 0 means the peer closed its side.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.io.poll_read(cx, buf)).await
-    }
-
-    /// Fill `buf` exactly.
-    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        read_exact(&self.io, buf).await
-    }
-
-    /// The read deadline (see [`TcpStream::set_read_deadline`]).
-    pub fn set_read_deadline(&self, at: Option<Instant>) {
-        self.io.set_deadline(Dir::Read, at);
-    }
+    read_methods!();
 }
 
 /// The write half of a [`TcpStream`].
@@ -672,39 +657,11 @@ pub struct OwnedWriteHalf {
 }
 
 impl OwnedWriteHalf {
-    /// Poll a write of `buf`.
-    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    /// Write some of `buf`.
-    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.io.poll_write(cx, buf)).await
-    }
-
-    /// Write all of `buf`.
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        write_all(&self.io, buf).await
-    }
-
-    /// Report a send error seen so far (see [`TcpStream::flush`]).
-    pub async fn flush(&mut self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.io.poll_flush(cx)).await
-    }
-
-    /// Poll a flush.
-    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_flush(cx)
-    }
+    write_methods!();
 
     /// Send FIN: the peer reads end of stream after what was written.
     pub fn shutdown(&self) -> io::Result<()> {
         self.io.shutdown(Shutdown::Write)
-    }
-
-    /// The write deadline (see [`TcpStream::set_write_deadline`]).
-    pub fn set_write_deadline(&self, at: Option<Instant>) {
-        self.io.set_deadline(Dir::Write, at);
     }
 }
 

@@ -189,7 +189,7 @@ fn redis_benchmark_completes_without_errors() {
         .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
         .args([
             "-t",
-            "ping,set,get,incr,mset",
+            "ping,set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,spop,lrange_100",
             "-P",
             "16",
             "-c",
@@ -226,7 +226,22 @@ fn redis_benchmark_completes_without_errors() {
         out.status.success(),
         "redis-benchmark failed: {stdout}{stderr}"
     );
-    for t in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET"] {
+    for t in [
+        "PING_INLINE",
+        "PING_MBULK",
+        "SET",
+        "GET",
+        "INCR",
+        "MSET",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "SADD",
+        "HSET",
+        "SPOP",
+        "LRANGE_100",
+    ] {
         let line = stdout
             .split(['\n', '\r'])
             .map(str::trim_start)

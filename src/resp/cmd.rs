@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::glob::glob_match;
-use super::store::{Expiry, Store};
+use super::store::{Expiry, Kind, Store, WrongType};
 use crate::codec::resp::{
     format_u64, parse_i64, write_array_header, write_bulk, write_bulk_header, write_error,
-    write_error_bytes, write_int, write_null, EMPTY_ARRAY, OK, PROTO_MAX_BULK_LEN,
+    write_error_bytes, write_int, write_null, write_simple, EMPTY_ARRAY, OK, PROTO_MAX_BULK_LEN,
 };
+
+mod collections;
+use collections::*;
 
 /// The Redis version this server claims to be (INFO, HELLO).
 pub const REDIS_VERSION: &str = "7.0.0";
@@ -121,11 +124,33 @@ pub const COMMAND_NAMES: &[&str] = &[
     "function",
     "get",
     "getset",
+    "hdel",
     "hello",
+    "hexists",
+    "hget",
+    "hgetall",
+    "hincrby",
+    "hkeys",
+    "hlen",
+    "hmget",
+    "hmset",
+    "hset",
+    "hsetnx",
+    "hstrlen",
+    "hvals",
     "incr",
     "incrby",
     "info",
     "keys",
+    "lindex",
+    "llen",
+    "lpop",
+    "lpush",
+    "lpushx",
+    "lrange",
+    "lrem",
+    "lset",
+    "ltrim",
     "mget",
     "mset",
     "persist",
@@ -135,10 +160,20 @@ pub const COMMAND_NAMES: &[&str] = &[
     "psetex",
     "pttl",
     "quit",
+    "rpop",
+    "rpush",
+    "rpushx",
+    "sadd",
+    "scard",
     "select",
     "set",
     "setex",
     "setnx",
+    "sismember",
+    "smembers",
+    "smismember",
+    "spop",
+    "srem",
     "strlen",
     "time",
     "ttl",
@@ -228,6 +263,11 @@ fn err_unknown_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
         list_len += a.len() + 3;
     }
     write_error_bytes(out, &msg);
+}
+
+/// Redis's WRONGTYPE error.
+fn write_wrongtype(out: &mut Vec<u8>, e: WrongType) {
+    write_error(out, &e.to_string());
 }
 
 /// Format `v` into `buf`, returning the used part.
@@ -339,6 +379,38 @@ fn run<A: AsRef<[u8]>>(
         "pttl" => 2, pttl;
         "persist" => 2, persist;
         "type" => 2, type_cmd;
+        "lpush" => -3, lpush;
+        "rpush" => -3, rpush;
+        "lpushx" => -3, lpushx;
+        "rpushx" => -3, rpushx;
+        "lpop" => -2, lpop;
+        "rpop" => -2, rpop;
+        "llen" => 2, llen;
+        "lrange" => 4, lrange;
+        "lindex" => 3, lindex;
+        "lset" => 4, lset;
+        "ltrim" => 4, ltrim;
+        "lrem" => 4, lrem;
+        "hset" => -4, hset;
+        "hmset" => -4, hmset;
+        "hsetnx" => 4, hsetnx;
+        "hget" => 3, hget;
+        "hmget" => -3, hmget;
+        "hdel" => -3, hdel;
+        "hlen" => 2, hlen;
+        "hexists" => 3, hexists;
+        "hstrlen" => 3, hstrlen;
+        "hgetall" => 2, hgetall;
+        "hkeys" => 2, hkeys;
+        "hvals" => 2, hvals;
+        "hincrby" => 4, hincrby;
+        "sadd" => -3, sadd;
+        "srem" => -3, srem;
+        "sismember" => 3, sismember;
+        "smismember" => -3, smismember;
+        "scard" => 2, scard;
+        "smembers" => 2, smembers;
+        "spop" => -2, spop;
         "keys" => 2, keys;
         "dbsize" => 1, dbsize;
         "flushdb" => -1, flush;
@@ -752,12 +824,13 @@ fn get<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let splice = cx.splice.as_deref_mut();
     cx.store
         .with_key(arg(args, 1), |slot| match (slot.value(), splice) {
-            (Some(v), Some(splice)) if v.len() >= SPLICE_AT => {
+            (Ok(Some(v)), Some(splice)) if v.len() >= SPLICE_AT => {
                 write_bulk_header(out, v.len());
                 *splice = slot.value_shared();
             }
-            (Some(v), _) => write_bulk(out, v),
-            (None, _) => write_null(out),
+            (Ok(Some(v)), _) => write_bulk(out, v),
+            (Ok(None), _) => write_null(out),
+            (Err(e), _) => write_wrongtype(out, e),
         });
 }
 
@@ -847,8 +920,9 @@ fn set<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     cx.store.with_key(arg(args, 1), |slot| {
         if get {
             match slot.value() {
-                Some(v) => write_bulk(out, v),
-                None => write_null(out),
+                Ok(Some(v)) => write_bulk(out, v),
+                Ok(None) => write_null(out),
+                Err(e) => return write_wrongtype(out, e),
             }
         }
         let exists = slot.exists();
@@ -899,8 +973,9 @@ fn getset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let value = arg(args, 2);
     cx.store.with_key(arg(args, 1), |slot| {
         match slot.value() {
-            Some(v) => write_bulk(out, v),
-            None => write_null(out),
+            Ok(Some(v)) => write_bulk(out, v),
+            Ok(None) => write_null(out),
+            Err(e) => return write_wrongtype(out, e),
         }
         slot.set(value, Expiry::Persist);
     });
@@ -910,9 +985,10 @@ fn mget<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let out = &mut *cx.out;
     write_array_header(out, args.len() - 1);
     for k in &args[1..] {
+        // A key holding another type reads as nil here, as in Redis.
         cx.store.with_key(k.as_ref(), |slot| match slot.value() {
-            Some(v) => write_bulk(out, v),
-            None => write_null(out),
+            Ok(Some(v)) => write_bulk(out, v),
+            Ok(None) | Err(_) => write_null(out),
         });
     }
 }
@@ -945,11 +1021,12 @@ fn incr_by(cx: &mut Cx<'_>, key: &[u8], delta: i64) {
     let out = &mut *cx.out;
     cx.store.with_key(key, |slot| {
         let current = match slot.value() {
-            None => 0,
-            Some(v) => match parse_i64(v) {
+            Ok(None) => 0,
+            Ok(Some(v)) => match parse_i64(v) {
                 Some(n) => n,
                 None => return write_error(out, E_NOT_INT),
             },
+            Err(e) => return write_wrongtype(out, e),
         };
         let Some(new) = current.checked_add(delta) else {
             return write_error(out, E_OVERFLOW);
@@ -988,33 +1065,34 @@ fn append<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let add = arg(args, 2);
     cx.store
         .with_key(arg(args, 1), |slot| match slot.value_mut() {
-            Some(v) => {
+            Ok(Some(v)) => {
                 if v.len() + add.len() > PROTO_MAX_BULK_LEN {
                     return write_error(out, E_TOO_BIG);
                 }
                 v.extend_from_slice(add);
                 write_int(out, v.len() as i64);
             }
-            None => {
+            Ok(None) => {
                 slot.set(add, Expiry::Persist);
                 write_int(out, add.len() as i64);
             }
+            Err(e) => write_wrongtype(out, e),
         });
 }
 
 fn strlen<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let n = cx
-        .store
-        .with_key(arg(args, 1), |slot| slot.value().map_or(0, <[u8]>::len));
-    write_int(cx.out, n as i64);
+    let n = cx.store.with_key(arg(args, 1), |slot| {
+        slot.value().map(|v| v.map_or(0, <[u8]>::len))
+    });
+    match n {
+        Ok(n) => write_int(cx.out, n as i64),
+        Err(e) => write_wrongtype(cx.out, e),
+    }
 }
 
 fn type_cmd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    if cx.store.exists(arg(args, 1)) {
-        cx.out.extend_from_slice(b"+string\r\n");
-    } else {
-        cx.out.extend_from_slice(b"+none\r\n");
-    }
+    let kind = cx.store.with_key(arg(args, 1), |slot| slot.kind());
+    write_simple(cx.out, kind.map_or("none", Kind::name));
 }
 
 // ---------------------------------------------------------------------------

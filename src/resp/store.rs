@@ -6,8 +6,11 @@
 //! shard the map uses the standard library's randomly keyed SipHash, so
 //! clients cannot force collisions (the same reason Redis uses SipHash).
 //!
-//! Values are byte strings with an optional absolute expiry time in
-//! milliseconds since the Unix epoch. A large value, once read, is kept
+//! Values are byte strings, lists, hashes or sets ([`Kind`]), each with an
+//! optional absolute expiry time in milliseconds since the Unix epoch. A
+//! command for one type that finds another gets [`WrongType`]; a
+//! collection emptied by a command is deleted ([`Slot::drop_if_empty`]).
+//! A large string value, once read, is kept
 //! behind an `Arc` ([`Slot::value_shared`]) so that replies carry it by
 //! reference: a thousand clients reading one 8 MiB value cost one copy of
 //! it, not a thousand, and no copy is made under the shard lock. Expired keys are removed lazily when
@@ -16,40 +19,89 @@
 //! a sweep only ever looks at keys that are really due.
 
 use std::cell::Cell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// A string's bytes: held inline, or shared with the replies that are
-/// sending them (made so by [`Slot::value_shared`]).
+/// A key's value: a string (its bytes held inline, or shared with the
+/// replies that are sending them, made so by [`Slot::value_shared`]), or a
+/// collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Value {
     Inline(Vec<u8>),
     Shared(Arc<Vec<u8>>),
+    List(VecDeque<Vec<u8>>),
+    Hash(HashMap<Vec<u8>, Vec<u8>>),
+    Set(HashSet<Vec<u8>>),
 }
 
+/// The type of a key's value, as Redis's TYPE names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A byte string.
+    String,
+    /// A list (LPUSH, RPUSH...).
+    List,
+    /// A hash of fields to values (HSET...).
+    Hash,
+    /// A set of members (SADD...).
+    Set,
+}
+
+impl Kind {
+    /// TYPE's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::List => "list",
+            Kind::Hash => "hash",
+            Kind::Set => "set",
+        }
+    }
+}
+
+/// A command for one type found a key holding another (Redis's WRONGTYPE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+pub struct WrongType;
+
 impl Value {
-    fn bytes(&self) -> &[u8] {
+    fn kind(&self) -> Kind {
         match self {
-            Value::Inline(v) => v,
-            Value::Shared(v) => v,
+            Value::Inline(_) | Value::Shared(_) => Kind::String,
+            Value::List(_) => Kind::List,
+            Value::Hash(_) => Kind::Hash,
+            Value::Set(_) => Kind::Set,
         }
     }
 
-    /// The bytes, for an in-place edit: shared ones are copied first only
-    /// if a reply still holds them.
-    fn make_mut(&mut self) -> &mut Vec<u8> {
+    /// A string's bytes.
+    fn bytes(&self) -> Result<&[u8], WrongType> {
         match self {
-            Value::Inline(v) => v,
-            Value::Shared(v) => Arc::make_mut(v),
+            Value::Inline(v) => Ok(v),
+            Value::Shared(v) => Ok(v),
+            _ => Err(WrongType),
         }
     }
 
-    fn into_vec(self) -> Vec<u8> {
+    /// A string's bytes, for an in-place edit: shared ones are copied first
+    /// only if a reply still holds them.
+    fn make_mut(&mut self) -> Result<&mut Vec<u8>, WrongType> {
         match self {
-            Value::Inline(v) => v,
-            Value::Shared(v) => Arc::unwrap_or_clone(v),
+            Value::Inline(v) => Ok(v),
+            Value::Shared(v) => Ok(Arc::make_mut(v)),
+            _ => Err(WrongType),
+        }
+    }
+
+    /// Whether a collection has no element left (a string never is).
+    fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::Inline(_) | Value::Shared(_) => false,
         }
     }
 }
@@ -63,15 +115,52 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The stored bytes.
-    pub fn value(&self) -> &[u8] {
-        self.value.bytes()
+    /// The stored bytes of a string (`None` for a collection).
+    pub fn value(&self) -> Option<&[u8]> {
+        self.value.bytes().ok()
+    }
+    /// The type of the value.
+    pub fn kind(&self) -> Kind {
+        self.value.kind()
     }
     /// Absolute deadline in ms since the Unix epoch (the store's clock), or
     /// `None` for a key without a TTL.
     pub fn expires_at(&self) -> Option<u64> {
         self.expires_at
     }
+}
+
+/// Accessors for one collection type in a [`Slot`]: read (`$get`), write
+/// (`$get_mut`, creating an empty one with `create`).
+macro_rules! collection_access {
+    ($variant:ident, $ty:ty, $get:ident, $get_mut:ident, $what:literal) => {
+        #[doc = concat!("The ", $what, " at this key: `Ok(None)` if absent, WRONGTYPE if another type.")]
+        pub fn $get(&self) -> Result<Option<&$ty>, WrongType> {
+            match self.shard.map.get(self.key).map(|e| &e.value) {
+                None => Ok(None),
+                Some(Value::$variant(c)) => Ok(Some(c)),
+                Some(_) => Err(WrongType),
+            }
+        }
+
+        #[doc = concat!("The ", $what, " at this key for writing; with `create`, an absent key becomes an empty one (without a TTL). Remove emptied collections with [`Slot::drop_if_empty`].")]
+        pub fn $get_mut(&mut self, create: bool) -> Result<Option<&mut $ty>, WrongType> {
+            if create && !self.shard.map.contains_key(self.key) {
+                self.shard.map.insert(
+                    self.key.to_vec(),
+                    Entry {
+                        value: Value::$variant(Default::default()),
+                        expires_at: None,
+                    },
+                );
+            }
+            match self.shard.map.get_mut(self.key).map(|e| &mut e.value) {
+                None => Ok(None),
+                Some(Value::$variant(c)) => Ok(Some(c)),
+                Some(_) => Err(WrongType),
+            }
+        }
+    };
 }
 
 /// What a write does to the key's time to live.
@@ -181,15 +270,20 @@ impl<'a> Slot<'a> {
     pub fn entry(&self) -> Option<&Entry> {
         self.shard.map.get(self.key)
     }
-    /// The key's value, borrowed under the shard lock (no copy); `None` if
-    /// absent or expired.
-    pub fn value(&self) -> Option<&[u8]> {
-        self.entry().map(|e| e.value.bytes())
+    /// The type of the key's value; `None` if absent.
+    pub fn kind(&self) -> Option<Kind> {
+        self.entry().map(Entry::kind)
     }
-    /// The value as shared bytes, for a reply that sends it by reference:
-    /// the first call moves the bytes behind an `Arc` (no copy), later ones
-    /// clone the `Arc`. A write to the key replaces or (if a reply still
-    /// holds the old bytes) copies it, so a reply in flight never changes.
+    /// The key's string value, borrowed under the shard lock (no copy);
+    /// `Ok(None)` if absent or expired, WRONGTYPE for a collection.
+    pub fn value(&self) -> Result<Option<&[u8]>, WrongType> {
+        self.entry().map(|e| e.value.bytes()).transpose()
+    }
+    /// The string value as shared bytes, for a reply that sends it by
+    /// reference: the first call moves the bytes behind an `Arc` (no copy),
+    /// later ones clone the `Arc`. A write to the key replaces or (if a reply
+    /// still holds the old bytes) copies it, so a reply in flight never
+    /// changes. `None` if absent or not a string.
     pub fn value_shared(&mut self) -> Option<Arc<Vec<u8>>> {
         let e = self.shard.map.get_mut(self.key)?;
         if let Value::Inline(v) = &mut e.value {
@@ -197,16 +291,39 @@ impl<'a> Slot<'a> {
         }
         match &e.value {
             Value::Shared(v) => Some(Arc::clone(v)),
-            Value::Inline(_) => unreachable!("made shared above"),
+            _ => None,
         }
     }
     /// Deadline of a volatile key; `None` if absent or persistent.
     pub fn expires_at(&self) -> Option<u64> {
         self.entry().and_then(|e| e.expires_at)
     }
-    /// The value, for in-place edits (APPEND). The TTL is unaffected.
-    pub fn value_mut(&mut self) -> Option<&mut Vec<u8>> {
-        self.shard.map.get_mut(self.key).map(|e| e.value.make_mut())
+    /// The string value, for in-place edits (APPEND). The TTL is
+    /// unaffected. `Ok(None)` if absent, WRONGTYPE for a collection.
+    pub fn value_mut(&mut self) -> Result<Option<&mut Vec<u8>>, WrongType> {
+        self.shard
+            .map
+            .get_mut(self.key)
+            .map(|e| e.value.make_mut())
+            .transpose()
+    }
+
+    collection_access!(List, VecDeque<Vec<u8>>, list, list_mut, "list");
+    collection_access!(Hash, HashMap<Vec<u8>, Vec<u8>>, hash, hash_mut, "hash");
+    collection_access!(Set, HashSet<Vec<u8>>, set_members, set_mut, "set");
+
+    /// Delete the key if it holds a collection with nothing left in it (Redis
+    /// never keeps an empty list, hash or set). True if it did.
+    pub fn drop_if_empty(&mut self) -> bool {
+        let empty = self
+            .shard
+            .map
+            .get(self.key)
+            .is_some_and(|e| e.value.is_empty_collection());
+        if empty {
+            self.shard.remove(self.key);
+        }
+        empty
     }
 
     /// Store a copy of `value`, reusing the old buffer when it fits well.
@@ -287,9 +404,9 @@ impl<'a> Slot<'a> {
         }
     }
 
-    /// Delete the key, returning its value.
-    pub fn remove(&mut self) -> Option<Vec<u8>> {
-        self.shard.remove(self.key).map(|e| e.value.into_vec())
+    /// Delete the key; true if it existed.
+    pub fn remove(&mut self) -> bool {
+        self.shard.remove(self.key).is_some()
     }
 }
 
@@ -426,7 +543,7 @@ impl Store {
     /// A copy of the value (convenience; the server reads through
     /// [`Store::with_key`] to avoid the copy).
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.with_key(key, |s| s.value().map(<[u8]>::to_vec))
+        self.with_key(key, |s| s.value().ok().flatten().map(<[u8]>::to_vec))
     }
 
     /// Store a copy of `value` under `key`, replacing any old value; the TTL
@@ -437,7 +554,7 @@ impl Store {
 
     /// Delete `key`; true if it existed.
     pub fn del(&self, key: &[u8]) -> bool {
-        self.with_key(key, |s| s.remove().is_some())
+        self.with_key(key, |s| s.remove())
     }
 
     /// True if `key` is present and not expired (an expired key is deleted
@@ -588,9 +705,9 @@ mod tests {
         s.set(b"k", &vec![1u8; 1 << 20], Expiry::Persist);
         s.set(b"k", b"tiny", Expiry::Persist);
         s.with_key(b"k", |slot| {
-            assert_eq!(slot.value(), Some(&b"tiny"[..]));
+            assert_eq!(slot.value(), Ok(Some(&b"tiny"[..])));
             // A 1 MiB buffer is not kept around for 4 bytes.
-            assert!(slot.value_mut().unwrap().capacity() < 1024);
+            assert!(slot.value_mut().unwrap().unwrap().capacity() < 1024);
         });
     }
 
@@ -603,7 +720,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again), "one copy for every reader");
         // An in-place edit copies what a reader holds; a write replaces it.
         s.with_key(b"k", |slot| {
-            slot.value_mut().unwrap().extend_from_slice(b"d")
+            slot.value_mut().unwrap().unwrap().extend_from_slice(b"d")
         });
         assert_eq!(s.get(b"k"), Some(b"abcd".to_vec()));
         s.set(b"k", b"x", Expiry::Persist);
@@ -614,8 +731,9 @@ mod tests {
         drop((first, again));
         let shared = s.with_key(b"k", |slot| slot.value_shared()).unwrap();
         drop(shared);
-        s.with_key(b"k", |slot| slot.value_mut().unwrap().push(b'y'));
-        assert_eq!(s.with_key(b"k", |slot| slot.remove()), Some(b"xy".to_vec()));
+        s.with_key(b"k", |slot| slot.value_mut().unwrap().unwrap().push(b'y'));
+        assert_eq!(s.get(b"k"), Some(b"xy".to_vec()));
+        assert!(s.with_key(b"k", |slot| slot.remove()));
         assert_eq!(s.with_key(b"k", |slot| slot.value_shared()), None);
     }
 
@@ -731,6 +849,7 @@ mod tests {
                         s.with_key(k.as_bytes(), |slot| {
                             let n: u64 = slot
                                 .value()
+                                .unwrap()
                                 .map(|v| std::str::from_utf8(v).unwrap().parse().unwrap())
                                 .unwrap_or(0);
                             slot.set((n + 1).to_string().as_bytes(), Expiry::Keep);

@@ -743,3 +743,204 @@ fn decoder_to_execute_pipeline() {
     );
     assert_eq!(input, b"PING\r\n");
 }
+
+/// The bulk strings of a reply (a bulk, or an array of bulks).
+fn bulks(reply: &str) -> Vec<String> {
+    reply
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+        .map(str::to_owned)
+        .collect()
+}
+
+const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+
+#[test]
+fn lists_push_pop_range_and_edit() {
+    let mut h = H::new();
+    h.check(&[
+        ("RPUSH l a b c", ":3\r\n"),
+        ("LPUSH l z", ":4\r\n"),
+        ("TYPE l", "+list\r\n"),
+        ("LLEN l", ":4\r\n"),
+        (
+            "LRANGE l 0 -1",
+            "*4\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+        ),
+        ("LRANGE l 1 2", "*2\r\n$1\r\na\r\n$1\r\nb\r\n"),
+        ("LRANGE l -2 100", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ("LRANGE l 5 10", "*0\r\n"),
+        ("LRANGE l 2 1", "*0\r\n"),
+        ("LRANGE l x 1", NOT_INT),
+        ("LINDEX l 0", "$1\r\nz\r\n"),
+        ("LINDEX l -1", "$1\r\nc\r\n"),
+        ("LINDEX l 4", NIL),
+        ("LSET l 1 A", OK_),
+        ("LSET l 9 A", "-ERR index out of range\r\n"),
+        ("LSET nokey 0 A", "-ERR no such key\r\n"),
+        ("LPOP l", "$1\r\nz\r\n"),
+        ("RPOP l 2", "*2\r\n$1\r\nc\r\n$1\r\nb\r\n"),
+        ("LPOP l 0", "*0\r\n"),
+        (
+            "LPOP l -1",
+            "-ERR value is out of range, must be positive\r\n",
+        ),
+        ("LPOP l", "$1\r\nA\r\n"),
+        // Emptied: the key is gone.
+        ("EXISTS l", ":0\r\n"),
+        ("TYPE l", "+none\r\n"),
+        ("LPOP l", NIL),
+        ("LPOP l 3", "*-1\r\n"),
+        ("LLEN l", ":0\r\n"),
+        ("LPUSHX l a", ":0\r\n"),
+        ("EXISTS l", ":0\r\n"),
+        ("RPUSH l a", ":1\r\n"),
+        ("RPUSHX l b", ":2\r\n"),
+        ("LPUSHX l c", ":3\r\n"),
+        ("LRANGE l 0 -1", "*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nb\r\n"),
+    ]);
+}
+
+#[test]
+fn lists_trim_and_remove() {
+    let mut h = H::new();
+    h.check(&[
+        ("RPUSH l a b a c a d", ":6\r\n"),
+        ("LREM l 2 a", ":2\r\n"),
+        (
+            "LRANGE l 0 -1",
+            "*4\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nd\r\n",
+        ),
+        ("RPUSH l a", ":5\r\n"),
+        ("LREM l -1 a", ":1\r\n"),
+        (
+            "LRANGE l 0 -1",
+            "*4\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nd\r\n",
+        ),
+        ("LREM l 0 zz", ":0\r\n"),
+        ("LTRIM l 1 -2", OK_),
+        ("LRANGE l 0 -1", "*2\r\n$1\r\nc\r\n$1\r\na\r\n"),
+        ("LTRIM l 5 9", OK_),
+        ("EXISTS l", ":0\r\n"),
+        ("LTRIM nokey 0 1", OK_),
+        ("LREM nokey 0 a", ":0\r\n"),
+    ]);
+}
+
+#[test]
+fn hashes_set_get_incr_and_delete() {
+    let mut h = H::new();
+    h.check(&[
+        ("HSET h f1 v1 f2 v2", ":2\r\n"),
+        ("HSET h f1 w1 f3 v3", ":1\r\n"),
+        ("HSET h f1", &arity("hset")),
+        ("HSET h f1 v1 f2", &arity("hset")),
+        ("TYPE h", "+hash\r\n"),
+        ("HGET h f1", "$2\r\nw1\r\n"),
+        ("HGET h nope", NIL),
+        ("HGET nokey f", NIL),
+        (
+            "HMGET h f1 nope f3",
+            "*3\r\n$2\r\nw1\r\n$-1\r\n$2\r\nv3\r\n",
+        ),
+        ("HLEN h", ":3\r\n"),
+        ("HEXISTS h f2", ":1\r\n"),
+        ("HEXISTS h f9", ":0\r\n"),
+        ("HSTRLEN h f3", ":2\r\n"),
+        ("HSETNX h f1 x", ":0\r\n"),
+        ("HSETNX h f4 x", ":1\r\n"),
+        ("HMSET h f5 5", OK_),
+        ("HINCRBY h f5 10", ":15\r\n"),
+        ("HINCRBY h new -3", ":-3\r\n"),
+        ("HINCRBY h f1 1", "-ERR hash value is not an integer\r\n"),
+        ("HINCRBY h f5 x", NOT_INT),
+        (
+            "HINCRBY h f5 9223372036854775807",
+            "-ERR increment or decrement would overflow\r\n",
+        ),
+        // A refused increment does not create the key.
+        ("HINCRBY fresh f x", NOT_INT),
+        ("EXISTS fresh", ":0\r\n"),
+        ("HDEL h f1 f2 nope", ":2\r\n"),
+        ("HDEL h f3 f4 f5 new", ":4\r\n"),
+        ("EXISTS h", ":0\r\n"),
+        ("HGETALL h", "*0\r\n"),
+        ("HSET one f v", ":1\r\n"),
+        ("HGETALL one", "*2\r\n$1\r\nf\r\n$1\r\nv\r\n"),
+        ("HKEYS one", "*1\r\n$1\r\nf\r\n"),
+        ("HVALS one", "*1\r\n$1\r\nv\r\n"),
+    ]);
+}
+
+#[test]
+fn sets_add_remove_pop() {
+    let mut h = H::new();
+    h.check(&[
+        ("SADD s a b c a", ":3\r\n"),
+        ("SADD s c d", ":1\r\n"),
+        ("TYPE s", "+set\r\n"),
+        ("SCARD s", ":4\r\n"),
+        ("SISMEMBER s a", ":1\r\n"),
+        ("SISMEMBER s z", ":0\r\n"),
+        ("SMISMEMBER s a z d", "*3\r\n:1\r\n:0\r\n:1\r\n"),
+        ("SREM s a z", ":1\r\n"),
+        ("SCARD nokey", ":0\r\n"),
+        ("SMEMBERS nokey", "*0\r\n"),
+        ("SPOP nokey", NIL),
+        ("SPOP nokey 2", "*0\r\n"),
+        (
+            "SPOP s -1",
+            "-ERR value is out of range, must be positive\r\n",
+        ),
+    ]);
+    // Members come out in no fixed order: check them as a set.
+    let members = h.q("SMEMBERS s");
+    assert!(members.starts_with("*3\r\n"), "{members}");
+    for m in ["b", "c", "d"] {
+        assert!(members.contains(&format!("$1\r\n{m}\r\n")), "{members}");
+    }
+    let one = h.q("SPOP s");
+    let two = h.q("SPOP s 5");
+    assert!(two.starts_with("*2\r\n"), "{two}");
+    // The three members, each popped once.
+    let mut all = bulks(&one);
+    all.extend(bulks(&two));
+    all.sort();
+    assert_eq!(all, ["b", "c", "d"]);
+    h.check(&[("EXISTS s", ":0\r\n")]);
+}
+
+/// Each type's commands refuse the others' keys with WRONGTYPE, the string
+/// commands included; SET overwrites any type, MGET reads nil, DEL and TYPE
+/// work on all.
+#[test]
+fn wrong_types_are_refused_and_strings_overwrite() {
+    let mut h = H::new();
+    h.check(&[
+        ("SET str v", OK_),
+        ("RPUSH list a", ":1\r\n"),
+        ("HSET hash f v", ":1\r\n"),
+        ("SADD set m", ":1\r\n"),
+        ("LPUSH str x", WRONGTYPE),
+        ("LRANGE hash 0 -1", WRONGTYPE),
+        ("LPOP set", WRONGTYPE),
+        ("HSET list f v", WRONGTYPE),
+        ("HGET str f", WRONGTYPE),
+        ("HGETALL set", WRONGTYPE),
+        ("SADD hash m", WRONGTYPE),
+        ("SMEMBERS list", WRONGTYPE),
+        ("GET list", WRONGTYPE),
+        ("INCR hash", WRONGTYPE),
+        ("APPEND set x", WRONGTYPE),
+        ("STRLEN list", WRONGTYPE),
+        ("GETSET hash v", WRONGTYPE),
+        ("SET list x GET", WRONGTYPE),
+        ("LRANGE list 0 -1", "*1\r\n$1\r\na\r\n"),
+        ("MGET str list", "*2\r\n$1\r\nv\r\n$-1\r\n"),
+        ("SET list now-a-string", OK_),
+        ("TYPE list", "+string\r\n"),
+        ("GET list", "$12\r\nnow-a-string\r\n"),
+        ("DEL hash set", ":2\r\n"),
+        ("TYPE hash", "+none\r\n"),
+    ]);
+}

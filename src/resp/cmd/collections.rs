@@ -1,0 +1,545 @@
+//! Lists, hashes and sets: Redis's commands over them, with its replies and
+//! error texts (WRONGTYPE when a key holds another type). Every command
+//! works on one key under that key's shard lock, so it is atomic with
+//! respect to other clients; a collection emptied by a command is deleted,
+//! as Redis never keeps an empty one.
+
+use std::collections::HashSet;
+
+use super::{arg, parse_i64, write_wrongtype, Cx, E_NOT_INT, E_OVERFLOW, E_SYNTAX};
+use crate::codec::resp::{
+    write_array_header, write_bulk, write_error, write_int, write_null, write_null_array,
+    EMPTY_ARRAY, OK,
+};
+
+const E_NO_KEY: &str = "ERR no such key";
+const E_INDEX: &str = "ERR index out of range";
+const E_POSITIVE: &str = "ERR value is out of range, must be positive";
+const E_HASH_INT: &str = "ERR hash value is not an integer";
+
+/// Run `$body` on the key's `$access` collection, or reply WRONGTYPE.
+macro_rules! on_key {
+    ($cx:expr, $key:expr, |$slot:ident, $out:ident| $body:expr) => {{
+        let $out = &mut *$cx.out;
+        $cx.store.with_key($key, |$slot| $body)
+    }};
+}
+
+/// A list index as Redis reads it (negative counts from the end), clamped
+/// into `0..=len` for ranges.
+fn clamp_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len + stop
+    } else {
+        stop.min(len - 1)
+    };
+    (start <= stop && start < len).then_some((start as usize, stop as usize))
+}
+
+/// One list index (negative from the end), if inside the list.
+fn index(i: i64, len: usize) -> Option<usize> {
+    let i = if i < 0 { len as i64 + i } else { i };
+    (0..len as i64).contains(&i).then_some(i as usize)
+}
+
+// ---------------------------------------------------------------------------
+// Lists
+
+fn push<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool, create: bool) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(create) {
+        Ok(Some(list)) => {
+            for v in &args[2..] {
+                let v = v.as_ref().to_vec();
+                if left {
+                    list.push_front(v);
+                } else {
+                    list.push_back(v);
+                }
+            }
+            write_int(out, list.len() as i64);
+        }
+        Ok(None) => write_int(out, 0),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn lpush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    push(cx, args, true, true);
+}
+
+pub(super) fn rpush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    push(cx, args, false, true);
+}
+
+pub(super) fn lpushx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    push(cx, args, true, false);
+}
+
+pub(super) fn rpushx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    push(cx, args, false, false);
+}
+
+/// LPOP/RPOP key [count]: one element (or nil), or with a count an array
+/// (nil array for a missing key).
+fn pop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(arg(args, 2)) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return write_error(cx.out, E_POSITIVE),
+        },
+        _ => return write_error(cx.out, E_SYNTAX),
+    };
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let list = match slot.list_mut(false) {
+            Ok(Some(l)) => l,
+            Ok(None) if count.is_some() => return write_null_array(out),
+            Ok(None) => return write_null(out),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        let take = |list: &mut std::collections::VecDeque<Vec<u8>>| match left {
+            true => list.pop_front(),
+            false => list.pop_back(),
+        };
+        match count {
+            None => match take(list) {
+                Some(v) => write_bulk(out, &v),
+                None => write_null(out),
+            },
+            Some(n) => {
+                let n = n.min(list.len());
+                write_array_header(out, n);
+                for _ in 0..n {
+                    if let Some(v) = take(list) {
+                        write_bulk(out, &v);
+                    }
+                }
+            }
+        }
+        slot.drop_if_empty();
+    })
+}
+
+pub(super) fn lpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    pop(cx, args, true);
+}
+
+pub(super) fn rpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    pop(cx, args, false);
+}
+
+pub(super) fn llen<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.list() {
+        Ok(l) => write_int(out, l.map_or(0, |l| l.len()) as i64),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn lrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (Some(start), Some(stop)) = (parse_i64(arg(args, 2)), parse_i64(arg(args, 3))) else {
+        return write_error(cx.out, E_NOT_INT);
+    };
+    on_key!(cx, arg(args, 1), |slot, out| match slot.list() {
+        Ok(Some(l)) => match clamp_range(start, stop, l.len()) {
+            Some((a, b)) => {
+                write_array_header(out, b - a + 1);
+                for v in l.range(a..=b) {
+                    write_bulk(out, v);
+                }
+            }
+            None => out.extend_from_slice(EMPTY_ARRAY),
+        },
+        Ok(None) => out.extend_from_slice(EMPTY_ARRAY),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn lindex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some(i) = parse_i64(arg(args, 2)) else {
+        return write_error(cx.out, E_NOT_INT);
+    };
+    on_key!(cx, arg(args, 1), |slot, out| match slot.list() {
+        Ok(Some(l)) => match index(i, l.len()).and_then(|i| l.get(i)) {
+            Some(v) => write_bulk(out, v),
+            None => write_null(out),
+        },
+        Ok(None) => write_null(out),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn lset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some(i) = parse_i64(arg(args, 2)) else {
+        return write_error(cx.out, E_NOT_INT);
+    };
+    let value = arg(args, 3);
+    on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(false) {
+        Ok(Some(l)) => match index(i, l.len()) {
+            Some(i) => {
+                l[i] = value.to_vec();
+                out.extend_from_slice(OK);
+            }
+            None => write_error(out, E_INDEX),
+        },
+        Ok(None) => write_error(out, E_NO_KEY),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn ltrim<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (Some(start), Some(stop)) = (parse_i64(arg(args, 2)), parse_i64(arg(args, 3))) else {
+        return write_error(cx.out, E_NOT_INT);
+    };
+    on_key!(cx, arg(args, 1), |slot, out| {
+        match slot.list_mut(false) {
+            Ok(Some(l)) => match clamp_range(start, stop, l.len()) {
+                Some((a, b)) => {
+                    l.truncate(b + 1);
+                    l.drain(..a);
+                }
+                None => l.clear(),
+            },
+            Ok(None) => {}
+            Err(e) => return write_wrongtype(out, e),
+        }
+        slot.drop_if_empty();
+        out.extend_from_slice(OK);
+    })
+}
+
+/// LREM key count element: count > 0 from the head, < 0 from the tail,
+/// 0 all.
+pub(super) fn lrem<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some(count) = parse_i64(arg(args, 2)) else {
+        return write_error(cx.out, E_NOT_INT);
+    };
+    let elem = arg(args, 3);
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let removed = match slot.list_mut(false) {
+            Ok(Some(l)) => {
+                let limit = if count == 0 {
+                    usize::MAX
+                } else {
+                    count.unsigned_abs() as usize
+                };
+                let mut removed = 0;
+                if count >= 0 {
+                    let mut i = 0;
+                    while i < l.len() && removed < limit {
+                        if l[i] == elem {
+                            l.remove(i);
+                            removed += 1;
+                        } else {
+                            i += 1;
+                        }
+                    }
+                } else {
+                    let mut i = l.len();
+                    while i > 0 && removed < limit {
+                        i -= 1;
+                        if l[i] == elem {
+                            l.remove(i);
+                            removed += 1;
+                        }
+                    }
+                }
+                removed
+            }
+            Ok(None) => 0,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        write_int(out, removed as i64);
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Hashes
+
+/// HSET key field value [field value ...]: fields added. HMSET: OK.
+fn hset_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], name: &str, reply_ok: bool) {
+    if !args.len().is_multiple_of(2) {
+        return super::err_arity(cx.out, name);
+    }
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash_mut(true) {
+        Ok(Some(h)) => {
+            let mut added = 0;
+            for p in args[2..].chunks_exact(2) {
+                if h.insert(p[0].as_ref().to_vec(), p[1].as_ref().to_vec())
+                    .is_none()
+                {
+                    added += 1;
+                }
+            }
+            if reply_ok {
+                out.extend_from_slice(OK);
+            } else {
+                write_int(out, added);
+            }
+        }
+        Ok(None) => unreachable!("created"),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn hset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    hset_generic(cx, args, "hset", false);
+}
+
+pub(super) fn hmset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    hset_generic(cx, args, "hmset", true);
+}
+
+pub(super) fn hsetnx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (field, value) = (arg(args, 2), arg(args, 3));
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash_mut(true) {
+        Ok(Some(h)) => {
+            let added = !h.contains_key(field);
+            if added {
+                h.insert(field.to_vec(), value.to_vec());
+            }
+            write_int(out, i64::from(added));
+        }
+        Ok(None) => unreachable!("created"),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn hget<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let field = arg(args, 2);
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash() {
+        Ok(h) => match h.and_then(|h| h.get(field)) {
+            Some(v) => write_bulk(out, v),
+            None => write_null(out),
+        },
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn hmget<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash() {
+        Ok(h) => {
+            write_array_header(out, args.len() - 2);
+            for f in &args[2..] {
+                match h.and_then(|h| h.get(f.as_ref())) {
+                    Some(v) => write_bulk(out, v),
+                    None => write_null(out),
+                }
+            }
+        }
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn hdel<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let n = match slot.hash_mut(false) {
+            Ok(Some(h)) => args[2..]
+                .iter()
+                .filter(|f| h.remove(f.as_ref()).is_some())
+                .count(),
+            Ok(None) => 0,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        write_int(out, n as i64);
+    })
+}
+
+pub(super) fn hlen<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash() {
+        Ok(h) => write_int(out, h.map_or(0, |h| h.len()) as i64),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn hexists<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let field = arg(args, 2);
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash() {
+        Ok(h) => write_int(out, i64::from(h.is_some_and(|h| h.contains_key(field)))),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn hstrlen<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let field = arg(args, 2);
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash() {
+        Ok(h) => write_int(out, h.and_then(|h| h.get(field)).map_or(0, Vec::len) as i64),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+/// HGETALL, HKEYS, HVALS: the fields and/or values.
+fn hwalk<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], keys: bool, vals: bool) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.hash() {
+        Ok(None) => out.extend_from_slice(EMPTY_ARRAY),
+        Ok(Some(h)) => {
+            write_array_header(out, h.len() * (usize::from(keys) + usize::from(vals)));
+            for (k, v) in h {
+                if keys {
+                    write_bulk(out, k);
+                }
+                if vals {
+                    write_bulk(out, v);
+                }
+            }
+        }
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn hgetall<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    hwalk(cx, args, true, true);
+}
+
+pub(super) fn hkeys<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    hwalk(cx, args, true, false);
+}
+
+pub(super) fn hvals<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    hwalk(cx, args, false, true);
+}
+
+pub(super) fn hincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some(delta) = parse_i64(arg(args, 3)) else {
+        return write_error(cx.out, E_NOT_INT);
+    };
+    let field = arg(args, 2);
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let r = match slot.hash_mut(true) {
+            Ok(Some(h)) => {
+                let current = match h.get(field) {
+                    None => Ok(0),
+                    Some(v) => parse_i64(v).ok_or(E_HASH_INT),
+                };
+                current
+                    .and_then(|c| c.checked_add(delta).ok_or(E_OVERFLOW))
+                    .inspect(|new| {
+                        h.insert(field.to_vec(), new.to_string().into_bytes());
+                    })
+            }
+            Ok(None) => unreachable!("created"),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        // A refused increment of a new key leaves no empty hash behind.
+        slot.drop_if_empty();
+        match r {
+            Ok(n) => write_int(out, n),
+            Err(msg) => write_error(out, msg),
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Sets
+
+pub(super) fn sadd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.set_mut(true) {
+        Ok(Some(s)) => {
+            let added = args[2..]
+                .iter()
+                .filter(|m| s.insert(m.as_ref().to_vec()))
+                .count();
+            write_int(out, added as i64);
+        }
+        Ok(None) => unreachable!("created"),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn srem<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let n = match slot.set_mut(false) {
+            Ok(Some(s)) => args[2..].iter().filter(|m| s.remove(m.as_ref())).count(),
+            Ok(None) => 0,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        write_int(out, n as i64);
+    })
+}
+
+pub(super) fn sismember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let m = arg(args, 2);
+    on_key!(cx, arg(args, 1), |slot, out| match slot.set_members() {
+        Ok(s) => write_int(out, i64::from(s.is_some_and(|s| s.contains(m)))),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn smismember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.set_members() {
+        Ok(s) => {
+            write_array_header(out, args.len() - 2);
+            for m in &args[2..] {
+                write_int(out, i64::from(s.is_some_and(|s| s.contains(m.as_ref()))));
+            }
+        }
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn scard<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.set_members() {
+        Ok(s) => write_int(out, s.map_or(0, HashSet::len) as i64),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn smembers<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    on_key!(cx, arg(args, 1), |slot, out| match slot.set_members() {
+        Ok(None) => out.extend_from_slice(EMPTY_ARRAY),
+        Ok(Some(s)) => {
+            write_array_header(out, s.len());
+            for m in s {
+                write_bulk(out, m);
+            }
+        }
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+/// SPOP key [count]: members removed in the set's own (unspecified) order,
+/// which a randomly keyed hash makes unpredictable to clients.
+pub(super) fn spop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(arg(args, 2)) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return write_error(cx.out, E_POSITIVE),
+        },
+        _ => return write_error(cx.out, E_SYNTAX),
+    };
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let set = match slot.set_mut(false) {
+            Ok(Some(s)) => s,
+            Ok(None) if count.is_some() => return out.extend_from_slice(EMPTY_ARRAY),
+            Ok(None) => return write_null(out),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        let n = count.unwrap_or(1).min(set.len());
+        let picked: Vec<Vec<u8>> = set.iter().take(n).cloned().collect();
+        for m in &picked {
+            set.remove(m);
+        }
+        match count {
+            None => match picked.first() {
+                Some(m) => write_bulk(out, m),
+                None => write_null(out),
+            },
+            Some(_) => {
+                write_array_header(out, picked.len());
+                for m in &picked {
+                    write_bulk(out, m);
+                }
+            }
+        }
+        slot.drop_if_empty();
+    })
+}

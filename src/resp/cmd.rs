@@ -18,7 +18,11 @@ use crate::codec::resp::{
 };
 
 mod collections;
+mod multikey;
+mod strings;
 use collections::*;
+use multikey::*;
+use strings::*;
 
 /// The Redis version this server claims to be (INFO, HELLO).
 pub const REDIS_VERSION: &str = "7.0.0";
@@ -111,6 +115,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "client",
     "command",
     "config",
+    "copy",
     "dbsize",
     "decr",
     "decrby",
@@ -119,10 +124,14 @@ pub const COMMAND_NAMES: &[&str] = &[
     "exists",
     "expire",
     "expireat",
+    "expiretime",
     "flushall",
     "flushdb",
     "function",
     "get",
+    "getdel",
+    "getex",
+    "getrange",
     "getset",
     "hdel",
     "hello",
@@ -140,11 +149,15 @@ pub const COMMAND_NAMES: &[&str] = &[
     "hvals",
     "incr",
     "incrby",
+    "incrbyfloat",
     "info",
     "keys",
     "lindex",
+    "linsert",
     "llen",
+    "lmove",
     "lpop",
+    "lpos",
     "lpush",
     "lpushx",
     "lrange",
@@ -153,28 +166,43 @@ pub const COMMAND_NAMES: &[&str] = &[
     "ltrim",
     "mget",
     "mset",
+    "msetnx",
     "persist",
     "pexpire",
     "pexpireat",
+    "pexpiretime",
     "ping",
     "psetex",
     "pttl",
     "quit",
+    "rename",
+    "renamenx",
     "rpop",
+    "rpoplpush",
     "rpush",
     "rpushx",
     "sadd",
     "scard",
+    "sdiff",
+    "sdiffstore",
     "select",
     "set",
     "setex",
     "setnx",
+    "setrange",
+    "sinter",
+    "sintercard",
+    "sinterstore",
     "sismember",
     "smembers",
     "smismember",
+    "smove",
     "spop",
+    "srandmember",
     "srem",
     "strlen",
+    "sunion",
+    "sunionstore",
     "time",
     "ttl",
     "type",
@@ -411,6 +439,30 @@ fn run<A: AsRef<[u8]>>(
         "scard" => 2, scard;
         "smembers" => 2, smembers;
         "spop" => -2, spop;
+        "linsert" => 5, linsert;
+        "lpos" => -3, lpos;
+        "srandmember" => -2, srandmember;
+        "rename" => 3, rename;
+        "renamenx" => 3, renamenx;
+        "copy" => -3, copy;
+        "msetnx" => -3, msetnx;
+        "lmove" => 5, lmove;
+        "rpoplpush" => 3, rpoplpush;
+        "smove" => 4, smove;
+        "sinter" => -2, sinter;
+        "sunion" => -2, sunion;
+        "sdiff" => -2, sdiff;
+        "sinterstore" => -3, sinterstore;
+        "sunionstore" => -3, sunionstore;
+        "sdiffstore" => -3, sdiffstore;
+        "sintercard" => -3, sintercard;
+        "getdel" => 2, getdel;
+        "getex" => -2, getex;
+        "getrange" => 4, getrange;
+        "setrange" => 4, setrange;
+        "incrbyfloat" => 3, incrbyfloat;
+        "expiretime" => 2, expiretime;
+        "pexpiretime" => 2, pexpiretime;
         "keys" => 2, keys;
         "dbsize" => 1, dbsize;
         "flushdb" => -1, flush;

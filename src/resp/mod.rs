@@ -37,4 +37,4 @@ pub mod store;
 
 pub use cmd::{execute, execute_spliced, Outcome, Session, COMMAND_NAMES, SPLICE_AT, SPLICE_TAIL};
 pub use glob::glob_match;
-pub use store::{Entry, Expiry, Kind, Slot, Store, WrongType};
+pub use store::{Entry, Expiry, Kind, Locked, Slot, Store, WrongType};

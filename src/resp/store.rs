@@ -408,6 +408,20 @@ impl<'a> Slot<'a> {
     pub fn remove(&mut self) -> bool {
         self.shard.remove(self.key).is_some()
     }
+
+    /// Take the key's value and TTL out (the key is gone after).
+    pub fn take(&mut self) -> Option<Entry> {
+        self.shard.remove(self.key)
+    }
+
+    /// Put `entry` (value and TTL) at this key, replacing what was there.
+    pub fn put(&mut self, entry: Entry) {
+        self.shard.remove(self.key);
+        if let Some(t) = entry.expires_at {
+            self.shard.expiries.insert((t, self.key.to_vec()));
+        }
+        self.shard.map.insert(self.key.to_vec(), entry);
+    }
 }
 
 enum Clock {
@@ -421,6 +435,28 @@ impl Clock {
             Clock::System => system_now_ms(),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The shards of several keys, locked together (see [`Store::with_keys`]):
+/// a command over several keys sees and changes them atomically.
+pub struct Locked<'a> {
+    idx: Vec<usize>,
+    guards: Vec<MutexGuard<'a, Shard>>,
+    store: &'a Store,
+}
+
+impl Locked<'_> {
+    /// The slot of `key`, one of the keys locked.
+    ///
+    /// # Panics
+    /// If `key` was not among the keys given to [`Store::with_keys`].
+    pub fn slot<'b>(&'b mut self, key: &'b [u8]) -> Slot<'b> {
+        let i = self
+            .idx
+            .binary_search(&self.store.shard_index(key))
+            .expect("a key not locked by with_keys");
+        Slot::open(&mut self.guards[i], key, &self.store.clock)
     }
 }
 
@@ -570,23 +606,30 @@ impl Store {
     /// If `kv` has an odd length.
     pub fn mset<A: AsRef<[u8]>>(&self, kv: &[A]) {
         assert!(kv.len().is_multiple_of(2), "mset needs key/value pairs");
-        let mut idx: Vec<usize> = kv
-            .chunks_exact(2)
-            .map(|p| self.shard_index(p[0].as_ref()))
-            .collect();
+        let keys: Vec<&[u8]> = kv.iter().step_by(2).map(AsRef::as_ref).collect();
+        self.with_keys(&keys, |locked| {
+            for p in kv.chunks_exact(2) {
+                locked
+                    .slot(p[0].as_ref())
+                    .set(p[1].as_ref(), Expiry::Persist);
+            }
+        })
+    }
+
+    /// Run `f` with the shards of all `keys` locked (in shard order, so
+    /// concurrent multi-key commands cannot deadlock): no other client sees
+    /// or changes any of them until `f` returns. Single-key commands pay
+    /// nothing for this (they lock one shard, [`Store::with_key`]).
+    pub fn with_keys<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.shard_index(k)).collect();
         idx.sort_unstable();
         idx.dedup();
-        // Lock in index order so concurrent multi-key writers cannot
-        // deadlock.
-        let mut guards: Vec<MutexGuard<'_, Shard>> =
-            idx.iter().map(|&i| lock(&self.shards[i])).collect();
-        for p in kv.chunks_exact(2) {
-            let key = p[0].as_ref();
-            let g = idx
-                .binary_search(&self.shard_index(key))
-                .expect("shard locked above");
-            Slot::open(&mut guards[g], key, &self.clock).set(p[1].as_ref(), Expiry::Persist);
-        }
+        let guards = idx.iter().map(|&i| lock(&self.shards[i])).collect();
+        f(&mut Locked {
+            idx,
+            guards,
+            store: self,
+        })
     }
 
     /// Number of keys, including expired ones not yet removed (as Redis's

@@ -543,3 +543,199 @@ pub(super) fn spop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         slot.drop_if_empty();
     })
 }
+
+/// LINSERT key BEFORE|AFTER pivot element: the new length, -1 without the
+/// pivot, 0 without the key.
+pub(super) fn linsert<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let where_ = arg(args, 2);
+    let before = if where_.eq_ignore_ascii_case(b"before") {
+        true
+    } else if where_.eq_ignore_ascii_case(b"after") {
+        false
+    } else {
+        return write_error(cx.out, E_SYNTAX);
+    };
+    let (pivot, elem) = (arg(args, 3), arg(args, 4));
+    on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(false) {
+        Ok(Some(l)) => match l.iter().position(|v| v == pivot) {
+            Some(i) => {
+                l.insert(if before { i } else { i + 1 }, elem.to_vec());
+                write_int(out, l.len() as i64);
+            }
+            None => write_int(out, -1),
+        },
+        Ok(None) => write_int(out, 0),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+/// LPOS key element [RANK rank] [COUNT num] [MAXLEN len].
+pub(super) fn lpos<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (mut rank, mut count, mut maxlen) = (1i64, None::<usize>, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        let (opt, val) = (arg(args, i), args.get(i + 1).map(AsRef::as_ref));
+        let Some(v) = val.and_then(parse_i64) else {
+            return write_error(cx.out, if val.is_none() { E_SYNTAX } else { E_NOT_INT });
+        };
+        if opt.eq_ignore_ascii_case(b"rank") {
+            if v == 0 || v == i64::MIN {
+                return write_error(
+                    cx.out,
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                );
+            }
+            rank = v;
+        } else if opt.eq_ignore_ascii_case(b"count") {
+            if v < 0 {
+                return write_error(cx.out, "ERR COUNT can't be negative");
+            }
+            count = Some(v as usize);
+        } else if opt.eq_ignore_ascii_case(b"maxlen") {
+            if v < 0 {
+                return write_error(cx.out, "ERR MAXLEN can't be negative");
+            }
+            maxlen = v as usize;
+        } else {
+            return write_error(cx.out, E_SYNTAX);
+        }
+        i += 2;
+    }
+    let elem = arg(args, 2);
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let list = match slot.list() {
+            Ok(l) => l,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        let mut found = Vec::new();
+        if let Some(l) = list {
+            let want = match count {
+                Some(0) => usize::MAX,
+                Some(c) => c,
+                None => 1,
+            };
+            let scan = if maxlen == 0 {
+                l.len()
+            } else {
+                maxlen.min(l.len())
+            };
+            let mut skip = rank.unsigned_abs() as usize - 1;
+            let mut check = |idx: usize| {
+                if l[idx] == elem {
+                    if skip > 0 {
+                        skip -= 1;
+                    } else {
+                        found.push(idx);
+                    }
+                }
+                found.len() < want
+            };
+            if rank > 0 {
+                for idx in 0..scan {
+                    if !check(idx) {
+                        break;
+                    }
+                }
+            } else {
+                for idx in (l.len() - scan..l.len()).rev() {
+                    if !check(idx) {
+                        break;
+                    }
+                }
+            }
+        }
+        match count {
+            Some(_) => {
+                write_array_header(out, found.len());
+                for idx in found {
+                    write_int(out, idx as i64);
+                }
+            }
+            None => match found.first() {
+                Some(&idx) => write_int(out, idx as i64),
+                None => write_null(out),
+            },
+        }
+    })
+}
+
+/// A random index below `n` (`n > 0`): a per-thread xorshift seeded from
+/// the standard library's random hasher keys.
+fn random_below(n: usize) -> usize {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x9e37_79b9_7f4a_7c15);
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x % n as u64) as usize
+    })
+}
+
+/// The most members one SRANDMEMBER with repeats (a negative count) returns.
+const RANDOM_REPLY_MAX: i64 = 1_000_000;
+
+/// SRANDMEMBER key [count]: one member (or nil); count > 0 distinct
+/// members, up to the set's size; count < 0 |count| members, repeats
+/// allowed.
+pub(super) fn srandmember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(arg(args, 2)) {
+            // Repeats make a reply as long as asked: one command may not
+            // make the server build an unbounded one.
+            Some(n) if n < -RANDOM_REPLY_MAX => {
+                return write_error(
+                    cx.out,
+                    "ERR value is out of range (at most 1000000 repeated members per reply)",
+                )
+            }
+            Some(n) => Some(n),
+            None => return write_error(cx.out, E_NOT_INT),
+        },
+        _ => return write_error(cx.out, E_SYNTAX),
+    };
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let set = match slot.set_members() {
+            Ok(s) => s,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        let members: Vec<&Vec<u8>> = set.map(|s| s.iter().collect()).unwrap_or_default();
+        match count {
+            None => match members.len() {
+                0 => write_null(out),
+                n => write_bulk(out, members[random_below(n)]),
+            },
+            Some(_) if members.is_empty() => out.extend_from_slice(EMPTY_ARRAY),
+            Some(c) if c >= 0 => {
+                let mut picked = members;
+                let k = (c as usize).min(picked.len());
+                // A partial Fisher-Yates shuffle: k distinct members.
+                for i in 0..k {
+                    let j = i + random_below(picked.len() - i);
+                    picked.swap(i, j);
+                }
+                write_array_header(out, k);
+                for m in &picked[..k] {
+                    write_bulk(out, m);
+                }
+            }
+            Some(c) => {
+                let k = c.unsigned_abs() as usize;
+                write_array_header(out, k);
+                for _ in 0..k {
+                    write_bulk(out, members[random_below(members.len())]);
+                }
+            }
+        }
+    })
+}

@@ -6,7 +6,7 @@
 //! into the output buffer with no allocation besides what the store needs
 //! for new keys and values.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +14,8 @@ use super::glob::glob_match;
 use super::store::{Expiry, Kind, Store, WrongType};
 use crate::codec::resp::{
     format_u64, parse_i64, write_array_header, write_bulk, write_bulk_header, write_error,
-    write_error_bytes, write_int, write_null, write_simple, EMPTY_ARRAY, OK, PROTO_MAX_BULK_LEN,
+    write_error_bytes, write_int, write_null, write_null_array, write_simple, EMPTY_ARRAY, OK,
+    PROTO_MAX_BULK_LEN,
 };
 
 mod collections;
@@ -51,6 +52,18 @@ pub struct Session {
     lib_name: Option<Vec<u8>>,
     lib_ver: Option<Vec<u8>>,
     created: Instant,
+    /// Between MULTI and EXEC: the commands queued.
+    tx: Option<Transaction>,
+    /// The flag of the keys this client WATCHes (raised when one changes).
+    watch: Option<Arc<AtomicBool>>,
+}
+
+/// A transaction being queued (MULTI ... EXEC).
+#[derive(Debug, Clone, Default)]
+struct Transaction {
+    queue: Vec<Vec<Vec<u8>>>,
+    /// A command was refused while queueing: EXEC aborts.
+    failed: bool,
 }
 
 impl Default for Session {
@@ -78,6 +91,8 @@ impl Session {
             lib_name: None,
             lib_ver: None,
             created: Instant::now(),
+            tx: None,
+            watch: None,
         }
     }
 
@@ -120,7 +135,9 @@ pub const COMMAND_NAMES: &[&str] = &[
     "decr",
     "decrby",
     "del",
+    "discard",
     "echo",
+    "exec",
     "exists",
     "expire",
     "expireat",
@@ -167,6 +184,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "mget",
     "mset",
     "msetnx",
+    "multi",
     "persist",
     "pexpire",
     "pexpireat",
@@ -207,6 +225,8 @@ pub const COMMAND_NAMES: &[&str] = &[
     "ttl",
     "type",
     "unlink",
+    "unwatch",
+    "watch",
 ];
 
 const E_SYNTAX: &str = "ERR syntax error";
@@ -336,50 +356,12 @@ pub fn execute_spliced<A: AsRef<[u8]>>(
     run(store, session, args, out, Some(splice))
 }
 
-fn run<A: AsRef<[u8]>>(
-    store: &Store,
-    session: &mut Session,
-    args: &[A],
-    out: &mut Vec<u8>,
-    splice: Option<&mut Option<Arc<Vec<u8>>>>,
-) -> Outcome {
-    let Some(first) = args.first() else {
-        return Outcome::Continue;
-    };
-    let name = first.as_ref();
-    let mut buf = [0u8; 16];
-    let lower = if name.len() <= buf.len() {
-        for (d, s) in buf.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        std::str::from_utf8(&buf[..name.len()]).unwrap_or("")
-    } else {
-        ""
-    };
-    let mut cx = Cx {
-        store,
-        session,
-        out,
-        splice,
-        close: false,
-    };
-
-    macro_rules! dispatch {
-        ($($name:literal => $arity:literal, $handler:ident;)*) => {
-            match lower {
-                $($name => {
-                    if arity_ok(args.len(), $arity) {
-                        $handler(&mut cx, args)
-                    } else {
-                        err_arity(cx.out, $name)
-                    }
-                })*
-                _ => err_unknown_command(cx.out, args),
-            }
-        };
-    }
-
-    dispatch! {
+/// The command table: name (lowercase) => arity (Redis's: negative means
+/// "at least"), handler. One list makes both the dispatch and the queueing
+/// check inside MULTI.
+macro_rules! command_table {
+    ($gen:ident) => {
+        $gen! {
         "get" => 2, get;
         "set" => -3, set;
         "ping" => -1, ping;
@@ -477,12 +459,191 @@ fn run<A: AsRef<[u8]>>(
         "hello" => -1, hello;
         "auth" => -2, auth;
         "quit" => -1, quit;
+            "multi" => 1, multi;
+        "exec" => 1, exec_outside;
+        "discard" => 1, discard;
+        "watch" => -2, watch;
+        "unwatch" => 1, unwatch;
+        }
+    };
+}
+
+macro_rules! gen_dispatch {
+    ($($name:literal => $arity:literal, $handler:ident;)*) => {
+        /// Run the command named `lower` (arity checked).
+        fn dispatch<A: AsRef<[u8]>>(lower: &str, cx: &mut Cx<'_>, args: &[A]) {
+            match lower {
+                $($name => {
+                    if arity_ok(args.len(), $arity) {
+                        $handler(cx, args)
+                    } else {
+                        err_arity(cx.out, $name)
+                    }
+                })*
+                _ => err_unknown_command(cx.out, args),
+            }
+        }
+
+        /// The arity of the command named `lower`; `None` if unknown.
+        fn arity_of(lower: &str) -> Option<i32> {
+            match lower {
+                $($name => Some($arity),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+command_table!(gen_dispatch);
+
+/// A command's lowercase name, if short enough to be one.
+fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> &'b str {
+    if name.len() > buf.len() {
+        return "";
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(&buf[..name.len()]).unwrap_or("")
+}
+
+fn run<A: AsRef<[u8]>>(
+    store: &Store,
+    session: &mut Session,
+    args: &[A],
+    out: &mut Vec<u8>,
+    splice: Option<&mut Option<Arc<Vec<u8>>>>,
+) -> Outcome {
+    let Some(first) = args.first() else {
+        return Outcome::Continue;
+    };
+    let mut buf = [0u8; 16];
+    let lower = lowercase(first.as_ref(), &mut buf);
+    // Inside MULTI, commands are checked and queued, not run.
+    if session.tx.is_some() && !matches!(lower, "exec" | "discard" | "multi" | "watch" | "quit") {
+        queue(session, lower, args, out);
+        return Outcome::Continue;
+    }
+    let mut cx = Cx {
+        store,
+        session,
+        out,
+        splice,
+        close: false,
+    };
+    if lower == "exec" {
+        // EXEC takes every gate itself.
+        exec(&mut cx);
+    } else {
+        let _gate = store.gate(cx.session.id);
+        dispatch(lower, &mut cx, args);
     }
     if cx.close {
         Outcome::Close
     } else {
         Outcome::Continue
     }
+}
+
+// ---------------------------------------------------------------------------
+// Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH
+//
+// Queued commands are checked (name, arity) as they come; one refused
+// makes EXEC answer EXECABORT. EXEC takes every transaction gate
+// exclusively (`Store::exclusive`), so no other client's command runs
+// between its commands; then, unless a WATCHed key changed (the watch
+// flag is raised by the write), it runs them and answers their replies in
+// one array.
+
+const E_EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+
+/// Check and queue one command inside MULTI.
+fn queue<A: AsRef<[u8]>>(session: &mut Session, lower: &str, args: &[A], out: &mut Vec<u8>) {
+    let tx = session.tx.as_mut().expect("inside MULTI");
+    match arity_of(lower) {
+        None => {
+            err_unknown_command(out, args);
+            tx.failed = true;
+        }
+        Some(a) if !arity_ok(args.len(), a) => {
+            err_arity(out, lower);
+            tx.failed = true;
+        }
+        Some(_) => {
+            tx.queue
+                .push(args.iter().map(|a| a.as_ref().to_vec()).collect());
+            out.extend_from_slice(b"+QUEUED\r\n");
+        }
+    }
+}
+
+fn multi<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
+    if cx.session.tx.is_some() {
+        return write_error(cx.out, "ERR MULTI calls can not be nested");
+    }
+    cx.session.tx = Some(Transaction::default());
+    cx.out.extend_from_slice(OK);
+}
+
+/// EXEC reaching the dispatch: outside MULTI (inside, `run` calls `exec`).
+fn exec_outside<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
+    write_error(cx.out, "ERR EXEC without MULTI");
+}
+
+fn exec(cx: &mut Cx<'_>) {
+    let Some(tx) = cx.session.tx.take() else {
+        return exec_outside::<&[u8]>(cx, &[]);
+    };
+    // EXEC ends the watch whatever happens.
+    let watch = cx.session.watch.take();
+    if tx.failed {
+        return write_error(cx.out, E_EXECABORT);
+    }
+    let _all = cx.store.exclusive();
+    if watch.is_some_and(|f| f.load(Ordering::Acquire)) {
+        return write_null_array(cx.out);
+    }
+    write_array_header(cx.out, tx.queue.len());
+    let mut buf = [0u8; 16];
+    for args in &tx.queue {
+        let lower = lowercase(&args[0], &mut buf);
+        let mut inner = Cx {
+            store: cx.store,
+            session: &mut *cx.session,
+            out: &mut *cx.out,
+            splice: None,
+            close: false,
+        };
+        dispatch(lower, &mut inner, args);
+        cx.close |= inner.close;
+    }
+}
+
+fn discard<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
+    if cx.session.tx.take().is_none() {
+        return write_error(cx.out, "ERR DISCARD without MULTI");
+    }
+    cx.session.watch = None;
+    cx.out.extend_from_slice(OK);
+}
+
+fn watch<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    if cx.session.tx.is_some() {
+        return write_error(cx.out, "ERR WATCH inside MULTI is not allowed");
+    }
+    let flag = cx
+        .session
+        .watch
+        .get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+    for k in &args[1..] {
+        cx.store.watch(k.as_ref(), flag);
+    }
+    cx.out.extend_from_slice(OK);
+}
+
+fn unwatch<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
+    cx.session.watch = None;
+    cx.out.extend_from_slice(OK);
 }
 
 // ---------------------------------------------------------------------------

@@ -20,8 +20,10 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A key's value: a string (its bytes held inline, or shared with the
@@ -145,6 +147,7 @@ macro_rules! collection_access {
 
         #[doc = concat!("The ", $what, " at this key for writing; with `create`, an absent key becomes an empty one (without a TTL). Remove emptied collections with [`Slot::drop_if_empty`].")]
         pub fn $get_mut(&mut self, create: bool) -> Result<Option<&mut $ty>, WrongType> {
+            self.touch();
             if create && !self.shard.map.contains_key(self.key) {
                 self.shard.map.insert(
                     self.key.to_vec(),
@@ -180,6 +183,10 @@ struct Shard {
     /// `(deadline, key)` for every volatile key: exactly the entries whose
     /// `expires_at` is `Some(deadline)`.
     expiries: BTreeSet<(u64, Vec<u8>)>,
+    /// WATCHed keys: the flags of the transactions watching each, raised
+    /// (and the entry dropped) when the key is changed. Empty unless a
+    /// client watches a key here, so a write checks one length.
+    watched: HashMap<Vec<u8>, Vec<Weak<AtomicBool>>>,
 }
 
 impl Shard {
@@ -250,6 +257,18 @@ impl<'a> Slot<'a> {
     pub fn key(&self) -> &[u8] {
         self.key
     }
+
+    /// The key is being changed: the transactions watching it will fail.
+    fn touch(&mut self) {
+        if self.shard.watched.is_empty() {
+            return;
+        }
+        if let Some(flags) = self.shard.watched.remove(self.key) {
+            for f in flags.iter().filter_map(Weak::upgrade) {
+                f.store(true, Ordering::Release);
+            }
+        }
+    }
     /// The store's clock (ms since the Unix epoch), read once per slot.
     pub fn now(&self) -> u64 {
         match self.now.get() {
@@ -301,6 +320,7 @@ impl<'a> Slot<'a> {
     /// The string value, for in-place edits (APPEND). The TTL is
     /// unaffected. `Ok(None)` if absent, WRONGTYPE for a collection.
     pub fn value_mut(&mut self) -> Result<Option<&mut Vec<u8>>, WrongType> {
+        self.touch();
         self.shard
             .map
             .get_mut(self.key)
@@ -328,7 +348,8 @@ impl<'a> Slot<'a> {
 
     /// Store a copy of `value`, reusing the old buffer when it fits well.
     pub fn set(&mut self, value: &[u8], expiry: Expiry) {
-        let Shard { map, expiries } = &mut *self.shard;
+        self.touch();
+        let Shard { map, expiries, .. } = &mut *self.shard;
         match map.get_mut(self.key) {
             Some(e) => {
                 match &mut e.value {
@@ -348,7 +369,8 @@ impl<'a> Slot<'a> {
 
     /// Store `value` (taking ownership).
     pub fn set_owned(&mut self, value: Vec<u8>, expiry: Expiry) {
-        let Shard { map, expiries } = &mut *self.shard;
+        self.touch();
+        let Shard { map, expiries, .. } = &mut *self.shard;
         match map.get_mut(self.key) {
             Some(e) => {
                 e.value = Value::Inline(value);
@@ -393,7 +415,8 @@ impl<'a> Slot<'a> {
     /// Set (`Some`) or clear (`None`) the TTL of an existing key. Returns
     /// false if the key does not exist.
     pub fn set_expiry(&mut self, at: Option<u64>) -> bool {
-        let Shard { map, expiries } = &mut *self.shard;
+        self.touch();
+        let Shard { map, expiries, .. } = &mut *self.shard;
         match map.get_mut(self.key) {
             Some(e) => {
                 Shard::reindex(expiries, self.key, e.expires_at, at);
@@ -406,16 +429,19 @@ impl<'a> Slot<'a> {
 
     /// Delete the key; true if it existed.
     pub fn remove(&mut self) -> bool {
+        self.touch();
         self.shard.remove(self.key).is_some()
     }
 
     /// Take the key's value and TTL out (the key is gone after).
     pub fn take(&mut self) -> Option<Entry> {
+        self.touch();
         self.shard.remove(self.key)
     }
 
     /// Put `entry` (value and TTL) at this key, replacing what was there.
     pub fn put(&mut self, entry: Entry) {
+        self.touch();
         self.shard.remove(self.key);
         if let Some(t) = entry.expires_at {
             self.shard.expiries.insert((t, self.key.to_vec()));
@@ -463,6 +489,8 @@ impl Locked<'_> {
 /// The keyspace. `Send + Sync`; share it with `Arc<Store>`.
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
+    /// The transaction gates (see [`Store::gate`]).
+    gates: Box<[RwLock<()>]>,
     /// `64 - log2(shards)`: the top bits of the hash pick the shard.
     shift: u32,
     clock: Clock,
@@ -475,6 +503,10 @@ impl Default for Store {
         Store::new()
     }
 }
+
+/// Transaction gates: enough that clients on different threads rarely
+/// share one.
+const GATES: usize = 16;
 
 fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     // A panic while holding a shard lock cannot leave a half-written entry
@@ -522,6 +554,7 @@ impl Store {
         let n = n.max(1).next_power_of_two();
         Store {
             shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+            gates: (0..GATES).map(|_| RwLock::new(())).collect(),
             shift: 64 - n.trailing_zeros(),
             clock: Clock::System,
             sweep_cursor: AtomicUsize::new(0),
@@ -632,6 +665,36 @@ impl Store {
         })
     }
 
+    /// The gate a command of client `id` holds (shared) while it runs. A
+    /// transaction's EXEC takes every gate exclusively
+    /// ([`Store::exclusive`]), so it runs with no other command in
+    /// flight: atomic, as in Redis. Each client's gate is one of 16, picked
+    /// by its id, so clients on different threads rarely touch the same
+    /// lock and a single-key command pays one uncontended read lock.
+    pub fn gate(&self, id: u64) -> RwLockReadGuard<'_, ()> {
+        self.gates[(id % GATES as u64) as usize]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every gate, exclusively (in order, so two EXECs cannot deadlock):
+    /// no other command runs until the guards drop.
+    pub fn exclusive(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
+        self.gates
+            .iter()
+            .map(|g| g.write().unwrap_or_else(PoisonError::into_inner))
+            .collect()
+    }
+
+    /// Watch `key` for the transaction whose flag is `flag`: the flag is
+    /// raised when the key is next changed (or the keyspace flushed).
+    pub fn watch(&self, key: &[u8], flag: &Arc<AtomicBool>) {
+        let mut shard = lock(&self.shards[self.shard_index(key)]);
+        let flags = shard.watched.entry(key.to_vec()).or_default();
+        flags.retain(|f| f.strong_count() > 0);
+        flags.push(Arc::downgrade(flag));
+    }
+
     /// Number of keys, including expired ones not yet removed (as Redis's
     /// DBSIZE).
     pub fn dbsize(&self) -> usize {
@@ -648,6 +711,10 @@ impl Store {
         for s in self.shards.iter() {
             // Swap out under the lock, free outside it.
             let old = std::mem::take(&mut *lock(s));
+            // Every watched key was touched.
+            for f in old.watched.values().flatten().filter_map(Weak::upgrade) {
+                f.store(true, Ordering::Release);
+            }
             drop(old);
         }
     }
@@ -675,6 +742,11 @@ impl Store {
         let start = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % n;
         let now = self.now_ms();
         let mut removed = 0;
+        // Watchers of clients gone without EXEC, DISCARD or UNWATCH: one
+        // shard per sweep drops them.
+        lock(&self.shards[start])
+            .watched
+            .retain(|_, flags| flags.iter().any(|f| f.strong_count() > 0));
         for i in 0..n {
             if removed >= budget {
                 break;

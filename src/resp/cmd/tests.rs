@@ -1214,3 +1214,144 @@ fn multi_key_moves_are_atomic_across_threads() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(checker.join().unwrap() > 0);
 }
+
+#[test]
+fn multi_exec_discard_and_queueing_errors() {
+    let mut h = H::new();
+    h.check(&[
+        ("EXEC", "-ERR EXEC without MULTI\r\n"),
+        ("DISCARD", "-ERR DISCARD without MULTI\r\n"),
+        ("MULTI", OK_),
+        ("MULTI", "-ERR MULTI calls can not be nested\r\n"),
+        ("SET a 1", "+QUEUED\r\n"),
+        ("INCR a", "+QUEUED\r\n"),
+        ("LPUSH a x", "+QUEUED\r\n"),
+        ("GET a", "+QUEUED\r\n"),
+        // Nothing ran yet.
+        ("EXEC", "*4\r\n+OK\r\n:2\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n$1\r\n2\r\n"),
+        ("MULTI", OK_),
+        ("INCR a", "+QUEUED\r\n"),
+        ("DISCARD", OK_),
+        ("GET a", "$1\r\n2\r\n"),
+        ("MULTI", OK_),
+        ("INCR a", "+QUEUED\r\n"),
+        ("NOSUCH x", "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n"),
+        ("GET", &arity("get")),
+        ("WATCH a", "-ERR WATCH inside MULTI is not allowed\r\n"),
+        ("EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n"),
+        ("GET a", "$1\r\n2\r\n"),
+        ("MULTI", OK_),
+        ("EXEC", "*0\r\n"),
+    ]);
+}
+
+#[test]
+fn watch_aborts_exec_only_when_a_watched_key_changes() {
+    let store = Store::with_manual_clock(T0);
+    let mut a = Session::with_id(1);
+    let mut b = Session::with_id(2);
+    let run = |s: &mut Session, line: &str| {
+        let args = split_inline_args(line.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        execute(&store, s, &args, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    run(&mut a, "SET k 1");
+    // Untouched: EXEC runs.
+    assert_eq!(run(&mut a, "WATCH k other"), OK_);
+    run(&mut b, "SET unrelated 1");
+    run(&mut b, "GET k");
+    run(&mut a, "MULTI");
+    run(&mut a, "INCR k");
+    assert_eq!(run(&mut a, "EXEC"), "*1\r\n:2\r\n");
+    // Touched by another client between WATCH and EXEC: nil, nothing runs.
+    run(&mut a, "WATCH k");
+    assert_eq!(run(&mut b, "SET k 10"), OK_);
+    run(&mut a, "MULTI");
+    run(&mut a, "INCR k");
+    assert_eq!(run(&mut a, "EXEC"), "*-1\r\n");
+    assert_eq!(run(&mut a, "GET k"), "$2\r\n10\r\n");
+    // EXEC ended the watch: the next transaction is not affected by it.
+    run(&mut b, "SET k 11");
+    run(&mut a, "MULTI");
+    run(&mut a, "INCR k");
+    assert_eq!(run(&mut a, "EXEC"), "*1\r\n:12\r\n");
+    // A watched key that did not exist, then created; a list changed; a
+    // flush; UNWATCH: each as Redis.
+    run(&mut a, "WATCH fresh");
+    run(&mut b, "SET fresh 1");
+    run(&mut a, "MULTI");
+    assert_eq!(run(&mut a, "EXEC"), "*-1\r\n");
+    run(&mut b, "RPUSH l a");
+    run(&mut a, "WATCH l");
+    run(&mut b, "LPOP l");
+    run(&mut a, "MULTI");
+    assert_eq!(run(&mut a, "EXEC"), "*-1\r\n");
+    run(&mut a, "WATCH k");
+    run(&mut b, "FLUSHALL");
+    run(&mut a, "MULTI");
+    assert_eq!(run(&mut a, "EXEC"), "*-1\r\n");
+    run(&mut a, "WATCH k");
+    assert_eq!(run(&mut a, "UNWATCH"), OK_);
+    run(&mut b, "SET k 5");
+    run(&mut a, "MULTI");
+    run(&mut a, "GET k");
+    assert_eq!(run(&mut a, "EXEC"), "*1\r\n$1\r\n5\r\n");
+    // DISCARD ends the watch too.
+    run(&mut a, "WATCH k");
+    run(&mut a, "MULTI");
+    run(&mut a, "DISCARD");
+    run(&mut b, "SET k 6");
+    run(&mut a, "MULTI");
+    run(&mut a, "GET k");
+    assert_eq!(run(&mut a, "EXEC"), "*1\r\n$1\r\n6\r\n");
+}
+
+/// Transactions from two threads INCR two keys together while a third
+/// reads both with MGET: it never sees one incremented without the other.
+#[test]
+fn exec_is_atomic_with_respect_to_other_clients() {
+    let store = Arc::new(Store::new());
+    let writers: Vec<_> = (0..2)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut s = Session::with_id(10 + t);
+                let mut out = Vec::new();
+                for _ in 0..2_000 {
+                    for cmd in [&["MULTI"][..], &["INCR", "x"], &["INCR", "y"], &["EXEC"]] {
+                        out.clear();
+                        execute(&store, &mut s, cmd, &mut out);
+                    }
+                    assert!(
+                        out.starts_with(b"*2\r\n"),
+                        "{}",
+                        String::from_utf8_lossy(&out)
+                    );
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let mut s = Session::with_id(99);
+            let mut out = Vec::new();
+            for _ in 0..5_000 {
+                out.clear();
+                execute(&store, &mut s, &["MGET", "x", "y"], &mut out);
+                let r = String::from_utf8_lossy(&out).into_owned();
+                let vals = bulks(&r);
+                if vals.len() == 2 {
+                    assert_eq!(vals[0], vals[1], "{r}");
+                }
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    reader.join().unwrap();
+    assert_eq!(store.get(b"x"), Some(b"4000".to_vec()));
+    assert_eq!(store.get(b"y"), Some(b"4000".to_vec()));
+}

@@ -21,9 +21,11 @@ use crate::codec::resp::{
 mod collections;
 mod multikey;
 mod strings;
+mod zsets;
 use collections::*;
 use multikey::*;
 use strings::*;
+use zsets::*;
 
 /// The Redis version this server claims to be (INFO, HELLO).
 pub const REDIS_VERSION: &str = "7.0.0";
@@ -227,6 +229,23 @@ pub const COMMAND_NAMES: &[&str] = &[
     "unlink",
     "unwatch",
     "watch",
+    "zadd",
+    "zcard",
+    "zcount",
+    "zincrby",
+    "zmscore",
+    "zpopmax",
+    "zpopmin",
+    "zrange",
+    "zrangebyscore",
+    "zrank",
+    "zrem",
+    "zremrangebyrank",
+    "zremrangebyscore",
+    "zrevrange",
+    "zrevrangebyscore",
+    "zrevrank",
+    "zscore",
 ];
 
 const E_SYNTAX: &str = "ERR syntax error";
@@ -459,7 +478,24 @@ macro_rules! command_table {
         "hello" => -1, hello;
         "auth" => -2, auth;
         "quit" => -1, quit;
-            "multi" => 1, multi;
+            "zadd" => -4, zadd;
+        "zincrby" => 4, zincrby;
+        "zrem" => -3, zrem;
+        "zscore" => 3, zscore;
+        "zmscore" => -3, zmscore;
+        "zcard" => 2, zcard;
+        "zcount" => 4, zcount;
+        "zrank" => 3, zrank;
+        "zrevrank" => 3, zrevrank;
+        "zrange" => -4, zrange;
+        "zrevrange" => -4, zrevrange;
+        "zrangebyscore" => -4, zrangebyscore;
+        "zrevrangebyscore" => -4, zrevrangebyscore;
+        "zpopmin" => -2, zpopmin;
+        "zpopmax" => -2, zpopmax;
+        "zremrangebyrank" => 4, zremrangebyrank;
+        "zremrangebyscore" => 4, zremrangebyscore;
+        "multi" => 1, multi;
         "exec" => 1, exec_outside;
         "discard" => 1, discard;
         "watch" => -2, watch;

@@ -34,6 +34,7 @@ pub mod cmd;
 pub mod glob;
 pub mod server;
 pub mod store;
+pub mod zset;
 
 pub use cmd::{execute, execute_spliced, Outcome, Session, COMMAND_NAMES, SPLICE_AT, SPLICE_TAIL};
 pub use glob::glob_match;

@@ -6,7 +6,7 @@
 //! shard the map uses the standard library's randomly keyed SipHash, so
 //! clients cannot force collisions (the same reason Redis uses SipHash).
 //!
-//! Values are byte strings, lists, hashes or sets ([`Kind`]), each with an
+//! Values are byte strings, lists, hashes, sets or sorted sets ([`Kind`]), each with an
 //! optional absolute expiry time in milliseconds since the Unix epoch. A
 //! command for one type that finds another gets [`WrongType`]; a
 //! collection emptied by a command is deleted ([`Slot::drop_if_empty`]).
@@ -26,6 +26,8 @@ use std::sync::{
 };
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::zset::ZSet;
+
 /// A key's value: a string (its bytes held inline, or shared with the
 /// replies that are sending them, made so by [`Slot::value_shared`]), or a
 /// collection.
@@ -36,6 +38,7 @@ enum Value {
     List(VecDeque<Vec<u8>>),
     Hash(HashMap<Vec<u8>, Vec<u8>>),
     Set(HashSet<Vec<u8>>),
+    ZSet(Box<ZSet>),
 }
 
 /// The type of a key's value, as Redis's TYPE names it.
@@ -49,6 +52,8 @@ pub enum Kind {
     Hash,
     /// A set of members (SADD...).
     Set,
+    /// A sorted set (ZADD...).
+    ZSet,
 }
 
 impl Kind {
@@ -59,6 +64,7 @@ impl Kind {
             Kind::List => "list",
             Kind::Hash => "hash",
             Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
     }
 }
@@ -75,6 +81,7 @@ impl Value {
             Value::List(_) => Kind::List,
             Value::Hash(_) => Kind::Hash,
             Value::Set(_) => Kind::Set,
+            Value::ZSet(_) => Kind::ZSet,
         }
     }
 
@@ -103,6 +110,7 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
             Value::Inline(_) | Value::Shared(_) => false,
         }
     }
@@ -331,6 +339,36 @@ impl<'a> Slot<'a> {
     collection_access!(List, VecDeque<Vec<u8>>, list, list_mut, "list");
     collection_access!(Hash, HashMap<Vec<u8>, Vec<u8>>, hash, hash_mut, "hash");
     collection_access!(Set, HashSet<Vec<u8>>, set_members, set_mut, "set");
+
+    /// The sorted set at this key: `Ok(None)` if absent, WRONGTYPE if
+    /// another type.
+    pub fn zset(&self) -> Result<Option<&ZSet>, WrongType> {
+        match self.shard.map.get(self.key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::ZSet(z)) => Ok(Some(z)),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    /// The sorted set at this key for writing; with `create`, an absent key
+    /// becomes an empty one.
+    pub fn zset_mut(&mut self, create: bool) -> Result<Option<&mut ZSet>, WrongType> {
+        self.touch();
+        if create && !self.shard.map.contains_key(self.key) {
+            self.shard.map.insert(
+                self.key.to_vec(),
+                Entry {
+                    value: Value::ZSet(Box::default()),
+                    expires_at: None,
+                },
+            );
+        }
+        match self.shard.map.get_mut(self.key).map(|e| &mut e.value) {
+            None => Ok(None),
+            Some(Value::ZSet(z)) => Ok(Some(z)),
+            Some(_) => Err(WrongType),
+        }
+    }
 
     /// Delete the key if it holds a collection with nothing left in it (Redis
     /// never keeps an empty list, hash or set). True if it did.

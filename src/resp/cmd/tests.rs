@@ -1355,3 +1355,75 @@ fn exec_is_atomic_with_respect_to_other_clients() {
     assert_eq!(store.get(b"x"), Some(b"4000".to_vec()));
     assert_eq!(store.get(b"y"), Some(b"4000".to_vec()));
 }
+
+#[test]
+fn sorted_sets_add_score_rank_range_and_pop() {
+    let mut h = H::new();
+    h.check(&[
+        ("ZADD z 1 a 2 b 3 c", ":3\r\n"),
+        ("ZADD z 1.5 a 4 d", ":1\r\n"),
+        ("ZADD z CH 1.5 a 5 d 6 e", ":2\r\n"),
+        ("TYPE z", "+zset\r\n"),
+        ("ZCARD z", ":5\r\n"),
+        ("ZSCORE z a", "$3\r\n1.5\r\n"),
+        ("ZSCORE z nope", NIL),
+        ("ZMSCORE z a nope e", "*3\r\n$3\r\n1.5\r\n$-1\r\n$1\r\n6\r\n"),
+        ("ZRANK z a", ":0\r\n"),
+        ("ZRANK z e", ":4\r\n"),
+        ("ZREVRANK z e", ":0\r\n"),
+        ("ZRANK z nope", NIL),
+        ("ZRANGE z 0 -1", "*5\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n"),
+        ("ZRANGE z 1 2 WITHSCORES", "*4\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n"),
+        ("ZRANGE z 0 1 REV", "*2\r\n$1\r\ne\r\n$1\r\nd\r\n"),
+        ("ZREVRANGE z 0 0 WITHSCORES", "*2\r\n$1\r\ne\r\n$1\r\n6\r\n"),
+        ("ZRANGE z (1.5 3 BYSCORE", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ("ZRANGE z +inf -inf BYSCORE REV LIMIT 1 2", "*2\r\n$1\r\nd\r\n$1\r\nc\r\n"),
+        ("ZRANGEBYSCORE z -inf 2 WITHSCORES", "*4\r\n$1\r\na\r\n$3\r\n1.5\r\n$1\r\nb\r\n$1\r\n2\r\n"),
+        ("ZRANGEBYSCORE z 2 +inf LIMIT 1 1", "*1\r\n$1\r\nc\r\n"),
+        ("ZREVRANGEBYSCORE z 5 (3", "*1\r\n$1\r\nd\r\n"),
+        ("ZRANGE z 0 1 LIMIT 0 1", "-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n"),
+        ("ZRANGEBYSCORE z x 1", "-ERR min or max is not a float\r\n"),
+        ("ZCOUNT z 2 5", ":3\r\n"),
+        ("ZCOUNT z (2 (5", ":1\r\n"),
+        ("ZCOUNT nope 0 1", ":0\r\n"),
+        ("ZINCRBY z 10 a", "$4\r\n11.5\r\n"),
+        ("ZINCRBY z 1 new", "$1\r\n1\r\n"),
+        ("ZADD z INCR 1 new", "$1\r\n2\r\n"),
+        ("ZADD z NX INCR 1 new", NIL),
+        ("ZADD z XX 9 zz", ":0\r\n"),
+        ("ZADD z GT 1 e", ":0\r\n"),
+        ("ZADD z GT CH 7 e", ":1\r\n"),
+        ("ZADD z LT CH 8 e", ":0\r\n"),
+        ("ZADD z NX XX 1 a", "-ERR XX and NX options at the same time are not compatible\r\n"),
+        ("ZADD z NX GT 1 a", "-ERR GT, LT, and/or NX options at the same time are not compatible\r\n"),
+        ("ZADD z INCR 1 a 2 b", "-ERR INCR option supports a single increment-element pair\r\n"),
+        ("ZADD z x a", "-ERR value is not a valid float\r\n"),
+        ("ZADD z 1 a 2", SYNTAX),
+        ("ZADD inf +inf top -inf bottom", ":2\r\n"),
+        ("ZRANGE inf 0 -1 WITHSCORES", "*4\r\n$6\r\nbottom\r\n$4\r\n-inf\r\n$3\r\ntop\r\n$3\r\ninf\r\n"),
+        ("ZINCRBY inf -inf top", "-ERR resulting score is not a number (NaN)\r\n"),
+        ("ZPOPMIN z", "*2\r\n$1\r\nb\r\n$1\r\n2\r\n"),
+        ("ZPOPMAX z 2", "*4\r\n$1\r\na\r\n$4\r\n11.5\r\n$1\r\ne\r\n$1\r\n7\r\n"),
+        ("ZPOPMIN nope", "*0\r\n"),
+        ("ZPOPMIN z -1", "-ERR value is out of range, must be positive\r\n"),
+        ("ZREM z c nope", ":1\r\n"),
+        ("ZREMRANGEBYSCORE z -inf 4", ":1\r\n"),
+        ("ZREMRANGEBYRANK z 0 -1", ":1\r\n"),
+        ("EXISTS z", ":0\r\n"),
+        ("SET s v", OK_),
+        ("ZADD s 1 a", WRONGTYPE),
+        ("ZRANGE s 0 -1", WRONGTYPE),
+        ("ZSCORE s a", WRONGTYPE),
+    ]);
+}
+
+#[test]
+fn scores_print_as_the_shortest_text_that_reads_back() {
+    assert_eq!(zsets::fmt_score(1.0), "1");
+    assert_eq!(zsets::fmt_score(-2.5), "-2.5");
+    assert_eq!(zsets::fmt_score(0.1), "0.1");
+    assert_eq!(zsets::fmt_score(1e20), "1e+20");
+    assert_eq!(zsets::fmt_score(1.5e-7), "1.5e-07");
+    assert_eq!(zsets::fmt_score(f64::INFINITY), "inf");
+    assert_eq!(zsets::fmt_score(0.0), "0");
+}

@@ -1,0 +1,512 @@
+//! Sorted-set commands: ZADD (NX/XX/GT/LT/CH/INCR), ZREM, ZSCORE, ZMSCORE,
+//! ZINCRBY, ZCARD, ZCOUNT, ZRANK, ZREVRANK, ZRANGE (by rank or BYSCORE,
+//! REV, LIMIT, WITHSCORES), ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZREVRANGE,
+//! ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, on the skip list of
+//! `resp::zset` (O(log n) rank, score lookups and counts).
+
+use super::{arg, parse_i64, write_wrongtype, Cx, E_NOT_INT, E_SYNTAX};
+use crate::codec::resp::{
+    write_array_header, write_bulk, write_error, write_int, write_null, EMPTY_ARRAY,
+};
+use crate::resp::zset::{Bound, ZSet};
+
+const E_FLOAT: &str = "ERR value is not a valid float";
+const E_RANGE: &str = "ERR min or max is not a float";
+const E_POSITIVE: &str = "ERR value is out of range, must be positive";
+
+/// A score as Redis reads one: a float, or `inf`/`+inf`/`-inf`; never NaN.
+fn parse_score(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" => return Some(f64::INFINITY),
+        "-inf" => return Some(f64::NEG_INFINITY),
+        _ => {}
+    }
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|f| !f.is_nan())
+}
+
+/// A range bound: `score`, `(score` (exclusive), `-inf`, `+inf`.
+fn parse_bound(b: &[u8]) -> Option<Bound> {
+    match b.strip_prefix(b"(") {
+        Some(rest) => parse_score(rest).map(|value| Bound {
+            value,
+            exclusive: true,
+        }),
+        None => parse_score(b).map(|value| Bound {
+            value,
+            exclusive: false,
+        }),
+    }
+}
+
+/// A score as a reply: the shortest text that reads back as the same
+/// double (`inf`, `-inf` for the infinities; exponent form, C style, for
+/// very large or small magnitudes).
+pub(super) fn fmt_score(f: f64) -> String {
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-5..1e17).contains(&a) {
+        let e = format!("{f:e}");
+        // Rust's "1.5e-7" as C's "1.5e-07".
+        if let Some((m, x)) = e.split_once('e') {
+            let (sign, digits) = match x.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', x),
+            };
+            return format!("{m}e{sign}{digits:0>2}");
+        }
+        return e;
+    }
+    format!("{f}")
+}
+
+fn write_score(out: &mut Vec<u8>, f: f64) {
+    write_bulk(out, fmt_score(f).as_bytes());
+}
+
+/// Members (and, with `scores`, their scores) as one array.
+fn write_members(out: &mut Vec<u8>, items: &[(&[u8], f64)], scores: bool) {
+    write_array_header(out, items.len() * if scores { 2 } else { 1 });
+    for (m, s) in items {
+        write_bulk(out, m);
+        if scores {
+            write_score(out, *s);
+        }
+    }
+}
+
+/// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
+pub(super) fn zadd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
+    let mut i = 2;
+    while i < args.len() {
+        let o = arg(args, i);
+        match o.to_ascii_lowercase().as_slice() {
+            b"nx" => nx = true,
+            b"xx" => xx = true,
+            b"gt" => gt = true,
+            b"lt" => lt = true,
+            b"ch" => ch = true,
+            b"incr" => incr = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    let pairs = &args[i..];
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return write_error(cx.out, E_SYNTAX);
+    }
+    if nx && xx {
+        return write_error(
+            cx.out,
+            "ERR XX and NX options at the same time are not compatible",
+        );
+    }
+    if (gt && lt) || (nx && (gt || lt)) {
+        return write_error(
+            cx.out,
+            "ERR GT, LT, and/or NX options at the same time are not compatible",
+        );
+    }
+    if incr && pairs.len() != 2 {
+        return write_error(
+            cx.out,
+            "ERR INCR option supports a single increment-element pair",
+        );
+    }
+    let mut items = Vec::with_capacity(pairs.len() / 2);
+    for p in pairs.chunks_exact(2) {
+        match parse_score(p[0].as_ref()) {
+            Some(s) => items.push((s, p[1].as_ref())),
+            None => return write_error(cx.out, E_FLOAT),
+        }
+    }
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| {
+        let exists = match slot.zset() {
+            Ok(z) => z.is_some(),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        if !exists && xx {
+            return match incr {
+                true => write_null(out),
+                false => write_int(out, 0),
+            };
+        }
+        let z = slot.zset_mut(true).expect("checked").expect("created");
+        let (mut added, mut changed) = (0, 0);
+        let mut incr_result = None;
+        for (score, member) in items {
+            let old = z.score(member);
+            let new = match (incr, old) {
+                (true, Some(o)) => o + score,
+                _ => score,
+            };
+            if new.is_nan() {
+                write_error(out, "ERR resulting score is not a number (NaN)");
+                slot.drop_if_empty();
+                return;
+            }
+            let allowed = match old {
+                None => !xx,
+                Some(o) => !nx && (!gt || new > o) && (!lt || new < o),
+            };
+            if !allowed {
+                continue;
+            }
+            if old != Some(new) {
+                z.insert(member, new);
+                if old.is_none() {
+                    added += 1;
+                }
+                changed += 1;
+            }
+            incr_result = Some(new);
+        }
+        slot.drop_if_empty();
+        if incr {
+            match incr_result {
+                Some(s) => write_score(out, s),
+                None => write_null(out),
+            }
+        } else {
+            write_int(out, if ch { changed } else { added });
+        }
+    })
+}
+
+pub(super) fn zincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some(delta) = parse_score(arg(args, 2)) else {
+        return write_error(cx.out, E_FLOAT);
+    };
+    let member = arg(args, 3);
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| {
+        let z = match slot.zset_mut(true) {
+            Ok(z) => z.expect("created"),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        let new = z.score(member).unwrap_or(0.0) + delta;
+        if new.is_nan() {
+            write_error(out, "ERR resulting score is not a number (NaN)");
+        } else {
+            z.insert(member, new);
+            write_score(out, new);
+        }
+        slot.drop_if_empty();
+    })
+}
+
+/// Run `f` on the key's sorted set (absent: `None`), or reply WRONGTYPE.
+fn with_zset<A: AsRef<[u8]>>(
+    cx: &mut Cx<'_>,
+    args: &[A],
+    f: impl FnOnce(&mut Vec<u8>, Option<&ZSet>),
+) {
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| match slot.zset() {
+        Ok(z) => f(out, z),
+        Err(e) => write_wrongtype(out, e),
+    })
+}
+
+pub(super) fn zrem<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| {
+        let n = match slot.zset_mut(false) {
+            Ok(Some(z)) => args[2..]
+                .iter()
+                .filter(|m| z.remove(m.as_ref()).is_some())
+                .count(),
+            Ok(None) => 0,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        write_int(out, n as i64);
+    })
+}
+
+pub(super) fn zscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let m = arg(args, 2);
+    with_zset(cx, args, |out, z| match z.and_then(|z| z.score(m)) {
+        Some(s) => write_score(out, s),
+        None => write_null(out),
+    })
+}
+
+pub(super) fn zmscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    with_zset(cx, args, |out, z| {
+        write_array_header(out, args.len() - 2);
+        for m in &args[2..] {
+            match z.and_then(|z| z.score(m.as_ref())) {
+                Some(s) => write_score(out, s),
+                None => write_null(out),
+            }
+        }
+    })
+}
+
+pub(super) fn zcard<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    with_zset(cx, args, |out, z| {
+        write_int(out, z.map_or(0, ZSet::len) as i64)
+    })
+}
+
+pub(super) fn zcount<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (Some(min), Some(max)) = (parse_bound(arg(args, 2)), parse_bound(arg(args, 3))) else {
+        return write_error(cx.out, E_RANGE);
+    };
+    with_zset(cx, args, |out, z| {
+        write_int(out, z.map_or(0, |z| z.count(min, max)) as i64)
+    })
+}
+
+fn rank_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
+    let m = arg(args, 2);
+    with_zset(cx, args, |out, z| {
+        match z.and_then(|z| z.rank(m).map(|r| (r, z.len()))) {
+            Some((r, n)) => write_int(out, if rev { n - 1 - r } else { r } as i64),
+            None => write_null(out),
+        }
+    })
+}
+
+pub(super) fn zrank<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    rank_generic(cx, args, false);
+}
+
+pub(super) fn zrevrank<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    rank_generic(cx, args, true);
+}
+
+/// Redis's rank range: negative from the end, clamped.
+fn rank_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let n = len as i64;
+    let start = if start < 0 { (n + start).max(0) } else { start };
+    let stop = if stop < 0 { n + stop } else { stop.min(n - 1) };
+    (start <= stop && start < n).then_some((start as usize, stop as usize))
+}
+
+/// What a ZRANGE-family command asks.
+struct RangeQuery {
+    by_score: bool,
+    rev: bool,
+    scores: bool,
+    limit: Option<(usize, Option<usize>)>,
+}
+
+/// The shared tail of the ZRANGE family: `lo`/`hi` are the raw range
+/// arguments (ranks, or score bounds with `by_score`; for REV score ranges,
+/// as given: max first).
+fn range_reply<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], lo: &[u8], hi: &[u8], q: RangeQuery) {
+    if q.by_score {
+        let (Some(a), Some(b)) = (parse_bound(lo), parse_bound(hi)) else {
+            return write_error(cx.out, E_RANGE);
+        };
+        let (min, max) = if q.rev { (b, a) } else { (a, b) };
+        let (offset, count) = q.limit.unwrap_or((0, None));
+        with_zset(cx, args, |out, z| match z {
+            Some(z) => {
+                let items = z.range_by_score(min, max, q.rev, offset, count);
+                write_members(out, &items, q.scores)
+            }
+            None => out.extend_from_slice(EMPTY_ARRAY),
+        })
+    } else {
+        if q.limit.is_some() {
+            return write_error(
+                cx.out,
+                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            );
+        }
+        let (Some(start), Some(stop)) = (parse_i64(lo), parse_i64(hi)) else {
+            return write_error(cx.out, E_NOT_INT);
+        };
+        with_zset(cx, args, |out, z| {
+            match z.and_then(|z| rank_range(start, stop, z.len()).map(|r| (z, r))) {
+                Some((z, (a, b))) => {
+                    let items = z.range_by_rank(a, b, q.rev);
+                    write_members(out, &items, q.scores)
+                }
+                None => out.extend_from_slice(EMPTY_ARRAY),
+            }
+        })
+    }
+}
+
+/// Parse `[WITHSCORES] [LIMIT offset count]` and the ZRANGE words from
+/// `opts`; `None` (after replying) on a bad option.
+fn parse_opts<A: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    opts: &[A],
+    q: &mut RangeQuery,
+    zrange: bool,
+) -> Option<()> {
+    let mut i = 0;
+    while i < opts.len() {
+        let o = opts[i].as_ref().to_ascii_lowercase();
+        match o.as_slice() {
+            b"withscores" => q.scores = true,
+            b"byscore" if zrange => q.by_score = true,
+            b"rev" if zrange => q.rev = true,
+            b"limit" if i + 2 < opts.len() => {
+                let (Some(off), Some(cnt)) = (
+                    parse_i64(opts[i + 1].as_ref()),
+                    parse_i64(opts[i + 2].as_ref()),
+                ) else {
+                    write_error(out, E_NOT_INT);
+                    return None;
+                };
+                // A negative offset gives nothing; a negative count, all.
+                let off = if off < 0 { usize::MAX } else { off as usize };
+                let cnt = (cnt >= 0).then_some(cnt as usize);
+                q.limit = Some((off, cnt));
+                i += 2;
+            }
+            _ => {
+                write_error(out, E_SYNTAX);
+                return None;
+            }
+        }
+        i += 1;
+    }
+    Some(())
+}
+
+/// ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count] [WITHSCORES]
+pub(super) fn zrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let mut q = RangeQuery {
+        by_score: false,
+        rev: false,
+        scores: false,
+        limit: None,
+    };
+    if parse_opts(cx.out, &args[4..], &mut q, true).is_none() {
+        return;
+    }
+    range_reply(cx, args, arg(args, 2), arg(args, 3), q);
+}
+
+pub(super) fn zrevrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let mut q = RangeQuery {
+        by_score: false,
+        rev: true,
+        scores: false,
+        limit: None,
+    };
+    if parse_opts(cx.out, &args[4..], &mut q, false).is_none() {
+        return;
+    }
+    range_reply(cx, args, arg(args, 2), arg(args, 3), q);
+}
+
+fn byscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
+    let mut q = RangeQuery {
+        by_score: true,
+        rev,
+        scores: false,
+        limit: None,
+    };
+    if parse_opts(cx.out, &args[4..], &mut q, false).is_none() {
+        return;
+    }
+    range_reply(cx, args, arg(args, 2), arg(args, 3), q);
+}
+
+pub(super) fn zrangebyscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    byscore(cx, args, false);
+}
+
+pub(super) fn zrevrangebyscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    byscore(cx, args, true);
+}
+
+fn pop_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], max: bool) {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(arg(args, 2)) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return write_error(cx.out, E_POSITIVE),
+        },
+        _ => return write_error(cx.out, E_SYNTAX),
+    };
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| {
+        let popped = match slot.zset_mut(false) {
+            Ok(Some(z)) => z.pop(count.unwrap_or(1), max),
+            Ok(None) => Vec::new(),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        write_array_header(out, popped.len() * 2);
+        for (m, s) in &popped {
+            write_bulk(out, m);
+            write_score(out, *s);
+        }
+    })
+}
+
+pub(super) fn zpopmin<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    pop_generic(cx, args, false);
+}
+
+pub(super) fn zpopmax<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    pop_generic(cx, args, true);
+}
+
+fn remrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], by_score: bool) {
+    enum Sel {
+        Rank(i64, i64),
+        Score(Bound, Bound),
+    }
+    let sel = if by_score {
+        match (parse_bound(arg(args, 2)), parse_bound(arg(args, 3))) {
+            (Some(a), Some(b)) => Sel::Score(a, b),
+            _ => return write_error(cx.out, E_RANGE),
+        }
+    } else {
+        match (parse_i64(arg(args, 2)), parse_i64(arg(args, 3))) {
+            (Some(a), Some(b)) => Sel::Rank(a, b),
+            _ => return write_error(cx.out, E_NOT_INT),
+        }
+    };
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| {
+        let n = match slot.zset_mut(false) {
+            Ok(Some(z)) => {
+                let doomed: Vec<Vec<u8>> = match sel {
+                    Sel::Score(a, b) => z.range_by_score(a, b, false, 0, None),
+                    Sel::Rank(a, b) => match rank_range(a, b, z.len()) {
+                        Some((a, b)) => z.range_by_rank(a, b, false),
+                        None => Vec::new(),
+                    },
+                }
+                .into_iter()
+                .map(|(m, _)| m.to_vec())
+                .collect();
+                for m in &doomed {
+                    z.remove(m);
+                }
+                doomed.len()
+            }
+            Ok(None) => 0,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        write_int(out, n as i64);
+    })
+}
+
+pub(super) fn zremrangebyrank<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    remrange(cx, args, false);
+}
+
+pub(super) fn zremrangebyscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    remrange(cx, args, true);
+}

@@ -1,0 +1,566 @@
+//! Sorted sets: members ordered by (score, member), with O(log n) insert,
+//! delete, rank and rank-or-score lookups — a skip list whose links carry
+//! spans (how many elements each one jumps), as Redis's, kept in one arena
+//! (`Vec` of nodes, links as indices: no unsafe, no per-node box), beside a
+//! hash map from member to score.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+const MAX_LEVEL: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Link {
+    forward: u32,
+    /// Elements between this node and `forward` (the forward one counted).
+    span: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    member: Vec<u8>,
+    score: f64,
+    backward: u32,
+    links: Vec<Link>,
+}
+
+/// A score bound of a range: the value and whether it is excluded (`(`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    /// The score.
+    pub value: f64,
+    /// `(value`: the value itself is outside.
+    pub exclusive: bool,
+}
+
+impl Bound {
+    fn below(&self, score: f64) -> bool {
+        // Is `score` past this bound as a minimum (i.e. in range)?
+        if self.exclusive {
+            score > self.value
+        } else {
+            score >= self.value
+        }
+    }
+
+    fn above(&self, score: f64) -> bool {
+        // Is `score` within this bound as a maximum?
+        if self.exclusive {
+            score < self.value
+        } else {
+            score <= self.value
+        }
+    }
+}
+
+/// A sorted set.
+#[derive(Debug, Clone)]
+pub struct ZSet {
+    scores: HashMap<Vec<u8>, f64>,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    tail: u32,
+    level: usize,
+    /// xorshift state for node levels.
+    seed: u64,
+}
+
+impl Default for ZSet {
+    fn default() -> ZSet {
+        ZSet::new()
+    }
+}
+
+impl PartialEq for ZSet {
+    fn eq(&self, other: &ZSet) -> bool {
+        self.scores == other.scores
+    }
+}
+
+impl Eq for ZSet {}
+
+fn cmp(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
+    a_score
+        .partial_cmp(&b_score)
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| a_member.cmp(b_member))
+}
+
+impl ZSet {
+    /// An empty sorted set.
+    pub fn new() -> ZSet {
+        ZSet {
+            scores: HashMap::new(),
+            nodes: vec![Node {
+                member: Vec::new(),
+                score: 0.0,
+                backward: NIL,
+                links: vec![
+                    Link {
+                        forward: NIL,
+                        span: 0
+                    };
+                    MAX_LEVEL
+                ],
+            }],
+            free: Vec::new(),
+            tail: NIL,
+            level: 1,
+            seed: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// True if there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    /// `member`'s score.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.scores.get(member).copied()
+    }
+
+    fn link(&self, x: u32, i: usize) -> Link {
+        self.nodes[x as usize].links[i]
+    }
+
+    fn link_mut(&mut self, x: u32, i: usize) -> &mut Link {
+        &mut self.nodes[x as usize].links[i]
+    }
+
+    fn node(&self, x: u32) -> &Node {
+        &self.nodes[x as usize]
+    }
+
+    fn random_level(&mut self) -> usize {
+        // P(level > k) = 1/4^k, as Redis.
+        let mut level = 1;
+        loop {
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            if level < MAX_LEVEL && self.seed & 3 == 0 {
+                level += 1;
+            } else {
+                return level;
+            }
+        }
+    }
+
+    /// Set `member`'s score (adding it if new). Returns the old score.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        let old = self.scores.get(member).copied();
+        if let Some(s) = old {
+            if s == score {
+                return old;
+            }
+            self.unlink(member, s);
+        }
+        self.link_in(member.to_vec(), score);
+        self.scores.insert(member.to_vec(), score);
+        old
+    }
+
+    /// Remove `member`; its score if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let score = self.scores.remove(member)?;
+        self.unlink(member, score);
+        Some(score)
+    }
+
+    fn link_in(&mut self, member: Vec<u8>, score: f64) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.link(x, i);
+                if l.forward == NIL {
+                    break;
+                }
+                let f = self.node(l.forward);
+                if cmp(f.score, &f.member, score, &member) != Ordering::Less {
+                    break;
+                }
+                rank[i] += l.span;
+                x = l.forward;
+            }
+            update[i] = x;
+        }
+        let lvl = self.random_level();
+        if lvl > self.level {
+            let len = self.len() as u32;
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.link_mut(HEAD, i).span = len;
+            }
+            self.level = lvl;
+        }
+        let node = Node {
+            member,
+            score,
+            backward: if update[0] == HEAD { NIL } else { update[0] },
+            links: vec![
+                Link {
+                    forward: NIL,
+                    span: 0
+                };
+                lvl
+            ],
+        };
+        let new = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        for i in 0..lvl {
+            let up = self.link(update[i], i);
+            let gap = rank[0] - rank[i];
+            *self.link_mut(new, i) = Link {
+                forward: up.forward,
+                span: up.span - gap,
+            };
+            *self.link_mut(update[i], i) = Link {
+                forward: new,
+                span: gap + 1,
+            };
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.link_mut(u, i).span += 1;
+        }
+        match self.link(new, 0).forward {
+            NIL => self.tail = new,
+            f => self.nodes[f as usize].backward = new,
+        }
+    }
+
+    fn unlink(&mut self, member: &[u8], score: f64) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.forward == NIL {
+                    break;
+                }
+                let f = self.node(l.forward);
+                if cmp(f.score, &f.member, score, member) != Ordering::Less {
+                    break;
+                }
+                x = l.forward;
+            }
+            update[i] = x;
+        }
+        let x = self.link(x, 0).forward;
+        debug_assert!(x != NIL && self.node(x).member == member);
+        if x == NIL {
+            return;
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let ul = self.link(u, i);
+            if ul.forward == x {
+                let xl = self.link(x, i);
+                *self.link_mut(u, i) = Link {
+                    forward: xl.forward,
+                    span: ul.span + xl.span - 1,
+                };
+            } else {
+                self.link_mut(u, i).span -= 1;
+            }
+        }
+        let back = self.node(x).backward;
+        match self.link(x, 0).forward {
+            NIL => self.tail = back,
+            f => self.nodes[f as usize].backward = back,
+        }
+        while self.level > 1 && self.link(HEAD, self.level - 1).forward == NIL {
+            self.level -= 1;
+        }
+        let n = &mut self.nodes[x as usize];
+        n.member = Vec::new();
+        n.links = Vec::new();
+        self.free.push(x);
+    }
+
+    /// `member`'s 0-based rank in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        let mut x = HEAD;
+        let mut rank = 0u32;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.forward == NIL {
+                    break;
+                }
+                let f = self.node(l.forward);
+                if cmp(f.score, &f.member, score, member) == Ordering::Greater {
+                    break;
+                }
+                rank += l.span;
+                x = l.forward;
+            }
+            if x != HEAD && self.node(x).member == member {
+                return Some(rank as usize - 1);
+            }
+        }
+        None
+    }
+
+    /// The node at 0-based rank `r`.
+    fn at_rank(&self, r: usize) -> u32 {
+        let want = r as u32 + 1;
+        let mut x = HEAD;
+        let mut traversed = 0u32;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.forward == NIL || traversed + l.span > want {
+                    break;
+                }
+                traversed += l.span;
+                x = l.forward;
+            }
+            if traversed == want {
+                return x;
+            }
+        }
+        NIL
+    }
+
+    /// Members and scores at ranks `start..=stop` (0-based, in range),
+    /// ascending or (`rev`) descending.
+    pub fn range_by_rank(&self, start: usize, stop: usize, rev: bool) -> Vec<(&[u8], f64)> {
+        let n = self.len();
+        if start > stop || start >= n {
+            return Vec::new();
+        }
+        let stop = stop.min(n - 1);
+        let (first, count) = if rev {
+            (n - 1 - start, stop - start + 1)
+        } else {
+            (start, stop - start + 1)
+        };
+        let mut out = Vec::with_capacity(count);
+        let mut x = self.at_rank(first);
+        while x != NIL && out.len() < count {
+            let node = self.node(x);
+            out.push((node.member.as_slice(), node.score));
+            x = if rev {
+                node.backward
+            } else {
+                self.link(x, 0).forward
+            };
+        }
+        out
+    }
+
+    /// The rank of the first member with score inside `min` (as a lower
+    /// bound): the number of members before it.
+    fn rank_from(&self, min: Bound) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0u32;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.forward == NIL || min.below(self.node(l.forward).score) {
+                    break;
+                }
+                rank += l.span;
+                x = l.forward;
+            }
+        }
+        rank as usize
+    }
+
+    /// The number of members with score within `max` (as an upper bound).
+    fn rank_through(&self, max: Bound) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0u32;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.forward == NIL || !max.above(self.node(l.forward).score) {
+                    break;
+                }
+                rank += l.span;
+                x = l.forward;
+            }
+        }
+        rank as usize
+    }
+
+    /// Number of members with `min <= score <= max` (bounds as given), in
+    /// O(log n).
+    pub fn count(&self, min: Bound, max: Bound) -> usize {
+        self.rank_through(max).saturating_sub(self.rank_from(min))
+    }
+
+    /// Members with score in `[min, max]`, ascending (or descending with
+    /// `rev`), skipping `offset` and returning at most `limit`.
+    pub fn range_by_score(
+        &self,
+        min: Bound,
+        max: Bound,
+        rev: bool,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Vec<(&[u8], f64)> {
+        let lo = self.rank_from(min);
+        let hi = self.rank_through(max);
+        if hi <= lo {
+            return Vec::new();
+        }
+        let total = hi - lo;
+        if offset >= total {
+            return Vec::new();
+        }
+        let take = limit.map_or(total - offset, |l| l.min(total - offset));
+        if take == 0 {
+            return Vec::new();
+        }
+        if rev {
+            // Ranks hi-1-offset down to hi-offset-take.
+            let top = hi - 1 - offset;
+            let mut v = self.range_by_rank(top + 1 - take, top, false);
+            v.reverse();
+            v
+        } else {
+            self.range_by_rank(lo + offset, lo + offset + take - 1, false)
+        }
+    }
+
+    /// Remove and return up to `n` members with the lowest (or, `max`, the
+    /// highest) scores, in that order.
+    pub fn pop(&mut self, n: usize, max: bool) -> Vec<(Vec<u8>, f64)> {
+        let mut out = Vec::with_capacity(n.min(self.len()));
+        while out.len() < n {
+            let x = if max {
+                self.tail
+            } else {
+                self.link(HEAD, 0).forward
+            };
+            if x == NIL {
+                break;
+            }
+            let member = self.node(x).member.clone();
+            if let Some(s) = self.remove(&member) {
+                out.push((member, s));
+            }
+        }
+        out
+    }
+
+    /// Every member with its score, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> {
+        let mut x = self.link(HEAD, 0).forward;
+        std::iter::from_fn(move || {
+            if x == NIL {
+                return None;
+            }
+            let n = self.node(x);
+            x = n.links[0].forward;
+            Some((n.member.as_slice(), n.score))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incl(v: f64) -> Bound {
+        Bound {
+            value: v,
+            exclusive: false,
+        }
+    }
+
+    /// Against a plain sorted vector, over random inserts, updates and
+    /// removals: order, ranks, rank ranges, score ranges and counts agree.
+    #[test]
+    fn matches_a_sorted_vector_model() {
+        let mut z = ZSet::new();
+        let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
+        let mut seed = 12345u64;
+        let mut rnd = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for step in 0..4000 {
+            let m = format!("m{}", rnd(300)).into_bytes();
+            let op = rnd(10);
+            if op < 7 {
+                let s = rnd(50) as f64 / 2.0;
+                z.insert(&m, s);
+                model.retain(|(_, x)| *x != m);
+                model.push((s, m));
+            } else {
+                z.remove(&m);
+                model.retain(|(_, x)| *x != m);
+            }
+            model.sort_by(|a, b| cmp(a.0, &a.1, b.0, &b.1));
+            if step % 97 == 0 || step == 3999 {
+                let got: Vec<(f64, Vec<u8>)> = z.iter().map(|(m, s)| (s, m.to_vec())).collect();
+                assert_eq!(got, model);
+                assert_eq!(z.len(), model.len());
+                for (i, (_, m)) in model.iter().enumerate() {
+                    assert_eq!(z.rank(m), Some(i));
+                }
+                if !model.is_empty() {
+                    let a = rnd(model.len() as u64) as usize;
+                    let b = a + rnd(10) as usize;
+                    let want: Vec<&[u8]> = model[a..=b.min(model.len() - 1)]
+                        .iter()
+                        .map(|(_, m)| m.as_slice())
+                        .collect();
+                    let got: Vec<&[u8]> = z
+                        .range_by_rank(a, b, false)
+                        .into_iter()
+                        .map(|(m, _)| m)
+                        .collect();
+                    assert_eq!(got, want);
+                }
+                let (lo, hi) = (rnd(30) as f64 / 2.0, rnd(30) as f64 / 2.0 + 5.0);
+                let want = model.iter().filter(|(s, _)| *s >= lo && *s <= hi).count();
+                assert_eq!(z.count(incl(lo), incl(hi)), want);
+                let ex = Bound {
+                    value: lo,
+                    exclusive: true,
+                };
+                let want = model.iter().filter(|(s, _)| *s > lo && *s <= hi).count();
+                assert_eq!(z.count(ex, incl(hi)), want);
+                let got = z.range_by_score(incl(lo), incl(hi), true, 1, Some(3));
+                let mut want: Vec<(&[u8], f64)> = model
+                    .iter()
+                    .filter(|(s, _)| *s >= lo && *s <= hi)
+                    .map(|(s, m)| (m.as_slice(), *s))
+                    .collect();
+                want.reverse();
+                let want: Vec<_> = want.into_iter().skip(1).take(3).collect();
+                assert_eq!(got, want);
+            }
+        }
+        let popped = z.pop(3, false);
+        assert_eq!(popped.len(), 3.min(model.len()));
+        for (i, (m, s)) in popped.iter().enumerate() {
+            assert_eq!((*s, m.clone()), model[i]);
+        }
+    }
+}

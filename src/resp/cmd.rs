@@ -20,10 +20,12 @@ use crate::codec::resp::{
 
 mod collections;
 mod multikey;
+mod scan;
 mod strings;
 mod zsets;
 use collections::*;
 use multikey::*;
+use scan::*;
 use strings::*;
 use zsets::*;
 
@@ -162,6 +164,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "hlen",
     "hmget",
     "hmset",
+    "hscan",
     "hset",
     "hsetnx",
     "hstrlen",
@@ -195,6 +198,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "psetex",
     "pttl",
     "quit",
+    "randomkey",
     "rename",
     "renamenx",
     "rpop",
@@ -202,6 +206,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "rpush",
     "rpushx",
     "sadd",
+    "scan",
     "scard",
     "sdiff",
     "sdiffstore",
@@ -220,6 +225,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "spop",
     "srandmember",
     "srem",
+    "sscan",
     "strlen",
     "sunion",
     "sunionstore",
@@ -245,6 +251,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zrevrange",
     "zrevrangebyscore",
     "zrevrank",
+    "zscan",
     "zscore",
 ];
 
@@ -495,6 +502,11 @@ macro_rules! command_table {
         "zpopmax" => -2, zpopmax;
         "zremrangebyrank" => 4, zremrangebyrank;
         "zremrangebyscore" => 4, zremrangebyscore;
+        "scan" => -2, scan;
+        "sscan" => -3, sscan;
+        "hscan" => -3, hscan;
+        "zscan" => -3, zscan;
+        "randomkey" => 1, randomkey;
         "multi" => 1, multi;
         "exec" => 1, exec_outside;
         "discard" => 1, discard;

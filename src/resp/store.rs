@@ -542,6 +542,10 @@ impl Default for Store {
     }
 }
 
+/// A SCAN step that would leave fewer keys than this in its shard takes
+/// them all (fewer, larger steps when shards are small).
+const SCAN_SHARD_REST: usize = 256;
+
 /// Transaction gates: enough that clients on different threads rarely
 /// share one.
 const GATES: usize = 16;
@@ -769,6 +773,90 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// One step of a SCAN: live keys in cursor order from `cursor`, about
+    /// `count` of them (all those sharing the last one's position too, and
+    /// the rest of a shard when little is left of it), each with its kind;
+    /// and the next cursor (0 when the walk is done).
+    ///
+    /// The cursor is a key's 64-bit position hash (the shard hash, whose
+    /// top bits pick the shard): every key present for a whole walk is
+    /// returned at least once whatever is added or deleted meanwhile, as
+    /// Redis promises. A step sorts the rest of one shard, so its cost is
+    /// that shard's size, not `count`.
+    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<(Vec<u8>, Kind)>, u64) {
+        let count = count.max(1);
+        let mut cursor = cursor;
+        let mut taken: Vec<(Vec<u8>, Kind)> = Vec::new();
+        loop {
+            let index = self.shard_index_of_hash(cursor);
+            let mut found: Vec<(u64, Vec<u8>, Kind)> = {
+                let shard = lock(&self.shards[index]);
+                let now = self.now_ms();
+                shard
+                    .map
+                    .iter()
+                    .filter_map(|(k, e)| {
+                        let h = shard_hash(k);
+                        (h >= cursor && !Shard::is_expired(e, now))
+                            .then(|| (h, k.clone(), e.kind()))
+                    })
+                    .collect()
+            };
+            found.sort_unstable_by_key(|f| f.0);
+            let want = count - taken.len().min(count - 1);
+            // Keep what is wanted, and every key at the same position as
+            // the last kept.
+            let keep = if found.len() <= want.max(SCAN_SHARD_REST) {
+                found.len()
+            } else {
+                let last = found[want - 1].0;
+                want + found[want..].iter().take_while(|f| f.0 == last).count()
+            };
+            let whole_shard = keep == found.len();
+            found.truncate(keep);
+            let next = if whole_shard {
+                // On to the next shard's first position (0: the walk is over).
+                self.next_shard_start(index).unwrap_or(0)
+            } else {
+                found.last().map_or(0, |f| f.0.wrapping_add(1))
+            };
+            taken.extend(found.into_iter().map(|(_, k, kind)| (k, kind)));
+            if taken.len() >= count || next == 0 {
+                return (taken, next);
+            }
+            cursor = next;
+        }
+    }
+
+    fn shard_index_of_hash(&self, h: u64) -> usize {
+        if self.shift >= 64 {
+            0
+        } else {
+            (h >> self.shift) as usize
+        }
+    }
+
+    /// The first cursor position of the shard after `index`, if any.
+    fn next_shard_start(&self, index: usize) -> Option<u64> {
+        (index + 1 < self.shards.len()).then(|| ((index + 1) as u64) << self.shift)
+    }
+
+    /// A random live key (RANDOMKEY), if any.
+    pub fn random_key(&self, pick: impl Fn(usize) -> usize) -> Option<Vec<u8>> {
+        let n = self.shards.len();
+        let start = pick(n);
+        for i in 0..n {
+            let shard = lock(&self.shards[(start + i) % n]);
+            let now = self.now_ms();
+            let live = shard.map.iter().filter(|(_, e)| !Shard::is_expired(e, now));
+            let count = live.clone().count();
+            if count > 0 {
+                return live.map(|(k, _)| k.clone()).nth(pick(count));
+            }
+        }
+        None
     }
 
     /// Active expiry: delete up to `budget` keys whose deadline has passed,

@@ -661,7 +661,7 @@ pub(super) fn lpos<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 
 /// A random index below `n` (`n > 0`): a per-thread xorshift seeded from
 /// the standard library's random hasher keys.
-fn random_below(n: usize) -> usize {
+pub(super) fn random_below(n: usize) -> usize {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};
     thread_local! {

@@ -1427,3 +1427,114 @@ fn scores_print_as_the_shortest_text_that_reads_back() {
     assert_eq!(zsets::fmt_score(f64::INFINITY), "inf");
     assert_eq!(zsets::fmt_score(0.0), "0");
 }
+
+/// Walk a SCAN over 10,000 keys while keys are added and deleted between
+/// steps: every key present for the whole walk comes back at least once,
+/// MATCH and TYPE filter, and the walk ends with cursor 0.
+#[test]
+fn scan_returns_every_stable_key_at_least_once() {
+    let store = Store::new();
+    let mut s = Session::new();
+    let mut out = Vec::new();
+    for i in 0..10_000 {
+        out.clear();
+        execute(&store, &mut s, &["SET", &format!("key:{i}"), "v"], &mut out);
+    }
+    execute(&store, &mut s, &["RPUSH", "alist", "x"], &mut out);
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut steps = 0;
+    loop {
+        out.clear();
+        execute(&store, &mut s, &["SCAN", &cursor, "COUNT", "50"], &mut out);
+        let reply = String::from_utf8(out.clone()).unwrap();
+        let mut lines = reply.split("\r\n");
+        assert_eq!(lines.next(), Some("*2"));
+        lines.next(); // $len of the cursor
+        cursor = lines.next().unwrap().to_string();
+        for l in lines
+            .skip(1)
+            .filter(|l| !l.starts_with('$') && !l.is_empty())
+        {
+            seen.insert(l.to_string());
+        }
+        // Churn between steps: new keys and deletions of others.
+        out.clear();
+        execute(
+            &store,
+            &mut s,
+            &["SET", &format!("new:{steps}"), "v"],
+            &mut out,
+        );
+        execute(
+            &store,
+            &mut s,
+            &["DEL", &format!("new:{}", steps / 2)],
+            &mut out,
+        );
+        steps += 1;
+        assert!(steps < 100_000, "the walk never ended");
+        if cursor == "0" {
+            break;
+        }
+    }
+    for i in 0..10_000 {
+        assert!(seen.contains(&format!("key:{i}")), "key:{i} missed");
+    }
+    assert!(seen.contains("alist"));
+    // MATCH and TYPE.
+    let mut h = H {
+        store,
+        session: Session::with_id(1),
+    };
+    let mut listed = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let r = h.q(&format!("SCAN {cursor} TYPE list COUNT 1000"));
+        let parts: Vec<&str> = r.split("\r\n").collect();
+        cursor = parts[2].to_string();
+        listed.extend(bulks(&parts[3..].join("\r\n")));
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(listed, ["alist"]);
+    let r = h.q("SCAN 0 MATCH key:1234 COUNT 100000");
+    assert!(r.ends_with("*1\r\n$8\r\nkey:1234\r\n"), "{r}");
+    h.check(&[
+        ("SCAN x", "-ERR invalid cursor\r\n"),
+        ("SCAN 0 COUNT 0", SYNTAX),
+        ("SCAN 0 MATCH", SYNTAX),
+    ]);
+}
+
+#[test]
+fn collection_scans_and_randomkey() {
+    let mut h = H::new();
+    h.check(&[
+        ("RANDOMKEY", NIL),
+        ("SADD s a", ":1\r\n"),
+        ("SSCAN s 0", "*2\r\n$1\r\n0\r\n*1\r\n$1\r\na\r\n"),
+        ("HSET h f v", ":1\r\n"),
+        (
+            "HSCAN h 0 MATCH f*",
+            "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+        ),
+        ("HSCAN h 0 MATCH z*", "*2\r\n$1\r\n0\r\n*0\r\n"),
+        ("ZADD z 1.5 m", ":1\r\n"),
+        (
+            "ZSCAN z 0",
+            "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n",
+        ),
+        ("SSCAN nope 0", "*2\r\n$1\r\n0\r\n*0\r\n"),
+        ("SSCAN h 0", WRONGTYPE),
+        ("ZSCAN z x", "-ERR invalid cursor\r\n"),
+    ]);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        seen.insert(h.q("RANDOMKEY"));
+    }
+    let mut seen: Vec<String> = seen.into_iter().collect();
+    seen.sort();
+    assert_eq!(seen, ["$1\r\nh\r\n", "$1\r\ns\r\n", "$1\r\nz\r\n"]);
+}

@@ -100,6 +100,10 @@ pub(super) fn scan<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     }
 }
 
+/// A collection element in a scan reply: the member (or field), and the
+/// value or score that follows it, if any.
+type Item = (Vec<u8>, Option<Vec<u8>>);
+
 /// SSCAN, HSCAN, ZSCAN: the whole collection in one step.
 fn scan_collection<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], kind: &str) {
     if parse_cursor(arg(args, 2)).is_none() {
@@ -113,7 +117,7 @@ fn scan_collection<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], kind: &str) {
     cx.store.with_key(arg(args, 1), |slot| {
         // (member, optional second element) pairs, filtered by MATCH on the
         // member (the field for hashes).
-        let items: Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, _> = match kind {
+        let items: Result<Vec<Item>, _> = match kind {
             "set" => slot.set_members().map(|s| {
                 s.into_iter()
                     .flatten()

@@ -510,3 +510,113 @@ fn large_values_are_sent_whole_and_unchanged_while_in_flight() {
         server.shutdown().unwrap();
     }
 }
+
+/// Wait (bounded: 10 s) until the server reports `n` blocked clients.
+fn wait_blocked(p: &mut TcpStream, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        p.write_all(b"INFO clients\r\n").unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") {
+            p.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let len: usize = std::str::from_utf8(&head[1..head.len() - 2])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = read_exactly(p, len + 2);
+        if String::from_utf8_lossy(&body).contains(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {n} blocked clients");
+        std::thread::yield_now();
+    }
+}
+
+/// Send inline commands (one per line) and read exactly the bytes of
+/// `want` back, comparing.
+fn expect(s: &mut TcpStream, send: &str, want: &str) {
+    s.write_all(send.as_bytes()).unwrap();
+    let got = read_exactly(s, want.len());
+    assert_eq!(String::from_utf8_lossy(&got), want, "after {send:?}");
+}
+
+/// BLPOP on two loops: clients blocked on an empty list are served in the
+/// order they blocked, by pushes from a third connection; a command
+/// pipelined behind BLPOP is answered only after it; a timeout answers nil
+/// no sooner than it passes; a blocked client that disconnects leaves no
+/// trace (the next push goes to the next waiter); BLMOVE waits too.
+#[test]
+fn blocking_pops_wait_for_pushes_in_order_and_time_out() {
+    let (_server, addr) = start(2);
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    let mut gone = connect(addr);
+    let mut p = connect(addr);
+    // Each blocks (no reply yet): a first, then the one that will leave,
+    // then b; each is parked (INFO says so) before the next blocks.
+    a.write_all(b"BLPOP jobs 0\r\nPING\r\n").unwrap();
+    wait_blocked(&mut p, 1);
+    gone.write_all(b"BLPOP jobs 0\r\n").unwrap();
+    wait_blocked(&mut p, 2);
+    b.write_all(b"BRPOP other jobs 0\r\n").unwrap();
+    wait_blocked(&mut p, 3);
+    drop(gone);
+    wait_blocked(&mut p, 2);
+    expect(&mut p, "RPUSH jobs one\r\n", ":1\r\n");
+    // a, the first in line, gets it, then its pipelined PING is answered.
+    let want_a = "*2\r\n$4\r\njobs\r\n$3\r\none\r\n+PONG\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&read_exactly(&mut a, want_a.len())),
+        want_a
+    );
+    expect(&mut p, "RPUSH jobs two\r\n", ":1\r\n");
+    let want_b = "*2\r\n$4\r\njobs\r\n$3\r\ntwo\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&read_exactly(&mut b, want_b.len())),
+        want_b
+    );
+    expect(&mut p, "LLEN jobs\r\n", ":0\r\n");
+    // Timeout.
+    let t = Instant::now();
+    expect(&mut a, "BLPOP jobs 0.2\r\n", "*-1\r\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+    // Data already there: no wait.
+    expect(&mut p, "RPUSH q x\r\n", ":1\r\n");
+    expect(&mut a, "BLPOP q 5\r\n", "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    // BLMOVE waits for its source, then moves.
+    b.write_all(b"BLMOVE src dst LEFT RIGHT 0\r\n").unwrap();
+    wait_blocked(&mut p, 1);
+    expect(&mut p, "LPUSH src m\r\n", ":1\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&read_exactly(&mut b, 7)),
+        "$1\r\nm\r\n"
+    );
+    expect(&mut p, "LRANGE dst 0 -1\r\n", "*1\r\n$1\r\nm\r\n");
+    // Wrong types and bad timeouts answer at once.
+    expect(&mut p, "SET s v\r\n", "+OK\r\n");
+    expect(
+        &mut p,
+        "BLPOP s 0\r\n",
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    expect(&mut p, "BLPOP jobs -1\r\n", "-ERR timeout is negative\r\n");
+    expect(
+        &mut p,
+        "BLPOP jobs x\r\n",
+        "-ERR timeout is not a float or out of range\r\n",
+    );
+    // Inside MULTI a blocking pop does not block.
+    expect(
+        &mut p,
+        "MULTI\r\nBLPOP jobs 0\r\nEXEC\r\n",
+        "+OK\r\n+QUEUED\r\n*1\r\n*-1\r\n",
+    );
+}

@@ -39,6 +39,20 @@ pub enum Outcome {
     Continue,
     /// Flush the output, then close (QUIT).
     Close,
+    /// A blocking command (BLPOP...) found nothing: no reply yet. Stop
+    /// reading this connection's commands, wait for a push to one of
+    /// [`Session::blocked_keys`] (then [`retry_blocked`]) or for
+    /// [`Session::blocked_timeout`] to pass (then [`time_out_blocked`]).
+    Block,
+}
+
+/// A blocking command waiting for data: the command, its keys and how long
+/// it may wait (`None`: for ever).
+#[derive(Debug, Clone)]
+struct Blocked {
+    args: Vec<Vec<u8>>,
+    keys: Vec<Vec<u8>>,
+    timeout: Option<std::time::Duration>,
 }
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
@@ -60,6 +74,8 @@ pub struct Session {
     tx: Option<Transaction>,
     /// The flag of the keys this client WATCHes (raised when one changes).
     watch: Option<Arc<AtomicBool>>,
+    /// A blocking command waiting for data.
+    blocked: Option<Blocked>,
 }
 
 /// A transaction being queued (MULTI ... EXEC).
@@ -97,7 +113,18 @@ impl Session {
             created: Instant::now(),
             tx: None,
             watch: None,
+            blocked: None,
         }
+    }
+
+    /// The keys a blocked command waits on ([`Outcome::Block`]).
+    pub fn blocked_keys(&self) -> Option<&[Vec<u8>]> {
+        self.blocked.as_ref().map(|b| b.keys.as_slice())
+    }
+
+    /// How long the blocked command may wait (`None`: for ever).
+    pub fn blocked_timeout(&self) -> Option<std::time::Duration> {
+        self.blocked.as_ref().and_then(|b| b.timeout)
     }
 
     /// The client id, as CLIENT ID, CLIENT INFO and HELLO report it; fixed
@@ -131,6 +158,10 @@ impl Session {
 pub const COMMAND_NAMES: &[&str] = &[
     "append",
     "auth",
+    "blmove",
+    "blpop",
+    "brpop",
+    "brpoplpush",
     "client",
     "command",
     "config",
@@ -270,6 +301,10 @@ struct Cx<'a> {
     /// Where a large value goes instead of `out` ([`execute_spliced`]).
     splice: Option<&'a mut Option<Arc<Vec<u8>>>>,
     close: bool,
+    /// A blocking command asks to wait on these keys (set instead of a
+    /// reply); inside EXEC it may not, and answers as if timed out.
+    block: Option<(Vec<Vec<u8>>, Option<std::time::Duration>)>,
+    may_block: bool,
 }
 
 /// Values at least this large are sent by reference by
@@ -448,6 +483,10 @@ macro_rules! command_table {
         "smembers" => 2, smembers;
         "spop" => -2, spop;
         "linsert" => 5, linsert;
+        "blpop" => -3, blpop;
+        "brpop" => -3, brpop;
+        "blmove" => 6, blmove;
+        "brpoplpush" => 4, brpoplpush;
         "lpos" => -3, lpos;
         "srandmember" => -2, srandmember;
         "rename" => 3, rename;
@@ -578,6 +617,8 @@ fn run<A: AsRef<[u8]>>(
         out,
         splice,
         close: false,
+        block: None,
+        may_block: true,
     };
     if lower == "exec" {
         // EXEC takes every gate itself.
@@ -586,10 +627,37 @@ fn run<A: AsRef<[u8]>>(
         let _gate = store.gate(cx.session.id);
         dispatch(lower, &mut cx, args);
     }
+    if let Some((keys, timeout)) = cx.block.take() {
+        cx.session.blocked = Some(Blocked {
+            args: args.iter().map(|a| a.as_ref().to_vec()).collect(),
+            keys,
+            timeout,
+        });
+        return Outcome::Block;
+    }
     if cx.close {
         Outcome::Close
     } else {
         Outcome::Continue
+    }
+}
+
+/// Run the blocked command again (a key it waits on was pushed to):
+/// [`Outcome::Continue`] with its reply in `out`, or [`Outcome::Block`]
+/// again if another client took the data first. Nothing happens (and
+/// `Continue` comes back) if the session is not blocked.
+pub fn retry_blocked(store: &Store, session: &mut Session, out: &mut Vec<u8>) -> Outcome {
+    let Some(b) = session.blocked.take() else {
+        return Outcome::Continue;
+    };
+    run(store, session, &b.args, out, None)
+}
+
+/// The blocked command's time is up: its timeout reply (a null array) goes
+/// to `out` and the session is no longer blocked.
+pub fn time_out_blocked(session: &mut Session, out: &mut Vec<u8>) {
+    if session.blocked.take().is_some() {
+        write_null_array(out);
     }
 }
 
@@ -661,6 +729,8 @@ fn exec(cx: &mut Cx<'_>) {
             out: &mut *cx.out,
             splice: None,
             close: false,
+            block: None,
+            may_block: false,
         };
         dispatch(lower, &mut inner, args);
         cx.close |= inner.close;
@@ -754,11 +824,14 @@ fn time<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
 }
 
 fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let (mut server, mut keyspace) = (args.len() == 1, args.len() == 1);
+    let all = args.len() == 1;
+    let (mut server, mut clients, mut keyspace) = (all, all, all);
     for a in &args[1..] {
         let s = a.as_ref();
         if s.eq_ignore_ascii_case(b"server") {
             server = true;
+        } else if s.eq_ignore_ascii_case(b"clients") {
+            clients = true;
         } else if s.eq_ignore_ascii_case(b"keyspace") {
             keyspace = true;
         } else if s.eq_ignore_ascii_case(b"default")
@@ -766,6 +839,7 @@ fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             || s.eq_ignore_ascii_case(b"everything")
         {
             server = true;
+            clients = true;
             keyspace = true;
         }
     }
@@ -792,6 +866,15 @@ fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             usize::BITS,
             std::process::id(),
             uptime / 86400,
+        ));
+    }
+    if clients {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        text.push_str(&format!(
+            "# Clients\r\nblocked_clients:{}\r\n",
+            cx.store.blocked_clients()
         ));
     }
     if keyspace {

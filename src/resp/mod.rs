@@ -36,6 +36,9 @@ pub mod server;
 pub mod store;
 pub mod zset;
 
-pub use cmd::{execute, execute_spliced, Outcome, Session, COMMAND_NAMES, SPLICE_AT, SPLICE_TAIL};
+pub use cmd::{
+    execute, execute_spliced, retry_blocked, time_out_blocked, Outcome, Session, COMMAND_NAMES,
+    SPLICE_AT, SPLICE_TAIL,
+};
 pub use glob::glob_match;
 pub use store::{Entry, Expiry, Kind, Locked, Slot, Store, WrongType};

@@ -15,16 +15,30 @@
 //! * Active expiry: every loop runs a timer that deletes up to a budget of
 //!   keys whose deadline has passed, so expired keys nobody reads again do
 //!   not stay in memory (reads expire lazily as well).
+//! * Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) that find nothing
+//!   park the connection: it joins the store's queue for each key, first
+//!   come first served, and a loop timer holds its timeout. It goes on
+//!   reading, so a client that disconnects while blocked leaves the queue
+//!   at once (no pushed element is handed to a dead client); commands it
+//!   pipelines behind are kept, up to `PARKED_FRAMES` (then its reading
+//!   pauses), and run in order once it is served. A push to one
+//!   of the keys, from any loop, posts a retry to the connection's loop;
+//!   the retry answers and resumes reading, or (another client was faster)
+//!   queues again at the front. A blocked client costs its connection and
+//!   a queue entry per key: no thread.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{execute_spliced, Outcome, Session, Store, SPLICE_TAIL};
+use super::store::Waiter;
+use super::{
+    execute_spliced, retry_blocked, time_out_blocked, Outcome, Session, Store, SPLICE_TAIL,
+};
 use crate::codec::framed::{FrameHandler, Framed};
 use crate::codec::resp::{write_protocol_error, CommandDecoder};
 use crate::codec::CodecError;
-use crate::net::{Addr, CloseReason, Conn, Server, ServerBuilder};
+use crate::net::{Addr, CloseReason, Conn, ConnTimer, Server, ServerBuilder};
 use crate::reactor::TimerId;
 
 /// Active-expiry settings: how each loop deletes keys whose TTL has passed
@@ -111,9 +125,120 @@ fn addr_text(a: io::Result<Addr>) -> Option<String> {
     }
 }
 
+/// Commands a blocked client may pipeline behind its blocking command
+/// before its reading pauses.
+const PARKED_FRAMES: usize = 1024;
+
+/// One connection's state: its session, and while a blocking command waits,
+/// its place in the store's queues, its timeout and the commands behind it.
+#[derive(Default)]
+pub struct RespConn {
+    /// The client's session.
+    pub session: Session,
+    /// While blocked: the waiter registered with the store.
+    waiter: Option<Waiter>,
+    /// While blocked with a timeout: its timer.
+    timer: Option<ConnTimer>,
+    /// Commands that arrived while blocked, in order.
+    parked: std::collections::VecDeque<Vec<Vec<u8>>>,
+}
+
+type RespConnRef<'c, 'a> = &'c mut Conn<'a, Framed<RespHandler>>;
+
+impl RespHandler {
+    /// The command just run blocked: pause reading, queue for its keys,
+    /// arm its timeout.
+    fn park(&mut self, conn: RespConnRef<'_, '_>) {
+        let handle = conn.handle();
+        let session = &conn.context().user.session;
+        let keys: Arc<[Vec<u8>]> = session.blocked_keys().unwrap_or(&[]).into();
+        let timeout = session.blocked_timeout();
+        let waiter = Waiter {
+            id: session.id(),
+            keys,
+            wake: Arc::new(move || {
+                let _ = handle.run(|h, conn| h.get_mut().retry(conn));
+            }),
+        };
+        self.store.block(waiter.clone(), false);
+        conn.context().user.waiter = Some(waiter);
+        if let Some(t) = timeout {
+            let timer = conn.run_after(t, |h, conn| h.get_mut().expire(conn));
+            conn.context().user.timer = Some(timer);
+        }
+    }
+
+    /// A key it waits on was pushed to: run the blocked command again.
+    fn retry(&mut self, conn: RespConnRef<'_, '_>) {
+        let store = &self.store;
+        let r = conn.write_with_context(|cx, out| retry_blocked(store, &mut cx.user.session, out));
+        match r {
+            Ok(Outcome::Block) => {
+                // Another client took it first: keep this one's turn.
+                if let Some(w) = conn.context().user.waiter.clone() {
+                    self.store.block(w, true);
+                }
+            }
+            Ok(Outcome::Close) => conn.close(),
+            _ => self.unpark(conn),
+        }
+    }
+
+    /// Its timeout passed: answer nil and go on.
+    fn expire(&mut self, conn: RespConnRef<'_, '_>) {
+        conn.context().user.timer = None;
+        if let Some(w) = conn.context().user.waiter.as_ref() {
+            self.store.unblock(w.id, &w.keys);
+        }
+        let _ = conn.write_with_context(|cx, out| time_out_blocked(&mut cx.user.session, out));
+        self.unpark(conn);
+    }
+
+    /// Served (or timed out): leave the queues, drop the timer, and read
+    /// the commands waiting behind.
+    fn unpark(&mut self, conn: RespConnRef<'_, '_>) {
+        let c = &mut conn.context().user;
+        let waiter = c.waiter.take();
+        let timer = c.timer.take();
+        if let Some(w) = waiter {
+            self.store.unblock(w.id, &w.keys);
+        }
+        if let Some(t) = timer {
+            conn.cancel_timer(t);
+        }
+        conn.resume_read();
+        // The commands that came meanwhile, in order, until one blocks.
+        while conn.context().user.waiter.is_none() && !conn.is_closing() {
+            let Some(args) = conn.context().user.parked.pop_front() else {
+                break;
+            };
+            self.run_frame(conn, args);
+        }
+    }
+
+    /// Run one command (the body of `on_frame`).
+    fn run_frame(&mut self, conn: RespConnRef<'_, '_>, args: Vec<Vec<u8>>) {
+        let store = &self.store;
+        let mut splice = None;
+        let r = conn.write_with_context(|cx, out| {
+            execute_spliced(store, &mut cx.user.session, &args, out, &mut splice)
+        });
+        if let Some(value) = splice {
+            // A large value goes out from the store's own copy.
+            let _ = conn.write_shared(value);
+            let _ = conn.write(SPLICE_TAIL);
+        }
+        match r {
+            Ok(Outcome::Close) => conn.close(),
+            Ok(Outcome::Block) => self.park(conn),
+            _ => {}
+        }
+    }
+}
+
 impl FrameHandler for RespHandler {
     type Codec = CommandDecoder;
-    type Context = Session;
+    type Context = RespConn;
 
     fn on_open(&mut self, conn: &mut Conn<'_, Framed<Self>>) {
         if self.sweeper.is_none() {
@@ -127,7 +252,7 @@ impl FrameHandler for RespHandler {
         let peer = addr_text(conn.peer_addr());
         let local = addr_text(conn.local_addr());
         let fd = conn.fd();
-        let session = &mut conn.context().user;
+        let session = &mut conn.context().user.session;
         if let Some(p) = peer {
             session.set_peer_addr(p);
         }
@@ -138,18 +263,21 @@ impl FrameHandler for RespHandler {
     }
 
     fn on_frame(&mut self, conn: &mut Conn<'_, Framed<Self>>, args: Vec<Vec<u8>>) {
-        let store = &self.store;
-        let mut splice = None;
-        let r = conn.write_with_context(|cx, out| {
-            execute_spliced(store, &mut cx.user, &args, out, &mut splice)
-        });
-        if let Some(value) = splice {
-            // A large value goes out from the store's own copy.
-            let _ = conn.write_shared(value);
-            let _ = conn.write(SPLICE_TAIL);
+        let c = &mut conn.context().user;
+        if c.waiter.is_some() {
+            // Blocked: keep it for later, in order.
+            c.parked.push_back(args);
+            if c.parked.len() >= PARKED_FRAMES {
+                conn.pause_read();
+            }
+            return;
         }
-        if r == Ok(Outcome::Close) {
-            conn.close();
+        self.run_frame(conn, args);
+    }
+
+    fn on_close(&mut self, conn: &mut Conn<'_, Framed<Self>>, _reason: &CloseReason) {
+        if let Some(w) = conn.context().user.waiter.take() {
+            self.store.unblock(w.id, &w.keys);
         }
     }
 

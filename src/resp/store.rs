@@ -502,6 +502,18 @@ impl Clock {
     }
 }
 
+/// A client blocked on keys: its id, all the keys it waits on, and how to
+/// wake it (the server posts a retry to the client's loop).
+#[derive(Clone)]
+pub struct Waiter {
+    /// The client (session) id.
+    pub id: u64,
+    /// Every key the client waits on.
+    pub keys: Arc<[Vec<u8>]>,
+    /// Called (once) when one of the keys was pushed to.
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+}
+
 /// The shards of several keys, locked together (see [`Store::with_keys`]):
 /// a command over several keys sees and changes them atomically.
 pub struct Locked<'a> {
@@ -529,6 +541,10 @@ pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     /// The transaction gates (see [`Store::gate`]).
     gates: Box<[RwLock<()>]>,
+    /// Clients blocked on list keys (BLPOP...), first come first served.
+    blocked: Mutex<HashMap<Vec<u8>, VecDeque<Waiter>>>,
+    /// Entries in `blocked`: a push checks this before taking that lock.
+    blocked_count: AtomicUsize,
     /// `64 - log2(shards)`: the top bits of the hash pick the shard.
     shift: u32,
     clock: Clock,
@@ -597,6 +613,8 @@ impl Store {
         Store {
             shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
             gates: (0..GATES).map(|_| RwLock::new(())).collect(),
+            blocked: Mutex::new(HashMap::new()),
+            blocked_count: AtomicUsize::new(0),
             shift: 64 - n.trailing_zeros(),
             clock: Clock::System,
             sweep_cursor: AtomicUsize::new(0),
@@ -726,6 +744,79 @@ impl Store {
             .iter()
             .map(|g| g.write().unwrap_or_else(PoisonError::into_inner))
             .collect()
+    }
+
+    /// Register `w` as waiting on each of its keys: at the back of each
+    /// key's queue, or (`front`, a client that was woken but found the data
+    /// taken) at the front, keeping its turn.
+    pub fn block(&self, w: Waiter, front: bool) {
+        let mut q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        for k in w.keys.iter() {
+            let queue = q.entry(k.clone()).or_default();
+            if front {
+                queue.push_front(w.clone());
+            } else {
+                queue.push_back(w.clone());
+            }
+            self.blocked_count.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Clients blocked now (INFO's `blocked_clients`).
+    pub fn blocked_clients(&self) -> usize {
+        let q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids: HashSet<u64> = q.values().flatten().map(|w| w.id).collect();
+        ids.len()
+    }
+
+    /// Forget client `id` on `keys` (served, timed out or gone).
+    pub fn unblock(&self, id: u64, keys: &[Vec<u8>]) {
+        let mut q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        for k in keys {
+            if let Some(queue) = q.get_mut(k) {
+                let before = queue.len();
+                queue.retain(|w| w.id != id);
+                self.blocked_count
+                    .fetch_sub(before - queue.len(), Ordering::Release);
+                if queue.is_empty() {
+                    q.remove(k);
+                }
+            }
+        }
+    }
+
+    /// `n` elements were pushed to the list at `key`: wake up to `n` of the
+    /// clients waiting on it, oldest first (each leaves every queue it was
+    /// in; one that finds the data gone registers again at the front).
+    pub fn signal(&self, key: &[u8], n: usize) {
+        if self.blocked_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let woken: Vec<Waiter> = {
+            let mut q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(queue) = q.get_mut(key) else {
+                return;
+            };
+            let take = n.min(queue.len());
+            let woken: Vec<Waiter> = queue.drain(..take).collect();
+            for w in &woken {
+                for k in w.keys.iter() {
+                    if let Some(other) = q.get_mut(k) {
+                        let before = other.len();
+                        other.retain(|x| x.id != w.id);
+                        self.blocked_count
+                            .fetch_sub(before - other.len(), Ordering::Release);
+                    }
+                }
+            }
+            // The drained entries themselves.
+            self.blocked_count.fetch_sub(woken.len(), Ordering::Release);
+            q.retain(|_, v| !v.is_empty());
+            woken
+        };
+        for w in woken {
+            (w.wake)();
+        }
     }
 
     /// Watch `key` for the transaction whose flag is `flag`: the flag is

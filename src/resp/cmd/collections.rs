@@ -52,7 +52,7 @@ fn index(i: i64, len: usize) -> Option<usize> {
 // Lists
 
 fn push<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool, create: bool) {
-    on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(create) {
+    let pushed = on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(create) {
         Ok(Some(list)) => {
             for v in &args[2..] {
                 let v = v.as_ref().to_vec();
@@ -63,10 +63,88 @@ fn push<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool, create: bool) {
                 }
             }
             write_int(out, list.len() as i64);
+            args.len() - 2
         }
-        Ok(None) => write_int(out, 0),
-        Err(e) => write_wrongtype(out, e),
-    })
+        Ok(None) => {
+            write_int(out, 0);
+            0
+        }
+        Err(e) => {
+            write_wrongtype(out, e);
+            0
+        }
+    });
+    if pushed > 0 {
+        cx.store.signal(arg(args, 1), pushed);
+    }
+}
+
+/// A blocking command's timeout argument (seconds, fractions allowed; 0:
+/// for ever).
+pub(super) fn parse_timeout(out: &mut Vec<u8>, raw: &[u8]) -> Option<Option<std::time::Duration>> {
+    let t = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|t| t.is_finite());
+    match t {
+        None => {
+            write_error(out, "ERR timeout is not a float or out of range");
+            None
+        }
+        Some(t) if t < 0.0 => {
+            write_error(out, "ERR timeout is negative");
+            None
+        }
+        Some(0.0) => Some(None),
+        Some(t) => Some(Some(std::time::Duration::from_secs_f64(t.min(1e9)))),
+    }
+}
+
+/// BLPOP/BRPOP key [key ...] timeout: the first non-empty list's head (or
+/// tail) with its key; if all are empty, block (or, inside EXEC, nil).
+fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
+    let Some(timeout) = parse_timeout(cx.out, arg(args, args.len() - 1)) else {
+        return;
+    };
+    let keys = &args[1..args.len() - 1];
+    for k in keys {
+        let k = k.as_ref();
+        let done = on_key!(cx, k, |slot, out| {
+            let v = match slot.list_mut(false) {
+                Ok(Some(l)) => match left {
+                    true => l.pop_front(),
+                    false => l.pop_back(),
+                },
+                Ok(None) => None,
+                Err(e) => {
+                    write_wrongtype(out, e);
+                    return true;
+                }
+            };
+            let Some(v) = v else { return false };
+            slot.drop_if_empty();
+            write_array_header(out, 2);
+            write_bulk(out, k);
+            write_bulk(out, &v);
+            true
+        });
+        if done {
+            return;
+        }
+    }
+    if cx.may_block {
+        cx.block = Some((keys.iter().map(|k| k.as_ref().to_vec()).collect(), timeout));
+    } else {
+        write_null_array(cx.out);
+    }
+}
+
+pub(super) fn blpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    bpop(cx, args, true);
+}
+
+pub(super) fn brpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    bpop(cx, args, false);
 }
 
 pub(super) fn lpush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {

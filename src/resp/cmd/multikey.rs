@@ -31,7 +31,9 @@ fn rename_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], nx: bool) {
             true => write_int(out, 1),
             false => out.extend_from_slice(OK),
         }
-    })
+    });
+    // A list arriving under a key someone waits on serves them.
+    cx.store.signal(dst, usize::MAX);
 }
 
 pub(super) fn rename<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
@@ -76,7 +78,8 @@ pub(super) fn copy<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         }
         l.slot(dst).put(entry);
         write_int(out, 1);
-    })
+    });
+    cx.store.signal(dst, usize::MAX);
 }
 
 /// MSETNX key value [key value ...]: all set, or (if any exists) none.
@@ -108,12 +111,22 @@ fn side(word: &[u8]) -> Option<bool> {
     }
 }
 
-fn lmove_generic(cx: &mut Cx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) {
+/// Move one element; false (nothing written unless `nil`) if `src` is
+/// empty.
+fn lmove_generic(
+    cx: &mut Cx<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+    nil: bool,
+) -> bool {
     let out = &mut *cx.out;
-    cx.store.with_keys(&[src, dst], |l| {
+    let moved = cx.store.with_keys(&[src, dst], |l| {
         // The destination's type is checked before anything moves.
         if let Err(e) = l.slot(dst).list() {
-            return write_wrongtype(out, e);
+            write_wrongtype(out, e);
+            return None;
         }
         let v = match l.slot(src).list_mut(false) {
             Ok(Some(list)) => match from_left {
@@ -121,10 +134,16 @@ fn lmove_generic(cx: &mut Cx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_le
                 false => list.pop_back(),
             },
             Ok(None) => None,
-            Err(e) => return write_wrongtype(out, e),
+            Err(e) => {
+                write_wrongtype(out, e);
+                return None;
+            }
         };
         let Some(v) = v else {
-            return write_null(out);
+            if nil {
+                write_null(out);
+            }
+            return Some(false);
         };
         l.slot(src).drop_if_empty();
         let mut d = l.slot(dst);
@@ -134,18 +153,45 @@ fn lmove_generic(cx: &mut Cx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_le
             true => list.push_front(v),
             false => list.push_back(v),
         }
-    })
+        Some(true)
+    });
+    if moved == Some(true) {
+        cx.store.signal(dst, 1);
+    }
+    moved != Some(false)
 }
 
 pub(super) fn lmove<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let (Some(from), Some(to)) = (side(arg(args, 3)), side(arg(args, 4))) else {
         return write_error(cx.out, E_SYNTAX);
     };
-    lmove_generic(cx, arg(args, 1), arg(args, 2), from, to);
+    lmove_generic(cx, arg(args, 1), arg(args, 2), from, to, true);
 }
 
 pub(super) fn rpoplpush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    lmove_generic(cx, arg(args, 1), arg(args, 2), false, true);
+    lmove_generic(cx, arg(args, 1), arg(args, 2), false, true, true);
+}
+
+/// BLMOVE src dst LEFT|RIGHT LEFT|RIGHT timeout, and BRPOPLPUSH src dst
+/// timeout: LMOVE, waiting for `src` to have an element.
+fn blmove_generic(cx: &mut Cx<'_>, src: &[u8], dst: &[u8], from: bool, to: bool, t: &[u8]) {
+    let Some(timeout) = super::collections::parse_timeout(cx.out, t) else {
+        return;
+    };
+    if !lmove_generic(cx, src, dst, from, to, !cx.may_block) && cx.may_block {
+        cx.block = Some((vec![src.to_vec()], timeout));
+    }
+}
+
+pub(super) fn blmove<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (Some(from), Some(to)) = (side(arg(args, 3)), side(arg(args, 4))) else {
+        return write_error(cx.out, E_SYNTAX);
+    };
+    blmove_generic(cx, arg(args, 1), arg(args, 2), from, to, arg(args, 5));
+}
+
+pub(super) fn brpoplpush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    blmove_generic(cx, arg(args, 1), arg(args, 2), false, true, arg(args, 3));
 }
 
 pub(super) fn smove<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {

@@ -1,5 +1,6 @@
 //! The RESP server over loopback: redis-cli round trips of every command,
-//! redis-benchmark, pipelining, protocol errors, QUIT, active expiry.
+//! redis-benchmark, redis-py, pipelining, protocol errors, QUIT, active
+//! expiry, blocking pops.
 //!
 //! redis-cli and redis-benchmark come from Debian's redis-tools; without
 //! them these tests fail (they are the point).
@@ -619,4 +620,29 @@ fn blocking_pops_wait_for_pushes_in_order_and_time_out() {
         "MULTI\r\nBLPOP jobs 0\r\nEXEC\r\n",
         "+OK\r\n+QUEUED\r\n*1\r\n*-1\r\n",
     );
+}
+
+/// redis-py, the Python client most Redis users have: pipelines, WATCH
+/// transactions (retried after another client's write), blocking pops with
+/// timeouts, SCAN over 10,000 keys (tests/py/redis_py_client.py).
+#[test]
+fn redis_py_client_works_end_to_end() {
+    let (_server, addr) = start(2);
+    let has = Command::new("python3")
+        .args(["-c", "import redis"])
+        .output()
+        .expect("python3");
+    assert!(
+        has.status.success(),
+        "redis-py is missing: pip install redis (.ci/run installs it)"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/redis_py_client.py");
+    let out = Command::new("timeout")
+        .args(["120", "python3", script, &addr.port().to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "redis-py: {stdout}{stderr}");
+    assert_eq!(stdout.trim(), "redis-py: ok");
 }

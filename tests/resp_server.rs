@@ -646,3 +646,128 @@ fn redis_py_client_works_end_to_end() {
     assert!(out.status.success(), "redis-py: {stdout}{stderr}");
     assert_eq!(stdout.trim(), "redis-py: ok");
 }
+
+/// Growing past one server: two `evnet resp` instances behind twemproxy
+/// (Debian's nutcracker, ketama consistent hashing). redis-benchmark
+/// through the proxy completes without errors, the keys it wrote are
+/// spread over both instances, and a key set through the proxy reads back
+/// through it.
+#[test]
+fn twemproxy_shards_over_two_instances() {
+    let found = Command::new("sh")
+        .args(["-c", "command -v nutcracker"])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "nutcracker is not installed: apt-get install -y nutcracker (.ci/run installs it)"
+    );
+    let (_s1, a1) = start(1);
+    let (_s2, a2) = start(1);
+    // nutcracker takes a fixed port: take a free one from the kernel.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("evnet-twem-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("nutcracker.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "evnet:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  \
+             redis: true\n  timeout: 5000\n  servers:\n   - {a1}:1 one\n   - {a2}:1 two\n"
+        ),
+    )
+    .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(
+        Command::new("nutcracker")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-o")
+            .arg(dir.join("nutcracker.log"))
+            .arg("-p")
+            .arg(dir.join("nutcracker.pid"))
+            .spawn()
+            .unwrap(),
+    );
+    // Wait (bounded) for the proxy to listen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "nutcracker did not start: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // (twemproxy takes multi-bulk commands only, not inline ones.)
+    expect(
+        &mut c,
+        "*3\r\n$3\r\nSET\r\n$13\r\nthrough-proxy\r\n$3\r\nyes\r\n",
+        "+OK\r\n",
+    );
+    expect(
+        &mut c,
+        "*2\r\n$3\r\nGET\r\n$13\r\nthrough-proxy\r\n",
+        "$3\r\nyes\r\n",
+    );
+    let out = tool("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-t",
+            "set,get,incr,lpush,lpop,sadd,hset,zadd",
+            "-n",
+            "5000",
+            "-r",
+            "1000",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "redis-benchmark: {stdout}{stderr}");
+    for t in [
+        "SET", "GET", "INCR", "LPUSH", "LPOP", "SADD", "HSET", "ZADD",
+    ] {
+        assert!(
+            stdout
+                .split(['\n', '\r'])
+                .any(|l| l.trim_start().starts_with(t) && l.contains("requests per second")),
+            "no result for {t}: {stdout}"
+        );
+    }
+    assert!(
+        !format!("{stdout}{stderr}").to_lowercase().contains("error"),
+        "{stdout}{stderr}"
+    );
+    // The random keys (-r) landed on both instances.
+    for a in [a1, a2] {
+        let mut s = connect(a);
+        s.write_all(b"DBSIZE\r\n").unwrap();
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            s.read_exact(&mut b).unwrap();
+            line.push(b[0]);
+        }
+        let n: usize = std::str::from_utf8(&line[1..line.len() - 2])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(n > 100, "{a} holds only {n} keys");
+    }
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}

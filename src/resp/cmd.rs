@@ -191,10 +191,12 @@ pub const COMMAND_NAMES: &[&str] = &[
     "hget",
     "hgetall",
     "hincrby",
+    "hincrbyfloat",
     "hkeys",
     "hlen",
     "hmget",
     "hmset",
+    "hrandfield",
     "hscan",
     "hset",
     "hsetnx",
@@ -270,6 +272,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zcard",
     "zcount",
     "zincrby",
+    "zinterstore",
     "zmscore",
     "zpopmax",
     "zpopmin",
@@ -284,6 +287,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zrevrank",
     "zscan",
     "zscore",
+    "zunionstore",
 ];
 
 const E_SYNTAX: &str = "ERR syntax error";
@@ -546,6 +550,10 @@ macro_rules! command_table {
         "hscan" => -3, hscan;
         "zscan" => -3, zscan;
         "randomkey" => 1, randomkey;
+        "zunionstore" => -4, zunionstore;
+        "zinterstore" => -4, zinterstore;
+        "hincrbyfloat" => 4, hincrbyfloat;
+        "hrandfield" => -2, hrandfield;
         "multi" => 1, multi;
         "exec" => 1, exec_outside;
         "discard" => 1, discard;

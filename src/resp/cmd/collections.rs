@@ -817,3 +817,105 @@ pub(super) fn srandmember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         }
     })
 }
+
+pub(super) fn hincrbyfloat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some(delta) = super::strings::parse_f64(arg(args, 3)) else {
+        return write_error(cx.out, "ERR value is not a valid float");
+    };
+    let field = arg(args, 2);
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let r = match slot.hash_mut(true) {
+            Ok(Some(h)) => {
+                let current = match h.get(field) {
+                    None => Ok(0.0),
+                    Some(v) => super::strings::parse_f64(v).ok_or("ERR hash value is not a float"),
+                };
+                current
+                    .and_then(|c| {
+                        let new = c + delta;
+                        if new.is_finite() {
+                            Ok(new)
+                        } else {
+                            Err("ERR increment would produce NaN or Infinity")
+                        }
+                    })
+                    .map(|new| {
+                        let text = format!("{new}");
+                        h.insert(field.to_vec(), text.clone().into_bytes());
+                        text
+                    })
+            }
+            Ok(None) => unreachable!("created"),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        match r {
+            Ok(text) => write_bulk(out, text.as_bytes()),
+            Err(msg) => write_error(out, msg),
+        }
+    })
+}
+
+/// HRANDFIELD key [count [WITHVALUES]]: as SRANDMEMBER, over fields.
+pub(super) fn hrandfield<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (count, with_values) =
+        match args.len() {
+            2 => (None, false),
+            3 | 4 => {
+                let wv = args.len() == 4;
+                if wv && !arg(args, 3).eq_ignore_ascii_case(b"withvalues") {
+                    return write_error(cx.out, E_SYNTAX);
+                }
+                match parse_i64(arg(args, 2)) {
+                    Some(n) if n < -RANDOM_REPLY_MAX => return write_error(
+                        cx.out,
+                        "ERR value is out of range (at most 1000000 repeated members per reply)",
+                    ),
+                    Some(n) => (Some(n), wv),
+                    None => return write_error(cx.out, E_NOT_INT),
+                }
+            }
+            _ => return write_error(cx.out, E_SYNTAX),
+        };
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let hash = match slot.hash() {
+            Ok(h) => h,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        let fields: Vec<(&Vec<u8>, &Vec<u8>)> =
+            hash.map(|h| h.iter().collect()).unwrap_or_default();
+        let per = if with_values { 2 } else { 1 };
+        let emit = |out: &mut Vec<u8>, f: &(&Vec<u8>, &Vec<u8>)| {
+            write_bulk(out, f.0);
+            if with_values {
+                write_bulk(out, f.1);
+            }
+        };
+        match count {
+            None => match fields.len() {
+                0 => write_null(out),
+                n => write_bulk(out, fields[random_below(n)].0),
+            },
+            Some(_) if fields.is_empty() => out.extend_from_slice(EMPTY_ARRAY),
+            Some(c) if c >= 0 => {
+                let mut picked = fields;
+                let k = (c as usize).min(picked.len());
+                for i in 0..k {
+                    let j = i + random_below(picked.len() - i);
+                    picked.swap(i, j);
+                }
+                write_array_header(out, k * per);
+                for f in &picked[..k] {
+                    emit(out, f);
+                }
+            }
+            Some(c) => {
+                let k = c.unsigned_abs() as usize;
+                write_array_header(out, k * per);
+                for _ in 0..k {
+                    emit(out, &fields[random_below(fields.len())]);
+                }
+            }
+        }
+    })
+}

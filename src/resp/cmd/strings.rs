@@ -127,7 +127,7 @@ pub(super) fn setrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 }
 
 /// A float as Redis reads one (no spaces, no NaN).
-fn parse_f64(b: &[u8]) -> Option<f64> {
+pub(super) fn parse_f64(b: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(b).ok()?;
     if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
         return None;

@@ -1538,3 +1538,62 @@ fn collection_scans_and_randomkey() {
     seen.sort();
     assert_eq!(seen, ["$1\r\nh\r\n", "$1\r\ns\r\n", "$1\r\nz\r\n"]);
 }
+
+#[test]
+fn zunionstore_zinterstore_hincrbyfloat_hrandfield() {
+    let mut h = H::new();
+    h.check(&[
+        ("ZADD a 1 x 2 y", ":2\r\n"),
+        ("ZADD b 10 y 20 z", ":2\r\n"),
+        ("SADD s x", ":1\r\n"),
+        ("ZUNIONSTORE u 2 a b", ":3\r\n"),
+        (
+            "ZRANGE u 0 -1 WITHSCORES",
+            "*6\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\ny\r\n$2\r\n12\r\n$1\r\nz\r\n$2\r\n20\r\n",
+        ),
+        ("ZINTERSTORE i 2 a b WEIGHTS 2 1", ":1\r\n"),
+        ("ZSCORE i y", "$2\r\n14\r\n"),
+        ("ZINTERSTORE i 2 a b AGGREGATE MAX", ":1\r\n"),
+        ("ZSCORE i y", "$2\r\n10\r\n"),
+        ("ZUNIONSTORE u 2 a s AGGREGATE MIN", ":2\r\n"),
+        ("ZSCORE u x", "$1\r\n1\r\n"),
+        ("ZINTERSTORE i 2 a nope", ":0\r\n"),
+        ("EXISTS i", ":0\r\n"),
+        ("SET str v", OK_),
+        ("ZUNIONSTORE u 2 a str", WRONGTYPE),
+        (
+            "ZUNIONSTORE u 0 a",
+            "-ERR at least 1 input key is needed for ZUNIONSTORE/ZINTERSTORE\r\n",
+        ),
+        ("ZUNIONSTORE u 3 a b", SYNTAX),
+        (
+            "ZUNIONSTORE u 1 a WEIGHTS x",
+            "-ERR weight value is not a float\r\n",
+        ),
+        ("ZUNIONSTORE u 1 a AGGREGATE AVG", SYNTAX),
+        ("HSET h f 10.5", ":1\r\n"),
+        ("HINCRBYFLOAT h f 0.1", "$4\r\n10.6\r\n"),
+        ("HINCRBYFLOAT h new 2", "$1\r\n2\r\n"),
+        ("HINCRBYFLOAT h f x", "-ERR value is not a valid float\r\n"),
+        ("HSET h s abc", ":1\r\n"),
+        ("HINCRBYFLOAT h s 1", "-ERR hash value is not a float\r\n"),
+        (
+            "HINCRBYFLOAT fresh f x",
+            "-ERR value is not a valid float\r\n",
+        ),
+    ]);
+    h.check(&[
+        ("EXISTS fresh", ":0\r\n"),
+        ("HRANDFIELD nope", NIL),
+        ("HRANDFIELD nope 2", "*0\r\n"),
+        ("HRANDFIELD h 1 NOPE", SYNTAX),
+    ]);
+    let all = bulks(&h.q("HRANDFIELD h 10 WITHVALUES"));
+    assert_eq!(all.len(), 6, "{all:?}");
+    let mut fields: Vec<&String> = all.iter().step_by(2).collect();
+    fields.sort();
+    assert_eq!(fields, ["f", "new", "s"]);
+    let rep = bulks(&h.q("HRANDFIELD h -5"));
+    assert_eq!(rep.len(), 5);
+    assert!(rep.iter().all(|f| ["f", "new", "s"].contains(&f.as_str())));
+}

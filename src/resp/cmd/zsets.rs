@@ -1,8 +1,11 @@
 //! Sorted-set commands: ZADD (NX/XX/GT/LT/CH/INCR), ZREM, ZSCORE, ZMSCORE,
 //! ZINCRBY, ZCARD, ZCOUNT, ZRANK, ZREVRANK, ZRANGE (by rank or BYSCORE,
 //! REV, LIMIT, WITHSCORES), ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZREVRANGE,
-//! ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, on the skip list of
+//! ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZUNIONSTORE,
+//! ZINTERSTORE (WEIGHTS, AGGREGATE), on the skip list of
 //! `resp::zset` (O(log n) rank, score lookups and counts).
+
+use std::collections::HashMap;
 
 use super::{arg, parse_i64, write_wrongtype, Cx, E_NOT_INT, E_SYNTAX};
 use crate::codec::resp::{
@@ -509,4 +512,125 @@ pub(super) fn zremrangebyrank<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 
 pub(super) fn zremrangebyscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     remrange(cx, args, true);
+}
+
+/// ZUNIONSTORE / ZINTERSTORE dest numkeys key [key ...] [WEIGHTS w ...]
+/// [AGGREGATE SUM|MIN|MAX]; sets count as sorted sets with score 1.
+fn zstore_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool) {
+    let dst = arg(args, 1);
+    let n = match parse_i64(arg(args, 2)) {
+        Some(n) if n > 0 => n as usize,
+        Some(_) => {
+            return write_error(
+                cx.out,
+                "ERR at least 1 input key is needed for ZUNIONSTORE/ZINTERSTORE",
+            )
+        }
+        None => return write_error(cx.out, E_NOT_INT),
+    };
+    if args.len() < 3 + n {
+        return write_error(cx.out, E_SYNTAX);
+    }
+    let keys: Vec<&[u8]> = args[3..3 + n].iter().map(AsRef::as_ref).collect();
+    let mut weights = vec![1.0f64; n];
+    let mut agg = Agg::Sum;
+    let mut i = 3 + n;
+    while i < args.len() {
+        let o = arg(args, i);
+        if o.eq_ignore_ascii_case(b"weights") && i + n < args.len() {
+            for (j, w) in weights.iter_mut().enumerate() {
+                match parse_score(arg(args, i + 1 + j)) {
+                    Some(v) => *w = v,
+                    None => return write_error(cx.out, "ERR weight value is not a float"),
+                }
+            }
+            i += 1 + n;
+        } else if o.eq_ignore_ascii_case(b"aggregate") && i + 1 < args.len() {
+            agg = match arg(args, i + 1).to_ascii_lowercase().as_slice() {
+                b"sum" => Agg::Sum,
+                b"min" => Agg::Min,
+                b"max" => Agg::Max,
+                _ => return write_error(cx.out, E_SYNTAX),
+            };
+            i += 2;
+        } else {
+            return write_error(cx.out, E_SYNTAX);
+        }
+    }
+    let mut all = keys.clone();
+    all.push(dst);
+    let out = &mut *cx.out;
+    cx.store.with_keys(&all, |l| {
+        // Each input as (member, score) pairs; a missing key is empty.
+        let mut inputs: Vec<Vec<(Vec<u8>, f64)>> = Vec::with_capacity(n);
+        for k in &keys {
+            let slot = l.slot(k);
+            let items = match (slot.zset(), slot.set_members()) {
+                (Ok(Some(z)), _) => z.iter().map(|(m, s)| (m.to_vec(), s)).collect(),
+                (_, Ok(Some(s))) => s.iter().map(|m| (m.clone(), 1.0)).collect(),
+                (Ok(None), _) => Vec::new(),
+                (Err(e), _) => return write_wrongtype(out, e),
+            };
+            inputs.push(items);
+        }
+        let mut acc: HashMap<Vec<u8>, (f64, usize)> = HashMap::new();
+        for (j, items) in inputs.into_iter().enumerate() {
+            for (m, s) in items {
+                let v = s * weights[j];
+                // 0 * inf is NaN in IEEE; Redis takes it as 0.
+                let v = if v.is_nan() { 0.0 } else { v };
+                acc.entry(m)
+                    .and_modify(|(cur, seen)| {
+                        *cur = agg.apply(*cur, v);
+                        *seen += 1;
+                    })
+                    .or_insert((v, 1));
+            }
+        }
+        let mut result = ZSet::new();
+        for (m, (s, seen)) in acc {
+            if !inter || seen == n {
+                result.insert(&m, s);
+            }
+        }
+        let len = result.len();
+        let mut d = l.slot(dst);
+        d.remove();
+        if len > 0 {
+            *d.zset_mut(true).expect("removed").expect("created") = result;
+        }
+        write_int(out, len as i64);
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Agg {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Agg {
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            Agg::Sum => {
+                let s = a + b;
+                if s.is_nan() {
+                    0.0
+                } else {
+                    s
+                }
+            }
+            Agg::Min => a.min(b),
+            Agg::Max => a.max(b),
+        }
+    }
+}
+
+pub(super) fn zunionstore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    zstore_generic(cx, args, false);
+}
+
+pub(super) fn zinterstore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    zstore_generic(cx, args, true);
 }

@@ -339,8 +339,7 @@ pub(super) fn sintercard<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         0 => {}
         2 if rest[0].as_ref().eq_ignore_ascii_case(b"limit") => match parse_i64(rest[1].as_ref()) {
             Some(v) if v >= 0 => limit = v as usize,
-            Some(_) => return write_error(cx.out, "ERR LIMIT can't be negative"),
-            None => return write_error(cx.out, super::E_NOT_INT),
+            _ => return write_error(cx.out, "ERR LIMIT can't be negative"),
         },
         _ => return write_error(cx.out, E_SYNTAX),
     }

@@ -1597,3 +1597,36 @@ fn zunionstore_zinterstore_hincrbyfloat_hrandfield() {
     assert_eq!(rep.len(), 5);
     assert!(rep.iter().all(|f| ["f", "new", "s"].contains(&f.as_str())));
 }
+
+#[test]
+fn config_set_takes_encoding_thresholds_and_object_names_the_representation() {
+    let mut h = H::new();
+    h.check(&[
+        (
+            "CONFIG SET list-max-listpack-size 4 zset-max-listpack-entries 0",
+            OK_,
+        ),
+        (
+            "CONFIG SET save 900",
+            "-ERR Unknown option or number of arguments for CONFIG SET - 'save'\r\n",
+        ),
+        ("CONFIG SET x", &arity("config|set")),
+        ("SET s 1", OK_),
+        ("RPUSH l a", ":1\r\n"),
+        ("HSET h f v", ":1\r\n"),
+        ("SADD st m", ":1\r\n"),
+        ("ZADD z 1 m", ":1\r\n"),
+        ("OBJECT ENCODING s", "$3\r\nraw\r\n"),
+        ("OBJECT ENCODING l", "$5\r\ndeque\r\n"),
+        ("OBJECT ENCODING h", "$9\r\nhashtable\r\n"),
+        ("OBJECT ENCODING st", "$9\r\nhashtable\r\n"),
+        ("OBJECT ENCODING z", "$8\r\nskiplist\r\n"),
+        ("OBJECT ENCODING nope", NIL),
+        ("OBJECT REFCOUNT s", ":1\r\n"),
+        ("SADD s2 a", ":1\r\n"),
+        (
+            "SINTERCARD 1 s2 LIMIT a",
+            "-ERR LIMIT can't be negative\r\n",
+        ),
+    ]);
+}

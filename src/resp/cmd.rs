@@ -18,6 +18,18 @@ use crate::codec::resp::{
     PROTO_MAX_BULK_LEN,
 };
 
+/// Commands that are one generic body with fixed arguments: each `name =>
+/// generic(args...)` becomes a handler calling `generic(cx, args, ...)`.
+macro_rules! variants {
+    ($($name:ident => $generic:ident($($a:expr),*);)*) => {
+        $(
+            pub(super) fn $name<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+                $generic(cx, args, $($a),*)
+            }
+        )*
+    };
+}
+
 mod collections;
 mod multikey;
 mod scan;

@@ -139,28 +139,16 @@ fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
     }
 }
 
-pub(super) fn blpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    bpop(cx, args, true);
+variants! {
+    blpop => bpop(true);
+    brpop => bpop(false);
 }
 
-pub(super) fn brpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    bpop(cx, args, false);
-}
-
-pub(super) fn lpush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    push(cx, args, true, true);
-}
-
-pub(super) fn rpush<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    push(cx, args, false, true);
-}
-
-pub(super) fn lpushx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    push(cx, args, true, false);
-}
-
-pub(super) fn rpushx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    push(cx, args, false, false);
+variants! {
+    lpush => push(true, true);
+    rpush => push(false, true);
+    lpushx => push(true, false);
+    rpushx => push(false, false);
 }
 
 /// LPOP/RPOP key [count]: one element (or nil), or with a count an array
@@ -204,12 +192,9 @@ fn pop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
     })
 }
 
-pub(super) fn lpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    pop(cx, args, true);
-}
-
-pub(super) fn rpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    pop(cx, args, false);
+variants! {
+    lpop => pop(true);
+    rpop => pop(false);
 }
 
 pub(super) fn llen<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
@@ -366,12 +351,9 @@ fn hset_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], name: &str, reply_o
     })
 }
 
-pub(super) fn hset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    hset_generic(cx, args, "hset", false);
-}
-
-pub(super) fn hmset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    hset_generic(cx, args, "hmset", true);
+variants! {
+    hset => hset_generic("hset", false);
+    hmset => hset_generic("hmset", true);
 }
 
 pub(super) fn hsetnx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
@@ -472,16 +454,10 @@ fn hwalk<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], keys: bool, vals: bool) {
     })
 }
 
-pub(super) fn hgetall<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    hwalk(cx, args, true, true);
-}
-
-pub(super) fn hkeys<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    hwalk(cx, args, true, false);
-}
-
-pub(super) fn hvals<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    hwalk(cx, args, false, true);
+variants! {
+    hgetall => hwalk(true, true);
+    hkeys => hwalk(true, false);
+    hvals => hwalk(false, true);
 }
 
 pub(super) fn hincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {

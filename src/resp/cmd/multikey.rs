@@ -36,12 +36,9 @@ fn rename_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], nx: bool) {
     cx.store.signal(dst, usize::MAX);
 }
 
-pub(super) fn rename<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    rename_generic(cx, args, false);
-}
-
-pub(super) fn renamenx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    rename_generic(cx, args, true);
+variants! {
+    rename => rename_generic(false);
+    renamenx => rename_generic(true);
 }
 
 /// COPY source destination [DB 0] [REPLACE]: the value and its TTL.
@@ -296,28 +293,16 @@ fn set_op_store<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], op: SetOp) {
     })
 }
 
-pub(super) fn sinter<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    set_op(cx, args, SetOp::Inter);
+variants! {
+    sinter => set_op(SetOp::Inter);
+    sunion => set_op(SetOp::Union);
+    sdiff => set_op(SetOp::Diff);
 }
 
-pub(super) fn sunion<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    set_op(cx, args, SetOp::Union);
-}
-
-pub(super) fn sdiff<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    set_op(cx, args, SetOp::Diff);
-}
-
-pub(super) fn sinterstore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    set_op_store(cx, args, SetOp::Inter);
-}
-
-pub(super) fn sunionstore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    set_op_store(cx, args, SetOp::Union);
-}
-
-pub(super) fn sdiffstore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    set_op_store(cx, args, SetOp::Diff);
+variants! {
+    sinterstore => set_op_store(SetOp::Inter);
+    sunionstore => set_op_store(SetOp::Union);
+    sdiffstore => set_op_store(SetOp::Diff);
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit].

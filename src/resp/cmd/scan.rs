@@ -159,16 +159,10 @@ fn scan_collection<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], kind: &str) {
     })
 }
 
-pub(super) fn sscan<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    scan_collection(cx, args, "set");
-}
-
-pub(super) fn hscan<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    scan_collection(cx, args, "hash");
-}
-
-pub(super) fn zscan<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    scan_collection(cx, args, "zset");
+variants! {
+    sscan => scan_collection("set");
+    hscan => scan_collection("hash");
+    zscan => scan_collection("zset");
 }
 
 pub(super) fn randomkey<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {

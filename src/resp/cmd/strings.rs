@@ -175,10 +175,7 @@ fn expiretime_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], ms: bool) {
     write_int(cx.out, reply);
 }
 
-pub(super) fn expiretime<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    expiretime_generic(cx, args, false);
-}
-
-pub(super) fn pexpiretime<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    expiretime_generic(cx, args, true);
+variants! {
+    expiretime => expiretime_generic(false);
+    pexpiretime => expiretime_generic(true);
 }

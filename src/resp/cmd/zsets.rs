@@ -280,12 +280,9 @@ fn rank_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
     })
 }
 
-pub(super) fn zrank<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    rank_generic(cx, args, false);
-}
-
-pub(super) fn zrevrank<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    rank_generic(cx, args, true);
+variants! {
+    zrank => rank_generic(false);
+    zrevrank => rank_generic(true);
 }
 
 /// Redis's rank range: negative from the end, clamped.
@@ -422,12 +419,9 @@ fn byscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
     range_reply(cx, args, arg(args, 2), arg(args, 3), q);
 }
 
-pub(super) fn zrangebyscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    byscore(cx, args, false);
-}
-
-pub(super) fn zrevrangebyscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    byscore(cx, args, true);
+variants! {
+    zrangebyscore => byscore(false);
+    zrevrangebyscore => byscore(true);
 }
 
 fn pop_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], max: bool) {
@@ -455,12 +449,9 @@ fn pop_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], max: bool) {
     })
 }
 
-pub(super) fn zpopmin<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    pop_generic(cx, args, false);
-}
-
-pub(super) fn zpopmax<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    pop_generic(cx, args, true);
+variants! {
+    zpopmin => pop_generic(false);
+    zpopmax => pop_generic(true);
 }
 
 fn remrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], by_score: bool) {
@@ -506,12 +497,9 @@ fn remrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], by_score: bool) {
     })
 }
 
-pub(super) fn zremrangebyrank<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    remrange(cx, args, false);
-}
-
-pub(super) fn zremrangebyscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    remrange(cx, args, true);
+variants! {
+    zremrangebyrank => remrange(false);
+    zremrangebyscore => remrange(true);
 }
 
 /// ZUNIONSTORE / ZINTERSTORE dest numkeys key [key ...] [WEIGHTS w ...]
@@ -627,10 +615,7 @@ impl Agg {
     }
 }
 
-pub(super) fn zunionstore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    zstore_generic(cx, args, false);
-}
-
-pub(super) fn zinterstore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    zstore_generic(cx, args, true);
+variants! {
+    zunionstore => zstore_generic(false);
+    zinterstore => zstore_generic(true);
 }

@@ -151,16 +151,30 @@ variants! {
     rpushx => push(false, false);
 }
 
+/// The optional count of a pop (LPOP, SPOP, ZPOPMIN... `key [count]`):
+/// `Some(None)` without one; `None` after replying with the error.
+pub(super) fn pop_count<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) -> Option<Option<usize>> {
+    match args.len() {
+        2 => Some(None),
+        3 => match parse_i64(arg(args, 2)) {
+            Some(n) if n >= 0 => Some(Some(n as usize)),
+            _ => {
+                write_error(out, E_POSITIVE);
+                None
+            }
+        },
+        _ => {
+            write_error(out, E_SYNTAX);
+            None
+        }
+    }
+}
+
 /// LPOP/RPOP key [count]: one element (or nil), or with a count an array
 /// (nil array for a missing key).
 fn pop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
-    let count = match args.len() {
-        2 => None,
-        3 => match parse_i64(arg(args, 2)) {
-            Some(n) if n >= 0 => Some(n as usize),
-            _ => return write_error(cx.out, E_POSITIVE),
-        },
-        _ => return write_error(cx.out, E_SYNTAX),
+    let Some(count) = pop_count(cx.out, args) else {
+        return;
     };
     on_key!(cx, arg(args, 1), |slot, out| {
         let list = match slot.list_mut(false) {
@@ -562,13 +576,8 @@ pub(super) fn smembers<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 /// SPOP key [count]: members removed in the set's own (unspecified) order,
 /// which a randomly keyed hash makes unpredictable to clients.
 pub(super) fn spop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let count = match args.len() {
-        2 => None,
-        3 => match parse_i64(arg(args, 2)) {
-            Some(n) if n >= 0 => Some(n as usize),
-            _ => return write_error(cx.out, E_POSITIVE),
-        },
-        _ => return write_error(cx.out, E_SYNTAX),
+    let Some(count) = pop_count(cx.out, args) else {
+        return;
     };
     on_key!(cx, arg(args, 1), |slot, out| {
         let set = match slot.set_mut(false) {

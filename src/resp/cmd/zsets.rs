@@ -15,7 +15,6 @@ use crate::resp::zset::{Bound, ZSet};
 
 const E_FLOAT: &str = "ERR value is not a valid float";
 const E_RANGE: &str = "ERR min or max is not a float";
-const E_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 /// A score as Redis reads one: a float, or `inf`/`+inf`/`-inf`; never NaN.
 fn parse_score(b: &[u8]) -> Option<f64> {
@@ -425,13 +424,8 @@ variants! {
 }
 
 fn pop_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], max: bool) {
-    let count = match args.len() {
-        2 => None,
-        3 => match parse_i64(arg(args, 2)) {
-            Some(n) if n >= 0 => Some(n as usize),
-            _ => return write_error(cx.out, E_POSITIVE),
-        },
-        _ => return write_error(cx.out, E_SYNTAX),
+    let Some(count) = super::collections::pop_count(cx.out, args) else {
+        return;
     };
     let out = &mut *cx.out;
     cx.store.with_key(arg(args, 1), |slot| {

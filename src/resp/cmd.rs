@@ -286,16 +286,20 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zcount",
     "zincrby",
     "zinterstore",
+    "zlexcount",
     "zmscore",
     "zpopmax",
     "zpopmin",
     "zrange",
+    "zrangebylex",
     "zrangebyscore",
     "zrank",
     "zrem",
+    "zremrangebylex",
     "zremrangebyrank",
     "zremrangebyscore",
     "zrevrange",
+    "zrevrangebylex",
     "zrevrangebyscore",
     "zrevrank",
     "zscan",
@@ -563,6 +567,10 @@ macro_rules! command_table {
         "hscan" => -3, hscan;
         "zscan" => -3, zscan;
         "randomkey" => 1, randomkey;
+        "zrangebylex" => -4, zrangebylex;
+        "zrevrangebylex" => -4, zrevrangebylex;
+        "zlexcount" => 4, zlexcount;
+        "zremrangebylex" => 4, zremrangebylex;
         "zunionstore" => -4, zunionstore;
         "zinterstore" => -4, zinterstore;
         "hincrbyfloat" => 4, hincrbyfloat;

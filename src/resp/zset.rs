@@ -55,6 +55,53 @@ impl Bound {
     }
 }
 
+/// A member bound of a lexicographic range (BYLEX): `-`, `+`, `[m`
+/// (inclusive) or `(m` (exclusive). Meaningful when all scores are equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LexBound {
+    /// `-`: below every member.
+    Min,
+    /// `+`: above every member.
+    Max,
+    /// `[m`.
+    Incl(Vec<u8>),
+    /// `(m`.
+    Excl(Vec<u8>),
+}
+
+impl LexBound {
+    /// Parse `-`, `+`, `[member`, `(member`.
+    pub fn parse(b: &[u8]) -> Option<LexBound> {
+        match b.first()? {
+            b'-' if b.len() == 1 => Some(LexBound::Min),
+            b'+' if b.len() == 1 => Some(LexBound::Max),
+            b'[' => Some(LexBound::Incl(b[1..].to_vec())),
+            b'(' => Some(LexBound::Excl(b[1..].to_vec())),
+            _ => None,
+        }
+    }
+
+    /// `m` is at or past this bound as a minimum.
+    fn min_ok(&self, m: &[u8]) -> bool {
+        match self {
+            LexBound::Min => true,
+            LexBound::Max => false,
+            LexBound::Incl(b) => m >= b.as_slice(),
+            LexBound::Excl(b) => m > b.as_slice(),
+        }
+    }
+
+    /// `m` is within this bound as a maximum.
+    fn max_ok(&self, m: &[u8]) -> bool {
+        match self {
+            LexBound::Min => false,
+            LexBound::Max => true,
+            LexBound::Incl(b) => m <= b.as_slice(),
+            LexBound::Excl(b) => m < b.as_slice(),
+        }
+    }
+}
+
 /// A sorted set.
 #[derive(Debug, Clone)]
 pub struct ZSet {
@@ -372,12 +419,24 @@ impl ZSet {
     /// The rank of the first member with score inside `min` (as a lower
     /// bound): the number of members before it.
     fn rank_from(&self, min: Bound) -> usize {
+        self.rank_while(|n| !min.below(n.score))
+    }
+
+    /// The number of members with score within `max` (as an upper bound).
+    fn rank_through(&self, max: Bound) -> usize {
+        self.rank_while(|n| max.above(n.score))
+    }
+
+    /// The number of members before the first one past `keep_going` (a
+    /// monotone test along the order): the rank where a range starts or
+    /// ends, in O(log n).
+    fn rank_while(&self, keep_going: impl Fn(&Node) -> bool) -> usize {
         let mut x = HEAD;
         let mut rank = 0u32;
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
-                if l.forward == NIL || min.below(self.node(l.forward).score) {
+                if l.forward == NIL || !keep_going(self.node(l.forward)) {
                     break;
                 }
                 rank += l.span;
@@ -387,21 +446,63 @@ impl ZSet {
         rank as usize
     }
 
-    /// The number of members with score within `max` (as an upper bound).
-    fn rank_through(&self, max: Bound) -> usize {
-        let mut x = HEAD;
-        let mut rank = 0u32;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                if l.forward == NIL || !max.above(self.node(l.forward).score) {
-                    break;
-                }
-                rank += l.span;
-                x = l.forward;
-            }
+    /// The rank range `lo..hi` of the members within `min..=max` by member
+    /// (all scores equal, as BYLEX assumes).
+    fn lex_ranks(&self, min: &LexBound, max: &LexBound) -> (usize, usize) {
+        let lo = self.rank_while(|n| !min.min_ok(&n.member));
+        let hi = self.rank_while(|n| max.max_ok(&n.member));
+        (lo, hi.max(lo))
+    }
+
+    /// Number of members within a lexicographic range.
+    pub fn lex_count(&self, min: &LexBound, max: &LexBound) -> usize {
+        let (lo, hi) = self.lex_ranks(min, max);
+        hi - lo
+    }
+
+    /// Members within a lexicographic range, ascending (or descending with
+    /// `rev`), skipping `offset` and returning at most `limit`.
+    pub fn range_by_lex(
+        &self,
+        min: &LexBound,
+        max: &LexBound,
+        rev: bool,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Vec<(&[u8], f64)> {
+        let (lo, hi) = self.lex_ranks(min, max);
+        self.slice_of(lo, hi, rev, offset, limit)
+    }
+
+    /// Ranks `lo..hi`, in order or reversed, after `offset`, at most
+    /// `limit`.
+    fn slice_of(
+        &self,
+        lo: usize,
+        hi: usize,
+        rev: bool,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Vec<(&[u8], f64)> {
+        if hi <= lo {
+            return Vec::new();
         }
-        rank as usize
+        let total = hi - lo;
+        if offset >= total {
+            return Vec::new();
+        }
+        let take = limit.map_or(total - offset, |l| l.min(total - offset));
+        if take == 0 {
+            return Vec::new();
+        }
+        if rev {
+            let top = hi - 1 - offset;
+            let mut v = self.range_by_rank(top + 1 - take, top, false);
+            v.reverse();
+            v
+        } else {
+            self.range_by_rank(lo + offset, lo + offset + take - 1, false)
+        }
     }
 
     /// Number of members with `min <= score <= max` (bounds as given), in
@@ -422,26 +523,7 @@ impl ZSet {
     ) -> Vec<(&[u8], f64)> {
         let lo = self.rank_from(min);
         let hi = self.rank_through(max);
-        if hi <= lo {
-            return Vec::new();
-        }
-        let total = hi - lo;
-        if offset >= total {
-            return Vec::new();
-        }
-        let take = limit.map_or(total - offset, |l| l.min(total - offset));
-        if take == 0 {
-            return Vec::new();
-        }
-        if rev {
-            // Ranks hi-1-offset down to hi-offset-take.
-            let top = hi - 1 - offset;
-            let mut v = self.range_by_rank(top + 1 - take, top, false);
-            v.reverse();
-            v
-        } else {
-            self.range_by_rank(lo + offset, lo + offset + take - 1, false)
-        }
+        self.slice_of(lo, hi, rev, offset, limit)
     }
 
     /// Remove and return up to `n` members with the lowest (or, `max`, the
@@ -488,6 +570,27 @@ mod tests {
             value: v,
             exclusive: false,
         }
+    }
+
+    #[test]
+    fn lexicographic_ranges_over_equal_scores() {
+        let mut z = ZSet::new();
+        for m in ["a", "b", "c", "d", "e"] {
+            z.insert(m.as_bytes(), 0.0);
+        }
+        let p = |b: &str| LexBound::parse(b.as_bytes()).unwrap();
+        assert_eq!(z.lex_count(&p("-"), &p("+")), 5);
+        assert_eq!(z.lex_count(&p("[b"), &p("(d")), 2);
+        assert_eq!(z.lex_count(&p("(e"), &p("+")), 0);
+        assert_eq!(z.lex_count(&p("[c"), &p("[a")), 0);
+        let got: Vec<&[u8]> = z
+            .range_by_lex(&p("(a"), &p("[d"), true, 1, Some(2))
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        assert_eq!(got, [b"c", b"b"]);
+        assert_eq!(LexBound::parse(b"x"), None);
+        assert_eq!(LexBound::parse(b""), None);
     }
 
     /// Against a plain sorted vector, over random inserts, updates and

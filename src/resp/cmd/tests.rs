@@ -1630,3 +1630,42 @@ fn config_set_takes_encoding_thresholds_and_object_names_the_representation() {
         ),
     ]);
 }
+
+#[test]
+fn lexicographic_ranges() {
+    let mut h = H::new();
+    h.check(&[
+        ("ZADD z 0 a 0 b 0 c 0 d 0 e", ":5\r\n"),
+        (
+            "ZRANGEBYLEX z - +",
+            "*5\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n",
+        ),
+        ("ZRANGEBYLEX z [b (d", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        (
+            "ZRANGEBYLEX z - + LIMIT 1 2",
+            "*2\r\n$1\r\nb\r\n$1\r\nc\r\n",
+        ),
+        (
+            "ZREVRANGEBYLEX z + [c",
+            "*3\r\n$1\r\ne\r\n$1\r\nd\r\n$1\r\nc\r\n",
+        ),
+        ("ZRANGE z (a [c BYLEX", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ("ZRANGE z [c - BYLEX REV LIMIT 0 1", "*1\r\n$1\r\nc\r\n"),
+        (
+            "ZRANGE z - + BYLEX WITHSCORES",
+            "-ERR syntax error, WITHSCORES not supported in combination with BYLEX\r\n",
+        ),
+        ("ZLEXCOUNT z [b +", ":4\r\n"),
+        (
+            "ZLEXCOUNT z a +",
+            "-ERR min or max not valid string range item\r\n",
+        ),
+        ("ZRANGEBYLEX z - + WITHSCORES", SYNTAX),
+        ("ZREMRANGEBYLEX z - (c", ":2\r\n"),
+        (
+            "ZRANGEBYLEX z - +",
+            "*3\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n",
+        ),
+        ("ZLEXCOUNT nope - +", ":0\r\n"),
+    ]);
+}

@@ -11,10 +11,11 @@ use super::{arg, parse_i64, write_wrongtype, Cx, E_NOT_INT, E_SYNTAX};
 use crate::codec::resp::{
     write_array_header, write_bulk, write_error, write_int, write_null, EMPTY_ARRAY,
 };
-use crate::resp::zset::{Bound, ZSet};
+use crate::resp::zset::{Bound, LexBound, ZSet};
 
 const E_FLOAT: &str = "ERR value is not a valid float";
 const E_RANGE: &str = "ERR min or max is not a float";
+const E_LEX: &str = "ERR min or max not valid string range item";
 
 /// A score as Redis reads one: a float, or `inf`/`+inf`/`-inf`; never NaN.
 fn parse_score(b: &[u8]) -> Option<f64> {
@@ -295,6 +296,7 @@ fn rank_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
 /// What a ZRANGE-family command asks.
 struct RangeQuery {
     by_score: bool,
+    by_lex: bool,
     rev: bool,
     scores: bool,
     limit: Option<(usize, Option<usize>)>,
@@ -304,7 +306,20 @@ struct RangeQuery {
 /// arguments (ranks, or score bounds with `by_score`; for REV score ranges,
 /// as given: max first).
 fn range_reply<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], lo: &[u8], hi: &[u8], q: RangeQuery) {
-    if q.by_score {
+    if q.by_lex {
+        let (Some(a), Some(b)) = (LexBound::parse(lo), LexBound::parse(hi)) else {
+            return write_error(cx.out, E_LEX);
+        };
+        let (min, max) = if q.rev { (b, a) } else { (a, b) };
+        let (offset, count) = q.limit.unwrap_or((0, None));
+        with_zset(cx, args, |out, z| match z {
+            Some(z) => {
+                let items = z.range_by_lex(&min, &max, q.rev, offset, count);
+                write_members(out, &items, false)
+            }
+            None => out.extend_from_slice(EMPTY_ARRAY),
+        })
+    } else if q.by_score {
         let (Some(a), Some(b)) = (parse_bound(lo), parse_bound(hi)) else {
             return write_error(cx.out, E_RANGE);
         };
@@ -353,6 +368,7 @@ fn parse_opts<A: AsRef<[u8]>>(
         match o.as_slice() {
             b"withscores" => q.scores = true,
             b"byscore" if zrange => q.by_score = true,
+            b"bylex" if zrange => q.by_lex = true,
             b"rev" if zrange => q.rev = true,
             b"limit" if i + 2 < opts.len() => {
                 let (Some(off), Some(cnt)) = (
@@ -382,6 +398,7 @@ fn parse_opts<A: AsRef<[u8]>>(
 pub(super) fn zrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let mut q = RangeQuery {
         by_score: false,
+        by_lex: false,
         rev: false,
         scores: false,
         limit: None,
@@ -389,12 +406,19 @@ pub(super) fn zrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     if parse_opts(cx.out, &args[4..], &mut q, true).is_none() {
         return;
     }
+    if q.by_lex && (q.by_score || q.scores) {
+        return write_error(
+            cx.out,
+            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+        );
+    }
     range_reply(cx, args, arg(args, 2), arg(args, 3), q);
 }
 
 pub(super) fn zrevrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let mut q = RangeQuery {
         by_score: false,
+        by_lex: false,
         rev: true,
         scores: false,
         limit: None,
@@ -408,6 +432,7 @@ pub(super) fn zrevrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 fn byscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
     let mut q = RangeQuery {
         by_score: true,
+        by_lex: false,
         rev,
         scores: false,
         limit: None,
@@ -612,4 +637,63 @@ impl Agg {
 variants! {
     zunionstore => zstore_generic(false);
     zinterstore => zstore_generic(true);
+}
+
+fn bylex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
+    let mut q = RangeQuery {
+        by_score: false,
+        by_lex: true,
+        rev,
+        scores: false,
+        limit: None,
+    };
+    if parse_opts(cx.out, &args[4..], &mut q, false).is_none() {
+        return;
+    }
+    if q.scores {
+        return write_error(cx.out, E_SYNTAX);
+    }
+    range_reply(cx, args, arg(args, 2), arg(args, 3), q);
+}
+
+variants! {
+    zrangebylex => bylex(false);
+    zrevrangebylex => bylex(true);
+}
+
+pub(super) fn zlexcount<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (Some(min), Some(max)) = (LexBound::parse(arg(args, 2)), LexBound::parse(arg(args, 3)))
+    else {
+        return write_error(cx.out, E_LEX);
+    };
+    with_zset(cx, args, |out, z| {
+        write_int(out, z.map_or(0, |z| z.lex_count(&min, &max)) as i64)
+    })
+}
+
+pub(super) fn zremrangebylex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (Some(min), Some(max)) = (LexBound::parse(arg(args, 2)), LexBound::parse(arg(args, 3)))
+    else {
+        return write_error(cx.out, E_LEX);
+    };
+    let out = &mut *cx.out;
+    cx.store.with_key(arg(args, 1), |slot| {
+        let n = match slot.zset_mut(false) {
+            Ok(Some(z)) => {
+                let doomed: Vec<Vec<u8>> = z
+                    .range_by_lex(&min, &max, false, 0, None)
+                    .into_iter()
+                    .map(|(m, _)| m.to_vec())
+                    .collect();
+                for m in &doomed {
+                    z.remove(m);
+                }
+                doomed.len()
+            }
+            Ok(None) => 0,
+            Err(e) => return write_wrongtype(out, e),
+        };
+        slot.drop_if_empty();
+        write_int(out, n as i64);
+    })
 }

@@ -285,6 +285,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zcard",
     "zcount",
     "zincrby",
+    "zinter",
     "zinterstore",
     "zlexcount",
     "zmscore",
@@ -304,6 +305,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zrevrank",
     "zscan",
     "zscore",
+    "zunion",
     "zunionstore",
 ];
 
@@ -572,6 +574,8 @@ macro_rules! command_table {
         "zlexcount" => 4, zlexcount;
         "zremrangebylex" => 4, zremrangebylex;
         "zunionstore" => -4, zunionstore;
+        "zunion" => -3, zunion;
+        "zinter" => -3, zinter;
         "zinterstore" => -4, zinterstore;
         "hincrbyfloat" => 4, hincrbyfloat;
         "hrandfield" => -2, hrandfield;

@@ -1563,8 +1563,18 @@ fn zunionstore_zinterstore_hincrbyfloat_hrandfield() {
         ("ZUNIONSTORE u 2 a str", WRONGTYPE),
         (
             "ZUNIONSTORE u 0 a",
-            "-ERR at least 1 input key is needed for ZUNIONSTORE/ZINTERSTORE\r\n",
+            "-ERR at least 1 input key is needed for 'zunionstore' command\r\n",
         ),
+        (
+            "ZUNION 2 a b WITHSCORES",
+            "*6\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\ny\r\n$2\r\n12\r\n$1\r\nz\r\n$2\r\n20\r\n",
+        ),
+        ("ZINTER 2 a b", "*1\r\n$1\r\ny\r\n"),
+        (
+            "ZINTER 2 a b AGGREGATE MIN WITHSCORES",
+            "*2\r\n$1\r\ny\r\n$1\r\n2\r\n",
+        ),
+        ("ZUNIONSTORE u 1 a WITHSCORES", SYNTAX),
         ("ZUNIONSTORE u 3 a b", SYNTAX),
         (
             "ZUNIONSTORE u 1 a WEIGHTS x",

@@ -522,26 +522,35 @@ variants! {
 }
 
 /// ZUNIONSTORE / ZINTERSTORE dest numkeys key [key ...] [WEIGHTS w ...]
-/// [AGGREGATE SUM|MIN|MAX]; sets count as sorted sets with score 1.
-fn zstore_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool) {
+/// [AGGREGATE SUM|MIN|MAX], and (`store` false) ZUNION / ZINTER numkeys
+/// key [key ...] ... [WITHSCORES], which answer instead of storing; sets
+/// count as sorted sets with score 1.
+fn zcombine<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool, store: bool) {
+    let base = if store { 2 } else { 1 };
     let dst = arg(args, 1);
-    let n = match parse_i64(arg(args, 2)) {
+    let n = match parse_i64(arg(args, base)) {
         Some(n) if n > 0 => n as usize,
         Some(_) => {
-            return write_error(
-                cx.out,
-                "ERR at least 1 input key is needed for ZUNIONSTORE/ZINTERSTORE",
-            )
+            let name = arg(args, 0).to_ascii_lowercase();
+            let msg = format!(
+                "ERR at least 1 input key is needed for '{}' command",
+                String::from_utf8_lossy(&name)
+            );
+            return write_error(cx.out, &msg);
         }
         None => return write_error(cx.out, E_NOT_INT),
     };
-    if args.len() < 3 + n {
+    if args.len() < base + 1 + n {
         return write_error(cx.out, E_SYNTAX);
     }
-    let keys: Vec<&[u8]> = args[3..3 + n].iter().map(AsRef::as_ref).collect();
+    let keys: Vec<&[u8]> = args[base + 1..base + 1 + n]
+        .iter()
+        .map(AsRef::as_ref)
+        .collect();
     let mut weights = vec![1.0f64; n];
     let mut agg = Agg::Sum;
-    let mut i = 3 + n;
+    let mut with_scores = false;
+    let mut i = base + 1 + n;
     while i < args.len() {
         let o = arg(args, i);
         if o.eq_ignore_ascii_case(b"weights") && i + n < args.len() {
@@ -560,12 +569,17 @@ fn zstore_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool) {
                 _ => return write_error(cx.out, E_SYNTAX),
             };
             i += 2;
+        } else if !store && o.eq_ignore_ascii_case(b"withscores") {
+            with_scores = true;
+            i += 1;
         } else {
             return write_error(cx.out, E_SYNTAX);
         }
     }
     let mut all = keys.clone();
-    all.push(dst);
+    if store {
+        all.push(dst);
+    }
     let out = &mut *cx.out;
     cx.store.with_keys(&all, |l| {
         // Each input as (member, score) pairs; a missing key is empty.
@@ -599,6 +613,10 @@ fn zstore_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool) {
             if !inter || seen == n {
                 result.insert(&m, s);
             }
+        }
+        if !store {
+            let items: Vec<(&[u8], f64)> = result.iter().collect();
+            return write_members(out, &items, with_scores);
         }
         let len = result.len();
         let mut d = l.slot(dst);
@@ -635,8 +653,10 @@ impl Agg {
 }
 
 variants! {
-    zunionstore => zstore_generic(false);
-    zinterstore => zstore_generic(true);
+    zunionstore => zcombine(false, true);
+    zinterstore => zcombine(true, true);
+    zunion => zcombine(false, false);
+    zinter => zcombine(true, false);
 }
 
 fn bylex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {

@@ -222,7 +222,9 @@ impl ZSet {
         Some(score)
     }
 
-    fn link_in(&mut self, member: Vec<u8>, score: f64) {
+    /// The descent to where (`score`, `member`) goes: per level, the last
+    /// node before it (`update`) and that node's rank (`rank`).
+    fn path_to(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = HEAD;
@@ -234,7 +236,7 @@ impl ZSet {
                     break;
                 }
                 let f = self.node(l.forward);
-                if cmp(f.score, &f.member, score, &member) != Ordering::Less {
+                if cmp(f.score, &f.member, score, member) != Ordering::Less {
                     break;
                 }
                 rank[i] += l.span;
@@ -242,6 +244,11 @@ impl ZSet {
             }
             update[i] = x;
         }
+        (update, rank)
+    }
+
+    fn link_in(&mut self, member: Vec<u8>, score: f64) {
+        let (mut update, mut rank) = self.path_to(score, &member);
         let lvl = self.random_level();
         if lvl > self.level {
             let len = self.len() as u32;
@@ -296,23 +303,8 @@ impl ZSet {
     }
 
     fn unlink(&mut self, member: &[u8], score: f64) {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                if l.forward == NIL {
-                    break;
-                }
-                let f = self.node(l.forward);
-                if cmp(f.score, &f.member, score, member) != Ordering::Less {
-                    break;
-                }
-                x = l.forward;
-            }
-            update[i] = x;
-        }
-        let x = self.link(x, 0).forward;
+        let (update, _) = self.path_to(score, member);
+        let x = self.link(update[0], 0).forward;
         debug_assert!(x != NIL && self.node(x).member == member);
         if x == NIL {
             return;
@@ -346,26 +338,10 @@ impl ZSet {
     /// `member`'s 0-based rank in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let score = self.score(member)?;
-        let mut x = HEAD;
-        let mut rank = 0u32;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                if l.forward == NIL {
-                    break;
-                }
-                let f = self.node(l.forward);
-                if cmp(f.score, &f.member, score, member) == Ordering::Greater {
-                    break;
-                }
-                rank += l.span;
-                x = l.forward;
-            }
-            if x != HEAD && self.node(x).member == member {
-                return Some(rank as usize - 1);
-            }
-        }
-        None
+        // Members up to and including this one, less one.
+        let through =
+            self.rank_while(|n| cmp(n.score, &n.member, score, member) != Ordering::Greater);
+        Some(through - 1)
     }
 
     /// The node at 0-based rank `r`.

@@ -473,29 +473,44 @@ variants! {
     zpopmax => pop_generic(true);
 }
 
-fn remrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], by_score: bool) {
+/// How ZREMRANGEBY* selects what to remove.
+#[derive(Clone, Copy)]
+enum RemBy {
+    Rank,
+    Score,
+    Lex,
+}
+
+/// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX key min max.
+fn remrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], by: RemBy) {
     enum Sel {
         Rank(i64, i64),
         Score(Bound, Bound),
+        Lex(LexBound, LexBound),
     }
-    let sel = if by_score {
-        match (parse_bound(arg(args, 2)), parse_bound(arg(args, 3))) {
-            (Some(a), Some(b)) => Sel::Score(a, b),
-            _ => return write_error(cx.out, E_RANGE),
-        }
-    } else {
-        match (parse_i64(arg(args, 2)), parse_i64(arg(args, 3))) {
+    let (lo, hi) = (arg(args, 2), arg(args, 3));
+    let sel = match by {
+        RemBy::Rank => match (parse_i64(lo), parse_i64(hi)) {
             (Some(a), Some(b)) => Sel::Rank(a, b),
             _ => return write_error(cx.out, E_NOT_INT),
-        }
+        },
+        RemBy::Score => match (parse_bound(lo), parse_bound(hi)) {
+            (Some(a), Some(b)) => Sel::Score(a, b),
+            _ => return write_error(cx.out, E_RANGE),
+        },
+        RemBy::Lex => match (LexBound::parse(lo), LexBound::parse(hi)) {
+            (Some(a), Some(b)) => Sel::Lex(a, b),
+            _ => return write_error(cx.out, E_LEX),
+        },
     };
     let out = &mut *cx.out;
     cx.store.with_key(arg(args, 1), |slot| {
         let n = match slot.zset_mut(false) {
             Ok(Some(z)) => {
-                let doomed: Vec<Vec<u8>> = match sel {
-                    Sel::Score(a, b) => z.range_by_score(a, b, false, 0, None),
-                    Sel::Rank(a, b) => match rank_range(a, b, z.len()) {
+                let doomed: Vec<Vec<u8>> = match &sel {
+                    Sel::Score(a, b) => z.range_by_score(*a, *b, false, 0, None),
+                    Sel::Lex(a, b) => z.range_by_lex(a, b, false, 0, None),
+                    Sel::Rank(a, b) => match rank_range(*a, *b, z.len()) {
                         Some((a, b)) => z.range_by_rank(a, b, false),
                         None => Vec::new(),
                     },
@@ -517,8 +532,9 @@ fn remrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], by_score: bool) {
 }
 
 variants! {
-    zremrangebyrank => remrange(false);
-    zremrangebyscore => remrange(true);
+    zremrangebyrank => remrange(RemBy::Rank);
+    zremrangebyscore => remrange(RemBy::Score);
+    zremrangebylex => remrange(RemBy::Lex);
 }
 
 /// ZUNIONSTORE / ZINTERSTORE dest numkeys key [key ...] [WEIGHTS w ...]
@@ -688,32 +704,5 @@ pub(super) fn zlexcount<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     };
     with_zset(cx, args, |out, z| {
         write_int(out, z.map_or(0, |z| z.lex_count(&min, &max)) as i64)
-    })
-}
-
-pub(super) fn zremrangebylex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let (Some(min), Some(max)) = (LexBound::parse(arg(args, 2)), LexBound::parse(arg(args, 3)))
-    else {
-        return write_error(cx.out, E_LEX);
-    };
-    let out = &mut *cx.out;
-    cx.store.with_key(arg(args, 1), |slot| {
-        let n = match slot.zset_mut(false) {
-            Ok(Some(z)) => {
-                let doomed: Vec<Vec<u8>> = z
-                    .range_by_lex(&min, &max, false, 0, None)
-                    .into_iter()
-                    .map(|(m, _)| m.to_vec())
-                    .collect();
-                for m in &doomed {
-                    z.remove(m);
-                }
-                doomed.len()
-            }
-            Ok(None) => 0,
-            Err(e) => return write_wrongtype(out, e),
-        };
-        slot.drop_if_empty();
-        write_int(out, n as i64);
     })
 }

@@ -512,22 +512,27 @@ fn large_values_are_sent_whole_and_unchanged_while_in_flight() {
     }
 }
 
+/// Read one reply line that carries a number (`:42`, `$17`) and return it.
+fn read_header_number(s: &mut TcpStream) -> i64 {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        line.push(byte[0]);
+    }
+    std::str::from_utf8(&line[1..line.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Wait (bounded: 10 s) until the server reports `n` blocked clients.
 fn wait_blocked(p: &mut TcpStream, n: usize) {
     let want = format!("blocked_clients:{n}\r\n");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         p.write_all(b"INFO clients\r\n").unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n") {
-            p.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let len: usize = std::str::from_utf8(&head[1..head.len() - 2])
-            .unwrap()
-            .parse()
-            .unwrap();
+        let len = read_header_number(p) as usize;
         let body = read_exactly(p, len + 2);
         if String::from_utf8_lossy(&body).contains(&want) {
             return;
@@ -756,16 +761,7 @@ fn twemproxy_shards_over_two_instances() {
     for a in [a1, a2] {
         let mut s = connect(a);
         s.write_all(b"DBSIZE\r\n").unwrap();
-        let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while !line.ends_with(b"\r\n") {
-            s.read_exact(&mut b).unwrap();
-            line.push(b[0]);
-        }
-        let n: usize = std::str::from_utf8(&line[1..line.len() - 2])
-            .unwrap()
-            .parse()
-            .unwrap();
+        let n = read_header_number(&mut s);
         assert!(n > 100, "{a} holds only {n} keys");
     }
     drop(guard);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::glob::glob_match;
-use super::store::{Expiry, Kind, Store, WrongType};
+use super::store::{Expiry, Kind, Slot, Store, WrongType};
 use crate::codec::resp::{
     format_u64, parse_i64, write_array_header, write_bulk, write_bulk_header, write_error,
     write_error_bytes, write_int, write_null, write_null_array, write_simple, EMPTY_ARRAY, OK,
@@ -1642,24 +1642,31 @@ fn pexpireat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     expire_generic(cx, args, false, true, "pexpireat");
 }
 
-fn ttl_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], ms: bool) {
+/// The TTL family's reply: -2 for a missing key, -1 for one without a TTL,
+/// else `of(deadline, slot)`.
+fn expiry_reply<A: AsRef<[u8]>>(
+    cx: &mut Cx<'_>,
+    args: &[A],
+    of: impl FnOnce(u64, &Slot<'_>) -> i64,
+) {
     let reply = cx.store.with_key(arg(args, 1), |slot| {
         if !slot.exists() {
             return -2;
         }
-        match slot.expires_at() {
-            None => -1,
-            Some(t) => {
-                let left = t.saturating_sub(slot.now()) as i64;
-                if ms {
-                    left
-                } else {
-                    (left + 500) / 1000
-                }
-            }
-        }
+        slot.expires_at().map_or(-1, |t| of(t, slot))
     });
     write_int(cx.out, reply);
+}
+
+fn ttl_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], ms: bool) {
+    expiry_reply(cx, args, |t, slot| {
+        let left = t.saturating_sub(slot.now()) as i64;
+        if ms {
+            left
+        } else {
+            (left + 500) / 1000
+        }
+    });
 }
 
 fn ttl<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {

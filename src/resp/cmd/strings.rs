@@ -162,17 +162,11 @@ pub(super) fn incrbyfloat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 }
 
 fn expiretime_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], ms: bool) {
-    let reply = cx.store.with_key(arg(args, 1), |slot| {
-        if !slot.exists() {
-            return -2;
-        }
-        match slot.expires_at() {
-            None => -1,
-            Some(t) if ms => t as i64,
-            Some(t) => (t / 1000) as i64,
-        }
-    });
-    write_int(cx.out, reply);
+    super::expiry_reply(
+        cx,
+        args,
+        |t, _| if ms { t as i64 } else { (t / 1000) as i64 },
+    );
 }
 
 variants! {

@@ -395,57 +395,41 @@ fn parse_opts<A: AsRef<[u8]>>(
 }
 
 /// ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count] [WITHSCORES]
-pub(super) fn zrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let mut q = RangeQuery {
-        by_score: false,
-        by_lex: false,
-        rev: false,
-        scores: false,
-        limit: None,
-    };
-    if parse_opts(cx.out, &args[4..], &mut q, true).is_none() {
+/// The ZRANGE family: options parsed onto `q` (the ZRANGE words only for
+/// ZRANGE itself), then the range answered.
+fn range_cmd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], mut q: RangeQuery, zrange: bool) {
+    if parse_opts(cx.out, &args[4..], &mut q, zrange).is_none() {
         return;
     }
     if q.by_lex && (q.by_score || q.scores) {
-        return write_error(
-            cx.out,
-            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
-        );
+        let msg = match zrange {
+            true => "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+            false => E_SYNTAX,
+        };
+        return write_error(cx.out, msg);
     }
     range_reply(cx, args, arg(args, 2), arg(args, 3), q);
 }
 
-pub(super) fn zrevrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let mut q = RangeQuery {
-        by_score: false,
-        by_lex: false,
-        rev: true,
-        scores: false,
-        limit: None,
-    };
-    if parse_opts(cx.out, &args[4..], &mut q, false).is_none() {
-        return;
+impl RangeQuery {
+    fn new(by_score: bool, by_lex: bool, rev: bool) -> RangeQuery {
+        RangeQuery {
+            by_score,
+            by_lex,
+            rev,
+            scores: false,
+            limit: None,
+        }
     }
-    range_reply(cx, args, arg(args, 2), arg(args, 3), q);
-}
-
-fn byscore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
-    let mut q = RangeQuery {
-        by_score: true,
-        by_lex: false,
-        rev,
-        scores: false,
-        limit: None,
-    };
-    if parse_opts(cx.out, &args[4..], &mut q, false).is_none() {
-        return;
-    }
-    range_reply(cx, args, arg(args, 2), arg(args, 3), q);
 }
 
 variants! {
-    zrangebyscore => byscore(false);
-    zrevrangebyscore => byscore(true);
+    zrange => range_cmd(RangeQuery::new(false, false, false), true);
+    zrevrange => range_cmd(RangeQuery::new(false, false, true), false);
+    zrangebyscore => range_cmd(RangeQuery::new(true, false, false), false);
+    zrevrangebyscore => range_cmd(RangeQuery::new(true, false, true), false);
+    zrangebylex => range_cmd(RangeQuery::new(false, true, false), false);
+    zrevrangebylex => range_cmd(RangeQuery::new(false, true, true), false);
 }
 
 fn pop_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], max: bool) {
@@ -673,28 +657,6 @@ variants! {
     zinterstore => zcombine(true, true);
     zunion => zcombine(false, false);
     zinter => zcombine(true, false);
-}
-
-fn bylex<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], rev: bool) {
-    let mut q = RangeQuery {
-        by_score: false,
-        by_lex: true,
-        rev,
-        scores: false,
-        limit: None,
-    };
-    if parse_opts(cx.out, &args[4..], &mut q, false).is_none() {
-        return;
-    }
-    if q.scores {
-        return write_error(cx.out, E_SYNTAX);
-    }
-    range_reply(cx, args, arg(args, 2), arg(args, 3), q);
-}
-
-variants! {
-    zrangebylex => bylex(false);
-    zrevrangebylex => bylex(true);
 }
 
 pub(super) fn zlexcount<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {

@@ -258,10 +258,19 @@ impl RingIo {
     fn start_send(&mut self, ring: &mut Uring, fd: RawFd) {
         let spare = ring.spare_buf();
         let buf = std::mem::replace(&mut self.pending, spare);
-        self.in_flight = buf.len();
-        if let Err(e) = ring.send(fd, buf, 0) {
-            self.in_flight = 0;
-            self.write_err = Some(e.raw_os_error().unwrap_or(libc::EIO));
+        self.send_from(ring, fd, buf.into(), 0);
+    }
+
+    /// Hand `buf[off..]` to the ring; false if it refused (the write has
+    /// failed then).
+    fn send_from(&mut self, ring: &mut Uring, fd: RawFd, buf: SendBuf, off: usize) -> bool {
+        self.in_flight = buf.len() - off;
+        match ring.send(fd, buf, off) {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail_write(ring, e.raw_os_error().unwrap_or(libc::EIO));
+                false
+            }
         }
     }
 
@@ -299,6 +308,7 @@ impl RingIo {
                     self.retry = Some((buf, off));
                     if let Err(e) = ring.poll_writable(fd) {
                         self.fail_write(ring, e.raw_os_error().unwrap_or(libc::EIO));
+                        return [false, true];
                     }
                     return [false, false];
                 }
@@ -309,13 +319,8 @@ impl RingIo {
                 }
                 let sent = off + res as usize;
                 if sent < buf.len() {
-                    self.in_flight = buf.len() - sent;
-                    if let Err(e) = ring.send(fd, buf, sent) {
-                        self.in_flight = 0;
-                        self.fail_write(ring, e.raw_os_error().unwrap_or(libc::EIO));
-                        return [false, true];
-                    }
-                    return [false, false];
+                    // The rest; the writer is woken only if that failed.
+                    return [false, !self.send_from(ring, fd, buf, sent)];
                 }
                 ring.recycle(buf);
                 self.sent_all(ring, fd);
@@ -325,19 +330,12 @@ impl RingIo {
                 let Some((buf, off)) = self.retry.take() else {
                     return [false, false];
                 };
-                self.in_flight = 0;
                 if res < 0 {
                     ring.recycle(buf);
                     self.fail_write(ring, -res);
                     return [false, true];
                 }
-                self.in_flight = buf.len() - off;
-                if let Err(e) = ring.send(fd, buf, off) {
-                    self.in_flight = 0;
-                    self.fail_write(ring, e.raw_os_error().unwrap_or(libc::EIO));
-                    return [false, true];
-                }
-                [false, false]
+                [false, !self.send_from(ring, fd, buf, off)]
             }
         }
     }
@@ -353,9 +351,13 @@ impl RingIo {
         }
     }
 
+    /// A send failed: nothing more goes out, and what was queued is let go.
     fn fail_write(&mut self, ring: &mut Uring, errno: i32) {
         self.write_err = Some(errno);
-        let dropped = std::mem::take(&mut self.pending);
-        ring.recycle(dropped);
+        self.in_flight = 0;
+        ring.recycle(std::mem::take(&mut self.pending));
+        if let Some((buf, _)) = self.retry.take() {
+            ring.recycle(buf);
+        }
     }
 }

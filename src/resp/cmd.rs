@@ -617,6 +617,60 @@ macro_rules! gen_dispatch {
 
 command_table!(gen_dispatch);
 
+const E_OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Commands that may add data (Redis's `denyoom` flag): past `maxmemory`
+/// they first make room by the eviction policy, or are refused.
+fn grows_memory(lower: &str) -> bool {
+    matches!(
+        lower,
+        "set"
+            | "setnx"
+            | "setex"
+            | "psetex"
+            | "getset"
+            | "append"
+            | "setrange"
+            | "setbit"
+            | "incr"
+            | "decr"
+            | "incrby"
+            | "decrby"
+            | "incrbyfloat"
+            | "mset"
+            | "msetnx"
+            | "lpush"
+            | "rpush"
+            | "lpushx"
+            | "rpushx"
+            | "linsert"
+            | "lset"
+            | "lmove"
+            | "rpoplpush"
+            | "blmove"
+            | "brpoplpush"
+            | "hset"
+            | "hmset"
+            | "hsetnx"
+            | "hincrby"
+            | "hincrbyfloat"
+            | "sadd"
+            | "smove"
+            | "sinterstore"
+            | "sunionstore"
+            | "sdiffstore"
+            | "zadd"
+            | "zincrby"
+            | "zunionstore"
+            | "zinterstore"
+            | "zdiffstore"
+            | "zrangestore"
+            | "copy"
+            | "bitop"
+            | "sort"
+    )
+}
+
 /// A command's lowercase name, if short enough to be one.
 fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> &'b str {
     if name.len() > buf.len() {
@@ -659,7 +713,11 @@ fn run<A: AsRef<[u8]>>(
         exec(&mut cx);
     } else {
         let _gate = store.gate(cx.session.id);
-        dispatch(lower, &mut cx, args);
+        if store.maxmemory() > 0 && grows_memory(lower) && !store.make_room() {
+            write_error(cx.out, E_OOM);
+        } else {
+            dispatch(lower, &mut cx, args);
+        }
     }
     if let Some((keys, timeout)) = cx.block.take() {
         cx.session.blocked = Some(Blocked {
@@ -857,26 +915,25 @@ fn time<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {
     write_bulk(cx.out, format_u64(u64::from(now.subsec_micros()), &mut buf));
 }
 
+/// INFO's sections, in Redis's order.
+const INFO_SECTIONS: [&str; 5] = ["server", "clients", "memory", "stats", "keyspace"];
+
 fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let all = args.len() == 1;
-    let (mut server, mut clients, mut keyspace) = (all, all, all);
+    let mut want = [all; INFO_SECTIONS.len()];
     for a in &args[1..] {
         let s = a.as_ref();
-        if s.eq_ignore_ascii_case(b"server") {
-            server = true;
-        } else if s.eq_ignore_ascii_case(b"clients") {
-            clients = true;
-        } else if s.eq_ignore_ascii_case(b"keyspace") {
-            keyspace = true;
-        } else if s.eq_ignore_ascii_case(b"default")
-            || s.eq_ignore_ascii_case(b"all")
-            || s.eq_ignore_ascii_case(b"everything")
+        if [&b"default"[..], b"all", b"everything"]
+            .iter()
+            .any(|w| s.eq_ignore_ascii_case(w))
         {
-            server = true;
-            clients = true;
-            keyspace = true;
+            want = [true; INFO_SECTIONS.len()];
+        }
+        for (i, name) in INFO_SECTIONS.iter().enumerate() {
+            want[i] |= s.eq_ignore_ascii_case(name.as_bytes());
         }
     }
+    let [server, clients, memory, stats, keyspace] = want;
     let mut text = String::new();
     if server {
         let uptime = cx.store.uptime_secs();
@@ -911,6 +968,51 @@ fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             cx.store.blocked_clients()
         ));
     }
+    if memory {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        let used = cx.store.used_memory();
+        let rss = crate::sys::alloc::resident().unwrap_or(0);
+        let max = cx.store.maxmemory();
+        text.push_str(&format!(
+            "# Memory\r\n\
+             used_memory:{used}\r\n\
+             used_memory_human:{}\r\n\
+             used_memory_rss:{rss}\r\n\
+             used_memory_rss_human:{}\r\n\
+             used_memory_peak:{}\r\n\
+             maxmemory:{max}\r\n\
+             maxmemory_human:{}\r\n\
+             maxmemory_policy:{}\r\n\
+             mem_fragmentation_ratio:{:.2}\r\n\
+             mem_allocator:{}\r\n",
+            human_bytes(used),
+            human_bytes(rss),
+            cx.store.peak_memory(),
+            human_bytes(max),
+            cx.store.policy().name(),
+            if used > 0 {
+                rss as f64 / used as f64
+            } else {
+                0.0
+            },
+            if crate::sys::alloc::allocated().is_some() {
+                "libc (counted)"
+            } else {
+                "libc (rss)"
+            },
+        ));
+    }
+    if stats {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        text.push_str(&format!(
+            "# Stats\r\nevicted_keys:{}\r\n",
+            cx.store.evicted_keys()
+        ));
+    }
     if keyspace {
         if !text.is_empty() {
             text.push_str("\r\n");
@@ -925,6 +1027,22 @@ fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         }
     }
     write_bulk(cx.out, text.as_bytes());
+}
+
+/// Bytes as Redis's INFO shows them ("1.50M").
+fn human_bytes(n: usize) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", units[i])
+    }
 }
 
 fn command<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
@@ -1065,16 +1183,112 @@ fn function<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 
 /// The parameters CONFIG GET reports (fixed: this server has no
 /// persistence and one database).
-const CONFIG: &[(&str, &str)] = &[
-    ("save", ""),
+/// Parameters CONFIG GET shows that never change here.
+const CONFIG_FIXED: &[(&str, &str)] = &[
     ("appendonly", "no"),
     ("databases", "1"),
-    ("maxmemory", "0"),
-    ("maxmemory-policy", "noeviction"),
     ("maxclients", "10000"),
     ("timeout", "0"),
     ("proto-max-bulk-len", "536870912"),
 ];
+
+/// List tunables of Redis's quicklist: accepted and shown, but lists here
+/// have one representation (a deque), so they change nothing.
+const LIST_TUNABLES: &[&str] = &[
+    "list-max-listpack-size",
+    "list-max-ziplist-size",
+    "list-compress-depth",
+];
+
+/// Every parameter CONFIG GET knows, with its current value.
+fn config_values(store: &Store) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = vec![("save".into(), String::new())];
+    v.extend(
+        CONFIG_FIXED
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    v.push(("maxmemory".into(), store.maxmemory().to_string()));
+    v.push(("maxmemory-policy".into(), store.policy().name().into()));
+    let limits = super::compact::limits();
+    for name in [
+        "hash-max-listpack-entries",
+        "hash-max-listpack-value",
+        "set-max-intset-entries",
+        "zset-max-listpack-entries",
+        "zset-max-listpack-value",
+    ] {
+        let value = limits.by_name(name.as_bytes()).expect("a known threshold");
+        v.push((name.into(), value.load(Ordering::Relaxed).to_string()));
+    }
+    let lists = LIST_SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
+    for (i, name) in LIST_TUNABLES.iter().enumerate() {
+        v.push((name.to_string(), lists[i].to_string()));
+    }
+    v
+}
+
+/// The list tunables as last set (they are only shown).
+static LIST_SETTINGS: std::sync::Mutex<[i64; 3]> = std::sync::Mutex::new([-2, -2, 0]);
+
+/// A memory size as CONFIG takes one: bytes, or with a unit (k, kb, m, mb,
+/// g, gb; the `b` forms are powers of 1024).
+fn parse_memory(v: &[u8]) -> Option<usize> {
+    let s = std::str::from_utf8(v).ok()?.to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let mul: usize = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    num.parse::<usize>().ok()?.checked_mul(mul)
+}
+
+/// Check and apply one CONFIG SET pair; the error text on failure.
+fn config_set_one(store: &Store, name: &[u8], value: &[u8]) -> Result<(), String> {
+    let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let failed = |why: &str| {
+        format!("ERR CONFIG SET failed (possibly related to argument '{lname}') - {why}")
+    };
+    if let Some(limit) = super::compact::limits().by_name(name) {
+        let n = parse_i64(value)
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| failed("argument couldn't be parsed into an integer"))?;
+        limit.store(n as usize, Ordering::Relaxed);
+        return Ok(());
+    }
+    if let Some(i) = LIST_TUNABLES.iter().position(|t| *t == lname) {
+        let n = parse_i64(value)
+            .ok_or_else(|| failed("argument couldn't be parsed into an integer"))?;
+        LIST_SETTINGS.lock().unwrap_or_else(|e| e.into_inner())[i] = n;
+        return Ok(());
+    }
+    match lname.as_str() {
+        "maxmemory" => {
+            let n = parse_memory(value).ok_or_else(|| failed("argument must be a memory value"))?;
+            store.set_maxmemory(n, store.policy());
+            Ok(())
+        }
+        "maxmemory-policy" => {
+            let p = super::store::Policy::parse(value).ok_or_else(|| failed("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-random, allkeys-random, volatile-ttl, noeviction"))?;
+            store.set_maxmemory(store.maxmemory(), p);
+            Ok(())
+        }
+        // No snapshots here: "no save points" is the only setting.
+        "save" if value.is_empty() => Ok(()),
+        "save" => Err(failed("evnet keeps no snapshots; only \"\" is accepted")),
+        _ => Err(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(name)
+        )),
+    }
+}
 
 fn config<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let sub = arg(args, 1);
@@ -1082,15 +1296,17 @@ fn config<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         if args.len() < 3 {
             return err_arity(cx.out, "config|get");
         }
-        let mut hit = [false; CONFIG.len()];
-        for pattern in &args[2..] {
-            for (i, (name, _)) in CONFIG.iter().enumerate() {
-                hit[i] |= glob_match(pattern.as_ref(), name.as_bytes(), true);
-            }
-        }
-        let n = hit.iter().filter(|&&h| h).count();
-        write_array_header(cx.out, 2 * n);
-        for ((name, value), _) in CONFIG.iter().zip(hit).filter(|(_, h)| *h) {
+        let values = config_values(cx.store);
+        let hits: Vec<&(String, String)> = values
+            .iter()
+            .filter(|(name, _)| {
+                args[2..]
+                    .iter()
+                    .any(|p| glob_match(p.as_ref(), name.as_bytes(), true))
+            })
+            .collect();
+        write_array_header(cx.out, 2 * hits.len());
+        for (name, value) in hits {
             write_bulk(cx.out, name.as_bytes());
             write_bulk(cx.out, value.as_bytes());
         }
@@ -1104,16 +1320,8 @@ fn config<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             return err_arity(cx.out, "config|set");
         }
         for p in args[2..].chunks_exact(2) {
-            let name = p[0].as_ref();
-            if !ENCODING_TUNABLES
-                .iter()
-                .any(|t| t.as_bytes().eq_ignore_ascii_case(name))
-            {
-                let mut msg =
-                    b"ERR Unknown option or number of arguments for CONFIG SET - '".to_vec();
-                msg.extend_from_slice(name);
-                msg.push(b'\'');
-                return write_error_bytes(cx.out, &msg);
+            if let Err(msg) = config_set_one(cx.store, p[0].as_ref(), p[1].as_ref()) {
+                return write_error_bytes(cx.out, msg.as_bytes());
             }
         }
         cx.out.extend_from_slice(OK);
@@ -1121,26 +1329,6 @@ fn config<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         err_subcommand(cx.out, arg(args, 0), sub);
     }
 }
-
-/// Redis's thresholds for its compact encodings: CONFIG SET accepts them
-/// (tools and test suites set them) and they change nothing here, where
-/// every collection has one representation (see OBJECT ENCODING).
-const ENCODING_TUNABLES: &[&str] = &[
-    "list-max-listpack-size",
-    "list-max-ziplist-size",
-    "list-compress-depth",
-    "hash-max-listpack-entries",
-    "hash-max-listpack-value",
-    "hash-max-ziplist-entries",
-    "hash-max-ziplist-value",
-    "set-max-intset-entries",
-    "set-max-listpack-entries",
-    "set-max-listpack-value",
-    "zset-max-listpack-entries",
-    "zset-max-listpack-value",
-    "zset-max-ziplist-entries",
-    "zset-max-ziplist-value",
-];
 
 /// OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ|HELP. ENCODING names this
 /// server's own representation honestly: `raw` (strings are bytes),
@@ -1154,22 +1342,16 @@ fn object<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     if args.len() != 3 {
         return err_arity(cx.out, "object");
     }
-    let kind = cx.store.with_key(arg(args, 2), |slot| slot.kind());
-    let Some(kind) = kind else {
+    let found = cx
+        .store
+        .with_key(arg(args, 2), |slot| slot.encoding().zip(slot.idle_secs()));
+    let Some((encoding, idle)) = found else {
         return write_null(cx.out);
     };
     match sub.as_slice() {
-        b"encoding" => write_bulk(
-            cx.out,
-            match kind {
-                Kind::String => b"raw".as_slice(),
-                Kind::List => b"deque",
-                Kind::Hash | Kind::Set => b"hashtable",
-                Kind::ZSet => b"skiplist",
-            },
-        ),
+        b"encoding" => write_bulk(cx.out, encoding.as_bytes()),
         b"refcount" => write_int(cx.out, 1),
-        b"idletime" => write_int(cx.out, 0),
+        b"idletime" => write_int(cx.out, i64::from(idle)),
         b"freq" => write_error(
             cx.out,
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod cmd;
+pub mod compact;
 pub mod glob;
 pub mod server;
 pub mod store;

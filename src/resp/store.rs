@@ -20,24 +20,28 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{
     Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
 };
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use hashbrown::HashTable;
+
+use super::compact::{push_varint, read_varint, Hash, HashRef, Set, SetRef};
 use super::zset::ZSet;
 
-/// A key's value: a string (its bytes held inline, or shared with the
-/// replies that are sending them, made so by [`Slot::value_shared`]), or a
-/// collection.
+/// A key's value outside the packed form: a string (its bytes held inline,
+/// or shared with the replies that are sending them, made so by
+/// [`Slot::value_shared`]), or a collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Value {
     Inline(Vec<u8>),
     Shared(Arc<Vec<u8>>),
     List(VecDeque<Vec<u8>>),
-    Hash(HashMap<Vec<u8>, Vec<u8>>),
-    Set(HashSet<Vec<u8>>),
+    Hash(Hash),
+    Set(Set),
     ZSet(Box<ZSet>),
 }
 
@@ -85,17 +89,8 @@ impl Value {
         }
     }
 
-    /// A string's bytes.
-    fn bytes(&self) -> Result<&[u8], WrongType> {
-        match self {
-            Value::Inline(v) => Ok(v),
-            Value::Shared(v) => Ok(v),
-            _ => Err(WrongType),
-        }
-    }
-
-    /// A string's bytes, for an in-place edit: shared ones are copied first
-    /// only if a reply still holds them.
+    /// The string's bytes, for editing in place (a shared one is copied
+    /// first if a reply still holds it).
     fn make_mut(&mut self) -> Result<&mut Vec<u8>, WrongType> {
         match self {
             Value::Inline(v) => Ok(v),
@@ -104,19 +99,67 @@ impl Value {
         }
     }
 
-    /// Whether a collection has no element left (a string never is).
-    fn is_empty_collection(&self) -> bool {
+    fn view(&self) -> ValueRef<'_> {
         match self {
-            Value::List(l) => l.is_empty(),
-            Value::Hash(h) => h.is_empty(),
-            Value::Set(s) => s.is_empty(),
-            Value::ZSet(z) => z.is_empty(),
-            Value::Inline(_) | Value::Shared(_) => false,
+            Value::Inline(v) => ValueRef::Str(v),
+            Value::Shared(v) => ValueRef::Str(v),
+            Value::List(l) => ValueRef::List(l),
+            Value::Hash(h) => ValueRef::Hash(h.view()),
+            Value::Set(s) => ValueRef::Set(s.view()),
+            Value::ZSet(z) => ValueRef::ZSet(z),
         }
     }
 }
 
-/// A stored value.
+/// A value, borrowed for reading, whatever its form.
+#[derive(Clone, Copy)]
+enum ValueRef<'a> {
+    Str(&'a [u8]),
+    List(&'a VecDeque<Vec<u8>>),
+    Hash(HashRef<'a>),
+    Set(SetRef<'a>),
+    ZSet(&'a ZSet),
+}
+
+impl ValueRef<'_> {
+    fn kind(self) -> Kind {
+        match self {
+            ValueRef::Str(_) => Kind::String,
+            ValueRef::List(_) => Kind::List,
+            ValueRef::Hash(_) => Kind::Hash,
+            ValueRef::Set(_) => Kind::Set,
+            ValueRef::ZSet(_) => Kind::ZSet,
+        }
+    }
+
+    /// Whether a collection has no element left (a string never is).
+    fn is_empty_collection(self) -> bool {
+        match self {
+            ValueRef::Str(_) => false,
+            ValueRef::List(l) => l.is_empty(),
+            ValueRef::Hash(h) => h.is_empty(),
+            ValueRef::Set(s) => s.is_empty(),
+            ValueRef::ZSet(z) => z.is_empty(),
+        }
+    }
+
+    /// OBJECT ENCODING's name for how this value is held.
+    fn encoding(self, packed: bool) -> &'static str {
+        match self {
+            // A packed string lives in its key's own allocation: Redis's
+            // embstr, the string embedded with its header.
+            ValueRef::Str(_) if packed => "embstr",
+            ValueRef::Str(_) => "raw",
+            ValueRef::List(_) => "deque",
+            ValueRef::Hash(h) => h.encoding(),
+            ValueRef::Set(s) => s.encoding(),
+            ValueRef::ZSet(z) => z.encoding(),
+        }
+    }
+}
+
+/// A value with its TTL, detached from the keyspace ([`Slot::take`],
+/// [`Slot::put`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     value: Value,
@@ -127,7 +170,10 @@ pub struct Entry {
 impl Entry {
     /// The stored bytes of a string (`None` for a collection).
     pub fn value(&self) -> Option<&[u8]> {
-        self.value.bytes().ok()
+        match self.value.view() {
+            ValueRef::Str(v) => Some(v),
+            _ => None,
+        }
     }
     /// The type of the value.
     pub fn kind(&self) -> Kind {
@@ -140,32 +186,244 @@ impl Entry {
     }
 }
 
+/// Strings up to this long are packed with their key.
+const PACK_STRING_MAX: usize = 4096;
+
+/// Packed node tags (low bits) and flags.
+const TAG_STR: u8 = 0;
+const TAG_HASH: u8 = 1;
+const TAG_INTSET: u8 = 2;
+const TAG_KIND: u8 = 0x0f;
+const TAG_VOLATILE: u8 = 0x80;
+/// Tag byte, then the 24-bit LRU clock.
+const HEAD: usize = 4;
+/// The LRU clock: seconds, 24 bits (wraps after 194 days, as Redis's).
+const LRU_MASK: u32 = 0x00ff_ffff;
+
+/// A key with its value, as a shard's table holds it: 16 bytes in the
+/// table, and for most keys one allocation beside it.
+#[derive(Debug)]
+enum Node {
+    /// Key, metadata and value in one allocation: a string of at most
+    /// [`PACK_STRING_MAX`] bytes, a packed hash or an integer set. Layout:
+    /// tag (kind, volatile flag), LRU clock (3 bytes), the deadline (8
+    /// bytes, if volatile), the key's length (varint), the key, the value
+    /// (a string's bytes, a hash's packed pairs, a set's sorted `i64`s).
+    Packed(Box<[u8]>),
+    /// A value too large or too structured to pack.
+    Big(Box<BigNode>),
+}
+
+#[derive(Debug)]
+struct BigNode {
+    key: Box<[u8]>,
+    entry: Entry,
+    lru: u32,
+}
+
+impl Node {
+    /// Offsets of the key and the payload in a packed node.
+    fn layout(b: &[u8]) -> (usize, usize) {
+        let at = HEAD + if b[0] & TAG_VOLATILE != 0 { 8 } else { 0 };
+        let (len, n) = read_varint(&b[at..]);
+        (at + n, at + n + len)
+    }
+
+    fn key(&self) -> &[u8] {
+        match self {
+            Node::Packed(b) => {
+                let (k, p) = Node::layout(b);
+                &b[k..p]
+            }
+            Node::Big(n) => &n.key,
+        }
+    }
+
+    fn expires_at(&self) -> Option<u64> {
+        match self {
+            Node::Packed(b) if b[0] & TAG_VOLATILE != 0 => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[HEAD..HEAD + 8]);
+                Some(u64::from_le_bytes(w))
+            }
+            Node::Packed(_) => None,
+            Node::Big(n) => n.entry.expires_at,
+        }
+    }
+
+    fn lru(&self) -> u32 {
+        match self {
+            Node::Packed(b) => u32::from_le_bytes([b[1], b[2], b[3], 0]),
+            Node::Big(n) => n.lru,
+        }
+    }
+
+    fn set_lru(&mut self, t: u32) {
+        match self {
+            Node::Packed(b) => b[1..HEAD].copy_from_slice(&t.to_le_bytes()[..3]),
+            Node::Big(n) => n.lru = t,
+        }
+    }
+
+    fn view(&self) -> ValueRef<'_> {
+        match self {
+            Node::Packed(b) => {
+                let (_, p) = Node::layout(b);
+                let payload = &b[p..];
+                match b[0] & TAG_KIND {
+                    TAG_STR => ValueRef::Str(payload),
+                    TAG_HASH => ValueRef::Hash(HashRef::Packed(payload)),
+                    _ => ValueRef::Set(SetRef::IntBytes(payload)),
+                }
+            }
+            Node::Big(n) => n.entry.value.view(),
+        }
+    }
+
+    /// A packed node of `tag` for `key`, with `payload` written by `fill`
+    /// (which is told nothing: it appends `payload_len` bytes).
+    fn pack(
+        key: &[u8],
+        tag: u8,
+        expires_at: Option<u64>,
+        lru: u32,
+        payload_len: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Node {
+        let mut b = Vec::with_capacity(HEAD + 8 + 3 + key.len() + payload_len);
+        b.push(
+            tag | if expires_at.is_some() {
+                TAG_VOLATILE
+            } else {
+                0
+            },
+        );
+        b.extend_from_slice(&(lru & LRU_MASK).to_le_bytes()[..3]);
+        if let Some(t) = expires_at {
+            b.extend_from_slice(&t.to_le_bytes());
+        }
+        push_varint(&mut b, key.len());
+        b.extend_from_slice(key);
+        fill(&mut b);
+        Node::Packed(b.into_boxed_slice())
+    }
+
+    /// The node for `key` holding `entry`: packed when the value allows.
+    fn build(key: &[u8], entry: Entry, lru: u32) -> Node {
+        let t = entry.expires_at;
+        match &entry.value {
+            Value::Inline(v) if v.len() <= PACK_STRING_MAX => {
+                Node::pack(key, TAG_STR, t, lru, v.len(), |b| b.extend_from_slice(v))
+            }
+            Value::Hash(Hash::Packed { bytes, .. }) => {
+                Node::pack(key, TAG_HASH, t, lru, bytes.len(), |b| {
+                    b.extend_from_slice(bytes)
+                })
+            }
+            Value::Set(Set::Ints(s)) => Node::pack(key, TAG_INTSET, t, lru, 8 * s.len(), |b| {
+                for v in s {
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+            }),
+            _ => Node::Big(Box::new(BigNode {
+                key: key.into(),
+                entry,
+                lru,
+            })),
+        }
+    }
+
+    /// The value and TTL, detached (a packed value is unpacked).
+    fn into_entry(self) -> Entry {
+        match self {
+            Node::Big(n) => n.entry,
+            Node::Packed(_) => {
+                let value = match self.view() {
+                    ValueRef::Str(v) => Value::Inline(v.to_vec()),
+                    ValueRef::Hash(h) => Value::Hash(h.to_owned()),
+                    ValueRef::Set(s) => Value::Set(s.to_owned()),
+                    _ => unreachable!("only strings, hashes and intsets are packed"),
+                };
+                Entry {
+                    value,
+                    expires_at: self.expires_at(),
+                }
+            }
+        }
+    }
+
+    /// The node as a [`BigNode`], unpacking a packed one, for changes.
+    fn unpack(&mut self) -> &mut BigNode {
+        if let Node::Packed(_) = self {
+            let key: Box<[u8]> = self.key().into();
+            let lru = self.lru();
+            let old = std::mem::replace(self, Node::Packed(Box::default()));
+            *self = Node::Big(Box::new(BigNode {
+                key,
+                entry: old.into_entry(),
+                lru,
+            }));
+        }
+        match self {
+            Node::Big(n) => n,
+            Node::Packed(_) => unreachable!("unpacked above"),
+        }
+    }
+
+    /// Pack a big node again if its value has become packable.
+    fn repack(&mut self) {
+        let Node::Big(n) = self else {
+            return;
+        };
+        let packable = match &n.entry.value {
+            Value::Inline(v) => v.len() <= PACK_STRING_MAX,
+            Value::Hash(Hash::Packed { .. }) | Value::Set(Set::Ints(_)) => true,
+            _ => false,
+        };
+        if packable {
+            let Node::Big(n) = std::mem::replace(self, Node::Packed(Box::default())) else {
+                unreachable!()
+            };
+            *self = Node::build(&n.key, n.entry, n.lru);
+        }
+    }
+
+    /// Set or clear the deadline (the index is the caller's business).
+    fn set_expires_at(&mut self, at: Option<u64>) {
+        match self {
+            Node::Big(n) => n.entry.expires_at = at,
+            Node::Packed(b) => match (b[0] & TAG_VOLATILE != 0, at) {
+                (true, Some(t)) => b[HEAD..HEAD + 8].copy_from_slice(&t.to_le_bytes()),
+                (false, None) => {}
+                _ => {
+                    let lru = self.lru();
+                    let key: Vec<u8> = self.key().to_vec();
+                    let mut entry =
+                        std::mem::replace(self, Node::Packed(Box::default())).into_entry();
+                    entry.expires_at = at;
+                    *self = Node::build(&key, entry, lru);
+                }
+            },
+        }
+    }
+}
+
 /// Accessors for one collection type in a [`Slot`]: read (`$get`), write
 /// (`$get_mut`, creating an empty one with `create`).
 macro_rules! collection_access {
-    ($variant:ident, $ty:ty, $get:ident, $get_mut:ident, $what:literal) => {
+    ($variant:ident, $ty:ty, $view:ty, $get:ident, $get_mut:ident, $what:literal) => {
         #[doc = concat!("The ", $what, " at this key: `Ok(None)` if absent, WRONGTYPE if another type.")]
-        pub fn $get(&self) -> Result<Option<&$ty>, WrongType> {
-            match self.shard.map.get(self.key).map(|e| &e.value) {
+        pub fn $get(&self) -> Result<Option<$view>, WrongType> {
+            match self.find().map(Node::view) {
                 None => Ok(None),
-                Some(Value::$variant(c)) => Ok(Some(c)),
+                Some(ValueRef::$variant(c)) => Ok(Some(c)),
                 Some(_) => Err(WrongType),
             }
         }
 
         #[doc = concat!("The ", $what, " at this key for writing; with `create`, an absent key becomes an empty one (without a TTL). Remove emptied collections with [`Slot::drop_if_empty`].")]
         pub fn $get_mut(&mut self, create: bool) -> Result<Option<&mut $ty>, WrongType> {
-            self.touch();
-            if create && !self.shard.map.contains_key(self.key) {
-                self.shard.map.insert(
-                    self.key.to_vec(),
-                    Entry {
-                        value: Value::$variant(Default::default()),
-                        expires_at: None,
-                    },
-                );
-            }
-            match self.shard.map.get_mut(self.key).map(|e| &mut e.value) {
+            match self.big_mut(create.then(|| Value::$variant(Default::default()))) {
                 None => Ok(None),
                 Some(Value::$variant(c)) => Ok(Some(c)),
                 Some(_) => Err(WrongType),
@@ -185,11 +443,13 @@ pub enum Expiry {
     At(u64),
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shard {
-    map: HashMap<Vec<u8>, Entry>,
-    /// `(deadline, key)` for every volatile key: exactly the entries whose
-    /// `expires_at` is `Some(deadline)`.
+    table: HashTable<Node>,
+    /// The table's hash: randomly keyed SipHash (one key per shard).
+    hasher: RandomState,
+    /// `(deadline, key)` for every volatile key: exactly the nodes whose
+    /// deadline is `Some`.
     expiries: BTreeSet<(u64, Vec<u8>)>,
     /// WATCHed keys: the flags of the transactions watching each, raised
     /// (and the entry dropped) when the key is changed. Empty unless a
@@ -198,12 +458,36 @@ struct Shard {
 }
 
 impl Shard {
-    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (k, e) = self.map.remove_entry(key)?;
-        if let Some(t) = e.expires_at {
-            self.expiries.remove(&(t, k));
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn find(&self, hash: u64, key: &[u8]) -> Option<&Node> {
+        self.table.find(hash, |n| n.key() == key)
+    }
+
+    fn find_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Node> {
+        self.table.find_mut(hash, |n| n.key() == key)
+    }
+
+    fn insert(&mut self, hash: u64, node: Node) {
+        if let Some(t) = node.expires_at() {
+            self.expiries.insert((t, node.key().to_vec()));
         }
-        Some(e)
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, node, |n| hasher.hash_one(n.key()));
+    }
+
+    fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Node> {
+        let node = match self.table.find_entry(hash, |n| n.key() == key) {
+            Ok(e) => e.remove().0,
+            Err(_) => return None,
+        };
+        if let Some(t) = node.expires_at() {
+            self.expiries.remove(&(t, key.to_vec()));
+        }
+        Some(node)
     }
 
     /// Move `key`'s index entry from `old` to `new` deadlines.
@@ -228,8 +512,20 @@ impl Shard {
         }
     }
 
-    fn is_expired(e: &Entry, now: u64) -> bool {
-        e.expires_at.is_some_and(|t| t <= now)
+    /// `key` is being changed: the transactions watching it will fail.
+    fn touch_key(&mut self, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(flags) = self.watched.remove(key) {
+            for f in flags.iter().filter_map(Weak::upgrade) {
+                f.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    fn is_expired(n: &Node, now: u64) -> bool {
+        n.expires_at().is_some_and(|t| t <= now)
     }
 }
 
@@ -238,25 +534,56 @@ impl Shard {
 pub struct Slot<'a> {
     shard: &'a mut Shard,
     key: &'a [u8],
+    hash: u64,
     clock: &'a Clock,
+    lru: u32,
+    /// The key's LRU stamp before this access.
+    last_access: u32,
     /// Read from the clock on first use only: most accesses touch keys
     /// without a TTL and never need the time.
     now: Cell<Option<u64>>,
+    /// The node was unpacked for a change: pack it again when done.
+    unpacked: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.unpacked {
+            if let Some(n) = self.shard.find_mut(self.hash, self.key) {
+                n.repack();
+            }
+        }
+    }
 }
 
 impl<'a> Slot<'a> {
     /// Open `key`'s slot, first deleting it if it has expired.
-    fn open(shard: &'a mut Shard, key: &'a [u8], clock: &'a Clock) -> Slot<'a> {
-        let slot = Slot {
+    fn open(shard: &'a mut Shard, key: &'a [u8], clock: &'a Clock, lru: u32) -> Slot<'a> {
+        let hash = shard.hash(key);
+        let mut slot = Slot {
             shard,
             key,
+            hash,
             clock,
+            lru,
+            last_access: lru,
             now: Cell::new(None),
+            unpacked: false,
         };
-        if let Some(t) = slot.shard.map.get(key).and_then(|e| e.expires_at) {
-            if t <= slot.now() {
-                slot.shard.remove(key);
+        let expired = match slot.shard.find_mut(hash, key) {
+            None => return slot,
+            Some(n) => {
+                let before = n.lru();
+                if before != lru {
+                    n.set_lru(lru);
+                }
+                slot.last_access = before;
+                n.expires_at().is_some_and(|t| t <= slot.now())
             }
+        };
+        if expired {
+            slot.shard.touch_key(key);
+            slot.shard.remove(hash, key);
         }
         slot
     }
@@ -266,16 +593,13 @@ impl<'a> Slot<'a> {
         self.key
     }
 
+    fn find(&self) -> Option<&Node> {
+        self.shard.find(self.hash, self.key)
+    }
+
     /// The key is being changed: the transactions watching it will fail.
     fn touch(&mut self) {
-        if self.shard.watched.is_empty() {
-            return;
-        }
-        if let Some(flags) = self.shard.watched.remove(self.key) {
-            for f in flags.iter().filter_map(Weak::upgrade) {
-                f.store(true, Ordering::Release);
-            }
-        }
+        self.shard.touch_key(self.key);
     }
     /// The store's clock (ms since the Unix epoch), read once per slot.
     pub fn now(&self) -> u64 {
@@ -290,29 +614,51 @@ impl<'a> Slot<'a> {
     }
     /// True if the key is present and not expired.
     pub fn exists(&self) -> bool {
-        self.shard.map.contains_key(self.key)
+        self.find().is_some()
     }
-    /// The key's value and TTL; `None` if absent (or expired, which the
-    /// slot deleted on opening).
-    pub fn entry(&self) -> Option<&Entry> {
-        self.shard.map.get(self.key)
+    /// A copy of the key's value and TTL (COPY); `None` if absent.
+    pub fn entry(&self) -> Option<Entry> {
+        let n = self.find()?;
+        Some(match n {
+            Node::Big(b) => b.entry.clone(),
+            Node::Packed(b) => Node::Packed(b.clone()).into_entry(),
+        })
     }
     /// The type of the key's value; `None` if absent.
     pub fn kind(&self) -> Option<Kind> {
-        self.entry().map(Entry::kind)
+        self.find().map(|n| n.view().kind())
+    }
+    /// OBJECT ENCODING's name for how the value is held; `None` if absent.
+    pub fn encoding(&self) -> Option<&'static str> {
+        self.find()
+            .map(|n| n.view().encoding(matches!(n, Node::Packed(_))))
+    }
+    /// Seconds since the key was last read or written before this access
+    /// (OBJECT IDLETIME), by the LRU clock; `None` if absent.
+    pub fn idle_secs(&self) -> Option<u32> {
+        self.find()
+            .map(|_| self.lru.wrapping_sub(self.last_access) & LRU_MASK)
     }
     /// The key's string value, borrowed under the shard lock (no copy);
     /// `Ok(None)` if absent or expired, WRONGTYPE for a collection.
     pub fn value(&self) -> Result<Option<&[u8]>, WrongType> {
-        self.entry().map(|e| e.value.bytes()).transpose()
+        match self.find().map(Node::view) {
+            None => Ok(None),
+            Some(ValueRef::Str(v)) => Ok(Some(v)),
+            Some(_) => Err(WrongType),
+        }
     }
     /// The string value as shared bytes, for a reply that sends it by
-    /// reference: the first call moves the bytes behind an `Arc` (no copy),
-    /// later ones clone the `Arc`. A write to the key replaces or (if a reply
-    /// still holds the old bytes) copies it, so a reply in flight never
-    /// changes. `None` if absent or not a string.
+    /// reference: the first call moves the bytes behind an `Arc` (no copy
+    /// for a big value), later ones clone the `Arc`. A write to the key
+    /// replaces or (if a reply still holds the old bytes) copies it, so a
+    /// reply in flight never changes. `None` if absent or not a string.
     pub fn value_shared(&mut self) -> Option<Arc<Vec<u8>>> {
-        let e = self.shard.map.get_mut(self.key)?;
+        let n = self.shard.find_mut(self.hash, self.key)?;
+        if !matches!(n.view(), ValueRef::Str(_)) {
+            return None;
+        }
+        let e = &mut n.unpack().entry;
         if let Value::Inline(v) = &mut e.value {
             e.value = Value::Shared(Arc::new(std::mem::take(v)));
         }
@@ -323,29 +669,57 @@ impl<'a> Slot<'a> {
     }
     /// Deadline of a volatile key; `None` if absent or persistent.
     pub fn expires_at(&self) -> Option<u64> {
-        self.entry().and_then(|e| e.expires_at)
+        self.find().and_then(Node::expires_at)
     }
+
+    /// The value of the node, unpacked for changing; with `create`, an
+    /// absent key gets that value first.
+    fn big_mut(&mut self, create: Option<Value>) -> Option<&mut Value> {
+        self.touch();
+        if let Some(value) = create {
+            if self.find().is_none() {
+                let node = Node::Big(Box::new(BigNode {
+                    key: self.key.into(),
+                    entry: Entry {
+                        value,
+                        expires_at: None,
+                    },
+                    lru: self.lru,
+                }));
+                self.shard.insert(self.hash, node);
+            }
+        }
+        let n = self.shard.find_mut(self.hash, self.key)?;
+        self.unpacked = true;
+        Some(&mut n.unpack().entry.value)
+    }
+
     /// The string value, for in-place edits (APPEND). The TTL is
     /// unaffected. `Ok(None)` if absent, WRONGTYPE for a collection.
     pub fn value_mut(&mut self) -> Result<Option<&mut Vec<u8>>, WrongType> {
-        self.touch();
-        self.shard
-            .map
-            .get_mut(self.key)
-            .map(|e| e.value.make_mut())
-            .transpose()
+        if self.value()?.is_none() {
+            return Ok(None);
+        }
+        self.big_mut(None).map(Value::make_mut).transpose()
     }
 
-    collection_access!(List, VecDeque<Vec<u8>>, list, list_mut, "list");
-    collection_access!(Hash, HashMap<Vec<u8>, Vec<u8>>, hash, hash_mut, "hash");
-    collection_access!(Set, HashSet<Vec<u8>>, set_members, set_mut, "set");
+    collection_access!(
+        List,
+        VecDeque<Vec<u8>>,
+        &VecDeque<Vec<u8>>,
+        list,
+        list_mut,
+        "list"
+    );
+    collection_access!(Hash, Hash, HashRef<'_>, hash, hash_mut, "hash");
+    collection_access!(Set, Set, SetRef<'_>, set_members, set_mut, "set");
 
     /// The sorted set at this key: `Ok(None)` if absent, WRONGTYPE if
     /// another type.
     pub fn zset(&self) -> Result<Option<&ZSet>, WrongType> {
-        match self.shard.map.get(self.key).map(|e| &e.value) {
+        match self.find().map(Node::view) {
             None => Ok(None),
-            Some(Value::ZSet(z)) => Ok(Some(z)),
+            Some(ValueRef::ZSet(z)) => Ok(Some(z)),
             Some(_) => Err(WrongType),
         }
     }
@@ -353,17 +727,7 @@ impl<'a> Slot<'a> {
     /// The sorted set at this key for writing; with `create`, an absent key
     /// becomes an empty one.
     pub fn zset_mut(&mut self, create: bool) -> Result<Option<&mut ZSet>, WrongType> {
-        self.touch();
-        if create && !self.shard.map.contains_key(self.key) {
-            self.shard.map.insert(
-                self.key.to_vec(),
-                Entry {
-                    value: Value::ZSet(Box::default()),
-                    expires_at: None,
-                },
-            );
-        }
-        match self.shard.map.get_mut(self.key).map(|e| &mut e.value) {
+        match self.big_mut(create.then(|| Value::ZSet(Box::default()))) {
             None => Ok(None),
             Some(Value::ZSet(z)) => Ok(Some(z)),
             Some(_) => Err(WrongType),
@@ -373,92 +737,84 @@ impl<'a> Slot<'a> {
     /// Delete the key if it holds a collection with nothing left in it (Redis
     /// never keeps an empty list, hash or set). True if it did.
     pub fn drop_if_empty(&mut self) -> bool {
-        let empty = self
-            .shard
-            .map
-            .get(self.key)
-            .is_some_and(|e| e.value.is_empty_collection());
+        let empty = self.find().is_some_and(|n| n.view().is_empty_collection());
         if empty {
-            self.shard.remove(self.key);
+            self.shard.remove(self.hash, self.key);
         }
         empty
     }
 
-    /// Store a copy of `value`, reusing the old buffer when it fits well.
+    /// Store a copy of `value`.
     pub fn set(&mut self, value: &[u8], expiry: Expiry) {
         self.touch();
-        let Shard { map, expiries, .. } = &mut *self.shard;
-        match map.get_mut(self.key) {
-            Some(e) => {
-                match &mut e.value {
-                    Value::Inline(v)
-                        if v.capacity() >= value.len() && v.capacity() <= 2 * value.len() + 64 =>
+        if value.len() <= PACK_STRING_MAX {
+            let (hash, key, lru) = (self.hash, self.key, self.lru);
+            let Shard {
+                table, expiries, ..
+            } = &mut *self.shard;
+            if let Some(n) = table.find_mut(hash, |n| n.key() == key) {
+                let old = n.expires_at();
+                let at = match expiry {
+                    Expiry::Keep => old,
+                    Expiry::Persist => None,
+                    Expiry::At(t) => Some(t),
+                };
+                // Same shape (a string as long, the same volatility): the
+                // bytes change in place.
+                match n {
+                    Node::Packed(b)
+                        if b[0] & TAG_KIND == TAG_STR
+                            && old.is_some() == at.is_some()
+                            && b.len() - Node::layout(b).1 == value.len() =>
                     {
-                        v.clear();
-                        v.extend_from_slice(value);
+                        let p = Node::layout(b).1;
+                        b[p..].copy_from_slice(value);
+                        if let Some(t) = at {
+                            b[HEAD..HEAD + 8].copy_from_slice(&t.to_le_bytes());
+                        }
                     }
-                    _ => e.value = Value::Inline(value.to_vec()),
+                    _ => {
+                        *n = Node::pack(key, TAG_STR, at, lru, value.len(), |b| {
+                            b.extend_from_slice(value)
+                        });
+                    }
                 }
-                Self::apply_expiry(expiries, self.key, e, expiry);
+                Shard::reindex(expiries, key, old, at);
+                return;
             }
-            None => self.insert_new(value.to_vec(), expiry),
         }
+        self.set_owned(value.to_vec(), expiry);
     }
 
-    /// Store `value` (taking ownership).
+    /// Store `value` (taking ownership: a big one is kept without a copy).
     pub fn set_owned(&mut self, value: Vec<u8>, expiry: Expiry) {
         self.touch();
-        let Shard { map, expiries, .. } = &mut *self.shard;
-        match map.get_mut(self.key) {
-            Some(e) => {
-                e.value = Value::Inline(value);
-                Self::apply_expiry(expiries, self.key, e, expiry);
-            }
-            None => self.insert_new(value, expiry),
-        }
-    }
-
-    fn insert_new(&mut self, value: Vec<u8>, expiry: Expiry) {
+        let old = self.shard.remove(self.hash, self.key);
         let expires_at = match expiry {
-            Expiry::At(t) => Some(t),
-            Expiry::Keep | Expiry::Persist => None,
-        };
-        if let Some(t) = expires_at {
-            self.shard.expiries.insert((t, self.key.to_vec()));
-        }
-        self.shard.map.insert(
-            self.key.to_vec(),
-            Entry {
-                value: Value::Inline(value),
-                expires_at,
-            },
-        );
-    }
-
-    fn apply_expiry(
-        expiries: &mut BTreeSet<(u64, Vec<u8>)>,
-        key: &[u8],
-        e: &mut Entry,
-        expiry: Expiry,
-    ) {
-        let new = match expiry {
-            Expiry::Keep => return,
+            Expiry::Keep => old.as_ref().and_then(Node::expires_at),
             Expiry::Persist => None,
             Expiry::At(t) => Some(t),
         };
-        Shard::reindex(expiries, key, e.expires_at, new);
-        e.expires_at = new;
+        let entry = Entry {
+            value: Value::Inline(value),
+            expires_at,
+        };
+        let node = Node::build(self.key, entry, self.lru);
+        self.shard.insert(self.hash, node);
     }
 
     /// Set (`Some`) or clear (`None`) the TTL of an existing key. Returns
     /// false if the key does not exist.
     pub fn set_expiry(&mut self, at: Option<u64>) -> bool {
         self.touch();
-        let Shard { map, expiries, .. } = &mut *self.shard;
-        match map.get_mut(self.key) {
-            Some(e) => {
-                Shard::reindex(expiries, self.key, e.expires_at, at);
-                e.expires_at = at;
+        let (hash, key) = (self.hash, self.key);
+        let Shard {
+            table, expiries, ..
+        } = &mut *self.shard;
+        match table.find_mut(hash, |n| n.key() == key) {
+            Some(n) => {
+                Shard::reindex(expiries, key, n.expires_at(), at);
+                n.set_expires_at(at);
                 true
             }
             None => false,
@@ -468,23 +824,21 @@ impl<'a> Slot<'a> {
     /// Delete the key; true if it existed.
     pub fn remove(&mut self) -> bool {
         self.touch();
-        self.shard.remove(self.key).is_some()
+        self.shard.remove(self.hash, self.key).is_some()
     }
 
     /// Take the key's value and TTL out (the key is gone after).
     pub fn take(&mut self) -> Option<Entry> {
         self.touch();
-        self.shard.remove(self.key)
+        self.shard.remove(self.hash, self.key).map(Node::into_entry)
     }
 
     /// Put `entry` (value and TTL) at this key, replacing what was there.
     pub fn put(&mut self, entry: Entry) {
         self.touch();
-        self.shard.remove(self.key);
-        if let Some(t) = entry.expires_at {
-            self.shard.expiries.insert((t, self.key.to_vec()));
-        }
-        self.shard.map.insert(self.key.to_vec(), entry);
+        self.shard.remove(self.hash, self.key);
+        let node = Node::build(self.key, entry, self.lru);
+        self.shard.insert(self.hash, node);
     }
 }
 
@@ -532,9 +886,73 @@ impl Locked<'_> {
             .idx
             .binary_search(&self.store.shard_index(key))
             .expect("a key not locked by with_keys");
-        Slot::open(&mut self.guards[i], key, &self.store.clock)
+        Slot::open(
+            &mut self.guards[i],
+            key,
+            &self.store.clock,
+            self.store.lru_clock(),
+        )
     }
 }
+
+/// What a write that finds used memory past `maxmemory` does (Redis's
+/// `maxmemory-policy`): refuse (OOM), or evict keys until under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Refuse writes that add data.
+    NoEviction,
+    /// Evict the least recently used of a few sampled keys.
+    AllKeysLru,
+    /// Evict a random key.
+    AllKeysRandom,
+    /// As `AllKeysLru`, among keys with a TTL.
+    VolatileLru,
+    /// A random key with a TTL.
+    VolatileRandom,
+    /// The key with the nearest deadline.
+    VolatileTtl,
+}
+
+const POLICIES: [(Policy, &str); 6] = [
+    (Policy::NoEviction, "noeviction"),
+    (Policy::AllKeysLru, "allkeys-lru"),
+    (Policy::AllKeysRandom, "allkeys-random"),
+    (Policy::VolatileLru, "volatile-lru"),
+    (Policy::VolatileRandom, "volatile-random"),
+    (Policy::VolatileTtl, "volatile-ttl"),
+];
+
+impl Policy {
+    /// The policy Redis names `name` (any case).
+    pub fn parse(name: &[u8]) -> Option<Policy> {
+        POLICIES
+            .iter()
+            .find(|(_, n)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|(p, _)| *p)
+    }
+    /// Redis's name for it.
+    pub fn name(self) -> &'static str {
+        POLICIES
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("noeviction", |(_, n)| n)
+    }
+    fn volatile(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru | Policy::VolatileRandom | Policy::VolatileTtl
+        )
+    }
+}
+
+/// Keys sampled per eviction by the LRU policies (Redis's
+/// `maxmemory-samples` default).
+const EVICTION_SAMPLES: usize = 5;
+/// Random probes of a shard's table spent finding those samples.
+const EVICTION_PROBES: usize = 256;
+/// Evictions one write may cause before it is refused anyway: bounds the
+/// time a command spends making room.
+const EVICTIONS_PER_WRITE: usize = 4096;
 
 /// The keyspace. `Send + Sync`; share it with `Arc<Store>`.
 pub struct Store {
@@ -550,6 +968,22 @@ pub struct Store {
     clock: Clock,
     sweep_cursor: AtomicUsize,
     started: Instant,
+    /// Seconds since `started`, as of the last sweep: the LRU clock keys
+    /// are stamped with when touched (reading it costs no clock call).
+    lru: AtomicU32,
+    /// `maxmemory` in bytes (0: no limit).
+    maxmemory: AtomicUsize,
+    /// Index into `POLICIES`.
+    policy: AtomicUsize,
+    /// Keys evicted so far (INFO's `evicted_keys`).
+    evicted: AtomicU64,
+    /// The resident set size as of the last sweep: the memory measure when
+    /// the counting allocator is not installed.
+    rss: AtomicUsize,
+    /// Highest used memory seen (INFO's `used_memory_peak`).
+    peak: AtomicUsize,
+    /// State of the sampling generator (splitmix64).
+    rng: AtomicU64,
 }
 
 impl Default for Store {
@@ -619,6 +1053,13 @@ impl Store {
             clock: Clock::System,
             sweep_cursor: AtomicUsize::new(0),
             started: Instant::now(),
+            lru: AtomicU32::new(0),
+            maxmemory: AtomicUsize::new(0),
+            policy: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
+            rss: AtomicUsize::new(crate::sys::alloc::resident().unwrap_or(0)),
+            peak: AtomicUsize::new(0),
+            rng: AtomicU64::new(system_now_ms()),
         }
     }
 
@@ -653,6 +1094,11 @@ impl Store {
         self.shards.len()
     }
 
+    /// The LRU clock (seconds, 24 bits), as of the last sweep.
+    fn lru_clock(&self) -> u32 {
+        self.lru.load(Ordering::Relaxed)
+    }
+
     fn shard_index(&self, key: &[u8]) -> usize {
         if self.shift >= 64 {
             0
@@ -665,7 +1111,7 @@ impl Store {
     /// deleted first). Keep `f` short: it blocks the shard.
     pub fn with_key<R>(&self, key: &[u8], f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
         let mut shard = lock(&self.shards[self.shard_index(key)]);
-        let mut slot = Slot::open(&mut shard, key, &self.clock);
+        let mut slot = Slot::open(&mut shard, key, &self.clock, self.lru_clock());
         f(&mut slot)
     }
 
@@ -831,7 +1277,7 @@ impl Store {
     /// Number of keys, including expired ones not yet removed (as Redis's
     /// DBSIZE).
     pub fn dbsize(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).map.len()).sum()
+        self.shards.iter().map(|s| lock(s).table.len()).sum()
     }
 
     /// Number of keys with a TTL.
@@ -843,11 +1289,24 @@ impl Store {
     pub fn flush(&self) {
         for s in self.shards.iter() {
             // Swap out under the lock, free outside it.
-            let old = std::mem::take(&mut *lock(s));
-            // Every watched key was touched.
-            for f in old.watched.values().flatten().filter_map(Weak::upgrade) {
-                f.store(true, Ordering::Release);
-            }
+            let old = {
+                let mut shard = lock(s);
+                // Every watched key that existed was touched; the others
+                // stay watched.
+                let existing: Vec<Vec<u8>> = shard
+                    .watched
+                    .keys()
+                    .filter(|k| shard.find(shard.hash(k), k).is_some())
+                    .cloned()
+                    .collect();
+                for k in existing {
+                    shard.touch_key(&k);
+                }
+                (
+                    std::mem::take(&mut shard.table),
+                    std::mem::take(&mut shard.expiries),
+                )
+            };
             drop(old);
         }
     }
@@ -858,9 +1317,9 @@ impl Store {
         for s in self.shards.iter() {
             let shard = lock(s);
             let now = self.now_ms();
-            for (k, e) in &shard.map {
-                if !Shard::is_expired(e, now) {
-                    f(k);
+            for n in &shard.table {
+                if !Shard::is_expired(n, now) {
+                    f(n.key());
                 }
             }
         }
@@ -886,12 +1345,12 @@ impl Store {
                 let shard = lock(&self.shards[index]);
                 let now = self.now_ms();
                 shard
-                    .map
+                    .table
                     .iter()
-                    .filter_map(|(k, e)| {
-                        let h = shard_hash(k);
-                        (h >= cursor && !Shard::is_expired(e, now))
-                            .then(|| (h, k.clone(), e.kind()))
+                    .filter_map(|n| {
+                        let h = shard_hash(n.key());
+                        (h >= cursor && !Shard::is_expired(n, now))
+                            .then(|| (h, n.key().to_vec(), n.view().kind()))
                     })
                     .collect()
             };
@@ -941,13 +1400,146 @@ impl Store {
         for i in 0..n {
             let shard = lock(&self.shards[(start + i) % n]);
             let now = self.now_ms();
-            let live = shard.map.iter().filter(|(_, e)| !Shard::is_expired(e, now));
+            let live = shard.table.iter().filter(|n| !Shard::is_expired(n, now));
             let count = live.clone().count();
             if count > 0 {
-                return live.map(|(k, _)| k.clone()).nth(pick(count));
+                return live.map(|n| n.key().to_vec()).nth(pick(count));
             }
         }
         None
+    }
+
+    /// Heap bytes in use: the counting allocator's figure when the program
+    /// installed it ([`crate::sys::alloc::Counting`], as `evnet` does),
+    /// else the resident set size as of the last sweep.
+    pub fn used_memory(&self) -> usize {
+        let used =
+            crate::sys::alloc::allocated().unwrap_or_else(|| self.rss.load(Ordering::Relaxed));
+        self.peak.fetch_max(used, Ordering::Relaxed);
+        used
+    }
+
+    /// Highest [`Store::used_memory`] seen.
+    pub fn peak_memory(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The memory limit in bytes (0: none).
+    pub fn maxmemory(&self) -> usize {
+        self.maxmemory.load(Ordering::Relaxed)
+    }
+
+    /// Set the memory limit (0: none) and what happens past it.
+    pub fn set_maxmemory(&self, bytes: usize, policy: Policy) {
+        self.maxmemory.store(bytes, Ordering::Relaxed);
+        let i = POLICIES.iter().position(|(p, _)| *p == policy).unwrap_or(0);
+        self.policy.store(i, Ordering::Relaxed);
+    }
+
+    /// The eviction policy.
+    pub fn policy(&self) -> Policy {
+        POLICIES[self.policy.load(Ordering::Relaxed) % POLICIES.len()].0
+    }
+
+    /// Keys evicted so far.
+    pub fn evicted_keys(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Before a write that may add data: true if memory is within
+    /// `maxmemory` (or there is none), after evicting keys by the policy if
+    /// it was not; false if it is still over (the write gets Redis's OOM
+    /// error). Costs one load when no limit is set.
+    pub fn make_room(&self) -> bool {
+        let max = self.maxmemory();
+        if max == 0 {
+            return true;
+        }
+        let policy = self.policy();
+        for _ in 0..EVICTIONS_PER_WRITE {
+            if self.used_memory() <= max {
+                return true;
+            }
+            if policy == Policy::NoEviction || !self.evict_one(policy) {
+                return false;
+            }
+        }
+        self.used_memory() <= max
+    }
+
+    fn random(&self) -> u64 {
+        let mut z = self
+            .rng
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Evict one key by `policy`, trying the shards from a random one; false
+    /// if there was nothing to evict.
+    fn evict_one(&self, policy: Policy) -> bool {
+        let n = self.shards.len();
+        let start = self.random() as usize % n;
+        let now_lru = self.lru_clock();
+        for i in 0..n {
+            let mut shard = lock(&self.shards[(start + i) % n]);
+            if shard.table.is_empty() || (policy.volatile() && shard.expiries.is_empty()) {
+                continue;
+            }
+            let victim: Option<Vec<u8>> = match policy {
+                Policy::VolatileTtl => shard.expiries.first().map(|(_, k)| k.clone()),
+                Policy::VolatileRandom => {
+                    let skip = self.random() as usize % shard.expiries.len().min(64);
+                    shard.expiries.iter().nth(skip).map(|(_, k)| k.clone())
+                }
+                _ => {
+                    // Random probes: a table lookup by a random hash that
+                    // accepts any candidate returns a node from a random
+                    // place of the table (or none, if that probe meets no
+                    // candidate).
+                    let want = match policy {
+                        Policy::AllKeysRandom => 1,
+                        _ => EVICTION_SAMPLES,
+                    };
+                    let mut best: Option<(u32, Vec<u8>)> = None;
+                    let mut found = 0;
+                    for _ in 0..EVICTION_PROBES {
+                        if found == want {
+                            break;
+                        }
+                        let Some(node) = shard.table.find(self.random(), |_| true) else {
+                            continue;
+                        };
+                        if policy.volatile() && node.expires_at().is_none() {
+                            continue;
+                        }
+                        found += 1;
+                        let idle = now_lru.wrapping_sub(node.lru()) & LRU_MASK;
+                        if best.as_ref().is_none_or(|(b, _)| idle > *b) {
+                            best = Some((idle, node.key().to_vec()));
+                        }
+                    }
+                    best.map(|(_, k)| k).or_else(|| {
+                        // Probes found nothing (a very sparse table): take
+                        // the first key, or the first volatile one.
+                        match policy.volatile() {
+                            true => shard.expiries.first().map(|(_, k)| k.clone()),
+                            false => shard.table.iter().next().map(|n| n.key().to_vec()),
+                        }
+                    })
+                }
+            };
+            if let Some(key) = victim {
+                let h = shard.hash(&key);
+                shard.touch_key(&key);
+                shard.remove(h, &key);
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
     }
 
     /// Active expiry: delete up to `budget` keys whose deadline has passed,
@@ -958,6 +1550,17 @@ impl Store {
         let n = self.shards.len();
         let start = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % n;
         let now = self.now_ms();
+        self.lru.store(
+            self.started.elapsed().as_secs() as u32 & LRU_MASK,
+            Ordering::Relaxed,
+        );
+        if crate::sys::alloc::allocated().is_none() && start == 0 {
+            // Without the counting allocator, memory is the RSS, read once
+            // per round of sweeps.
+            if let Some(rss) = crate::sys::alloc::resident() {
+                self.rss.store(rss, Ordering::Relaxed);
+            }
+        }
         let mut removed = 0;
         // Watchers of clients gone without EXEC, DISCARD or UNWATCH: one
         // shard per sweep drops them.
@@ -975,7 +1578,11 @@ impl Store {
                     _ => break,
                 }
                 if let Some((_, key)) = shard.expiries.pop_first() {
-                    shard.map.remove(&key);
+                    shard.touch_key(&key);
+                    let h = shard.hash(&key);
+                    if let Ok(e) = shard.table.find_entry(h, |n| n.key() == key.as_slice()) {
+                        e.remove();
+                    }
                     removed += 1;
                 }
             }
@@ -989,13 +1596,14 @@ impl Store {
         for s in self.shards.iter() {
             let shard = lock(s);
             let volatile = shard
-                .map
-                .values()
-                .filter(|e| e.expires_at.is_some())
+                .table
+                .iter()
+                .filter(|n| n.expires_at().is_some())
                 .count();
             assert_eq!(volatile, shard.expiries.len());
             for (t, k) in &shard.expiries {
-                assert_eq!(shard.map.get(k).and_then(|e| e.expires_at), Some(*t));
+                let n = shard.find(shard.hash(k), k);
+                assert_eq!(n.and_then(Node::expires_at), Some(*t));
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering as AtomicOrdering;
 
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
@@ -102,9 +103,9 @@ impl LexBound {
     }
 }
 
-/// A sorted set.
+/// The skip list of a sorted set past the compact thresholds.
 #[derive(Debug, Clone)]
-pub struct ZSet {
+struct SkipList {
     scores: HashMap<Vec<u8>, f64>,
     nodes: Vec<Node>,
     free: Vec<u32>,
@@ -114,20 +115,6 @@ pub struct ZSet {
     seed: u64,
 }
 
-impl Default for ZSet {
-    fn default() -> ZSet {
-        ZSet::new()
-    }
-}
-
-impl PartialEq for ZSet {
-    fn eq(&self, other: &ZSet) -> bool {
-        self.scores == other.scores
-    }
-}
-
-impl Eq for ZSet {}
-
 fn cmp(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
     a_score
         .partial_cmp(&b_score)
@@ -135,10 +122,9 @@ fn cmp(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering
         .then_with(|| a_member.cmp(b_member))
 }
 
-impl ZSet {
-    /// An empty sorted set.
-    pub fn new() -> ZSet {
-        ZSet {
+impl SkipList {
+    fn new() -> SkipList {
+        SkipList {
             scores: HashMap::new(),
             nodes: vec![Node {
                 member: Vec::new(),
@@ -162,11 +148,6 @@ impl ZSet {
     /// Number of members.
     pub fn len(&self) -> usize {
         self.scores.len()
-    }
-
-    /// True if there are no members.
-    pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
     }
 
     /// `member`'s score.
@@ -335,15 +316,6 @@ impl ZSet {
         self.free.push(x);
     }
 
-    /// `member`'s 0-based rank in ascending order.
-    pub fn rank(&self, member: &[u8]) -> Option<usize> {
-        let score = self.score(member)?;
-        // Members up to and including this one, less one.
-        let through =
-            self.rank_while(|n| cmp(n.score, &n.member, score, member) != Ordering::Greater);
-        Some(through - 1)
-    }
-
     /// The node at 0-based rank `r`.
     fn at_rank(&self, r: usize) -> u32 {
         let want = r as u32 + 1;
@@ -392,27 +364,19 @@ impl ZSet {
         out
     }
 
-    /// The rank of the first member with score inside `min` (as a lower
-    /// bound): the number of members before it.
-    fn rank_from(&self, min: Bound) -> usize {
-        self.rank_while(|n| !min.below(n.score))
-    }
-
-    /// The number of members with score within `max` (as an upper bound).
-    fn rank_through(&self, max: Bound) -> usize {
-        self.rank_while(|n| max.above(n.score))
-    }
-
     /// The number of members before the first one past `keep_going` (a
     /// monotone test along the order): the rank where a range starts or
     /// ends, in O(log n).
-    fn rank_while(&self, keep_going: impl Fn(&Node) -> bool) -> usize {
+    fn rank_while(&self, keep_going: impl Fn(f64, &[u8]) -> bool) -> usize {
         let mut x = HEAD;
         let mut rank = 0u32;
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
-                if l.forward == NIL || !keep_going(self.node(l.forward)) {
+                if l.forward == NIL || {
+                    let n = self.node(l.forward);
+                    !keep_going(n.score, &n.member)
+                } {
                     break;
                 }
                 rank += l.span;
@@ -422,11 +386,211 @@ impl ZSet {
         rank as usize
     }
 
+    /// Remove and return up to `n` members with the lowest (or, `max`, the
+    /// highest) scores, in that order.
+    pub fn pop(&mut self, n: usize, max: bool) -> Vec<(Vec<u8>, f64)> {
+        let mut out = Vec::with_capacity(n.min(self.len()));
+        while out.len() < n {
+            let x = if max {
+                self.tail
+            } else {
+                self.link(HEAD, 0).forward
+            };
+            if x == NIL {
+                break;
+            }
+            let member = self.node(x).member.clone();
+            if let Some(s) = self.remove(&member) {
+                out.push((member, s));
+            }
+        }
+        out
+    }
+
+    /// Every member with its score, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> {
+        let mut x = self.link(HEAD, 0).forward;
+        std::iter::from_fn(move || {
+            if x == NIL {
+                return None;
+            }
+            let n = self.node(x);
+            x = n.links[0].forward;
+            Some((n.member.as_slice(), n.score))
+        })
+    }
+}
+
+/// A sorted set: a vector sorted by (score, member) while small (Redis's
+/// `zset-max-listpack-entries` and `-value`, [`super::compact::limits`]),
+/// a skip list for good once past them. Ranks and ranges are binary searches
+/// in the vector, O(log n) descents in the skip list.
+#[derive(Debug, Clone)]
+pub struct ZSet {
+    repr: Repr,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Small(Vec<(f64, Vec<u8>)>),
+    Skip(Box<SkipList>),
+}
+
+impl Default for ZSet {
+    fn default() -> ZSet {
+        ZSet::new()
+    }
+}
+
+impl PartialEq for ZSet {
+    fn eq(&self, other: &ZSet) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ZSet {}
+
+impl ZSet {
+    /// An empty sorted set.
+    pub fn new() -> ZSet {
+        ZSet {
+            repr: Repr::Small(Vec::new()),
+        }
+    }
+
+    /// OBJECT ENCODING's name: `listpack` for the compact form, as Redis
+    /// calls its own.
+    pub fn encoding(&self) -> &'static str {
+        match self.repr {
+            Repr::Small(_) => "listpack",
+            Repr::Skip(_) => "skiplist",
+        }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Small(v) => v.len(),
+            Repr::Skip(s) => s.len(),
+        }
+    }
+
+    /// True if there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `member`'s score.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.repr {
+            Repr::Small(v) => v.iter().find(|e| e.1 == member).map(|e| e.0),
+            Repr::Skip(s) => s.score(member),
+        }
+    }
+
+    /// Set `member`'s score (adding it if new). Returns the old score.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        let Repr::Small(v) = &mut self.repr else {
+            let Repr::Skip(s) = &mut self.repr else {
+                unreachable!()
+            };
+            return s.insert(member, score);
+        };
+        let old = v.iter().position(|e| e.1 == member).map(|i| (i, v[i].0));
+        match old {
+            Some((_, s)) if s == score => return Some(s),
+            Some((i, _)) => {
+                v.remove(i);
+            }
+            None => {}
+        }
+        let limits = super::compact::limits();
+        let small = v.len() < limits.zset_entries.load(AtomicOrdering::Relaxed)
+            && member.len() <= limits.zset_value.load(AtomicOrdering::Relaxed);
+        if small {
+            let at = v.partition_point(|e| cmp(e.0, &e.1, score, member) == Ordering::Less);
+            v.insert(at, (score, member.to_vec()));
+        } else {
+            let mut skip = SkipList::new();
+            for (s, m) in v.drain(..) {
+                skip.insert(&m, s);
+            }
+            skip.insert(member, score);
+            self.repr = Repr::Skip(Box::new(skip));
+        }
+        old.map(|o| o.1)
+    }
+
+    /// Remove `member`; its score if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match &mut self.repr {
+            Repr::Small(v) => {
+                let i = v.iter().position(|e| e.1 == member)?;
+                Some(v.remove(i).0)
+            }
+            Repr::Skip(s) => s.remove(member),
+        }
+    }
+
+    /// The number of members before the first one failing `keep_going` (a
+    /// monotone test along the order).
+    fn rank_while(&self, keep_going: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match &self.repr {
+            Repr::Small(v) => v.partition_point(|e| keep_going(e.0, &e.1)),
+            Repr::Skip(s) => s.rank_while(keep_going),
+        }
+    }
+
+    /// `member`'s 0-based rank in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        // Members up to and including this one, less one.
+        let through = self.rank_while(|s, m| cmp(s, m, score, member) != Ordering::Greater);
+        Some(through - 1)
+    }
+
+    /// Members and scores at ranks `start..=stop` (0-based, in range),
+    /// ascending or (`rev`) descending.
+    pub fn range_by_rank(&self, start: usize, stop: usize, rev: bool) -> Vec<(&[u8], f64)> {
+        match &self.repr {
+            Repr::Small(v) => {
+                let n = v.len();
+                if start > stop || start >= n {
+                    return Vec::new();
+                }
+                let stop = stop.min(n - 1);
+                let range = if rev {
+                    &v[n - 1 - stop..n - start]
+                } else {
+                    &v[start..=stop]
+                };
+                let pairs = range.iter().map(|e| (e.1.as_slice(), e.0));
+                if rev {
+                    pairs.rev().collect()
+                } else {
+                    pairs.collect()
+                }
+            }
+            Repr::Skip(s) => s.range_by_rank(start, stop, rev),
+        }
+    }
+
+    /// The rank of the first member with score inside `min` (as a lower
+    /// bound): the number of members before it.
+    fn rank_from(&self, min: Bound) -> usize {
+        self.rank_while(|s, _| !min.below(s))
+    }
+
+    /// The number of members with score within `max` (as an upper bound).
+    fn rank_through(&self, max: Bound) -> usize {
+        self.rank_while(|s, _| max.above(s))
+    }
+
     /// The rank range `lo..hi` of the members within `min..=max` by member
     /// (all scores equal, as BYLEX assumes).
     fn lex_ranks(&self, min: &LexBound, max: &LexBound) -> (usize, usize) {
-        let lo = self.rank_while(|n| !min.min_ok(&n.member));
-        let hi = self.rank_while(|n| max.max_ok(&n.member));
+        let lo = self.rank_while(|_, m| !min.min_ok(m));
+        let hi = self.rank_while(|_, m| max.max_ok(m));
         (lo, hi.max(lo))
     }
 
@@ -505,35 +669,30 @@ impl ZSet {
     /// Remove and return up to `n` members with the lowest (or, `max`, the
     /// highest) scores, in that order.
     pub fn pop(&mut self, n: usize, max: bool) -> Vec<(Vec<u8>, f64)> {
-        let mut out = Vec::with_capacity(n.min(self.len()));
-        while out.len() < n {
-            let x = if max {
-                self.tail
-            } else {
-                self.link(HEAD, 0).forward
-            };
-            if x == NIL {
-                break;
+        match &mut self.repr {
+            Repr::Small(v) => {
+                let k = n.min(v.len());
+                let taken: Vec<(f64, Vec<u8>)> = if max {
+                    v.drain(v.len() - k..).rev().collect()
+                } else {
+                    v.drain(..k).collect()
+                };
+                taken.into_iter().map(|(s, m)| (m, s)).collect()
             }
-            let member = self.node(x).member.clone();
-            if let Some(s) = self.remove(&member) {
-                out.push((member, s));
-            }
+            Repr::Skip(s) => s.pop(n, max),
         }
-        out
     }
 
     /// Every member with its score, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> {
-        let mut x = self.link(HEAD, 0).forward;
-        std::iter::from_fn(move || {
-            if x == NIL {
-                return None;
-            }
-            let n = self.node(x);
-            x = n.links[0].forward;
-            Some((n.member.as_slice(), n.score))
-        })
+        let (small, skip) = match &self.repr {
+            Repr::Small(v) => (Some(v.iter().map(|e| (e.1.as_slice(), e.0))), None),
+            Repr::Skip(s) => (None, Some(s.iter())),
+        };
+        small
+            .into_iter()
+            .flatten()
+            .chain(skip.into_iter().flatten())
     }
 }
 

@@ -3,6 +3,7 @@
 //! error, and retries `EINTR` itself; `WouldBlock` is passed up as an
 //! ordinary outcome for the caller to wait on.
 
+pub mod alloc;
 pub mod epoll;
 pub mod fdset;
 pub mod fs;

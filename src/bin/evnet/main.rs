@@ -11,6 +11,11 @@ mod udp;
 
 use clap::{Parser, Subcommand};
 
+/// The heap is counted, so `evnet resp` can report and cap its memory
+/// (INFO memory, `--maxmemory`).
+#[global_allocator]
+static ALLOC: evnet::sys::alloc::Counting = evnet::sys::alloc::Counting;
+
 #[derive(Parser)]
 #[command(
     name = "evnet",

@@ -4,7 +4,7 @@
 //! respect to other clients; a collection emptied by a command is deleted,
 //! as Redis never keeps an empty one.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 
 use super::{arg, parse_i64, write_wrongtype, Cx, E_NOT_INT, E_OVERFLOW, E_SYNTAX};
 use crate::codec::resp::{
@@ -348,9 +348,7 @@ fn hset_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], name: &str, reply_o
         Ok(Some(h)) => {
             let mut added = 0;
             for p in args[2..].chunks_exact(2) {
-                if h.insert(p[0].as_ref().to_vec(), p[1].as_ref().to_vec())
-                    .is_none()
-                {
+                if h.insert(p[0].as_ref(), p[1].as_ref()) {
                     added += 1;
                 }
             }
@@ -376,7 +374,7 @@ pub(super) fn hsetnx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         Ok(Some(h)) => {
             let added = !h.contains_key(field);
             if added {
-                h.insert(field.to_vec(), value.to_vec());
+                h.insert(field, value);
             }
             write_int(out, i64::from(added));
         }
@@ -414,10 +412,7 @@ pub(super) fn hmget<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 pub(super) fn hdel<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     on_key!(cx, arg(args, 1), |slot, out| {
         let n = match slot.hash_mut(false) {
-            Ok(Some(h)) => args[2..]
-                .iter()
-                .filter(|f| h.remove(f.as_ref()).is_some())
-                .count(),
+            Ok(Some(h)) => args[2..].iter().filter(|f| h.remove(f.as_ref())).count(),
             Ok(None) => 0,
             Err(e) => return write_wrongtype(out, e),
         };
@@ -444,7 +439,10 @@ pub(super) fn hexists<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 pub(super) fn hstrlen<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let field = arg(args, 2);
     on_key!(cx, arg(args, 1), |slot, out| match slot.hash() {
-        Ok(h) => write_int(out, h.and_then(|h| h.get(field)).map_or(0, Vec::len) as i64),
+        Ok(h) => write_int(
+            out,
+            h.and_then(|h| h.get(field)).map_or(0, <[u8]>::len) as i64
+        ),
         Err(e) => write_wrongtype(out, e),
     })
 }
@@ -455,7 +453,7 @@ fn hwalk<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], keys: bool, vals: bool) {
         Ok(None) => out.extend_from_slice(EMPTY_ARRAY),
         Ok(Some(h)) => {
             write_array_header(out, h.len() * (usize::from(keys) + usize::from(vals)));
-            for (k, v) in h {
+            for (k, v) in h.iter() {
                 if keys {
                     write_bulk(out, k);
                 }
@@ -489,7 +487,7 @@ pub(super) fn hincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
                 current
                     .and_then(|c| c.checked_add(delta).ok_or(E_OVERFLOW))
                     .inspect(|new| {
-                        h.insert(field.to_vec(), new.to_string().into_bytes());
+                        h.insert(field, new.to_string().as_bytes());
                     })
             }
             Ok(None) => unreachable!("created"),
@@ -510,10 +508,7 @@ pub(super) fn hincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 pub(super) fn sadd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     on_key!(cx, arg(args, 1), |slot, out| match slot.set_mut(true) {
         Ok(Some(s)) => {
-            let added = args[2..]
-                .iter()
-                .filter(|m| s.insert(m.as_ref().to_vec()))
-                .count();
+            let added = args[2..].iter().filter(|m| s.insert(m.as_ref())).count();
             write_int(out, added as i64);
         }
         Ok(None) => unreachable!("created"),
@@ -555,7 +550,7 @@ pub(super) fn smismember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 
 pub(super) fn scard<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     on_key!(cx, arg(args, 1), |slot, out| match slot.set_members() {
-        Ok(s) => write_int(out, s.map_or(0, HashSet::len) as i64),
+        Ok(s) => write_int(out, s.map_or(0, |s| s.len()) as i64),
         Err(e) => write_wrongtype(out, e),
     })
 }
@@ -565,8 +560,8 @@ pub(super) fn smembers<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         Ok(None) => out.extend_from_slice(EMPTY_ARRAY),
         Ok(Some(s)) => {
             write_array_header(out, s.len());
-            for m in s {
-                write_bulk(out, m);
+            for m in s.iter() {
+                write_bulk(out, &m);
             }
         }
         Err(e) => write_wrongtype(out, e),
@@ -587,7 +582,7 @@ pub(super) fn spop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             Err(e) => return write_wrongtype(out, e),
         };
         let n = count.unwrap_or(1).min(set.len());
-        let picked: Vec<Vec<u8>> = set.iter().take(n).cloned().collect();
+        let picked: Vec<Vec<u8>> = set.iter().take(n).map(|m| m.into_owned()).collect();
         for m in &picked {
             set.remove(m);
         }
@@ -772,11 +767,11 @@ pub(super) fn srandmember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             Ok(s) => s,
             Err(e) => return write_wrongtype(out, e),
         };
-        let members: Vec<&Vec<u8>> = set.map(|s| s.iter().collect()).unwrap_or_default();
+        let members: Vec<Cow<'_, [u8]>> = set.map(|s| s.iter().collect()).unwrap_or_default();
         match count {
             None => match members.len() {
                 0 => write_null(out),
-                n => write_bulk(out, members[random_below(n)]),
+                n => write_bulk(out, &members[random_below(n)]),
             },
             Some(_) if members.is_empty() => out.extend_from_slice(EMPTY_ARRAY),
             Some(c) if c >= 0 => {
@@ -796,7 +791,7 @@ pub(super) fn srandmember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
                 let k = c.unsigned_abs() as usize;
                 write_array_header(out, k);
                 for _ in 0..k {
-                    write_bulk(out, members[random_below(members.len())]);
+                    write_bulk(out, &members[random_below(members.len())]);
                 }
             }
         }
@@ -826,7 +821,7 @@ pub(super) fn hincrbyfloat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
                     })
                     .map(|new| {
                         let text = format!("{new}");
-                        h.insert(field.to_vec(), text.clone().into_bytes());
+                        h.insert(field, text.as_bytes());
                         text
                     })
             }
@@ -867,10 +862,9 @@ pub(super) fn hrandfield<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             Ok(h) => h,
             Err(e) => return write_wrongtype(out, e),
         };
-        let fields: Vec<(&Vec<u8>, &Vec<u8>)> =
-            hash.map(|h| h.iter().collect()).unwrap_or_default();
+        let fields: Vec<(&[u8], &[u8])> = hash.map(|h| h.iter().collect()).unwrap_or_default();
         let per = if with_values { 2 } else { 1 };
-        let emit = |out: &mut Vec<u8>, f: &(&Vec<u8>, &Vec<u8>)| {
+        let emit = |out: &mut Vec<u8>, f: &(&[u8], &[u8])| {
             write_bulk(out, f.0);
             if with_values {
                 write_bulk(out, f.1);

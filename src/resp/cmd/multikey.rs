@@ -5,10 +5,12 @@
 //! two of them cannot deadlock), so no other client sees a half-done
 //! command; single-key commands keep locking one shard.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::{arg, parse_i64, write_wrongtype, Cx, E_DB_RANGE, E_SYNTAX};
 use crate::codec::resp::{write_array_header, write_bulk, write_error, write_int, write_null, OK};
+use crate::resp::compact::Set;
 use crate::resp::store::{Expiry, Locked, WrongType};
 
 const E_NO_KEY: &str = "ERR no such key";
@@ -67,7 +69,7 @@ pub(super) fn copy<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     }
     let out = &mut *cx.out;
     cx.store.with_keys(&[src, dst], |l| {
-        let Some(entry) = l.slot(src).entry().cloned() else {
+        let Some(entry) = l.slot(src).entry() else {
             return write_int(out, 0);
         };
         if !replace && l.slot(dst).exists() {
@@ -212,7 +214,7 @@ pub(super) fn smove<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         d.set_mut(true)
             .expect("checked above")
             .expect("created")
-            .insert(m.to_vec());
+            .insert(m);
         write_int(out, 1);
     })
 }
@@ -232,7 +234,7 @@ fn combine(l: &mut Locked<'_>, keys: &[&[u8]], op: SetOp) -> Result<HashSet<Vec<
         l.slot(k).set_members()?;
     }
     let mut acc: HashSet<Vec<u8>> = match l.slot(keys[0]).set_members()? {
-        Some(s) => s.clone(),
+        Some(s) => s.iter().map(Cow::into_owned).collect(),
         None => HashSet::new(),
     };
     for k in &keys[1..] {
@@ -245,7 +247,7 @@ fn combine(l: &mut Locked<'_>, keys: &[&[u8]], op: SetOp) -> Result<HashSet<Vec<
             },
             SetOp::Union => {
                 if let Some(o) = other {
-                    acc.extend(o.iter().cloned());
+                    acc.extend(o.iter().map(Cow::into_owned));
                 }
             }
             SetOp::Diff => {
@@ -285,7 +287,7 @@ fn set_op_store<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], op: SetOp) {
             let mut d = l.slot(dst);
             d.remove();
             if n > 0 {
-                *d.set_mut(true).expect("removed").expect("created") = set;
+                *d.set_mut(true).expect("removed").expect("created") = Set::from_members(set);
             }
             write_int(out, n as i64);
         }

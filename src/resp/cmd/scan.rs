@@ -120,16 +120,16 @@ fn scan_collection<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], kind: &str) {
         let items: Result<Vec<Item>, _> = match kind {
             "set" => slot.set_members().map(|s| {
                 s.into_iter()
-                    .flatten()
+                    .flat_map(|s| s.iter())
                     .filter(|m| pat(m))
-                    .map(|m| (m.clone(), None))
+                    .map(|m| (m.into_owned(), None))
                     .collect()
             }),
             "hash" => slot.hash().map(|h| {
                 h.into_iter()
-                    .flatten()
+                    .flat_map(|h| h.iter())
                     .filter(|(f, _)| pat(f))
-                    .map(|(f, v)| (f.clone(), Some(v.clone())))
+                    .map(|(f, v)| (f.to_vec(), Some(v.to_vec())))
                     .collect()
             }),
             _ => slot.zset().map(|z| {

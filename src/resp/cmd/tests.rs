@@ -636,7 +636,9 @@ fn function_config_auth() {
         ("AUTH", &arity("auth")),
     ]);
     let all = h.q("CONFIG GET *");
-    assert!(all.starts_with(&format!("*{}\r\n", 2 * CONFIG.len())));
+    // The fixed parameters, save, maxmemory(-policy), five thresholds and
+    // three list tunables.
+    assert!(all.starts_with(&format!("*{}\r\n", 2 * (CONFIG_FIXED.len() + 11))));
     assert!(h.q("CONFIG GET max*").contains("maxmemory-policy"));
 }
 
@@ -1612,25 +1614,47 @@ fn zunionstore_zinterstore_hincrbyfloat_hrandfield() {
 fn config_set_takes_encoding_thresholds_and_object_names_the_representation() {
     let mut h = H::new();
     h.check(&[
+        // Thresholds are process-wide: set to their defaults, so that tests
+        // running beside this one keep their encodings.
         (
-            "CONFIG SET list-max-listpack-size 4 zset-max-listpack-entries 0",
+            "CONFIG SET list-max-listpack-size 4 zset-max-listpack-entries 128",
             OK_,
         ),
         (
+            "CONFIG GET zset-max-listpack-entries",
+            "*2\r\n$25\r\nzset-max-listpack-entries\r\n$3\r\n128\r\n",
+        ),
+        (
+            "CONFIG GET list-max-listpack-size",
+            "*2\r\n$22\r\nlist-max-listpack-size\r\n$1\r\n4\r\n",
+        ),
+        ("CONFIG SET save \"\"", OK_),
+        (
             "CONFIG SET save 900",
-            "-ERR Unknown option or number of arguments for CONFIG SET - 'save'\r\n",
+            "-ERR CONFIG SET failed (possibly related to argument 'save') - evnet keeps no snapshots; only \"\" is accepted\r\n",
+        ),
+        (
+            "CONFIG SET maxmemory bla",
+            "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value\r\n",
+        ),
+        (
+            "CONFIG SET nope 1",
+            "-ERR Unknown option or number of arguments for CONFIG SET - 'nope'\r\n",
         ),
         ("CONFIG SET x", &arity("config|set")),
         ("SET s 1", OK_),
+        ("SET big", &arity("set")),
         ("RPUSH l a", ":1\r\n"),
         ("HSET h f v", ":1\r\n"),
         ("SADD st m", ":1\r\n"),
+        ("SADD si 1 2 3", ":3\r\n"),
         ("ZADD z 1 m", ":1\r\n"),
-        ("OBJECT ENCODING s", "$3\r\nraw\r\n"),
+        ("OBJECT ENCODING s", "$6\r\nembstr\r\n"),
         ("OBJECT ENCODING l", "$5\r\ndeque\r\n"),
-        ("OBJECT ENCODING h", "$9\r\nhashtable\r\n"),
+        ("OBJECT ENCODING h", "$8\r\nlistpack\r\n"),
         ("OBJECT ENCODING st", "$9\r\nhashtable\r\n"),
-        ("OBJECT ENCODING z", "$8\r\nskiplist\r\n"),
+        ("OBJECT ENCODING si", "$6\r\nintset\r\n"),
+        ("OBJECT ENCODING z", "$8\r\nlistpack\r\n"),
         ("OBJECT ENCODING nope", NIL),
         ("OBJECT REFCOUNT s", ":1\r\n"),
         ("SADD s2 a", ":1\r\n"),
@@ -1638,6 +1662,26 @@ fn config_set_takes_encoding_thresholds_and_object_names_the_representation() {
             "SINTERCARD 1 s2 LIMIT a",
             "-ERR LIMIT can't be negative\r\n",
         ),
+    ]);
+    // Past the thresholds: a long value, a 129th member.
+    let long = "x".repeat(65);
+    h.check(&[
+        (&format!("HSET h f2 {long}"), ":1\r\n"),
+        ("OBJECT ENCODING h", "$9\r\nhashtable\r\n"),
+        ("HGET h f", "$1\r\nv\r\n"),
+        (&format!("SET s {}", "y".repeat(5000)), OK_),
+        ("OBJECT ENCODING s", "$3\r\nraw\r\n"),
+        ("SADD si x", ":1\r\n"),
+        ("OBJECT ENCODING si", "$9\r\nhashtable\r\n"),
+        ("SISMEMBER si 2", ":1\r\n"),
+    ]);
+    for i in 0..128 {
+        h.q(&format!("ZADD z {i} m{i}"));
+    }
+    h.check(&[
+        ("ZCARD z", ":129\r\n"),
+        ("OBJECT ENCODING z", "$8\r\nskiplist\r\n"),
+        ("ZSCORE z m", "$1\r\n1\r\n"),
     ]);
 }
 

@@ -588,7 +588,7 @@ fn zcombine<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool, store: boo
             let slot = l.slot(k);
             let items = match (slot.zset(), slot.set_members()) {
                 (Ok(Some(z)), _) => z.iter().map(|(m, s)| (m.to_vec(), s)).collect(),
-                (_, Ok(Some(s))) => s.iter().map(|m| (m.clone(), 1.0)).collect(),
+                (_, Ok(Some(s))) => s.iter().map(|m| (m.into_owned(), 1.0)).collect(),
                 (Ok(None), _) => Vec::new(),
                 (Err(e), _) => return write_wrongtype(out, e),
             };

@@ -10,8 +10,10 @@
 # What is excluded, by the suite's own tags, because evnet resp deliberately
 # does not have it: needs:debug (DEBUG, OBJECT FREQ, digests), needs:repl
 # (replication), needs:save (persistence), needs:config-maxmemory (tests that
-# reconfigure maxmemory at run time), external:skip (tests that restart or
-# reconfigure the server; the runner adds this one itself for an external host).
+# reconfigure maxmemory at run time), resp3 (RESP3 replies: evnet resp speaks
+# RESP2 only, HELLO 3 is refused with NOPROTO; units check this tag themselves),
+# external:skip (tests that restart or reconfigure the server; the runner adds
+# this one itself for an external host).
 #
 # Every other test counts. A unit passes when at least 90% of the tests it ran
 # passed (100% for unit/protocol), no test was left unrun by an exception that
@@ -125,7 +127,7 @@ for unit in "${units[@]}"; do
     status=0
     timeout 900 ./runtest --host 127.0.0.1 --port "$port" --singledb --clients 1 --durable \
         --timeout 600 --single "$unit" \
-        --tags "-needs:debug -needs:repl -needs:save -needs:config-maxmemory" 2>&1 \
+        --tags "-needs:debug -needs:repl -needs:save -needs:config-maxmemory -resp3" 2>&1 \
         | sed -u 's/\x1b\[[0-9;]*m//g' >"$runlog" || status=$?
     stop_server
     ok=$(grep -c '^\[ok\]' "$runlog" || true)

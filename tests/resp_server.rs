@@ -767,3 +767,224 @@ fn twemproxy_shards_over_two_instances() {
     drop(guard);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `evnet resp` as a child process (its memory is its own to measure), with
+/// `extra` arguments; the child and its port.
+fn spawn_resp(extra: &[&str]) -> (ChildGuard, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_evnet"))
+        .args(["resp", "--addr", "127.0.0.1:0", "--loops", "1"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn evnet resp");
+    // The banner line: "evnet resp listening on 127.0.0.1:PORT (...)".
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let guard = ChildGuard(child);
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (guard, port)
+}
+
+/// Kills the child when dropped.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Resident memory of process `pid`, in bytes.
+fn rss_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn hostile_frames_cost_only_their_connection_and_bounded_memory() {
+    let (child, port) = spawn_resp(&[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pid = child.0.id();
+    let mut good = connect(addr);
+    expect(&mut good, "SET shared 1\r\n", "+OK\r\n");
+    let before = rss_of(pid);
+
+    // Refused outright: a reply naming the error, then the close.
+    let refused: &[(&[u8], &[u8])] = &[
+        (
+            b"*1\r\n$536870913\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1048577\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        // Nested arrays are not commands.
+        (
+            b"*1\r\n*1\r\n*1\r\n$4\r\nPING\r\n",
+            b"-ERR Protocol error: expected '$', got '*'\r\n",
+        ),
+        (
+            b"*-5\r\n$4\r\nPING\r\n",
+            b"-ERR unknown command '$4', with args beginning with: \r\n",
+        ),
+    ];
+    for (req, want) in refused {
+        let mut bad = connect(addr);
+        bad.write_all(req).unwrap();
+        let mut got = vec![0u8; want.len()];
+        bad.read_exact(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want),
+            "for {:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+
+    // Announced but never sent: a million-element header, and 400 MB
+    // bulks, on 50 connections each. Nothing is reserved for what has not
+    // arrived.
+    let mut held = Vec::new();
+    for i in 0..100 {
+        let mut s = connect(addr);
+        let req: &[u8] = if i % 2 == 0 {
+            b"*1000000\r\n$3\r\nSET\r\n"
+        } else {
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$400000000\r\nxyz"
+        };
+        s.write_all(req).unwrap();
+        held.push(s);
+    }
+    // The server has read them all once it answers a command sent after.
+    expect(&mut good, "INCR shared\r\n", ":2\r\n");
+    let grown = rss_of(pid).saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "100 half-sent huge frames grew the server by {grown} bytes"
+    );
+
+    // A huge range of a big list, pipelined 100 times by a client that does
+    // not read: the replies wait in bounded buffers (reading the client's
+    // commands stops), then all of them arrive whole.
+    let mut big = format!("*20002\r\n$5\r\nRPUSH\r\n$3\r\nbig\r\n");
+    for i in 0..20_000 {
+        big.push_str(&format!("$16\r\nelement-{i:08}\r\n"));
+    }
+    expect(&mut good, &big, ":20000\r\n");
+    let mut greedy = connect(addr);
+    let pipeline = "LRANGE big 0 -1\r\nZRANGE nozset 0 9223372036854775807\r\n".repeat(100);
+    greedy.write_all(pipeline.as_bytes()).unwrap();
+    expect(&mut good, "INCR shared\r\n", ":3\r\n");
+    let grown = rss_of(pid).saturating_sub(before);
+    // One reply is 20,000 bulks of 16 bytes (about 500 KB); 100 of them
+    // would be 50 MB if nothing held them back.
+    assert!(
+        grown < 64 << 20,
+        "unread replies grew the server by {grown} bytes"
+    );
+    let one = {
+        let mut r = String::from("*20000\r\n");
+        for i in 0..20_000 {
+            r.push_str(&format!("$16\r\nelement-{i:08}\r\n"));
+        }
+        r.push_str("*0\r\n");
+        r
+    };
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let got = read_exactly(&mut greedy, one.len() * 100);
+    assert!(
+        got == one.repeat(100).into_bytes(),
+        "pipelined replies differ"
+    );
+
+    drop(held);
+    expect(&mut good, "GET shared\r\n", "$1\r\n3\r\n");
+}
+
+#[test]
+fn maxmemory_evicts_by_lru_or_refuses_writes() {
+    // noeviction: writes past the limit get the OOM error, reads go on.
+    let (_child, port) = spawn_resp(&["--maxmemory", "24mb"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = connect(addr);
+    let value = "v".repeat(1000);
+    let mut refused_at = None;
+    for i in 0..100_000 {
+        c.write_all(format!("SET k{i} {value}\r\n").as_bytes())
+            .unwrap();
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            c.read_exact(&mut b).unwrap();
+            line.push(b[0]);
+        }
+        if line != b"+OK\r\n" {
+            assert_eq!(
+                String::from_utf8_lossy(&line),
+                "-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+            );
+            refused_at = Some(i);
+            break;
+        }
+    }
+    let n = refused_at.expect("24 MB of heap never ran out");
+    assert!(n > 1000, "refused after only {n} keys");
+    expect(&mut c, "GET k0\r\n", &format!("$1000\r\n{value}\r\n"));
+    expect(&mut c, "DEL k0 k1 k2\r\n", ":3\r\n");
+
+    // allkeys-lru: writes go on, the keys never read are the ones evicted.
+    let (_child, port) = spawn_resp(&["--maxmemory", "24mb", "--maxmemory-policy", "allkeys-lru"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = connect(addr);
+    expect(&mut c, "SET hot 1\r\n", "+OK\r\n");
+    for i in 0..60_000 {
+        c.write_all(format!("SET k{i} {value}\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_exactly(&mut c, 5), b"+OK\r\n", "SET k{i}");
+    }
+    c.write_all(b"INFO memory\r\n").unwrap();
+    let info = String::from_utf8_lossy(&read_bulk(&mut c)).into_owned();
+    let used: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(used <= 24 << 20, "used_memory {used} past maxmemory");
+    assert!(info.contains("maxmemory_policy:allkeys-lru"), "{info}");
+    c.write_all(b"DBSIZE\r\n").unwrap();
+    let keys = read_header_number(&mut c);
+    assert!(keys < 60_000, "nothing was evicted ({keys} keys)");
+    c.write_all(b"INFO stats\r\n").unwrap();
+    let stats = String::from_utf8_lossy(&read_bulk(&mut c)).into_owned();
+    let evicted: i64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("evicted_keys:"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(evicted + keys, 60_001, "{stats}");
+}
+
+/// One bulk reply's payload.
+fn read_bulk(s: &mut TcpStream) -> Vec<u8> {
+    let n = read_header_number(s);
+    let body = read_exactly(s, n as usize + 2);
+    body[..n as usize].to_vec()
+}

@@ -580,6 +580,7 @@ macro_rules! command_table {
         "hincrbyfloat" => 4, hincrbyfloat;
         "hrandfield" => -2, hrandfield;
         "object" => -2, object;
+        "memory" => -2, memory;
         "multi" => 1, multi;
         "exec" => 1, exec_outside;
         "discard" => 1, discard;
@@ -1029,6 +1030,31 @@ fn info<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     write_bulk(cx.out, text.as_bytes());
 }
 
+/// MEMORY USAGE key [SAMPLES n] | MEMORY HELP.
+fn memory<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let sub = arg(args, 1).to_ascii_lowercase();
+    match sub.as_slice() {
+        b"usage" if args.len() == 3 || args.len() == 5 => {
+            if args.len() == 5
+                && (!arg(args, 3).eq_ignore_ascii_case(b"samples")
+                    || parse_i64(arg(args, 4)).is_none())
+            {
+                return write_error(cx.out, E_SYNTAX);
+            }
+            match cx.store.with_key(arg(args, 2), |slot| slot.memory_usage()) {
+                Some(n) => write_int(cx.out, n as i64),
+                None => write_null(cx.out),
+            }
+        }
+        b"usage" => err_arity(cx.out, "memory|usage"),
+        b"help" => {
+            write_array_header(cx.out, 1);
+            write_bulk(cx.out, b"MEMORY USAGE <key> [SAMPLES <count>]");
+        }
+        _ => err_subcommand(cx.out, arg(args, 0), arg(args, 1)),
+    }
+}
+
 /// Bytes as Redis's INFO shows them ("1.50M").
 fn human_bytes(n: usize) -> String {
     let units = ["B", "K", "M", "G", "T"];
@@ -1214,9 +1240,13 @@ fn config_values(store: &Store) -> Vec<(String, String)> {
     for name in [
         "hash-max-listpack-entries",
         "hash-max-listpack-value",
+        "hash-max-ziplist-entries",
+        "hash-max-ziplist-value",
         "set-max-intset-entries",
         "zset-max-listpack-entries",
         "zset-max-listpack-value",
+        "zset-max-ziplist-entries",
+        "zset-max-ziplist-value",
     ] {
         let value = limits.by_name(name.as_bytes()).expect("a known threshold");
         v.push((name.into(), value.load(Ordering::Relaxed).to_string()));
@@ -1233,7 +1263,7 @@ static LIST_SETTINGS: std::sync::Mutex<[i64; 3]> = std::sync::Mutex::new([-2, -2
 
 /// A memory size as CONFIG takes one: bytes, or with a unit (k, kb, m, mb,
 /// g, gb; the `b` forms are powers of 1024).
-fn parse_memory(v: &[u8]) -> Option<usize> {
+pub fn parse_memory(v: &[u8]) -> Option<usize> {
     let s = std::str::from_utf8(v).ok()?.to_ascii_lowercase();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);

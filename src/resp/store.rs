@@ -633,6 +633,24 @@ impl<'a> Slot<'a> {
         self.find()
             .map(|n| n.view().encoding(matches!(n, Node::Packed(_))))
     }
+    /// Bytes the key and its value take (MEMORY USAGE): its table slot and
+    /// allocation; for a big collection an estimate of its elements'.
+    pub fn memory_usage(&self) -> Option<usize> {
+        let slot = std::mem::size_of::<Node>() + 1;
+        Some(match self.find()? {
+            Node::Packed(b) => slot + b.len(),
+            Node::Big(n) => {
+                let value = match n.entry.value.view() {
+                    ValueRef::Str(s) => s.len(),
+                    ValueRef::List(l) => l.iter().map(|e| e.len() + 24).sum(),
+                    ValueRef::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len() + 56).sum(),
+                    ValueRef::Set(s) => s.iter().map(|m| m.len() + 32).sum(),
+                    ValueRef::ZSet(z) => z.iter().map(|(m, _)| 2 * m.len() + 72).sum(),
+                };
+                slot + std::mem::size_of::<BigNode>() + n.key.len() + value
+            }
+        })
+    }
     /// Seconds since the key was last read or written before this access
     /// (OBJECT IDLETIME), by the LRU clock; `None` if absent.
     pub fn idle_secs(&self) -> Option<u32> {

@@ -4,6 +4,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Args;
 use evnet::resp::server::{handler_factory, ActiveExpiry};
+use evnet::resp::store::Policy;
 use evnet::resp::Store;
 
 use crate::common::{
@@ -23,6 +24,23 @@ pub struct RespArgs {
     /// Most expired keys one sweep deletes.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub expire_budget: usize,
+    /// Most heap the server may use, e.g. 100mb or 2gb (0: no limit). Past
+    /// it, writes evict keys by --maxmemory-policy or are refused (OOM).
+    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_memory)]
+    pub maxmemory: usize,
+    /// What happens past --maxmemory: noeviction, allkeys-lru,
+    /// allkeys-random, volatile-lru, volatile-random or volatile-ttl.
+    #[arg(long, value_name = "POLICY", default_value = "noeviction", value_parser = parse_policy)]
+    pub maxmemory_policy: Policy,
+}
+
+fn parse_memory(s: &str) -> Result<usize, String> {
+    evnet::resp::cmd::parse_memory(s.as_bytes())
+        .ok_or_else(|| format!("{s:?} is not a memory size (bytes, or with k, kb, m, mb, g, gb)"))
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s.as_bytes()).ok_or_else(|| format!("unknown maxmemory policy {s:?}"))
 }
 
 pub fn run(args: RespArgs) -> Result<()> {
@@ -43,6 +61,7 @@ pub fn run(args: RespArgs) -> Result<()> {
         budget: args.expire_budget,
     };
     let store = Arc::new(Store::new());
+    store.set_maxmemory(args.maxmemory, args.maxmemory_policy);
     serve_reactor(
         "resp",
         builder,

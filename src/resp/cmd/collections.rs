@@ -173,6 +173,9 @@ pub(super) fn pop_count<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) -> Option
 /// LPOP/RPOP key [count]: one element (or nil), or with a count an array
 /// (nil array for a missing key).
 fn pop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
+    if args.len() > 3 {
+        return super::err_arity(cx.out, if left { "lpop" } else { "rpop" });
+    }
     let Some(count) = pop_count(cx.out, args) else {
         return;
     };

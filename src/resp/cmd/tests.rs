@@ -636,9 +636,9 @@ fn function_config_auth() {
         ("AUTH", &arity("auth")),
     ]);
     let all = h.q("CONFIG GET *");
-    // The fixed parameters, save, maxmemory(-policy), five thresholds and
-    // three list tunables.
-    assert!(all.starts_with(&format!("*{}\r\n", 2 * (CONFIG_FIXED.len() + 11))));
+    // The fixed parameters, save, maxmemory(-policy), nine thresholds (old
+    // names included) and three list tunables.
+    assert!(all.starts_with(&format!("*{}\r\n", 2 * (CONFIG_FIXED.len() + 15))));
     assert!(h.q("CONFIG GET max*").contains("maxmemory-policy"));
 }
 

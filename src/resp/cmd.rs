@@ -171,9 +171,13 @@ pub const COMMAND_NAMES: &[&str] = &[
     "append",
     "auth",
     "blmove",
+    "blmpop",
     "blpop",
     "brpop",
     "brpoplpush",
+    "bzmpop",
+    "bzpopmax",
+    "bzpopmin",
     "client",
     "command",
     "config",
@@ -223,6 +227,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "linsert",
     "llen",
     "lmove",
+    "lmpop",
     "lpop",
     "lpos",
     "lpush",
@@ -284,16 +289,21 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zadd",
     "zcard",
     "zcount",
+    "zdiff",
+    "zdiffstore",
     "zincrby",
     "zinter",
+    "zintercard",
     "zinterstore",
     "zlexcount",
+    "zmpop",
     "zmscore",
     "zpopmax",
     "zpopmin",
     "zrange",
     "zrangebylex",
     "zrangebyscore",
+    "zrangestore",
     "zrank",
     "zrem",
     "zremrangebylex",
@@ -547,7 +557,7 @@ macro_rules! command_table {
         "hello" => -1, hello;
         "auth" => -2, auth;
         "quit" => -1, quit;
-            "zadd" => -4, zadd;
+        "zadd" => -4, zadd;
         "zincrby" => 4, zincrby;
         "zrem" => -3, zrem;
         "zscore" => 3, zscore;
@@ -577,6 +587,16 @@ macro_rules! command_table {
         "zunion" => -3, zunion;
         "zinter" => -3, zinter;
         "zinterstore" => -4, zinterstore;
+        "zdiff" => -3, zdiff;
+        "zdiffstore" => -4, zdiffstore;
+        "zintercard" => -3, zintercard;
+        "zrangestore" => -5, zrangestore;
+        "zmpop" => -4, zmpop;
+        "bzpopmin" => -3, bzpopmin;
+        "bzpopmax" => -3, bzpopmax;
+        "bzmpop" => -5, bzmpop;
+        "lmpop" => -4, lmpop;
+        "blmpop" => -5, blmpop;
         "hincrbyfloat" => 4, hincrbyfloat;
         "hrandfield" => -2, hrandfield;
         "object" => -2, object;

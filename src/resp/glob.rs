@@ -265,7 +265,11 @@ mod tests {
         assert!(!glob_match(pattern.as_bytes(), s.as_bytes(), false));
         // Escaped and bracketed stars are literals.
         let pattern = "\\*".repeat(2000);
-        assert!(glob_match(pattern.as_bytes(), "*".repeat(2000).as_bytes(), false));
+        assert!(glob_match(
+            pattern.as_bytes(),
+            "*".repeat(2000).as_bytes(),
+            false
+        ));
     }
 
     /// Reference matcher: straightforward recursion over the same token

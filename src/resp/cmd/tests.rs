@@ -1679,3 +1679,261 @@ fn lexicographic_ranges() {
         ("ZLEXCOUNT nope - +", ":0\r\n"),
     ]);
 }
+
+#[test]
+fn zdiff_zintercard_and_zrangestore() {
+    let mut h = H::new();
+    h.check(&[
+        ("ZADD a 1 x 2 y 3 z", ":3\r\n"),
+        ("ZADD b 5 y", ":1\r\n"),
+        ("SADD s z", ":1\r\n"),
+        (
+            "ZDIFF 2 a b WITHSCORES",
+            "*4\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\nz\r\n$1\r\n3\r\n",
+        ),
+        ("ZDIFF 3 a b s", "*1\r\n$1\r\nx\r\n"),
+        ("ZDIFF 1 nope", "*0\r\n"),
+        ("ZDIFFSTORE d 2 a b", ":2\r\n"),
+        (
+            "ZRANGE d 0 -1 WITHSCORES",
+            "*4\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\nz\r\n$1\r\n3\r\n",
+        ),
+        ("ZDIFFSTORE d 2 a a", ":0\r\n"),
+        ("EXISTS d", ":0\r\n"),
+        // A plain set as the first input: its members score 1.
+        ("ZDIFFSTORE d 2 s b", ":1\r\n"),
+        ("ZSCORE d z", "$1\r\n1\r\n"),
+        ("ZDIFF 2 a b WEIGHTS 1 2", SYNTAX),
+        ("ZDIFFSTORE d 2 a b WITHSCORES", SYNTAX),
+        (
+            "ZDIFF 0 a",
+            "-ERR at least 1 input key is needed for 'zdiff' command\r\n",
+        ),
+        ("ZDIFF 3 a b", SYNTAX),
+        ("ZINTERCARD 2 a b", ":1\r\n"),
+        ("ZINTERCARD 2 a s", ":1\r\n"),
+        ("ZINTERCARD 1 a LIMIT 2", ":2\r\n"),
+        ("ZINTERCARD 1 a LIMIT 0", ":3\r\n"),
+        ("ZINTERCARD 2 a nope", ":0\r\n"),
+        ("ZINTERCARD 1 a LIMIT -1", "-ERR LIMIT can't be negative\r\n"),
+        ("ZINTERCARD 1 a LIMIT x", "-ERR LIMIT can't be negative\r\n"),
+        ("ZINTERCARD 1 a a", SYNTAX),
+        ("ZINTERCARD 1 a LIMIT", SYNTAX),
+        ("ZINTERCARD 1 a WITHSCORES", SYNTAX),
+        (
+            "ZINTERCARD 0 a",
+            "-ERR at least 1 input key is needed for 'zintercard' command\r\n",
+        ),
+        ("ZINTERCARD x a", NOT_INT),
+        ("ZINTERCARD 1", &arity("zintercard")),
+        ("SET str v", OK_),
+        ("ZINTERCARD 2 a str", WRONGTYPE),
+        ("ZDIFF 2 str a", WRONGTYPE),
+        // As in Redis, the keys' types are checked before the options.
+        ("ZUNION 2 a str WEIGHTS x y", WRONGTYPE),
+        ("ZRANGESTORE r a 0 1", ":2\r\n"),
+        (
+            "ZRANGE r 0 -1 WITHSCORES",
+            "*4\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\ny\r\n$1\r\n2\r\n",
+        ),
+        ("ZRANGESTORE r a (1 +inf BYSCORE LIMIT 1 1", ":1\r\n"),
+        ("ZRANGE r 0 -1", "*1\r\n$1\r\nz\r\n"),
+        ("ZRANGESTORE r a +inf -inf BYSCORE REV LIMIT 0 2", ":2\r\n"),
+        ("ZRANGE r 0 -1", "*2\r\n$1\r\ny\r\n$1\r\nz\r\n"),
+        ("ZRANGESTORE r a -1 -1 REV", ":1\r\n"),
+        ("ZRANGE r 0 -1", "*1\r\n$1\r\nx\r\n"),
+        ("ZRANGESTORE r a 5 10", ":0\r\n"),
+        ("EXISTS r", ":0\r\n"),
+        ("ZRANGESTORE r nope 0 -1", ":0\r\n"),
+        // The destination is replaced whatever it held.
+        ("ZRANGESTORE str a 0 0", ":1\r\n"),
+        ("TYPE str", "+zset\r\n"),
+        ("ZADD l 0 a 0 b 0 c", ":3\r\n"),
+        ("ZRANGESTORE r l [b + BYLEX", ":2\r\n"),
+        ("ZRANGE r 0 -1", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ("ZRANGESTORE r l + - BYLEX REV LIMIT 0 1", ":1\r\n"),
+        ("ZRANGE r 0 -1", "*1\r\n$1\r\nc\r\n"),
+        ("ZRANGESTORE r a 0 1 WITHSCORES", SYNTAX),
+        ("ZRANGESTORE r a 0 1 BYLEX BYSCORE", SYNTAX),
+        ("ZRANGESTORE r a 0 1 REV REV", SYNTAX),
+        (
+            "ZRANGESTORE r a 0 1 LIMIT 0 1",
+            "-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n",
+        ),
+        ("ZRANGESTORE r a x 1", NOT_INT),
+        ("ZRANGESTORE r a x 1 BYSCORE", "-ERR min or max is not a float\r\n"),
+        (
+            "ZRANGESTORE r l a c BYLEX",
+            "-ERR min or max not valid string range item\r\n",
+        ),
+        ("ZRANGESTORE r s 0 1", WRONGTYPE),
+        ("ZRANGESTORE r a 0", &arity("zrangestore")),
+    ]);
+}
+
+impl H {
+    /// Run `line`, which must block (no reply).
+    fn blocks(&mut self, line: &str) {
+        let args = split_inline_args(line.as_bytes()).expect("test line quoting");
+        assert_eq!(self.exec(&args), (String::new(), Outcome::Block), "{line}");
+    }
+
+    /// Run `line` as another client.
+    fn other(&self, line: &str) -> String {
+        let args = split_inline_args(line.as_bytes()).expect("test line quoting");
+        let mut out = Vec::new();
+        execute(&self.store, &mut Session::with_id(8), &args, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Retry the blocked command: its reply, and whether it is still
+    /// blocked.
+    fn retry(&mut self) -> (String, Outcome) {
+        let mut out = Vec::new();
+        let o = retry_blocked(&self.store, &mut self.session, &mut out);
+        (String::from_utf8_lossy(&out).into_owned(), o)
+    }
+}
+
+#[test]
+fn zmpop_and_blocking_zset_pops() {
+    let mut h = H::new();
+    h.check(&[
+        ("ZADD z 1 a 2 b 3 c", ":3\r\n"),
+        (
+            "ZMPOP 1 z MIN",
+            "*2\r\n$1\r\nz\r\n*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+        ),
+        (
+            "ZMPOP 2 nope z MAX COUNT 5",
+            "*2\r\n$1\r\nz\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n",
+        ),
+        ("EXISTS z", ":0\r\n"),
+        ("ZMPOP 1 z MIN", "*-1\r\n"),
+        ("ZMPOP 0 z MIN", "-ERR numkeys should be greater than 0\r\n"),
+        ("ZMPOP x z MIN", "-ERR numkeys should be greater than 0\r\n"),
+        ("ZMPOP 1 z", &arity("zmpop")),
+        ("ZMPOP 1 z bad", SYNTAX),
+        ("ZMPOP 2 z MIN", SYNTAX),
+        ("ZMPOP 1 z MIN MAX", SYNTAX),
+        ("ZMPOP 1 z MIN COUNT", SYNTAX),
+        (
+            "ZMPOP 1 z MIN COUNT 0",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        (
+            "ZMPOP 1 z MIN COUNT x",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        ("ZMPOP 1 z MIN COUNT 1 COUNT 2", SYNTAX),
+        ("SET str v", OK_),
+        ("ZMPOP 2 nope str MIN", WRONGTYPE),
+        ("ZADD y 1 m 2 n", ":2\r\n"),
+        ("BZPOPMIN str y 0", WRONGTYPE),
+        (
+            "BZPOPMAX nope y 0",
+            "*3\r\n$1\r\ny\r\n$1\r\nn\r\n$1\r\n2\r\n",
+        ),
+        (
+            "BZMPOP 0 1 y MIN COUNT 3",
+            "*2\r\n$1\r\ny\r\n*1\r\n*2\r\n$1\r\nm\r\n$1\r\n1\r\n",
+        ),
+        ("BZPOPMIN y -1", "-ERR timeout is negative\r\n"),
+        (
+            "BZPOPMIN y x",
+            "-ERR timeout is not a float or out of range\r\n",
+        ),
+        ("BZPOPMIN y", &arity("bzpopmin")),
+        // BZMPOP's own arguments are checked before the timeout.
+        (
+            "BZMPOP x 1 y MIN COUNT 0",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        (
+            "BZMPOP x 1 y MIN",
+            "-ERR timeout is not a float or out of range\r\n",
+        ),
+        ("BZMPOP 0 1 y", &arity("bzmpop")),
+        // Inside MULTI nothing waits: each answers as if timed out.
+        ("MULTI", OK_),
+        ("BZPOPMIN y 0", "+QUEUED\r\n"),
+        ("BZMPOP 0 1 y MAX", "+QUEUED\r\n"),
+        ("EXEC", "*2\r\n*-1\r\n*-1\r\n"),
+    ]);
+    // An empty key blocks; a ZADD by another client serves it.
+    h.blocks("BZPOPMIN y 0");
+    assert_eq!(h.session.blocked_keys(), Some(&[b"y".to_vec()][..]));
+    assert_eq!(h.other("ZADD y 7 late"), ":1\r\n");
+    assert_eq!(
+        h.retry(),
+        (
+            "*3\r\n$1\r\ny\r\n$4\r\nlate\r\n$1\r\n7\r\n".into(),
+            Outcome::Continue
+        )
+    );
+    h.blocks("BZMPOP 0.5 2 y w MAX COUNT 2");
+    assert_eq!(h.other("ZUNIONSTORE w 1 a"), ":0\r\n");
+    assert_eq!(h.other("ZINCRBY w 1.5 q"), "$3\r\n1.5\r\n");
+    assert_eq!(
+        h.retry(),
+        (
+            "*2\r\n$1\r\nw\r\n*1\r\n*2\r\n$1\r\nq\r\n$3\r\n1.5\r\n".into(),
+            Outcome::Continue
+        )
+    );
+    // Data taken by someone else: blocked again; then the timeout answers.
+    h.blocks("BZPOPMAX w 1");
+    assert_eq!(h.retry(), (String::new(), Outcome::Block));
+    let mut out = Vec::new();
+    time_out_blocked(&mut h.session, &mut out);
+    assert_eq!(out, b"*-1\r\n");
+}
+
+#[test]
+fn lmpop_and_blmpop() {
+    let mut h = H::new();
+    h.check(&[
+        ("RPUSH l a b c", ":3\r\n"),
+        ("LMPOP 2 nope l LEFT", "*2\r\n$1\r\nl\r\n*1\r\n$1\r\na\r\n"),
+        (
+            "LMPOP 1 l RIGHT COUNT 10",
+            "*2\r\n$1\r\nl\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n",
+        ),
+        ("EXISTS l", ":0\r\n"),
+        ("LMPOP 1 l LEFT", "*-1\r\n"),
+        ("LMPOP 1 l MIDDLE", SYNTAX),
+        (
+            "LMPOP -1 l LEFT",
+            "-ERR numkeys should be greater than 0\r\n",
+        ),
+        (
+            "LMPOP 1 l LEFT COUNT -1",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        ("LMPOP 1 l", &arity("lmpop")),
+        ("SET str v", OK_),
+        ("LMPOP 2 str l LEFT", WRONGTYPE),
+        ("RPUSH l x", ":1\r\n"),
+        (
+            "BLMPOP 0 1 l LEFT COUNT -1",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        ("BLMPOP -1 1 l LEFT", "-ERR timeout is negative\r\n"),
+        (
+            "BLMPOP 0 2 nope l RIGHT",
+            "*2\r\n$1\r\nl\r\n*1\r\n$1\r\nx\r\n",
+        ),
+        ("MULTI", OK_),
+        ("BLMPOP 0 1 l LEFT", "+QUEUED\r\n"),
+        ("EXEC", "*1\r\n*-1\r\n"),
+    ]);
+    h.blocks("BLMPOP 0 2 l m RIGHT COUNT 2");
+    assert_eq!(h.other("RPUSH m 1 2 3"), ":3\r\n");
+    assert_eq!(
+        h.retry(),
+        (
+            "*2\r\n$1\r\nm\r\n*2\r\n$1\r\n3\r\n$1\r\n2\r\n".into(),
+            Outcome::Continue
+        )
+    );
+}

@@ -30,11 +30,13 @@ macro_rules! variants {
     };
 }
 
+mod bits;
 mod collections;
 mod multikey;
 mod scan;
 mod strings;
 mod zsets;
+use bits::*;
 use collections::*;
 use multikey::*;
 use scan::*;
@@ -170,6 +172,9 @@ impl Session {
 pub const COMMAND_NAMES: &[&str] = &[
     "append",
     "auth",
+    "bitcount",
+    "bitop",
+    "bitpos",
     "blmove",
     "blmpop",
     "blpop",
@@ -197,6 +202,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "flushdb",
     "function",
     "get",
+    "getbit",
     "getdel",
     "getex",
     "getrange",
@@ -223,6 +229,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "incrbyfloat",
     "info",
     "keys",
+    "lcs",
     "lindex",
     "linsert",
     "llen",
@@ -263,6 +270,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "sdiffstore",
     "select",
     "set",
+    "setbit",
     "setex",
     "setnx",
     "setrange",
@@ -596,6 +604,12 @@ macro_rules! command_table {
         "bzpopmax" => -3, bzpopmax;
         "bzmpop" => -5, bzmpop;
         "lmpop" => -4, lmpop;
+        "setbit" => 4, setbit;
+        "getbit" => 3, getbit;
+        "bitcount" => -2, bitcount;
+        "bitpos" => -3, bitpos;
+        "bitop" => -4, bitop;
+        "lcs" => -3, lcs;
         "blmpop" => -5, blmpop;
         "hincrbyfloat" => 4, hincrbyfloat;
         "hrandfield" => -2, hrandfield;

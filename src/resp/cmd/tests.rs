@@ -1937,3 +1937,151 @@ fn lmpop_and_blmpop() {
         )
     );
 }
+
+#[test]
+fn setbit_getbit_bitcount_bitpos() {
+    let mut h = H::new();
+    h.check(&[
+        ("SETBIT b 7 1", ":0\r\n"),
+        ("GET b", "$1\r\n\u{1}\r\n"),
+        ("SETBIT b 7 1", ":1\r\n"),
+        ("GETBIT b 7", ":1\r\n"),
+        ("GETBIT b 6", ":0\r\n"),
+        ("GETBIT b 100", ":0\r\n"),
+        ("GETBIT nope 0", ":0\r\n"),
+        ("SETBIT b 7 0", ":1\r\n"),
+        ("SETBIT b 23 1", ":0\r\n"),
+        ("STRLEN b", ":3\r\n"),
+        ("SETBIT b 4294967295 0", ":0\r\n"),
+        ("DEL b", ":1\r\n"),
+        (
+            "SETBIT b 4294967296 1",
+            "-ERR bit offset is not an integer or out of range\r\n",
+        ),
+        (
+            "SETBIT b -1 1",
+            "-ERR bit offset is not an integer or out of range\r\n",
+        ),
+        (
+            "GETBIT b x",
+            "-ERR bit offset is not an integer or out of range\r\n",
+        ),
+        (
+            "SETBIT b 0 2",
+            "-ERR bit is not an integer or out of range\r\n",
+        ),
+        (
+            "SETBIT b 0 x",
+            "-ERR bit is not an integer or out of range\r\n",
+        ),
+        ("EXISTS b", ":0\r\n"),
+        ("SET s foobar", OK_),
+        ("BITCOUNT s", ":26\r\n"),
+        ("BITCOUNT s 0 0", ":4\r\n"),
+        ("BITCOUNT s 1 1 BYTE", ":6\r\n"),
+        ("BITCOUNT s 5 30 BIT", ":17\r\n"),
+        ("BITCOUNT s -2 -1", ":7\r\n"),
+        ("BITCOUNT s 0 1000", ":26\r\n"),
+        ("BITCOUNT s 3 1", ":0\r\n"),
+        ("BITCOUNT s -1 -2 FOO", ":0\r\n"),
+        ("BITCOUNT s 0 1 FOO", SYNTAX),
+        ("BITCOUNT s 0", SYNTAX),
+        ("BITCOUNT s x 1", NOT_INT),
+        // As in Redis, a missing key answers before its arguments are read.
+        ("BITCOUNT nope x", ":0\r\n"),
+        ("SET p \"\\xff\\xf0\\x00\"", OK_),
+        ("BITPOS p 0", ":12\r\n"),
+        ("SET p \"\\x00\\xff\\xf0\"", OK_),
+        ("BITPOS p 1 0", ":8\r\n"),
+        ("BITPOS p 1 2", ":16\r\n"),
+        ("BITPOS p 1 2 -1 BYTE", ":16\r\n"),
+        ("BITPOS p 1 7 15 BIT", ":8\r\n"),
+        ("BITPOS p 1 7 -3 BIT", ":8\r\n"),
+        ("BITPOS p 0 8 11 BIT", ":-1\r\n"),
+        ("BITPOS p 1 5 0", ":-1\r\n"),
+        ("SET ones \"\\xff\\xff\"", OK_),
+        ("BITPOS ones 0", ":16\r\n"),
+        ("BITPOS ones 0 1", ":16\r\n"),
+        ("BITPOS ones 0 0 -1", ":-1\r\n"),
+        ("BITPOS ones 1 1 1 FOO", SYNTAX),
+        ("BITPOS ones 1 1 x FOO", SYNTAX),
+        ("BITPOS ones 1 1 x", NOT_INT),
+        ("SET zero \"\\x00\"", OK_),
+        ("BITPOS zero 1", ":-1\r\n"),
+        ("SET empty \"\"", OK_),
+        ("BITPOS empty 0", ":-1\r\n"),
+        ("BITPOS nope 0", ":0\r\n"),
+        ("BITPOS nope 1", ":-1\r\n"),
+        ("BITPOS p 2", "-ERR The bit argument must be 1 or 0.\r\n"),
+        ("BITPOS p x", NOT_INT),
+        ("RPUSH l a", ":1\r\n"),
+        ("SETBIT l 0 1", WRONGTYPE),
+        ("GETBIT l 0", WRONGTYPE),
+        ("BITCOUNT l", WRONGTYPE),
+        ("BITPOS l 1", WRONGTYPE),
+    ]);
+}
+
+#[test]
+fn bitop_and_lcs() {
+    let mut h = H::new();
+    h.check(&[
+        ("SET a \"\\x0f\"", OK_),
+        ("SET b \"\\xf0\\x01\"", OK_),
+        ("BITOP AND d a b", ":2\r\n"),
+    ]);
+    assert_eq!(h.store.get(b"d"), Some(vec![0x00, 0x00]));
+    h.q("BITOP OR d a b");
+    assert_eq!(h.store.get(b"d"), Some(vec![0xff, 0x01]));
+    h.q("BITOP XOR d b a b");
+    assert_eq!(h.store.get(b"d"), Some(vec![0x0f, 0x00]));
+    h.check(&[("BITOP NOT d b", ":2\r\n")]);
+    assert_eq!(h.store.get(b"d"), Some(vec![0x0f, 0xfe]));
+    h.check(&[
+        (
+            "BITOP NOT d a b",
+            "-ERR BITOP NOT must be called with a single source key.\r\n",
+        ),
+        ("BITOP FOO d a", SYNTAX),
+        ("BITOP AND d", &arity("bitop")),
+        ("BITOP AND d nope", ":0\r\n"),
+        ("EXISTS d", ":0\r\n"),
+        ("RPUSH l x", ":1\r\n"),
+        ("BITOP OR d a l", WRONGTYPE),
+        // The destination is replaced whatever it held.
+        ("BITOP OR l a", ":1\r\n"),
+        ("TYPE l", "+string\r\n"),
+        ("SET k1 ohmytext", OK_),
+        ("SET k2 mynewtext", OK_),
+        ("LCS k1 k2", "$6\r\nmytext\r\n"),
+        ("LCS k1 k2 LEN", ":6\r\n"),
+        (
+            "LCS k1 k2 IDX",
+            "*4\r\n$7\r\nmatches\r\n*2\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n*2\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n$3\r\nlen\r\n:6\r\n",
+        ),
+        (
+            "LCS k1 k2 IDX MINMATCHLEN 4 WITHMATCHLEN",
+            "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n$3\r\nlen\r\n:6\r\n",
+        ),
+        ("LCS k1 nope", "$0\r\n\r\n"),
+        ("LCS k1 nope IDX", "*4\r\n$7\r\nmatches\r\n*0\r\n$3\r\nlen\r\n:0\r\n"),
+        (
+            "LCS k1 k2 LEN IDX",
+            "-ERR If you want both the length and indexes, please just use IDX.\r\n",
+        ),
+        ("LCS k1 k2 FOO", SYNTAX),
+        ("LCS k1 k2 MINMATCHLEN", SYNTAX),
+        ("LCS k1 k2 IDX MINMATCHLEN x", NOT_INT),
+        ("RPUSH list x", ":1\r\n"),
+        // The types are checked before the options.
+        (
+            "LCS k1 list FOO",
+            "-ERR The specified keys must contain string values\r\n",
+        ),
+        (
+            "LCS list k1",
+            "-ERR The specified keys must contain string values\r\n",
+        ),
+        ("LCS k1", &arity("lcs")),
+    ]);
+}

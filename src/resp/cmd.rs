@@ -34,12 +34,14 @@ mod bits;
 mod collections;
 mod multikey;
 mod scan;
+mod sort;
 mod strings;
 mod zsets;
 use bits::*;
 use collections::*;
 use multikey::*;
 use scan::*;
+use sort::{sort, sort_ro};
 use strings::*;
 use zsets::*;
 
@@ -281,6 +283,8 @@ pub const COMMAND_NAMES: &[&str] = &[
     "smembers",
     "smismember",
     "smove",
+    "sort",
+    "sort_ro",
     "spop",
     "srandmember",
     "srem",
@@ -610,6 +614,8 @@ macro_rules! command_table {
         "bitpos" => -3, bitpos;
         "bitop" => -4, bitop;
         "lcs" => -3, lcs;
+        "sort" => -2, sort;
+        "sort_ro" => -2, sort_ro;
         "blmpop" => -5, blmpop;
         "hincrbyfloat" => 4, hincrbyfloat;
         "hrandfield" => -2, hrandfield;
@@ -691,6 +697,11 @@ fn run<A: AsRef<[u8]>>(
     if lower == "exec" {
         // EXEC takes every gate itself.
         exec(&mut cx);
+    } else if matches!(lower, "sort" | "sort_ro") && sort::needs_exclusive(args) {
+        // It reads or writes keys it can only name as it goes: alone, as
+        // EXEC runs (see `sort`).
+        let _all = store.exclusive();
+        dispatch(lower, &mut cx, args);
     } else {
         let _gate = store.gate(cx.session.id);
         dispatch(lower, &mut cx, args);

@@ -2085,3 +2085,68 @@ fn bitop_and_lcs() {
         ("LCS k1", &arity("lcs")),
     ]);
 }
+
+#[test]
+fn sort_lists_sets_and_sorted_sets() {
+    let mut h = H::new();
+    h.check(&[
+        ("RPUSH l 3 1 2 10", ":4\r\n"),
+        ("SORT l", "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$2\r\n10\r\n"),
+        ("SORT l DESC LIMIT 1 2", "*2\r\n$1\r\n3\r\n$1\r\n2\r\n"),
+        ("SORT l ALPHA", "*4\r\n$1\r\n1\r\n$2\r\n10\r\n$1\r\n2\r\n$1\r\n3\r\n"),
+        ("SORT l LIMIT 10 5", "*0\r\n"),
+        ("SORT l LIMIT -5 1", "*1\r\n$1\r\n1\r\n"),
+        ("SORT l LIMIT 2 -1", "*2\r\n$1\r\n3\r\n$2\r\n10\r\n"),
+        // BY without `*`: the list's own order (reversed by DESC).
+        ("SORT l BY nosort", "*4\r\n$1\r\n3\r\n$1\r\n1\r\n$1\r\n2\r\n$2\r\n10\r\n"),
+        ("SORT l BY nosort DESC LIMIT 0 2", "*2\r\n$2\r\n10\r\n$1\r\n2\r\n"),
+        ("MSET w_1 30 w_2 20 w_3 10", OK_),
+        ("HSET h_1 f c", ":1\r\n"),
+        ("HSET h_2 f b", ":1\r\n"),
+        ("HSET h_3 f a", ":1\r\n"),
+        // Weights from keys; a missing one weighs 0.
+        ("SORT l BY w_*", "*4\r\n$2\r\n10\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n1\r\n"),
+        ("SORT l BY h_*->f ALPHA LIMIT 0 3", "*3\r\n$2\r\n10\r\n$1\r\n3\r\n$1\r\n2\r\n"),
+        (
+            "SORT l BY w_* GET # GET h_*->f GET nope_*",
+            "*12\r\n$2\r\n10\r\n$-1\r\n$-1\r\n$1\r\n3\r\n$1\r\na\r\n$-1\r\n$1\r\n2\r\n$1\r\nb\r\n$-1\r\n$1\r\n1\r\n$1\r\nc\r\n$-1\r\n",
+        ),
+        ("SORT l LIMIT 0 1 GET w_*", "*1\r\n$2\r\n30\r\n"),
+        ("SORT l BY w_* STORE dst", ":4\r\n"),
+        ("LRANGE dst 0 -1", "*4\r\n$2\r\n10\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n1\r\n"),
+        // STORE with GET: a missing value is stored empty.
+        ("SORT l GET h_*->f STORE dst", ":4\r\n"),
+        ("LRANGE dst 0 -1", "*4\r\n$1\r\nc\r\n$1\r\nb\r\n$1\r\na\r\n$0\r\n\r\n"),
+        ("SORT nope STORE dst", ":0\r\n"),
+        ("EXISTS dst", ":0\r\n"),
+        ("SORT nope", "*0\r\n"),
+        ("SADD s b a c", ":3\r\n"),
+        ("SORT s ALPHA DESC", "*3\r\n$1\r\nc\r\n$1\r\nb\r\n$1\r\na\r\n"),
+        // An unordered set stored with BY nosort is stored sorted.
+        ("SORT s BY nosort STORE dst", ":3\r\n"),
+        ("LRANGE dst 0 -1", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        (
+            "SORT s",
+            "-ERR One or more scores can't be converted into double\r\n",
+        ),
+        ("ZADD z 1 c 2 a 3 b", ":3\r\n"),
+        ("SORT z BY nosort", "*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nb\r\n"),
+        ("SORT z BY nosort DESC LIMIT 0 1", "*1\r\n$1\r\nb\r\n"),
+        ("SORT z ALPHA", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ("SORT_RO l LIMIT 0 1", "*1\r\n$1\r\n1\r\n"),
+        ("SORT_RO l STORE dst", SYNTAX),
+        ("SORT l LIMIT 0", SYNTAX),
+        ("SORT l LIMIT x 1", NOT_INT),
+        ("SORT l FOO", SYNTAX),
+        ("SET str v", OK_),
+        ("SORT str", WRONGTYPE),
+        ("SORT h_1", WRONGTYPE),
+        ("SORT", &arity("sort")),
+        ("MULTI", OK_),
+        ("SORT l BY w_* GET h_*->f", "+QUEUED\r\n"),
+        (
+            "EXEC",
+            "*1\r\n*4\r\n$-1\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+        ),
+    ]);
+}

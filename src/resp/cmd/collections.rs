@@ -295,6 +295,11 @@ pub(super) fn pop_count<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) -> Option
 /// LPOP/RPOP key [count]: one element (or nil), or with a count an array
 /// (nil array for a missing key).
 fn pop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
+    // LPOP's extra arguments are an arity error in Redis (SPOP's and
+    // ZPOPMIN's a syntax error).
+    if args.len() > 3 {
+        return super::err_arity(cx.out, if left { "lpop" } else { "rpop" });
+    }
     let Some(count) = pop_count(cx.out, args) else {
         return;
     };

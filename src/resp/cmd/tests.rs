@@ -1911,6 +1911,8 @@ fn lmpop_and_blmpop() {
             "-ERR count should be greater than 0\r\n",
         ),
         ("LMPOP 1 l", &arity("lmpop")),
+        ("LPOP l 1 2", &arity("lpop")),
+        ("RPOP l 1 2", &arity("rpop")),
         ("SET str v", OK_),
         ("LMPOP 2 str l LEFT", WRONGTYPE),
         ("RPUSH l x", ":1\r\n"),

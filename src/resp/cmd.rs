@@ -350,6 +350,11 @@ struct Cx<'a> {
     /// reply); inside EXEC it may not, and answers as if timed out.
     block: Option<(Vec<Vec<u8>>, Option<std::time::Duration>)>,
     may_block: bool,
+    /// The command is a blocked one run again after a write to a key it
+    /// waits on: a key now holding another type is passed over as empty
+    /// (Redis serves a blocked client only from a key of the type it waits
+    /// for) rather than answered WRONGTYPE.
+    retrying: bool,
 }
 
 /// Values at least this large are sent by reference by
@@ -443,7 +448,7 @@ pub fn execute<A: AsRef<[u8]>>(
     args: &[A],
     out: &mut Vec<u8>,
 ) -> Outcome {
-    run(store, session, args, out, None)
+    run(store, session, args, out, None, false)
 }
 
 /// Like [`execute`], except that a GET of a value of [`SPLICE_AT`] bytes or
@@ -459,7 +464,7 @@ pub fn execute_spliced<A: AsRef<[u8]>>(
     out: &mut Vec<u8>,
     splice: &mut Option<Arc<Vec<u8>>>,
 ) -> Outcome {
-    run(store, session, args, out, Some(splice))
+    run(store, session, args, out, Some(splice), false)
 }
 
 /// The command table: name (lowercase) => arity (Redis's: negative means
@@ -674,6 +679,7 @@ fn run<A: AsRef<[u8]>>(
     args: &[A],
     out: &mut Vec<u8>,
     splice: Option<&mut Option<Arc<Vec<u8>>>>,
+    retrying: bool,
 ) -> Outcome {
     let Some(first) = args.first() else {
         return Outcome::Continue;
@@ -693,6 +699,7 @@ fn run<A: AsRef<[u8]>>(
         close: false,
         block: None,
         may_block: true,
+        retrying,
     };
     if lower == "exec" {
         // EXEC takes every gate itself.
@@ -729,7 +736,7 @@ pub fn retry_blocked(store: &Store, session: &mut Session, out: &mut Vec<u8>) ->
     let Some(b) = session.blocked.take() else {
         return Outcome::Continue;
     };
-    run(store, session, &b.args, out, None)
+    run(store, session, &b.args, out, None, true)
 }
 
 /// The blocked command's time is up: its timeout reply (a null array) goes
@@ -810,6 +817,7 @@ fn exec(cx: &mut Cx<'_>) {
             close: false,
             block: None,
             may_block: false,
+            retrying: false,
         };
         dispatch(lower, &mut inner, args);
         cx.close |= inner.close;

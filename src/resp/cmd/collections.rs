@@ -107,6 +107,7 @@ fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
         return;
     };
     let keys = &args[1..args.len() - 1];
+    let retrying = cx.retrying;
     for k in keys {
         let k = k.as_ref();
         let done = on_key!(cx, k, |slot, out| {
@@ -116,6 +117,7 @@ fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
                     false => l.pop_back(),
                 },
                 Ok(None) => None,
+                Err(_) if retrying => None,
                 Err(e) => {
                     write_wrongtype(out, e);
                     return true;
@@ -201,12 +203,14 @@ pub(super) fn parse_mpop<'a, A: AsRef<[u8]>>(
 /// answering `[key, [element ...]]`; false, with nothing written, if all
 /// are empty (WRONGTYPE for a key of another type met before).
 fn lpop_first<A: AsRef<[u8]>>(cx: &mut Cx<'_>, keys: &[A], left: bool, count: usize) -> bool {
+    let retrying = cx.retrying;
     keys.iter().any(|k| {
         let k = k.as_ref();
         on_key!(cx, k, |slot, out| {
             match slot.list() {
                 Ok(Some(_)) => {}
                 Ok(None) => return false,
+                Err(_) if retrying => return false,
                 Err(e) => {
                     write_wrongtype(out, e);
                     return true;

@@ -2152,3 +2152,35 @@ fn sort_lists_sets_and_sorted_sets() {
         ),
     ]);
 }
+
+/// Redis's "ZADD + DEL + SET should not awake blocked client": a woken
+/// blocked pop that finds its key turned into another type keeps waiting
+/// (WRONGTYPE is only for the first run).
+#[test]
+fn a_blocked_pop_keeps_waiting_when_its_key_changed_type() {
+    let mut h = H::new();
+    for (cmd, push, reply) in [
+        (
+            "BZPOPMIN k 0",
+            "ZADD k 1 bar",
+            "*3\r\n$1\r\nk\r\n$3\r\nbar\r\n$1\r\n1\r\n",
+        ),
+        ("BLPOP k 0", "RPUSH k bar", "*2\r\n$1\r\nk\r\n$3\r\nbar\r\n"),
+        (
+            "BLMPOP 0 1 k LEFT",
+            "RPUSH k bar",
+            "*2\r\n$1\r\nk\r\n*1\r\n$3\r\nbar\r\n",
+        ),
+    ] {
+        h.q("SET k foo");
+        assert_eq!(h.q(cmd), WRONGTYPE, "first run: {cmd}");
+        h.q("DEL k");
+        h.blocks(cmd);
+        assert_eq!(h.other("SET k foo"), OK_);
+        assert_eq!(h.retry(), (String::new(), Outcome::Block), "{cmd}");
+        h.other("DEL k");
+        h.other(push);
+        assert_eq!(h.retry(), (reply.to_string(), Outcome::Continue), "{cmd}");
+        assert_eq!(h.q("EXISTS k"), ":0\r\n", "{cmd}");
+    }
+}

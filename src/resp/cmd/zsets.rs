@@ -545,6 +545,7 @@ variants! {
 /// nothing written, if none holds one; WRONGTYPE for the first key of
 /// another type met before that.
 fn pop_first<A: AsRef<[u8]>>(cx: &mut Cx<'_>, keys: &[A], max: bool, count: Option<usize>) -> bool {
+    let retrying = cx.retrying;
     keys.iter().any(|k| {
         let k = k.as_ref();
         let out = &mut *cx.out;
@@ -552,6 +553,7 @@ fn pop_first<A: AsRef<[u8]>>(cx: &mut Cx<'_>, keys: &[A], max: bool, count: Opti
             match slot.zset() {
                 Ok(Some(_)) => {}
                 Ok(None) => return false,
+                Err(_) if retrying => return false,
                 Err(e) => {
                     write_wrongtype(out, e);
                     return true;

@@ -2,7 +2,8 @@
 //! error texts (WRONGTYPE when a key holds another type). Every command
 //! works on one key under that key's shard lock, so it is atomic with
 //! respect to other clients; a collection emptied by a command is deleted,
-//! as Redis never keeps an empty one.
+//! as Redis never keeps an empty one. LMPOP and BLMPOP try their keys one
+//! at a time, in order, as Redis does.
 
 use std::collections::HashSet;
 

@@ -1,9 +1,11 @@
 //! Sorted-set commands: ZADD (NX/XX/GT/LT/CH/INCR), ZREM, ZSCORE, ZMSCORE,
 //! ZINCRBY, ZCARD, ZCOUNT, ZRANK, ZREVRANK, ZRANGE (by rank or BYSCORE,
 //! REV, LIMIT, WITHSCORES), ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZREVRANGE,
-//! ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZUNIONSTORE,
-//! ZINTERSTORE (WEIGHTS, AGGREGATE), on the skip list of
-//! `resp::zset` (O(log n) rank, score lookups and counts).
+//! ZPOPMIN, ZPOPMAX, ZMPOP and the blocking BZPOPMIN, BZPOPMAX, BZMPOP,
+//! ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZRANGESTORE, ZUNION, ZINTER, ZDIFF
+//! and their STORE forms (WEIGHTS, AGGREGATE; plain sets count with score
+//! 1), ZINTERCARD, on the skip list of `resp::zset` (O(log n) rank, score
+//! lookups and counts).
 
 use std::collections::HashMap;
 

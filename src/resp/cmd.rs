@@ -30,14 +30,18 @@ macro_rules! variants {
     };
 }
 
+mod bits;
 mod collections;
 mod multikey;
 mod scan;
+mod sort;
 mod strings;
 mod zsets;
+use bits::*;
 use collections::*;
 use multikey::*;
 use scan::*;
+use sort::{sort, sort_ro};
 use strings::*;
 use zsets::*;
 
@@ -170,10 +174,17 @@ impl Session {
 pub const COMMAND_NAMES: &[&str] = &[
     "append",
     "auth",
+    "bitcount",
+    "bitop",
+    "bitpos",
     "blmove",
+    "blmpop",
     "blpop",
     "brpop",
     "brpoplpush",
+    "bzmpop",
+    "bzpopmax",
+    "bzpopmin",
     "client",
     "command",
     "config",
@@ -193,6 +204,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "flushdb",
     "function",
     "get",
+    "getbit",
     "getdel",
     "getex",
     "getrange",
@@ -219,10 +231,12 @@ pub const COMMAND_NAMES: &[&str] = &[
     "incrbyfloat",
     "info",
     "keys",
+    "lcs",
     "lindex",
     "linsert",
     "llen",
     "lmove",
+    "lmpop",
     "lpop",
     "lpos",
     "lpush",
@@ -258,6 +272,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "sdiffstore",
     "select",
     "set",
+    "setbit",
     "setex",
     "setnx",
     "setrange",
@@ -268,6 +283,8 @@ pub const COMMAND_NAMES: &[&str] = &[
     "smembers",
     "smismember",
     "smove",
+    "sort",
+    "sort_ro",
     "spop",
     "srandmember",
     "srem",
@@ -284,16 +301,21 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zadd",
     "zcard",
     "zcount",
+    "zdiff",
+    "zdiffstore",
     "zincrby",
     "zinter",
+    "zintercard",
     "zinterstore",
     "zlexcount",
+    "zmpop",
     "zmscore",
     "zpopmax",
     "zpopmin",
     "zrange",
     "zrangebylex",
     "zrangebyscore",
+    "zrangestore",
     "zrank",
     "zrem",
     "zremrangebylex",
@@ -328,6 +350,11 @@ struct Cx<'a> {
     /// reply); inside EXEC it may not, and answers as if timed out.
     block: Option<(Vec<Vec<u8>>, Option<std::time::Duration>)>,
     may_block: bool,
+    /// The command is a blocked one run again after a write to a key it
+    /// waits on: a key now holding another type is passed over as empty
+    /// (Redis serves a blocked client only from a key of the type it waits
+    /// for) rather than answered WRONGTYPE.
+    retrying: bool,
 }
 
 /// Values at least this large are sent by reference by
@@ -421,7 +448,7 @@ pub fn execute<A: AsRef<[u8]>>(
     args: &[A],
     out: &mut Vec<u8>,
 ) -> Outcome {
-    run(store, session, args, out, None)
+    run(store, session, args, out, None, false)
 }
 
 /// Like [`execute`], except that a GET of a value of [`SPLICE_AT`] bytes or
@@ -437,7 +464,7 @@ pub fn execute_spliced<A: AsRef<[u8]>>(
     out: &mut Vec<u8>,
     splice: &mut Option<Arc<Vec<u8>>>,
 ) -> Outcome {
-    run(store, session, args, out, Some(splice))
+    run(store, session, args, out, Some(splice), false)
 }
 
 /// The command table: name (lowercase) => arity (Redis's: negative means
@@ -547,7 +574,7 @@ macro_rules! command_table {
         "hello" => -1, hello;
         "auth" => -2, auth;
         "quit" => -1, quit;
-            "zadd" => -4, zadd;
+        "zadd" => -4, zadd;
         "zincrby" => 4, zincrby;
         "zrem" => -3, zrem;
         "zscore" => 3, zscore;
@@ -577,6 +604,24 @@ macro_rules! command_table {
         "zunion" => -3, zunion;
         "zinter" => -3, zinter;
         "zinterstore" => -4, zinterstore;
+        "zdiff" => -3, zdiff;
+        "zdiffstore" => -4, zdiffstore;
+        "zintercard" => -3, zintercard;
+        "zrangestore" => -5, zrangestore;
+        "zmpop" => -4, zmpop;
+        "bzpopmin" => -3, bzpopmin;
+        "bzpopmax" => -3, bzpopmax;
+        "bzmpop" => -5, bzmpop;
+        "lmpop" => -4, lmpop;
+        "setbit" => 4, setbit;
+        "getbit" => 3, getbit;
+        "bitcount" => -2, bitcount;
+        "bitpos" => -3, bitpos;
+        "bitop" => -4, bitop;
+        "lcs" => -3, lcs;
+        "sort" => -2, sort;
+        "sort_ro" => -2, sort_ro;
+        "blmpop" => -5, blmpop;
         "hincrbyfloat" => 4, hincrbyfloat;
         "hrandfield" => -2, hrandfield;
         "object" => -2, object;
@@ -689,6 +734,7 @@ fn run<A: AsRef<[u8]>>(
     args: &[A],
     out: &mut Vec<u8>,
     splice: Option<&mut Option<Arc<Vec<u8>>>>,
+    retrying: bool,
 ) -> Outcome {
     let Some(first) = args.first() else {
         return Outcome::Continue;
@@ -708,10 +754,16 @@ fn run<A: AsRef<[u8]>>(
         close: false,
         block: None,
         may_block: true,
+        retrying,
     };
     if lower == "exec" {
         // EXEC takes every gate itself.
         exec(&mut cx);
+    } else if matches!(lower, "sort" | "sort_ro") && sort::needs_exclusive(args) {
+        // It reads or writes keys it can only name as it goes: alone, as
+        // EXEC runs (see `sort`).
+        let _all = store.exclusive();
+        dispatch(lower, &mut cx, args);
     } else {
         let _gate = store.gate(cx.session.id);
         if store.maxmemory() > 0 && grows_memory(lower) && !store.make_room() {
@@ -743,7 +795,7 @@ pub fn retry_blocked(store: &Store, session: &mut Session, out: &mut Vec<u8>) ->
     let Some(b) = session.blocked.take() else {
         return Outcome::Continue;
     };
-    run(store, session, &b.args, out, None)
+    run(store, session, &b.args, out, None, true)
 }
 
 /// The blocked command's time is up: its timeout reply (a null array) goes
@@ -824,6 +876,7 @@ fn exec(cx: &mut Cx<'_>) {
             close: false,
             block: None,
             may_block: false,
+            retrying: false,
         };
         dispatch(lower, &mut inner, args);
         cx.close |= inner.close;

@@ -15,7 +15,8 @@
 //! * Active expiry: every loop runs a timer that deletes up to a budget of
 //!   keys whose deadline has passed, so expired keys nobody reads again do
 //!   not stay in memory (reads expire lazily as well).
-//! * Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) that find nothing
+//! * Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//!   BZPOPMAX, BZMPOP) that find nothing
 //!   park the connection: it joins the store's queue for each key, first
 //!   come first served, and a loop timer holds its timeout. It goes on
 //!   reading, so a client that disconnects while blocked leaves the queue

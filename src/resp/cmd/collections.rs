@@ -2,7 +2,8 @@
 //! error texts (WRONGTYPE when a key holds another type). Every command
 //! works on one key under that key's shard lock, so it is atomic with
 //! respect to other clients; a collection emptied by a command is deleted,
-//! as Redis never keeps an empty one.
+//! as Redis never keeps an empty one. LMPOP and BLMPOP try their keys one
+//! at a time, in order, as Redis does.
 
 use std::borrow::Cow;
 
@@ -107,6 +108,7 @@ fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
         return;
     };
     let keys = &args[1..args.len() - 1];
+    let retrying = cx.retrying;
     for k in keys {
         let k = k.as_ref();
         let done = on_key!(cx, k, |slot, out| {
@@ -116,6 +118,7 @@ fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
                     false => l.pop_back(),
                 },
                 Ok(None) => None,
+                Err(_) if retrying => None,
                 Err(e) => {
                     write_wrongtype(out, e);
                     return true;
@@ -132,6 +135,17 @@ fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
             return;
         }
     }
+    block_on(cx, keys, timeout);
+}
+
+/// A blocking command found nothing to take: wait on `keys` (retried when
+/// one is written to), or inside EXEC, where no command may wait, answer
+/// as if timed out (a nil array).
+pub(super) fn block_on<A: AsRef<[u8]>>(
+    cx: &mut Cx<'_>,
+    keys: &[A],
+    timeout: Option<std::time::Duration>,
+) {
     if cx.may_block {
         cx.block = Some((keys.iter().map(|k| k.as_ref().to_vec()).collect(), timeout));
     } else {
@@ -142,6 +156,119 @@ fn bpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
 variants! {
     blpop => bpop(true);
     brpop => bpop(false);
+}
+
+/// The `numkeys key [key ...] <where> [COUNT count]` of LMPOP, ZMPOP and
+/// their blocking forms, from `args[at]` on, `side` reading the <where>
+/// word: the keys, the side and the count (1 if not given), or `None`
+/// after replying with Redis's error.
+pub(super) fn parse_mpop<'a, A: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    args: &'a [A],
+    at: usize,
+    side: impl Fn(&[u8]) -> Option<bool>,
+) -> Option<(&'a [A], bool, usize)> {
+    let n = match parse_i64(arg(args, at)) {
+        Some(n) if n > 0 => n as usize,
+        _ => {
+            write_error(out, "ERR numkeys should be greater than 0");
+            return None;
+        }
+    };
+    let where_at = at.saturating_add(n).saturating_add(1);
+    let Some(side) = args.get(where_at).and_then(|w| side(w.as_ref())) else {
+        write_error(out, E_SYNTAX);
+        return None;
+    };
+    let mut count = None;
+    let mut i = where_at + 1;
+    while i < args.len() {
+        if count.is_none() && i + 1 < args.len() && arg(args, i).eq_ignore_ascii_case(b"count") {
+            match parse_i64(arg(args, i + 1)) {
+                Some(c) if c > 0 => count = Some(c as usize),
+                _ => {
+                    write_error(out, "ERR count should be greater than 0");
+                    return None;
+                }
+            }
+            i += 2;
+        } else {
+            write_error(out, E_SYNTAX);
+            return None;
+        }
+    }
+    Some((&args[at + 1..where_at], side, count.unwrap_or(1)))
+}
+
+/// Pop up to `count` elements from the first non-empty list of `keys`,
+/// answering `[key, [element ...]]`; false, with nothing written, if all
+/// are empty (WRONGTYPE for a key of another type met before).
+fn lpop_first<A: AsRef<[u8]>>(cx: &mut Cx<'_>, keys: &[A], left: bool, count: usize) -> bool {
+    let retrying = cx.retrying;
+    keys.iter().any(|k| {
+        let k = k.as_ref();
+        on_key!(cx, k, |slot, out| {
+            match slot.list() {
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) if retrying => return false,
+                Err(e) => {
+                    write_wrongtype(out, e);
+                    return true;
+                }
+            }
+            let list = slot.list_mut(false).expect("checked").expect("present");
+            let n = count.min(list.len());
+            write_array_header(out, 2);
+            write_bulk(out, k);
+            write_array_header(out, n);
+            for _ in 0..n {
+                let v = match left {
+                    true => list.pop_front(),
+                    false => list.pop_back(),
+                };
+                write_bulk(out, &v.expect("counted"));
+            }
+            slot.drop_if_empty();
+            true
+        })
+    })
+}
+
+/// LEFT or RIGHT: true for LEFT.
+pub(super) fn left_right(word: &[u8]) -> Option<bool> {
+    if word.eq_ignore_ascii_case(b"left") {
+        Some(true)
+    } else if word.eq_ignore_ascii_case(b"right") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: nil if every list
+/// is empty.
+pub(super) fn lmpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some((keys, left, count)) = parse_mpop(cx.out, args, 1, left_right) else {
+        return;
+    };
+    if !lpop_first(cx, keys, left, count) {
+        write_null_array(cx.out);
+    }
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]: LMPOP,
+/// waiting for one of the lists to get elements.
+pub(super) fn blmpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some((keys, left, count)) = parse_mpop(cx.out, args, 2, left_right) else {
+        return;
+    };
+    let Some(timeout) = parse_timeout(cx.out, arg(args, 1)) else {
+        return;
+    };
+    if !lpop_first(cx, keys, left, count) {
+        block_on(cx, keys, timeout);
+    }
 }
 
 variants! {
@@ -173,6 +300,8 @@ pub(super) fn pop_count<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) -> Option
 /// LPOP/RPOP key [count]: one element (or nil), or with a count an array
 /// (nil array for a missing key).
 fn pop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
+    // LPOP's extra arguments are an arity error in Redis (SPOP's and
+    // ZPOPMIN's a syntax error).
     if args.len() > 3 {
         return super::err_arity(cx.out, if left { "lpop" } else { "rpop" });
     }

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use super::collections::left_right;
 use super::{arg, parse_i64, write_wrongtype, Cx, E_DB_RANGE, E_SYNTAX};
 use crate::codec::resp::{write_array_header, write_bulk, write_error, write_int, write_null, OK};
 use crate::resp::compact::Set;
@@ -99,17 +100,6 @@ pub(super) fn msetnx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     })
 }
 
-/// LEFT or RIGHT: true for LEFT.
-fn side(word: &[u8]) -> Option<bool> {
-    if word.eq_ignore_ascii_case(b"left") {
-        Some(true)
-    } else if word.eq_ignore_ascii_case(b"right") {
-        Some(false)
-    } else {
-        None
-    }
-}
-
 /// Move one element; false (nothing written unless `nil`) if `src` is
 /// empty.
 fn lmove_generic(
@@ -161,7 +151,7 @@ fn lmove_generic(
 }
 
 pub(super) fn lmove<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let (Some(from), Some(to)) = (side(arg(args, 3)), side(arg(args, 4))) else {
+    let (Some(from), Some(to)) = (left_right(arg(args, 3)), left_right(arg(args, 4))) else {
         return write_error(cx.out, E_SYNTAX);
     };
     lmove_generic(cx, arg(args, 1), arg(args, 2), from, to, true);
@@ -183,7 +173,7 @@ fn blmove_generic(cx: &mut Cx<'_>, src: &[u8], dst: &[u8], from: bool, to: bool,
 }
 
 pub(super) fn blmove<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
-    let (Some(from), Some(to)) = (side(arg(args, 3)), side(arg(args, 4))) else {
+    let (Some(from), Some(to)) = (left_right(arg(args, 3)), left_right(arg(args, 4))) else {
         return write_error(cx.out, E_SYNTAX);
     };
     blmove_generic(cx, arg(args, 1), arg(args, 2), from, to, arg(args, 5));

@@ -1,8 +1,10 @@
 //! The string and TTL commands added beside `cmd.rs`'s core set: GETDEL,
-//! GETEX, GETRANGE, SETRANGE, INCRBYFLOAT, EXPIRETIME, PEXPIRETIME.
+//! GETEX, GETRANGE, SETRANGE, INCRBYFLOAT, EXPIRETIME, PEXPIRETIME, LCS.
 
 use super::{arg, deadline, parse_i64, write_wrongtype, Cx, Unit, E_NOT_INT, E_SYNTAX, E_TOO_BIG};
-use crate::codec::resp::{write_bulk, write_error, write_int, write_null, PROTO_MAX_BULK_LEN};
+use crate::codec::resp::{
+    write_array_header, write_bulk, write_error, write_int, write_null, PROTO_MAX_BULK_LEN,
+};
 use crate::resp::store::Expiry;
 
 pub(super) fn getdel<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
@@ -172,4 +174,160 @@ fn expiretime_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], ms: bool) {
 variants! {
     expiretime => expiretime_generic(false);
     pexpiretime => expiretime_generic(true);
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest
+/// common subsequence of two strings (a missing key is empty), its length,
+/// or with IDX its matching ranges, last first, as Redis reports them.
+pub(super) fn lcs<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let (ka, kb) = (arg(args, 1), arg(args, 2));
+    // Copies, so the table is built outside the shard locks.
+    let strings = cx.store.with_keys(&[ka, kb], |l| {
+        let a = l.slot(ka).value().map(|v| v.unwrap_or_default().to_vec());
+        let b = l.slot(kb).value().map(|v| v.unwrap_or_default().to_vec());
+        a.ok().zip(b.ok())
+    });
+    let Some((a, b)) = strings else {
+        return write_error(cx.out, "ERR The specified keys must contain string values");
+    };
+    let (mut len_only, mut idx, mut with_len, mut min_len) = (false, false, false, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        let o = arg(args, i);
+        if o.eq_ignore_ascii_case(b"idx") {
+            idx = true;
+        } else if o.eq_ignore_ascii_case(b"len") {
+            len_only = true;
+        } else if o.eq_ignore_ascii_case(b"withmatchlen") {
+            with_len = true;
+        } else if o.eq_ignore_ascii_case(b"minmatchlen") && i + 1 < args.len() {
+            match parse_i64(arg(args, i + 1)) {
+                Some(n) => min_len = n.max(0) as usize,
+                None => return write_error(cx.out, E_NOT_INT),
+            }
+            i += 1;
+        } else {
+            return write_error(cx.out, E_SYNTAX);
+        }
+        i += 1;
+    }
+    if len_only && idx {
+        return write_error(
+            cx.out,
+            "ERR If you want both the length and indexes, please just use IDX.",
+        );
+    }
+    // The table is (|a|+1) x (|b|+1) u32 cells: bounded like any value.
+    let cells = (a.len() as u128 + 1) * (b.len() as u128 + 1);
+    if cells * 4 > PROTO_MAX_BULK_LEN as u128 {
+        return write_error(
+            cx.out,
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        );
+    }
+    let t = LcsTable::new(&a, &b);
+    let total = t.at(a.len(), b.len());
+    if len_only {
+        return write_int(cx.out, total as i64);
+    }
+    let (common, matches) = t.walk(&a, &b);
+    if !idx {
+        return write_bulk(cx.out, &common);
+    }
+    let out = &mut *cx.out;
+    let kept: Vec<&LcsMatch> = matches
+        .iter()
+        .filter(|m| min_len == 0 || m.len >= min_len)
+        .collect();
+    write_array_header(out, 4);
+    write_bulk(out, b"matches");
+    write_array_header(out, kept.len());
+    for m in kept {
+        write_array_header(out, if with_len { 3 } else { 2 });
+        for (s, e) in [m.a, m.b] {
+            write_array_header(out, 2);
+            write_int(out, s as i64);
+            write_int(out, e as i64);
+        }
+        if with_len {
+            write_int(out, m.len as i64);
+        }
+    }
+    write_bulk(out, b"len");
+    write_int(out, total as i64);
+}
+
+/// One run of the common subsequence: where it is in each string
+/// (inclusive byte ranges) and its length.
+struct LcsMatch {
+    a: (usize, usize),
+    b: (usize, usize),
+    len: usize,
+}
+
+/// The classic dynamic-programming table: `at(i, j)` is the length of the
+/// LCS of `a[..i]` and `b[..j]`.
+struct LcsTable {
+    cells: Vec<u32>,
+    width: usize,
+}
+
+impl LcsTable {
+    fn new(a: &[u8], b: &[u8]) -> LcsTable {
+        let width = b.len() + 1;
+        let mut cells = vec![0u32; (a.len() + 1) * width];
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                cells[i * width + j] = if a[i - 1] == b[j - 1] {
+                    cells[(i - 1) * width + j - 1] + 1
+                } else {
+                    cells[(i - 1) * width + j].max(cells[i * width + j - 1])
+                };
+            }
+        }
+        LcsTable { cells, width }
+    }
+
+    fn at(&self, i: usize, j: usize) -> usize {
+        self.cells[i * self.width + j] as usize
+    }
+
+    /// Walk back from the end: the common subsequence and its runs, last
+    /// first. Ties go the way Redis's walk goes (down `b` first), so the
+    /// same ranges come out.
+    fn walk(&self, a: &[u8], b: &[u8]) -> (Vec<u8>, Vec<LcsMatch>) {
+        let mut common = vec![0u8; self.at(a.len(), b.len())];
+        let mut fill = common.len();
+        let mut matches = Vec::new();
+        let mut run: Option<LcsMatch> = None;
+        let (mut i, mut j) = (a.len(), b.len());
+        while i > 0 && j > 0 {
+            if a[i - 1] == b[j - 1] {
+                fill -= 1;
+                common[fill] = a[i - 1];
+                let m = run.get_or_insert(LcsMatch {
+                    a: (i - 1, i - 1),
+                    b: (j - 1, j - 1),
+                    len: 0,
+                });
+                m.a.0 = i - 1;
+                m.b.0 = j - 1;
+                m.len += 1;
+                i -= 1;
+                j -= 1;
+                // A run that reached the start of either string is done.
+                if i == 0 || j == 0 {
+                    matches.extend(run.take());
+                }
+            } else {
+                if self.at(i - 1, j) > self.at(i, j - 1) {
+                    i -= 1;
+                } else {
+                    j -= 1;
+                }
+                matches.extend(run.take());
+            }
+        }
+        (common, matches)
+    }
 }

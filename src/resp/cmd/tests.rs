@@ -1723,3 +1723,508 @@ fn lexicographic_ranges() {
         ("ZLEXCOUNT nope - +", ":0\r\n"),
     ]);
 }
+
+#[test]
+fn zdiff_zintercard_and_zrangestore() {
+    let mut h = H::new();
+    h.check(&[
+        ("ZADD a 1 x 2 y 3 z", ":3\r\n"),
+        ("ZADD b 5 y", ":1\r\n"),
+        ("SADD s z", ":1\r\n"),
+        (
+            "ZDIFF 2 a b WITHSCORES",
+            "*4\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\nz\r\n$1\r\n3\r\n",
+        ),
+        ("ZDIFF 3 a b s", "*1\r\n$1\r\nx\r\n"),
+        ("ZDIFF 1 nope", "*0\r\n"),
+        ("ZDIFFSTORE d 2 a b", ":2\r\n"),
+        (
+            "ZRANGE d 0 -1 WITHSCORES",
+            "*4\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\nz\r\n$1\r\n3\r\n",
+        ),
+        ("ZDIFFSTORE d 2 a a", ":0\r\n"),
+        ("EXISTS d", ":0\r\n"),
+        // A plain set as the first input: its members score 1.
+        ("ZDIFFSTORE d 2 s b", ":1\r\n"),
+        ("ZSCORE d z", "$1\r\n1\r\n"),
+        ("ZDIFF 2 a b WEIGHTS 1 2", SYNTAX),
+        ("ZDIFFSTORE d 2 a b WITHSCORES", SYNTAX),
+        (
+            "ZDIFF 0 a",
+            "-ERR at least 1 input key is needed for 'zdiff' command\r\n",
+        ),
+        ("ZDIFF 3 a b", SYNTAX),
+        ("ZINTERCARD 2 a b", ":1\r\n"),
+        ("ZINTERCARD 2 a s", ":1\r\n"),
+        ("ZINTERCARD 1 a LIMIT 2", ":2\r\n"),
+        ("ZINTERCARD 1 a LIMIT 0", ":3\r\n"),
+        ("ZINTERCARD 2 a nope", ":0\r\n"),
+        ("ZINTERCARD 1 a LIMIT -1", "-ERR LIMIT can't be negative\r\n"),
+        ("ZINTERCARD 1 a LIMIT x", "-ERR LIMIT can't be negative\r\n"),
+        ("ZINTERCARD 1 a a", SYNTAX),
+        ("ZINTERCARD 1 a LIMIT", SYNTAX),
+        ("ZINTERCARD 1 a WITHSCORES", SYNTAX),
+        (
+            "ZINTERCARD 0 a",
+            "-ERR at least 1 input key is needed for 'zintercard' command\r\n",
+        ),
+        ("ZINTERCARD x a", NOT_INT),
+        ("ZINTERCARD 1", &arity("zintercard")),
+        ("SET str v", OK_),
+        ("ZINTERCARD 2 a str", WRONGTYPE),
+        ("ZDIFF 2 str a", WRONGTYPE),
+        // As in Redis, the keys' types are checked before the options.
+        ("ZUNION 2 a str WEIGHTS x y", WRONGTYPE),
+        ("ZRANGESTORE r a 0 1", ":2\r\n"),
+        (
+            "ZRANGE r 0 -1 WITHSCORES",
+            "*4\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\ny\r\n$1\r\n2\r\n",
+        ),
+        ("ZRANGESTORE r a (1 +inf BYSCORE LIMIT 1 1", ":1\r\n"),
+        ("ZRANGE r 0 -1", "*1\r\n$1\r\nz\r\n"),
+        ("ZRANGESTORE r a +inf -inf BYSCORE REV LIMIT 0 2", ":2\r\n"),
+        ("ZRANGE r 0 -1", "*2\r\n$1\r\ny\r\n$1\r\nz\r\n"),
+        ("ZRANGESTORE r a -1 -1 REV", ":1\r\n"),
+        ("ZRANGE r 0 -1", "*1\r\n$1\r\nx\r\n"),
+        ("ZRANGESTORE r a 5 10", ":0\r\n"),
+        ("EXISTS r", ":0\r\n"),
+        ("ZRANGESTORE r nope 0 -1", ":0\r\n"),
+        // The destination is replaced whatever it held.
+        ("ZRANGESTORE str a 0 0", ":1\r\n"),
+        ("TYPE str", "+zset\r\n"),
+        ("ZADD l 0 a 0 b 0 c", ":3\r\n"),
+        ("ZRANGESTORE r l [b + BYLEX", ":2\r\n"),
+        ("ZRANGE r 0 -1", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ("ZRANGESTORE r l + - BYLEX REV LIMIT 0 1", ":1\r\n"),
+        ("ZRANGE r 0 -1", "*1\r\n$1\r\nc\r\n"),
+        ("ZRANGESTORE r a 0 1 WITHSCORES", SYNTAX),
+        ("ZRANGESTORE r a 0 1 BYLEX BYSCORE", SYNTAX),
+        ("ZRANGESTORE r a 0 1 REV REV", SYNTAX),
+        (
+            "ZRANGESTORE r a 0 1 LIMIT 0 1",
+            "-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n",
+        ),
+        ("ZRANGESTORE r a x 1", NOT_INT),
+        ("ZRANGESTORE r a x 1 BYSCORE", "-ERR min or max is not a float\r\n"),
+        (
+            "ZRANGESTORE r l a c BYLEX",
+            "-ERR min or max not valid string range item\r\n",
+        ),
+        ("ZRANGESTORE r s 0 1", WRONGTYPE),
+        ("ZRANGESTORE r a 0", &arity("zrangestore")),
+    ]);
+}
+
+impl H {
+    /// Run `line`, which must block (no reply).
+    fn blocks(&mut self, line: &str) {
+        let args = split_inline_args(line.as_bytes()).expect("test line quoting");
+        assert_eq!(self.exec(&args), (String::new(), Outcome::Block), "{line}");
+    }
+
+    /// Run `line` as another client.
+    fn other(&self, line: &str) -> String {
+        let args = split_inline_args(line.as_bytes()).expect("test line quoting");
+        let mut out = Vec::new();
+        execute(&self.store, &mut Session::with_id(8), &args, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Retry the blocked command: its reply, and whether it is still
+    /// blocked.
+    fn retry(&mut self) -> (String, Outcome) {
+        let mut out = Vec::new();
+        let o = retry_blocked(&self.store, &mut self.session, &mut out);
+        (String::from_utf8_lossy(&out).into_owned(), o)
+    }
+}
+
+#[test]
+fn zmpop_and_blocking_zset_pops() {
+    let mut h = H::new();
+    h.check(&[
+        ("ZADD z 1 a 2 b 3 c", ":3\r\n"),
+        (
+            "ZMPOP 1 z MIN",
+            "*2\r\n$1\r\nz\r\n*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+        ),
+        (
+            "ZMPOP 2 nope z MAX COUNT 5",
+            "*2\r\n$1\r\nz\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n",
+        ),
+        ("EXISTS z", ":0\r\n"),
+        ("ZMPOP 1 z MIN", "*-1\r\n"),
+        ("ZMPOP 0 z MIN", "-ERR numkeys should be greater than 0\r\n"),
+        ("ZMPOP x z MIN", "-ERR numkeys should be greater than 0\r\n"),
+        ("ZMPOP 1 z", &arity("zmpop")),
+        ("ZMPOP 1 z bad", SYNTAX),
+        ("ZMPOP 2 z MIN", SYNTAX),
+        ("ZMPOP 1 z MIN MAX", SYNTAX),
+        ("ZMPOP 1 z MIN COUNT", SYNTAX),
+        (
+            "ZMPOP 1 z MIN COUNT 0",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        (
+            "ZMPOP 1 z MIN COUNT x",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        ("ZMPOP 1 z MIN COUNT 1 COUNT 2", SYNTAX),
+        ("SET str v", OK_),
+        ("ZMPOP 2 nope str MIN", WRONGTYPE),
+        ("ZADD y 1 m 2 n", ":2\r\n"),
+        ("BZPOPMIN str y 0", WRONGTYPE),
+        (
+            "BZPOPMAX nope y 0",
+            "*3\r\n$1\r\ny\r\n$1\r\nn\r\n$1\r\n2\r\n",
+        ),
+        (
+            "BZMPOP 0 1 y MIN COUNT 3",
+            "*2\r\n$1\r\ny\r\n*1\r\n*2\r\n$1\r\nm\r\n$1\r\n1\r\n",
+        ),
+        ("BZPOPMIN y -1", "-ERR timeout is negative\r\n"),
+        (
+            "BZPOPMIN y x",
+            "-ERR timeout is not a float or out of range\r\n",
+        ),
+        ("BZPOPMIN y", &arity("bzpopmin")),
+        // BZMPOP's own arguments are checked before the timeout.
+        (
+            "BZMPOP x 1 y MIN COUNT 0",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        (
+            "BZMPOP x 1 y MIN",
+            "-ERR timeout is not a float or out of range\r\n",
+        ),
+        ("BZMPOP 0 1 y", &arity("bzmpop")),
+        // Inside MULTI nothing waits: each answers as if timed out.
+        ("MULTI", OK_),
+        ("BZPOPMIN y 0", "+QUEUED\r\n"),
+        ("BZMPOP 0 1 y MAX", "+QUEUED\r\n"),
+        ("EXEC", "*2\r\n*-1\r\n*-1\r\n"),
+    ]);
+    // An empty key blocks; a ZADD by another client serves it.
+    h.blocks("BZPOPMIN y 0");
+    assert_eq!(h.session.blocked_keys(), Some(&[b"y".to_vec()][..]));
+    assert_eq!(h.other("ZADD y 7 late"), ":1\r\n");
+    assert_eq!(
+        h.retry(),
+        (
+            "*3\r\n$1\r\ny\r\n$4\r\nlate\r\n$1\r\n7\r\n".into(),
+            Outcome::Continue
+        )
+    );
+    h.blocks("BZMPOP 0.5 2 y w MAX COUNT 2");
+    assert_eq!(h.other("ZUNIONSTORE w 1 a"), ":0\r\n");
+    assert_eq!(h.other("ZINCRBY w 1.5 q"), "$3\r\n1.5\r\n");
+    assert_eq!(
+        h.retry(),
+        (
+            "*2\r\n$1\r\nw\r\n*1\r\n*2\r\n$1\r\nq\r\n$3\r\n1.5\r\n".into(),
+            Outcome::Continue
+        )
+    );
+    // Data taken by someone else: blocked again; then the timeout answers.
+    h.blocks("BZPOPMAX w 1");
+    assert_eq!(h.retry(), (String::new(), Outcome::Block));
+    let mut out = Vec::new();
+    time_out_blocked(&mut h.session, &mut out);
+    assert_eq!(out, b"*-1\r\n");
+}
+
+#[test]
+fn lmpop_and_blmpop() {
+    let mut h = H::new();
+    h.check(&[
+        ("RPUSH l a b c", ":3\r\n"),
+        ("LMPOP 2 nope l LEFT", "*2\r\n$1\r\nl\r\n*1\r\n$1\r\na\r\n"),
+        (
+            "LMPOP 1 l RIGHT COUNT 10",
+            "*2\r\n$1\r\nl\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n",
+        ),
+        ("EXISTS l", ":0\r\n"),
+        ("LMPOP 1 l LEFT", "*-1\r\n"),
+        ("LMPOP 1 l MIDDLE", SYNTAX),
+        (
+            "LMPOP -1 l LEFT",
+            "-ERR numkeys should be greater than 0\r\n",
+        ),
+        (
+            "LMPOP 1 l LEFT COUNT -1",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        ("LMPOP 1 l", &arity("lmpop")),
+        ("LPOP l 1 2", &arity("lpop")),
+        ("RPOP l 1 2", &arity("rpop")),
+        ("SET str v", OK_),
+        ("LMPOP 2 str l LEFT", WRONGTYPE),
+        ("RPUSH l x", ":1\r\n"),
+        (
+            "BLMPOP 0 1 l LEFT COUNT -1",
+            "-ERR count should be greater than 0\r\n",
+        ),
+        ("BLMPOP -1 1 l LEFT", "-ERR timeout is negative\r\n"),
+        (
+            "BLMPOP 0 2 nope l RIGHT",
+            "*2\r\n$1\r\nl\r\n*1\r\n$1\r\nx\r\n",
+        ),
+        ("MULTI", OK_),
+        ("BLMPOP 0 1 l LEFT", "+QUEUED\r\n"),
+        ("EXEC", "*1\r\n*-1\r\n"),
+    ]);
+    h.blocks("BLMPOP 0 2 l m RIGHT COUNT 2");
+    assert_eq!(h.other("RPUSH m 1 2 3"), ":3\r\n");
+    assert_eq!(
+        h.retry(),
+        (
+            "*2\r\n$1\r\nm\r\n*2\r\n$1\r\n3\r\n$1\r\n2\r\n".into(),
+            Outcome::Continue
+        )
+    );
+}
+
+#[test]
+fn setbit_getbit_bitcount_bitpos() {
+    let mut h = H::new();
+    h.check(&[
+        ("SETBIT b 7 1", ":0\r\n"),
+        ("GET b", "$1\r\n\u{1}\r\n"),
+        ("SETBIT b 7 1", ":1\r\n"),
+        ("GETBIT b 7", ":1\r\n"),
+        ("GETBIT b 6", ":0\r\n"),
+        ("GETBIT b 100", ":0\r\n"),
+        ("GETBIT nope 0", ":0\r\n"),
+        ("SETBIT b 7 0", ":1\r\n"),
+        ("SETBIT b 23 1", ":0\r\n"),
+        ("STRLEN b", ":3\r\n"),
+        ("SETBIT b 4294967295 0", ":0\r\n"),
+        ("DEL b", ":1\r\n"),
+        (
+            "SETBIT b 4294967296 1",
+            "-ERR bit offset is not an integer or out of range\r\n",
+        ),
+        (
+            "SETBIT b -1 1",
+            "-ERR bit offset is not an integer or out of range\r\n",
+        ),
+        (
+            "GETBIT b x",
+            "-ERR bit offset is not an integer or out of range\r\n",
+        ),
+        (
+            "SETBIT b 0 2",
+            "-ERR bit is not an integer or out of range\r\n",
+        ),
+        (
+            "SETBIT b 0 x",
+            "-ERR bit is not an integer or out of range\r\n",
+        ),
+        ("EXISTS b", ":0\r\n"),
+        ("SET s foobar", OK_),
+        ("BITCOUNT s", ":26\r\n"),
+        ("BITCOUNT s 0 0", ":4\r\n"),
+        ("BITCOUNT s 1 1 BYTE", ":6\r\n"),
+        ("BITCOUNT s 5 30 BIT", ":17\r\n"),
+        ("BITCOUNT s -2 -1", ":7\r\n"),
+        ("BITCOUNT s 0 1000", ":26\r\n"),
+        ("BITCOUNT s 3 1", ":0\r\n"),
+        ("BITCOUNT s -1 -2 FOO", ":0\r\n"),
+        ("BITCOUNT s 0 1 FOO", SYNTAX),
+        ("BITCOUNT s 0", SYNTAX),
+        ("BITCOUNT s x 1", NOT_INT),
+        // As in Redis, a missing key answers before its arguments are read.
+        ("BITCOUNT nope x", ":0\r\n"),
+        ("SET p \"\\xff\\xf0\\x00\"", OK_),
+        ("BITPOS p 0", ":12\r\n"),
+        ("SET p \"\\x00\\xff\\xf0\"", OK_),
+        ("BITPOS p 1 0", ":8\r\n"),
+        ("BITPOS p 1 2", ":16\r\n"),
+        ("BITPOS p 1 2 -1 BYTE", ":16\r\n"),
+        ("BITPOS p 1 7 15 BIT", ":8\r\n"),
+        ("BITPOS p 1 7 -3 BIT", ":8\r\n"),
+        ("BITPOS p 0 8 11 BIT", ":-1\r\n"),
+        ("BITPOS p 1 5 0", ":-1\r\n"),
+        ("SET ones \"\\xff\\xff\"", OK_),
+        ("BITPOS ones 0", ":16\r\n"),
+        ("BITPOS ones 0 1", ":16\r\n"),
+        ("BITPOS ones 0 0 -1", ":-1\r\n"),
+        ("BITPOS ones 1 1 1 FOO", SYNTAX),
+        ("BITPOS ones 1 1 x FOO", SYNTAX),
+        ("BITPOS ones 1 1 x", NOT_INT),
+        ("SET zero \"\\x00\"", OK_),
+        ("BITPOS zero 1", ":-1\r\n"),
+        ("SET empty \"\"", OK_),
+        ("BITPOS empty 0", ":-1\r\n"),
+        ("BITPOS nope 0", ":0\r\n"),
+        ("BITPOS nope 1", ":-1\r\n"),
+        ("BITPOS p 2", "-ERR The bit argument must be 1 or 0.\r\n"),
+        ("BITPOS p x", NOT_INT),
+        ("RPUSH l a", ":1\r\n"),
+        ("SETBIT l 0 1", WRONGTYPE),
+        ("GETBIT l 0", WRONGTYPE),
+        ("BITCOUNT l", WRONGTYPE),
+        ("BITPOS l 1", WRONGTYPE),
+    ]);
+}
+
+#[test]
+fn bitop_and_lcs() {
+    let mut h = H::new();
+    h.check(&[
+        ("SET a \"\\x0f\"", OK_),
+        ("SET b \"\\xf0\\x01\"", OK_),
+        ("BITOP AND d a b", ":2\r\n"),
+    ]);
+    assert_eq!(h.store.get(b"d"), Some(vec![0x00, 0x00]));
+    h.q("BITOP OR d a b");
+    assert_eq!(h.store.get(b"d"), Some(vec![0xff, 0x01]));
+    h.q("BITOP XOR d b a b");
+    assert_eq!(h.store.get(b"d"), Some(vec![0x0f, 0x00]));
+    h.check(&[("BITOP NOT d b", ":2\r\n")]);
+    assert_eq!(h.store.get(b"d"), Some(vec![0x0f, 0xfe]));
+    h.check(&[
+        (
+            "BITOP NOT d a b",
+            "-ERR BITOP NOT must be called with a single source key.\r\n",
+        ),
+        ("BITOP FOO d a", SYNTAX),
+        ("BITOP AND d", &arity("bitop")),
+        ("BITOP AND d nope", ":0\r\n"),
+        ("EXISTS d", ":0\r\n"),
+        ("RPUSH l x", ":1\r\n"),
+        ("BITOP OR d a l", WRONGTYPE),
+        // The destination is replaced whatever it held.
+        ("BITOP OR l a", ":1\r\n"),
+        ("TYPE l", "+string\r\n"),
+        ("SET k1 ohmytext", OK_),
+        ("SET k2 mynewtext", OK_),
+        ("LCS k1 k2", "$6\r\nmytext\r\n"),
+        ("LCS k1 k2 LEN", ":6\r\n"),
+        (
+            "LCS k1 k2 IDX",
+            "*4\r\n$7\r\nmatches\r\n*2\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n*2\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n$3\r\nlen\r\n:6\r\n",
+        ),
+        (
+            "LCS k1 k2 IDX MINMATCHLEN 4 WITHMATCHLEN",
+            "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n$3\r\nlen\r\n:6\r\n",
+        ),
+        ("LCS k1 nope", "$0\r\n\r\n"),
+        ("LCS k1 nope IDX", "*4\r\n$7\r\nmatches\r\n*0\r\n$3\r\nlen\r\n:0\r\n"),
+        (
+            "LCS k1 k2 LEN IDX",
+            "-ERR If you want both the length and indexes, please just use IDX.\r\n",
+        ),
+        ("LCS k1 k2 FOO", SYNTAX),
+        ("LCS k1 k2 MINMATCHLEN", SYNTAX),
+        ("LCS k1 k2 IDX MINMATCHLEN x", NOT_INT),
+        ("RPUSH list x", ":1\r\n"),
+        // The types are checked before the options.
+        (
+            "LCS k1 list FOO",
+            "-ERR The specified keys must contain string values\r\n",
+        ),
+        (
+            "LCS list k1",
+            "-ERR The specified keys must contain string values\r\n",
+        ),
+        ("LCS k1", &arity("lcs")),
+    ]);
+}
+
+#[test]
+fn sort_lists_sets_and_sorted_sets() {
+    let mut h = H::new();
+    h.check(&[
+        ("RPUSH l 3 1 2 10", ":4\r\n"),
+        ("SORT l", "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$2\r\n10\r\n"),
+        ("SORT l DESC LIMIT 1 2", "*2\r\n$1\r\n3\r\n$1\r\n2\r\n"),
+        ("SORT l ALPHA", "*4\r\n$1\r\n1\r\n$2\r\n10\r\n$1\r\n2\r\n$1\r\n3\r\n"),
+        ("SORT l LIMIT 10 5", "*0\r\n"),
+        ("SORT l LIMIT -5 1", "*1\r\n$1\r\n1\r\n"),
+        ("SORT l LIMIT 2 -1", "*2\r\n$1\r\n3\r\n$2\r\n10\r\n"),
+        // BY without `*`: the list's own order (reversed by DESC).
+        ("SORT l BY nosort", "*4\r\n$1\r\n3\r\n$1\r\n1\r\n$1\r\n2\r\n$2\r\n10\r\n"),
+        ("SORT l BY nosort DESC LIMIT 0 2", "*2\r\n$2\r\n10\r\n$1\r\n2\r\n"),
+        ("MSET w_1 30 w_2 20 w_3 10", OK_),
+        ("HSET h_1 f c", ":1\r\n"),
+        ("HSET h_2 f b", ":1\r\n"),
+        ("HSET h_3 f a", ":1\r\n"),
+        // Weights from keys; a missing one weighs 0.
+        ("SORT l BY w_*", "*4\r\n$2\r\n10\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n1\r\n"),
+        ("SORT l BY h_*->f ALPHA LIMIT 0 3", "*3\r\n$2\r\n10\r\n$1\r\n3\r\n$1\r\n2\r\n"),
+        (
+            "SORT l BY w_* GET # GET h_*->f GET nope_*",
+            "*12\r\n$2\r\n10\r\n$-1\r\n$-1\r\n$1\r\n3\r\n$1\r\na\r\n$-1\r\n$1\r\n2\r\n$1\r\nb\r\n$-1\r\n$1\r\n1\r\n$1\r\nc\r\n$-1\r\n",
+        ),
+        ("SORT l LIMIT 0 1 GET w_*", "*1\r\n$2\r\n30\r\n"),
+        ("SORT l BY w_* STORE dst", ":4\r\n"),
+        ("LRANGE dst 0 -1", "*4\r\n$2\r\n10\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n1\r\n"),
+        // STORE with GET: a missing value is stored empty.
+        ("SORT l GET h_*->f STORE dst", ":4\r\n"),
+        ("LRANGE dst 0 -1", "*4\r\n$1\r\nc\r\n$1\r\nb\r\n$1\r\na\r\n$0\r\n\r\n"),
+        ("SORT nope STORE dst", ":0\r\n"),
+        ("EXISTS dst", ":0\r\n"),
+        ("SORT nope", "*0\r\n"),
+        ("SADD s b a c", ":3\r\n"),
+        ("SORT s ALPHA DESC", "*3\r\n$1\r\nc\r\n$1\r\nb\r\n$1\r\na\r\n"),
+        // An unordered set stored with BY nosort is stored sorted.
+        ("SORT s BY nosort STORE dst", ":3\r\n"),
+        ("LRANGE dst 0 -1", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        (
+            "SORT s",
+            "-ERR One or more scores can't be converted into double\r\n",
+        ),
+        ("ZADD z 1 c 2 a 3 b", ":3\r\n"),
+        ("SORT z BY nosort", "*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nb\r\n"),
+        ("SORT z BY nosort DESC LIMIT 0 1", "*1\r\n$1\r\nb\r\n"),
+        ("SORT z ALPHA", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ("SORT_RO l LIMIT 0 1", "*1\r\n$1\r\n1\r\n"),
+        ("SORT_RO l STORE dst", SYNTAX),
+        ("SORT l LIMIT 0", SYNTAX),
+        ("SORT l LIMIT x 1", NOT_INT),
+        ("SORT l FOO", SYNTAX),
+        ("SET str v", OK_),
+        ("SORT str", WRONGTYPE),
+        ("SORT h_1", WRONGTYPE),
+        ("SORT", &arity("sort")),
+        ("MULTI", OK_),
+        ("SORT l BY w_* GET h_*->f", "+QUEUED\r\n"),
+        (
+            "EXEC",
+            "*1\r\n*4\r\n$-1\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+        ),
+    ]);
+}
+
+/// Redis's "ZADD + DEL + SET should not awake blocked client": a woken
+/// blocked pop that finds its key turned into another type keeps waiting
+/// (WRONGTYPE is only for the first run).
+#[test]
+fn a_blocked_pop_keeps_waiting_when_its_key_changed_type() {
+    let mut h = H::new();
+    for (cmd, push, reply) in [
+        (
+            "BZPOPMIN k 0",
+            "ZADD k 1 bar",
+            "*3\r\n$1\r\nk\r\n$3\r\nbar\r\n$1\r\n1\r\n",
+        ),
+        ("BLPOP k 0", "RPUSH k bar", "*2\r\n$1\r\nk\r\n$3\r\nbar\r\n"),
+        (
+            "BLMPOP 0 1 k LEFT",
+            "RPUSH k bar",
+            "*2\r\n$1\r\nk\r\n*1\r\n$3\r\nbar\r\n",
+        ),
+    ] {
+        h.q("SET k foo");
+        assert_eq!(h.q(cmd), WRONGTYPE, "first run: {cmd}");
+        h.q("DEL k");
+        h.blocks(cmd);
+        assert_eq!(h.other("SET k foo"), OK_);
+        assert_eq!(h.retry(), (String::new(), Outcome::Block), "{cmd}");
+        h.other("DEL k");
+        h.other(push);
+        assert_eq!(h.retry(), (reply.to_string(), Outcome::Continue), "{cmd}");
+        assert_eq!(h.q("EXISTS k"), ":0\r\n", "{cmd}");
+    }
+}

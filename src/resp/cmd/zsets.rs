@@ -1,16 +1,21 @@
 //! Sorted-set commands: ZADD (NX/XX/GT/LT/CH/INCR), ZREM, ZSCORE, ZMSCORE,
 //! ZINCRBY, ZCARD, ZCOUNT, ZRANK, ZREVRANK, ZRANGE (by rank or BYSCORE,
 //! REV, LIMIT, WITHSCORES), ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZREVRANGE,
-//! ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZUNIONSTORE,
-//! ZINTERSTORE (WEIGHTS, AGGREGATE), on the skip list of
-//! `resp::zset` (O(log n) rank, score lookups and counts).
+//! ZPOPMIN, ZPOPMAX, ZMPOP and the blocking BZPOPMIN, BZPOPMAX, BZMPOP,
+//! ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZRANGESTORE, ZUNION, ZINTER, ZDIFF
+//! and their STORE forms (WEIGHTS, AGGREGATE; plain sets count with score
+//! 1), ZINTERCARD, on the skip list of `resp::zset` (O(log n) rank, score
+//! lookups and counts).
 
 use std::collections::HashMap;
 
+use super::collections::{block_on, parse_mpop, parse_timeout};
 use super::{arg, parse_i64, write_wrongtype, Cx, E_NOT_INT, E_SYNTAX};
 use crate::codec::resp::{
-    write_array_header, write_bulk, write_error, write_int, write_null, EMPTY_ARRAY,
+    write_array_header, write_bulk, write_error, write_int, write_null, write_null_array,
+    EMPTY_ARRAY,
 };
+use crate::resp::store::Slot;
 use crate::resp::zset::{Bound, LexBound, ZSet};
 
 const E_FLOAT: &str = "ERR value is not a valid float";
@@ -131,16 +136,20 @@ pub(super) fn zadd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         }
     }
     let out = &mut *cx.out;
-    cx.store.with_key(arg(args, 1), |slot| {
+    let added = cx.store.with_key(arg(args, 1), |slot| {
         let exists = match slot.zset() {
             Ok(z) => z.is_some(),
-            Err(e) => return write_wrongtype(out, e),
+            Err(e) => {
+                write_wrongtype(out, e);
+                return 0;
+            }
         };
         if !exists && xx {
-            return match incr {
+            match incr {
                 true => write_null(out),
                 false => write_int(out, 0),
-            };
+            }
+            return 0;
         }
         let z = slot.zset_mut(true).expect("checked").expect("created");
         let (mut added, mut changed) = (0, 0);
@@ -154,7 +163,7 @@ pub(super) fn zadd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             if new.is_nan() {
                 write_error(out, "ERR resulting score is not a number (NaN)");
                 slot.drop_if_empty();
-                return;
+                return 0;
             }
             let allowed = match old {
                 None => !xx,
@@ -181,29 +190,42 @@ pub(super) fn zadd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         } else {
             write_int(out, if ch { changed } else { added });
         }
-    })
+        added
+    });
+    // A new member may be what a BZPOPMIN waits for.
+    if added > 0 {
+        cx.store.signal(arg(args, 1), added as usize);
+    }
 }
 
 pub(super) fn zincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let Some(delta) = parse_score(arg(args, 2)) else {
         return write_error(cx.out, E_FLOAT);
     };
-    let member = arg(args, 3);
+    let (key, member) = (arg(args, 1), arg(args, 3));
+    let mut signal = false;
     let out = &mut *cx.out;
-    cx.store.with_key(arg(args, 1), |slot| {
+    cx.store.with_key(key, |slot| {
         let z = match slot.zset_mut(true) {
             Ok(z) => z.expect("created"),
             Err(e) => return write_wrongtype(out, e),
         };
         let new = z.score(member).unwrap_or(0.0) + delta;
-        if new.is_nan() {
+        let added = if new.is_nan() {
             write_error(out, "ERR resulting score is not a number (NaN)");
+            false
         } else {
-            z.insert(member, new);
             write_score(out, new);
-        }
+            z.insert(member, new).is_none()
+        };
         slot.drop_if_empty();
-    })
+        if added {
+            signal = true;
+        }
+    });
+    if signal {
+        cx.store.signal(key, 1);
+    }
 }
 
 /// Run `f` on the key's sorted set (absent: `None`), or reply WRONGTYPE.
@@ -302,74 +324,88 @@ struct RangeQuery {
     limit: Option<(usize, Option<usize>)>,
 }
 
-/// The shared tail of the ZRANGE family: `lo`/`hi` are the raw range
-/// arguments (ranks, or score bounds with `by_score`; for REV score ranges,
-/// as given: max first).
-fn range_reply<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], lo: &[u8], hi: &[u8], q: RangeQuery) {
-    if q.by_lex {
-        let (Some(a), Some(b)) = (LexBound::parse(lo), LexBound::parse(hi)) else {
-            return write_error(cx.out, E_LEX);
+/// A parsed ZRANGE-family range.
+enum Select {
+    Rank(i64, i64),
+    Score(Bound, Bound),
+    Lex(LexBound, LexBound),
+}
+
+impl RangeQuery {
+    /// The range from its raw arguments `lo`, `hi` (ranks, score bounds or
+    /// lex bounds; for REV score and lex ranges as given: max first), or
+    /// the error to reply.
+    fn select(&self, lo: &[u8], hi: &[u8]) -> Result<Select, &'static str> {
+        let (lo, hi) = match self.rev && (self.by_score || self.by_lex) {
+            true => (hi, lo),
+            false => (lo, hi),
         };
-        let (min, max) = if q.rev { (b, a) } else { (a, b) };
-        let (offset, count) = q.limit.unwrap_or((0, None));
-        with_zset(cx, args, |out, z| match z {
-            Some(z) => {
-                let items = z.range_by_lex(&min, &max, q.rev, offset, count);
-                write_members(out, &items, false)
+        if self.by_lex {
+            match (LexBound::parse(lo), LexBound::parse(hi)) {
+                (Some(a), Some(b)) => Ok(Select::Lex(a, b)),
+                _ => Err(E_LEX),
             }
-            None => out.extend_from_slice(EMPTY_ARRAY),
-        })
-    } else if q.by_score {
-        let (Some(a), Some(b)) = (parse_bound(lo), parse_bound(hi)) else {
-            return write_error(cx.out, E_RANGE);
-        };
-        let (min, max) = if q.rev { (b, a) } else { (a, b) };
-        let (offset, count) = q.limit.unwrap_or((0, None));
-        with_zset(cx, args, |out, z| match z {
-            Some(z) => {
-                let items = z.range_by_score(min, max, q.rev, offset, count);
-                write_members(out, &items, q.scores)
+        } else if self.by_score {
+            match (parse_bound(lo), parse_bound(hi)) {
+                (Some(a), Some(b)) => Ok(Select::Score(a, b)),
+                _ => Err(E_RANGE),
             }
-            None => out.extend_from_slice(EMPTY_ARRAY),
-        })
-    } else {
-        if q.limit.is_some() {
-            return write_error(
-                cx.out,
-                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-            );
+        } else if self.limit.is_some() {
+            Err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        } else {
+            match (parse_i64(lo), parse_i64(hi)) {
+                (Some(a), Some(b)) => Ok(Select::Rank(a, b)),
+                _ => Err(E_NOT_INT),
+            }
         }
-        let (Some(start), Some(stop)) = (parse_i64(lo), parse_i64(hi)) else {
-            return write_error(cx.out, E_NOT_INT);
-        };
-        with_zset(cx, args, |out, z| {
-            match z.and_then(|z| rank_range(start, stop, z.len()).map(|r| (z, r))) {
-                Some((z, (a, b))) => {
-                    let items = z.range_by_rank(a, b, q.rev);
-                    write_members(out, &items, q.scores)
-                }
-                None => out.extend_from_slice(EMPTY_ARRAY),
-            }
-        })
+    }
+
+    /// The members (with scores) `sel` picks from `z`, in reply order.
+    fn items<'z>(&self, z: &'z ZSet, sel: &Select) -> Vec<(&'z [u8], f64)> {
+        let (offset, count) = self.limit.unwrap_or((0, None));
+        match sel {
+            Select::Rank(a, b) => match rank_range(*a, *b, z.len()) {
+                Some((a, b)) => z.range_by_rank(a, b, self.rev),
+                None => Vec::new(),
+            },
+            Select::Score(min, max) => z.range_by_score(*min, *max, self.rev, offset, count),
+            Select::Lex(min, max) => z.range_by_lex(min, max, self.rev, offset, count),
+        }
     }
 }
 
-/// Parse `[WITHSCORES] [LIMIT offset count]` and the ZRANGE words from
-/// `opts`; `None` (after replying) on a bad option.
+/// The shared tail of the ZRANGE family: `lo`/`hi` are the raw range
+/// arguments.
+fn range_reply<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], lo: &[u8], hi: &[u8], q: RangeQuery) {
+    let sel = match q.select(lo, hi) {
+        Ok(sel) => sel,
+        Err(e) => return write_error(cx.out, e),
+    };
+    with_zset(cx, args, |out, z| match z {
+        Some(z) => write_members(out, &q.items(z, &sel), q.scores),
+        None => out.extend_from_slice(EMPTY_ARRAY),
+    })
+}
+
+/// Parse `[WITHSCORES] [LIMIT offset count]` (WITHSCORES unless
+/// `store`) and the ZRANGE words (with `zrange`; each once, one of BYSCORE
+/// and BYLEX) from `opts`; `None` (after replying) on a bad option.
 fn parse_opts<A: AsRef<[u8]>>(
     out: &mut Vec<u8>,
     opts: &[A],
     q: &mut RangeQuery,
     zrange: bool,
+    store: bool,
 ) -> Option<()> {
     let mut i = 0;
     while i < opts.len() {
         let o = opts[i].as_ref().to_ascii_lowercase();
+        let by_any = q.by_score || q.by_lex;
         match o.as_slice() {
-            b"withscores" => q.scores = true,
-            b"byscore" if zrange => q.by_score = true,
-            b"bylex" if zrange => q.by_lex = true,
-            b"rev" if zrange => q.rev = true,
+            b"withscores" if !store => q.scores = true,
+            b"byscore" if zrange && !by_any => q.by_score = true,
+            b"bylex" if zrange && !by_any => q.by_lex = true,
+            b"rev" if zrange && !q.rev => q.rev = true,
             b"limit" if i + 2 < opts.len() => {
                 let (Some(off), Some(cnt)) = (
                     parse_i64(opts[i + 1].as_ref()),
@@ -398,10 +434,10 @@ fn parse_opts<A: AsRef<[u8]>>(
 /// The ZRANGE family: options parsed onto `q` (the ZRANGE words only for
 /// ZRANGE itself), then the range answered.
 fn range_cmd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], mut q: RangeQuery, zrange: bool) {
-    if parse_opts(cx.out, &args[4..], &mut q, zrange).is_none() {
+    if parse_opts(cx.out, &args[4..], &mut q, zrange, false).is_none() {
         return;
     }
-    if q.by_lex && (q.by_score || q.scores) {
+    if q.by_lex && q.scores {
         let msg = match zrange {
             true => "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
             false => E_SYNTAX,
@@ -421,6 +457,54 @@ impl RangeQuery {
             limit: None,
         }
     }
+}
+
+/// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]:
+/// the range ZRANGE would answer, stored at `dst` (replacing what it held;
+/// deleted if the range is empty); the reply is its size.
+pub(super) fn zrangestore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let mut q = RangeQuery::new(false, false, false);
+    if parse_opts(cx.out, &args[5..], &mut q, true, true).is_none() {
+        return;
+    }
+    let sel = match q.select(arg(args, 3), arg(args, 4)) {
+        Ok(sel) => sel,
+        Err(e) => return write_error(cx.out, e),
+    };
+    let (dst, src) = (arg(args, 1), arg(args, 2));
+    let out = &mut *cx.out;
+    let stored = cx.store.with_keys(&[dst, src], |l| {
+        let mut range = ZSet::new();
+        match l.slot(src).zset() {
+            Ok(Some(z)) => {
+                for (m, s) in q.items(z, &sel) {
+                    range.insert(m, s);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                write_wrongtype(out, e);
+                return 0;
+            }
+        }
+        let n = store_zset(&mut l.slot(dst), range);
+        write_int(out, n as i64);
+        n
+    });
+    if stored > 0 {
+        cx.store.signal(dst, stored);
+    }
+}
+
+/// Replace whatever `slot` holds with `z` (nothing, if `z` is empty, as
+/// Redis keeps no empty sorted set); its size.
+fn store_zset(slot: &mut Slot<'_>, z: ZSet) -> usize {
+    let n = z.len();
+    slot.remove();
+    if n > 0 {
+        *slot.zset_mut(true).expect("removed").expect("created") = z;
+    }
+    n
 }
 
 variants! {
@@ -455,6 +539,98 @@ fn pop_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], max: bool) {
 variants! {
     zpopmin => pop_generic(false);
     zpopmax => pop_generic(true);
+}
+
+/// Pop from the first of `keys` holding a sorted set (at its low end, or
+/// high with `max`). Without a `count`, BZPOPMIN's reply `[key, member,
+/// score]`; with one, ZMPOP's `[key, [[member, score] ...]]`. False, with
+/// nothing written, if none holds one; WRONGTYPE for the first key of
+/// another type met before that.
+fn pop_first<A: AsRef<[u8]>>(cx: &mut Cx<'_>, keys: &[A], max: bool, count: Option<usize>) -> bool {
+    let retrying = cx.retrying;
+    keys.iter().any(|k| {
+        let k = k.as_ref();
+        let out = &mut *cx.out;
+        cx.store.with_key(k, |slot| {
+            match slot.zset() {
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) if retrying => return false,
+                Err(e) => {
+                    write_wrongtype(out, e);
+                    return true;
+                }
+            }
+            let z = slot.zset_mut(false).expect("checked").expect("present");
+            let popped = z.pop(count.unwrap_or(1), max);
+            slot.drop_if_empty();
+            write_array_header(out, if count.is_some() { 2 } else { 3 });
+            write_bulk(out, k);
+            if count.is_some() {
+                write_array_header(out, popped.len());
+            }
+            for (m, s) in &popped {
+                if count.is_some() {
+                    write_array_header(out, 2);
+                }
+                write_bulk(out, m);
+                write_score(out, *s);
+            }
+            true
+        })
+    })
+}
+
+/// MIN or MAX: true for MAX.
+fn min_max(word: &[u8]) -> Option<bool> {
+    if word.eq_ignore_ascii_case(b"min") {
+        Some(false)
+    } else if word.eq_ignore_ascii_case(b"max") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: nil if every key is
+/// empty.
+pub(super) fn zmpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some((keys, max, count)) = parse_mpop(cx.out, args, 1, min_max) else {
+        return;
+    };
+    if !pop_first(cx, keys, max, Some(count)) {
+        write_null_array(cx.out);
+    }
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: ZMPOP,
+/// waiting for one of the keys to get members.
+pub(super) fn bzmpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    let Some((keys, max, count)) = parse_mpop(cx.out, args, 2, min_max) else {
+        return;
+    };
+    let Some(timeout) = parse_timeout(cx.out, arg(args, 1)) else {
+        return;
+    };
+    if !pop_first(cx, keys, max, Some(count)) {
+        block_on(cx, keys, timeout);
+    }
+}
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout.
+fn bzpop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], max: bool) {
+    let Some(timeout) = parse_timeout(cx.out, arg(args, args.len() - 1)) else {
+        return;
+    };
+    let keys = &args[1..args.len() - 1];
+    if !pop_first(cx, keys, max, None) {
+        block_on(cx, keys, timeout);
+    }
+}
+
+variants! {
+    bzpopmin => bzpop(false);
+    bzpopmax => bzpop(true);
 }
 
 /// How ZREMRANGEBY* selects what to remove.
@@ -521,13 +697,92 @@ variants! {
     zremrangebylex => remrange(RemBy::Lex);
 }
 
-/// ZUNIONSTORE / ZINTERSTORE dest numkeys key [key ...] [WEIGHTS w ...]
-/// [AGGREGATE SUM|MIN|MAX], and (`store` false) ZUNION / ZINTER numkeys
-/// key [key ...] ... [WITHSCORES], which answer instead of storing; sets
-/// count as sorted sets with score 1.
-fn zcombine<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool, store: bool) {
-    let base = if store { 2 } else { 1 };
-    let dst = arg(args, 1);
+/// Which combination of sorted sets (or plain sets, whose members count
+/// with score 1) a command computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ZOp {
+    Union,
+    Inter,
+    /// The first input's members found in no other input, with their
+    /// scores (no WEIGHTS or AGGREGATE).
+    Diff,
+}
+
+/// What a combining command does with the result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ZEmit {
+    /// Answer it (ZUNION, ZINTER, ZDIFF; WITHSCORES allowed).
+    Reply,
+    /// Store it at `args[1]` and answer its size (the STORE forms).
+    Store,
+    /// Answer its size only (ZINTERCARD; LIMIT allowed, nothing else).
+    Card,
+}
+
+/// The options after the keys of a combining command.
+struct ZOpts {
+    weights: Vec<f64>,
+    agg: Agg,
+    with_scores: bool,
+    /// ZINTERCARD's LIMIT (0: none).
+    limit: usize,
+}
+
+/// Parse the options after `n` keys (`opts`), as Redis does: the error
+/// text to reply on a bad one.
+fn parse_zopts<A: AsRef<[u8]>>(
+    opts: &[A],
+    n: usize,
+    op: ZOp,
+    emit: ZEmit,
+) -> Result<ZOpts, &'static str> {
+    let mut o = ZOpts {
+        weights: vec![1.0; n],
+        agg: Agg::Sum,
+        with_scores: false,
+        limit: 0,
+    };
+    let full = op != ZOp::Diff && emit != ZEmit::Card;
+    let mut i = 0;
+    while i < opts.len() {
+        let word = opts[i].as_ref();
+        let left = opts.len() - i;
+        if full && left > n && word.eq_ignore_ascii_case(b"weights") {
+            for (j, w) in o.weights.iter_mut().enumerate() {
+                *w = parse_score(opts[i + 1 + j].as_ref())
+                    .ok_or("ERR weight value is not a float")?;
+            }
+            i += 1 + n;
+        } else if full && left >= 2 && word.eq_ignore_ascii_case(b"aggregate") {
+            o.agg = match opts[i + 1].as_ref().to_ascii_lowercase().as_slice() {
+                b"sum" => Agg::Sum,
+                b"min" => Agg::Min,
+                b"max" => Agg::Max,
+                _ => return Err(E_SYNTAX),
+            };
+            i += 2;
+        } else if emit == ZEmit::Reply && word.eq_ignore_ascii_case(b"withscores") {
+            o.with_scores = true;
+            i += 1;
+        } else if emit == ZEmit::Card && left >= 2 && word.eq_ignore_ascii_case(b"limit") {
+            o.limit = match parse_i64(opts[i + 1].as_ref()) {
+                Some(v) if v >= 0 => v as usize,
+                _ => return Err("ERR LIMIT can't be negative"),
+            };
+            i += 2;
+        } else {
+            return Err(E_SYNTAX);
+        }
+    }
+    Ok(o)
+}
+
+/// ZUNION, ZINTER, ZDIFF numkeys key [key ...] [...] [WITHSCORES], their
+/// STORE forms (`dest numkeys key ...`) and ZINTERCARD numkeys key [key
+/// ...] [LIMIT limit]; inputs may be sets (members score 1), a missing key
+/// is empty. As in Redis, the keys' types are checked before the options.
+fn zcombine<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], op: ZOp, emit: ZEmit) {
+    let base = if emit == ZEmit::Store { 2 } else { 1 };
     let n = match parse_i64(arg(args, base)) {
         Some(n) if n > 0 => n as usize,
         Some(_) => {
@@ -540,49 +795,22 @@ fn zcombine<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool, store: boo
         }
         None => return write_error(cx.out, E_NOT_INT),
     };
-    if args.len() < base + 1 + n {
+    if n > args.len() - base - 1 {
         return write_error(cx.out, E_SYNTAX);
     }
     let keys: Vec<&[u8]> = args[base + 1..base + 1 + n]
         .iter()
         .map(AsRef::as_ref)
         .collect();
-    let mut weights = vec![1.0f64; n];
-    let mut agg = Agg::Sum;
-    let mut with_scores = false;
-    let mut i = base + 1 + n;
-    while i < args.len() {
-        let o = arg(args, i);
-        if o.eq_ignore_ascii_case(b"weights") && i + n < args.len() {
-            for (j, w) in weights.iter_mut().enumerate() {
-                match parse_score(arg(args, i + 1 + j)) {
-                    Some(v) => *w = v,
-                    None => return write_error(cx.out, "ERR weight value is not a float"),
-                }
-            }
-            i += 1 + n;
-        } else if o.eq_ignore_ascii_case(b"aggregate") && i + 1 < args.len() {
-            agg = match arg(args, i + 1).to_ascii_lowercase().as_slice() {
-                b"sum" => Agg::Sum,
-                b"min" => Agg::Min,
-                b"max" => Agg::Max,
-                _ => return write_error(cx.out, E_SYNTAX),
-            };
-            i += 2;
-        } else if !store && o.eq_ignore_ascii_case(b"withscores") {
-            with_scores = true;
-            i += 1;
-        } else {
-            return write_error(cx.out, E_SYNTAX);
-        }
-    }
+    let opts = parse_zopts(&args[base + 1 + n..], n, op, emit);
+    let dst = arg(args, 1);
     let mut all = keys.clone();
-    if store {
+    if emit == ZEmit::Store {
         all.push(dst);
     }
     let out = &mut *cx.out;
-    cx.store.with_keys(&all, |l| {
-        // Each input as (member, score) pairs; a missing key is empty.
+    let stored = cx.store.with_keys(&all, |l| {
+        // Each input as (member, score) pairs.
         let mut inputs: Vec<Vec<(Vec<u8>, f64)>> = Vec::with_capacity(n);
         for k in &keys {
             let slot = l.slot(k);
@@ -590,42 +818,90 @@ fn zcombine<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], inter: bool, store: boo
                 (Ok(Some(z)), _) => z.iter().map(|(m, s)| (m.to_vec(), s)).collect(),
                 (_, Ok(Some(s))) => s.iter().map(|m| (m.into_owned(), 1.0)).collect(),
                 (Ok(None), _) => Vec::new(),
-                (Err(e), _) => return write_wrongtype(out, e),
+                (Err(e), _) => {
+                    write_wrongtype(out, e);
+                    return 0;
+                }
             };
             inputs.push(items);
         }
-        let mut acc: HashMap<Vec<u8>, (f64, usize)> = HashMap::new();
-        for (j, items) in inputs.into_iter().enumerate() {
-            for (m, s) in items {
-                let v = s * weights[j];
-                // 0 * inf is NaN in IEEE; Redis takes it as 0.
-                let v = if v.is_nan() { 0.0 } else { v };
-                acc.entry(m)
-                    .and_modify(|(cur, seen)| {
-                        *cur = agg.apply(*cur, v);
-                        *seen += 1;
-                    })
-                    .or_insert((v, 1));
+        let opts = match &opts {
+            Ok(o) => o,
+            Err(e) => {
+                write_error(out, e);
+                return 0;
+            }
+        };
+        let result = match op {
+            ZOp::Diff => difference(inputs),
+            ZOp::Union | ZOp::Inter => union_or_inter(inputs, op == ZOp::Inter, opts),
+        };
+        match emit {
+            ZEmit::Reply => {
+                let items: Vec<(&[u8], f64)> = result.iter().collect();
+                write_members(out, &items, opts.with_scores);
+                0
+            }
+            ZEmit::Card => {
+                let c = match opts.limit {
+                    0 => result.len(),
+                    limit => result.len().min(limit),
+                };
+                write_int(out, c as i64);
+                0
+            }
+            ZEmit::Store => {
+                let n = store_zset(&mut l.slot(dst), result);
+                write_int(out, n as i64);
+                n
             }
         }
-        let mut result = ZSet::new();
-        for (m, (s, seen)) in acc {
-            if !inter || seen == n {
-                result.insert(&m, s);
-            }
+    });
+    if stored > 0 {
+        cx.store.signal(dst, stored);
+    }
+}
+
+/// The union (or, with `inter`, the intersection) of `inputs`, each
+/// input's scores weighted and equal members' scores aggregated.
+fn union_or_inter(inputs: Vec<Vec<(Vec<u8>, f64)>>, inter: bool, o: &ZOpts) -> ZSet {
+    let n = inputs.len();
+    let mut acc: HashMap<Vec<u8>, (f64, usize)> = HashMap::new();
+    for (j, items) in inputs.into_iter().enumerate() {
+        for (m, s) in items {
+            let v = s * o.weights[j];
+            // 0 * inf is NaN in IEEE; Redis takes it as 0.
+            let v = if v.is_nan() { 0.0 } else { v };
+            acc.entry(m)
+                .and_modify(|(cur, seen)| {
+                    *cur = o.agg.apply(*cur, v);
+                    *seen += 1;
+                })
+                .or_insert((v, 1));
         }
-        if !store {
-            let items: Vec<(&[u8], f64)> = result.iter().collect();
-            return write_members(out, &items, with_scores);
+    }
+    let mut result = ZSet::new();
+    for (m, (s, seen)) in acc {
+        if !inter || seen == n {
+            result.insert(&m, s);
         }
-        let len = result.len();
-        let mut d = l.slot(dst);
-        d.remove();
-        if len > 0 {
-            *d.zset_mut(true).expect("removed").expect("created") = result;
+    }
+    result
+}
+
+/// The members of the first input in none of the others, with their
+/// scores.
+fn difference(mut inputs: Vec<Vec<(Vec<u8>, f64)>>) -> ZSet {
+    let first = inputs.remove(0);
+    let others: std::collections::HashSet<Vec<u8>> =
+        inputs.into_iter().flatten().map(|(m, _)| m).collect();
+    let mut result = ZSet::new();
+    for (m, s) in first {
+        if !others.contains(&m) {
+            result.insert(&m, s);
         }
-        write_int(out, len as i64);
-    })
+    }
+    result
 }
 
 #[derive(Clone, Copy)]
@@ -653,10 +929,13 @@ impl Agg {
 }
 
 variants! {
-    zunionstore => zcombine(false, true);
-    zinterstore => zcombine(true, true);
-    zunion => zcombine(false, false);
-    zinter => zcombine(true, false);
+    zunionstore => zcombine(ZOp::Union, ZEmit::Store);
+    zinterstore => zcombine(ZOp::Inter, ZEmit::Store);
+    zdiffstore => zcombine(ZOp::Diff, ZEmit::Store);
+    zunion => zcombine(ZOp::Union, ZEmit::Reply);
+    zinter => zcombine(ZOp::Inter, ZEmit::Reply);
+    zdiff => zcombine(ZOp::Diff, ZEmit::Reply);
+    zintercard => zcombine(ZOp::Inter, ZEmit::Card);
 }
 
 pub(super) fn zlexcount<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {

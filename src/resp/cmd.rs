@@ -312,6 +312,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "zmscore",
     "zpopmax",
     "zpopmin",
+    "zrandmember",
     "zrange",
     "zrangebylex",
     "zrangebyscore",
@@ -624,6 +625,7 @@ macro_rules! command_table {
         "blmpop" => -5, blmpop;
         "hincrbyfloat" => 4, hincrbyfloat;
         "hrandfield" => -2, hrandfield;
+        "zrandmember" => -2, zrandmember;
         "object" => -2, object;
         "memory" => -2, memory;
         "multi" => 1, multi;

@@ -934,6 +934,9 @@ pub(super) fn hincrbyfloat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let Some(delta) = super::strings::parse_f64(arg(args, 3)) else {
         return write_error(cx.out, "ERR value is not a valid float");
     };
+    if !delta.is_finite() {
+        return write_error(cx.out, "ERR value is NaN or Infinity");
+    }
     let field = arg(args, 2);
     on_key!(cx, arg(args, 1), |slot, out| {
         let r = match slot.hash_mut(true) {
@@ -970,12 +973,43 @@ pub(super) fn hincrbyfloat<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 
 /// HRANDFIELD key [count [WITHVALUES]]: as SRANDMEMBER, over fields.
 pub(super) fn hrandfield<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    rand_pairs(cx, args, b"withvalues", |slot| {
+        slot.hash()
+            .map(|h| h.map(|h| h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect()))
+    })
+}
+
+/// ZRANDMEMBER key [count [WITHSCORES]]: as SRANDMEMBER, over members.
+pub(super) fn zrandmember<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
+    rand_pairs(cx, args, b"withscores", |slot| {
+        slot.zset().map(|z| {
+            z.map(|z| {
+                z.iter()
+                    .map(|(m, s)| (m.to_vec(), super::zsets::fmt_score(s).into_bytes()))
+                    .collect()
+            })
+        })
+    })
+}
+
+/// The pairs (field and value, member and score) of a key, as read by
+/// HRANDFIELD's and ZRANDMEMBER's `read`.
+type PairsRead = Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, crate::resp::store::WrongType>;
+
+/// HRANDFIELD and ZRANDMEMBER: `key [count [flag]]` over the pairs `read`
+/// gives; with `flag`, each pick is followed by its second half.
+fn rand_pairs<A: AsRef<[u8]>>(
+    cx: &mut Cx<'_>,
+    args: &[A],
+    flag: &[u8],
+    read: impl FnOnce(&mut crate::resp::store::Slot<'_>) -> PairsRead,
+) {
     let (count, with_values) =
         match args.len() {
             2 => (None, false),
             3 | 4 => {
                 let wv = args.len() == 4;
-                if wv && !arg(args, 3).eq_ignore_ascii_case(b"withvalues") {
+                if wv && !arg(args, 3).eq_ignore_ascii_case(flag) {
                     return write_error(cx.out, E_SYNTAX);
                 }
                 match parse_i64(arg(args, 2)) {
@@ -990,11 +1024,14 @@ pub(super) fn hrandfield<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
             _ => return write_error(cx.out, E_SYNTAX),
         };
     on_key!(cx, arg(args, 1), |slot, out| {
-        let hash = match slot.hash() {
-            Ok(h) => h,
+        let owned = match read(slot) {
+            Ok(h) => h.unwrap_or_default(),
             Err(e) => return write_wrongtype(out, e),
         };
-        let fields: Vec<(&[u8], &[u8])> = hash.map(|h| h.iter().collect()).unwrap_or_default();
+        let fields: Vec<(&[u8], &[u8])> = owned
+            .iter()
+            .map(|(f, v)| (f.as_slice(), v.as_slice()))
+            .collect();
         let per = if with_values { 2 } else { 1 };
         let emit = |out: &mut Vec<u8>, f: &(&[u8], &[u8])| {
             write_bulk(out, f.0);

@@ -1608,6 +1608,29 @@ fn zunionstore_zinterstore_hincrbyfloat_hrandfield() {
     let rep = bulks(&h.q("HRANDFIELD h -5"));
     assert_eq!(rep.len(), 5);
     assert!(rep.iter().all(|f| ["f", "new", "s"].contains(&f.as_str())));
+    h.check(&[
+        (
+            "HINCRBYFLOAT h f +inf",
+            "-ERR value is NaN or Infinity\r\n",
+        ),
+        ("ZRANDMEMBER nope", NIL),
+        ("ZRANDMEMBER nope 3", "*0\r\n"),
+        ("ZRANDMEMBER h", WRONGTYPE),
+        ("ZADD zr 1.5 a 2 b", ":2\r\n"),
+        ("ZRANDMEMBER zr 1 WITHVALUES", SYNTAX),
+        ("ZRANDMEMBER zr 0", "*0\r\n"),
+    ]);
+    let all = bulks(&h.q("ZRANDMEMBER zr 5 WITHSCORES"));
+    let mut pairs: Vec<(String, String)> = all
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [("a".into(), "1.5".into()), ("b".into(), "2".into())]
+    );
+    assert_eq!(bulks(&h.q("ZRANDMEMBER zr -7")).len(), 7);
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! linear scan over at most that many elements.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::codec::resp::parse_i64;
@@ -542,6 +542,109 @@ impl Set {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        PushFront(Vec<u8>),
+        PushBack(Vec<u8>),
+        PopFront,
+        PopBack,
+        Set(usize, Vec<u8>),
+        Insert(usize, Vec<u8>),
+        RemoveMatching(u8, usize, bool),
+        Trim(usize, usize),
+    }
+
+    fn elem() -> impl Strategy<Value = Vec<u8>> {
+        // Short ones (many per chunk, few distinct: LREM finds them), some
+        // with two-byte lengths, and some larger than a chunk.
+        prop_oneof![
+            8 => (0u8..4, 0usize..6).prop_map(|(b, n)| vec![b; n]),
+            2 => (0u8..4, 120usize..300).prop_map(|(b, n)| vec![b; n]),
+            1 => (0u8..4, 8000usize..9000).prop_map(|(b, n)| vec![b; n]),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => elem().prop_map(Op::PushFront),
+            4 => elem().prop_map(Op::PushBack),
+            2 => Just(Op::PopFront),
+            2 => Just(Op::PopBack),
+            1 => (any::<usize>(), elem()).prop_map(|(i, e)| Op::Set(i, e)),
+            1 => (any::<usize>(), elem()).prop_map(|(i, e)| Op::Insert(i, e)),
+            1 => (0u8..4, 0usize..5, any::<bool>()).prop_map(|(b, n, t)| Op::RemoveMatching(b, n, t)),
+            1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Trim(a, b)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// The chunked list behaves as a deque of byte strings under any
+        /// sequence of edits, read from either end or by index.
+        #[test]
+        fn list_matches_a_deque(ops in proptest::collection::vec(op(), 1..300)) {
+            let mut l = List::default();
+            let mut d: VecDeque<Vec<u8>> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::PushFront(e) => { l.push_front(&e); d.push_front(e); }
+                    Op::PushBack(e) => { l.push_back(&e); d.push_back(e); }
+                    Op::PopFront => prop_assert_eq!(l.pop_front(), d.pop_front()),
+                    Op::PopBack => prop_assert_eq!(l.pop_back(), d.pop_back()),
+                    Op::Set(i, e) => {
+                        let ok = !d.is_empty();
+                        let i = if ok { i % d.len() } else { 0 };
+                        prop_assert_eq!(l.set(i, &e), ok);
+                        if ok { d[i] = e; }
+                    }
+                    Op::Insert(i, e) => {
+                        let i = i % (d.len() + 1);
+                        l.insert(i, &e);
+                        d.insert(i, e);
+                    }
+                    Op::RemoveMatching(b, n, tail) => {
+                        let want: Vec<u8> = vec![b; 1];
+                        let mut removed = 0;
+                        if tail {
+                            let mut i = d.len();
+                            while i > 0 && removed < n {
+                                i -= 1;
+                                if d[i] == want { d.remove(i); removed += 1; }
+                            }
+                        } else {
+                            let mut i = 0;
+                            while i < d.len() && removed < n {
+                                if d[i] == want { d.remove(i); removed += 1; } else { i += 1; }
+                            }
+                        }
+                        prop_assert_eq!(l.remove_matching(&want, n, tail), removed);
+                    }
+                    Op::Trim(a, b) => {
+                        if !d.is_empty() {
+                            let a = a % d.len();
+                            let b = a + b % (d.len() - a);
+                            l.trim(a, b);
+                            d.truncate(b + 1);
+                            d.drain(..a);
+                        }
+                    }
+                }
+                prop_assert_eq!(l.len(), d.len());
+            }
+            let fwd: Vec<&[u8]> = l.iter().collect();
+            let want: Vec<&[u8]> = d.iter().map(Vec::as_slice).collect();
+            prop_assert_eq!(&fwd, &want);
+            let back: Vec<&[u8]> = l.iter().rev().collect();
+            prop_assert_eq!(back, want.iter().rev().copied().collect::<Vec<_>>());
+            for i in 0..d.len() {
+                prop_assert_eq!(l.get(i), Some(d[i].as_slice()));
+                prop_assert_eq!(l.iter_from(i).next(), Some(d[i].as_slice()));
+            }
+            prop_assert_eq!(l.get(d.len()), None);
+        }
+    }
 
     #[test]
     fn packed_hash_edits_and_converts_past_the_thresholds() {
@@ -598,5 +701,385 @@ mod tests {
         for bad in [&b"-0"[..], b"+1", b"", b"99999999999999999999"] {
             assert_eq!(as_int(bad), None, "{bad:?}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lists
+
+/// Bytes of packed elements per list chunk (Redis's default
+/// `list-max-listpack-size -2`: 8 KiB nodes). A larger element gets a
+/// chunk of its own.
+const CHUNK_BYTES: usize = 8 * 1024;
+
+/// Bytes a varint of `n` takes.
+fn varint_len(mut n: usize) -> usize {
+    let mut k = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        k += 1;
+    }
+    k
+}
+
+/// One element as a list chunk stores it: its length as a varint, the
+/// bytes, and the length again written to be read backwards (7-bit groups,
+/// lowest last, each but the first-written flagged), so a chunk walks from
+/// either end.
+fn push_unit(buf: &mut Vec<u8>, e: &[u8]) {
+    push_varint(buf, e.len());
+    buf.extend_from_slice(e);
+    let k = varint_len(e.len());
+    for g in (0..k).rev() {
+        let group = ((e.len() >> (7 * g)) & 0x7f) as u8;
+        buf.push(if g + 1 == k { group } else { group | 0x80 });
+    }
+}
+
+fn unit_len(len: usize) -> usize {
+    2 * varint_len(len) + len
+}
+
+/// The elements of a chunk's packed units, from either end.
+#[derive(Clone)]
+pub struct Units<'a>(&'a [u8]);
+
+impl<'a> Iterator for Units<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (len, n) = read_varint(self.0);
+        let e = &self.0[n..n + len];
+        self.0 = &self.0[unit_len(len)..];
+        Some(e)
+    }
+}
+
+impl<'a> DoubleEndedIterator for Units<'a> {
+    fn next_back(&mut self) -> Option<&'a [u8]> {
+        let end = self.0.len();
+        if end == 0 {
+            return None;
+        }
+        let (mut len, mut k) = (0usize, 0usize);
+        loop {
+            let b = self.0[end - 1 - k];
+            len |= usize::from(b & 0x7f) << (7 * k);
+            k += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let start = end - unit_len(len);
+        let e = &self.0[end - k - len..end - k];
+        self.0 = &self.0[..start];
+        Some(e)
+    }
+}
+
+/// A run of list elements packed in one buffer. Popped bytes at the front
+/// are left as a gap (`start`) that later front pushes fill, so pushes and
+/// pops at both ends cost no shifting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    start: usize,
+    count: usize,
+}
+
+impl Chunk {
+    fn live(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+    fn units(&self) -> Units<'_> {
+        Units(&self.bytes[self.start..])
+    }
+    fn fits(&self, e: &[u8]) -> bool {
+        self.count == 0 || self.live() + unit_len(e.len()) <= CHUNK_BYTES
+    }
+    fn push_back(&mut self, e: &[u8]) {
+        push_unit(&mut self.bytes, e);
+        self.count += 1;
+    }
+    fn push_front(&mut self, e: &[u8]) {
+        let mut unit = Vec::with_capacity(unit_len(e.len()));
+        push_unit(&mut unit, e);
+        if self.start < unit.len() {
+            // Open a gap as large as what is live (at least this unit):
+            // front pushes then move each byte O(1) times on average.
+            let gap = unit.len().max(self.live()).max(16);
+            let mut b = vec![0u8; gap];
+            b.extend_from_slice(&self.bytes[self.start..]);
+            self.bytes = b;
+            self.start = gap;
+        }
+        self.start -= unit.len();
+        self.bytes[self.start..self.start + unit.len()].copy_from_slice(&unit);
+        self.count += 1;
+    }
+    fn pop_front(&mut self) -> Option<Vec<u8>> {
+        let e = self.units().next()?.to_vec();
+        self.start += unit_len(e.len());
+        self.count -= 1;
+        if self.start > CHUNK_BYTES && self.start > self.live() {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        Some(e)
+    }
+    fn pop_back(&mut self) -> Option<Vec<u8>> {
+        let e = self.units().next_back()?.to_vec();
+        let n = self.bytes.len() - unit_len(e.len());
+        self.bytes.truncate(n);
+        self.count -= 1;
+        Some(e)
+    }
+}
+
+/// A list: a deque of chunks of packed elements, as Redis's quicklist is a
+/// linked list of listpacks. An element costs its bytes and two short
+/// length prefixes; pushes and pops at either end are O(1); an index walks
+/// chunk counts from the nearer end, then one chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct List {
+    chunks: VecDeque<Chunk>,
+    len: usize,
+}
+
+impl List {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Every element, head to tail (reversible).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
+        self.chunks.iter().flat_map(Chunk::units)
+    }
+    /// Add `e` at the tail.
+    pub fn push_back(&mut self, e: &[u8]) {
+        match self.chunks.back_mut() {
+            Some(c) if c.fits(e) => c.push_back(e),
+            _ => {
+                let mut c = Chunk::default();
+                c.push_back(e);
+                self.chunks.push_back(c);
+            }
+        }
+        self.len += 1;
+    }
+    /// Add `e` at the head.
+    pub fn push_front(&mut self, e: &[u8]) {
+        match self.chunks.front_mut() {
+            Some(c) if c.fits(e) => c.push_front(e),
+            _ => {
+                let mut c = Chunk::default();
+                c.push_back(e);
+                self.chunks.push_front(c);
+            }
+        }
+        self.len += 1;
+    }
+    /// Remove and return the head.
+    pub fn pop_front(&mut self) -> Option<Vec<u8>> {
+        let c = self.chunks.front_mut()?;
+        let e = c.pop_front();
+        if c.count == 0 {
+            self.chunks.pop_front();
+        }
+        self.len -= usize::from(e.is_some());
+        e
+    }
+    /// Remove and return the tail.
+    pub fn pop_back(&mut self) -> Option<Vec<u8>> {
+        let c = self.chunks.back_mut()?;
+        let e = c.pop_back();
+        if c.count == 0 {
+            self.chunks.pop_back();
+        }
+        self.len -= usize::from(e.is_some());
+        e
+    }
+    /// The chunk holding element `i` and `i`'s position in it.
+    fn locate(&self, i: usize) -> Option<(usize, usize)> {
+        if i >= self.len {
+            return None;
+        }
+        if i < self.len / 2 {
+            let mut at = i;
+            for (ci, c) in self.chunks.iter().enumerate() {
+                if at < c.count {
+                    return Some((ci, at));
+                }
+                at -= c.count;
+            }
+        } else {
+            let mut from_end = self.len - 1 - i;
+            for (ci, c) in self.chunks.iter().enumerate().rev() {
+                if from_end < c.count {
+                    return Some((ci, c.count - 1 - from_end));
+                }
+                from_end -= c.count;
+            }
+        }
+        None
+    }
+    /// Element `i` (0 is the head).
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let (ci, at) = self.locate(i)?;
+        let c = &self.chunks[ci];
+        if at < c.count / 2 {
+            c.units().nth(at)
+        } else {
+            c.units().rev().nth(c.count - 1 - at)
+        }
+    }
+    /// Elements `from..` (head to tail), skipping whole chunks to get there.
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &[u8]> {
+        let (ci, at) = self.locate(from).unwrap_or((self.chunks.len(), 0));
+        self.chunks.range(ci..).flat_map(Chunk::units).skip(at)
+    }
+    /// Rewrite chunk `ci` through `edit` on its elements, splitting what it
+    /// gives back into chunks of the usual size (none if it is emptied).
+    fn rewrite_chunk(&mut self, ci: usize, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
+        let mut elems: Vec<Vec<u8>> = self.chunks[ci].units().map(<[u8]>::to_vec).collect();
+        let before = elems.len();
+        edit(&mut elems);
+        self.len = self.len + elems.len() - before;
+        let mut fresh: Vec<Chunk> = Vec::new();
+        for e in &elems {
+            match fresh.last_mut() {
+                Some(c) if c.fits(e) => c.push_back(e),
+                _ => {
+                    let mut c = Chunk::default();
+                    c.push_back(e);
+                    fresh.push(c);
+                }
+            }
+        }
+        self.chunks.remove(ci);
+        for (k, c) in fresh.into_iter().enumerate() {
+            self.chunks.insert(ci + k, c);
+        }
+    }
+    /// Replace element `i`; false if there is none.
+    pub fn set(&mut self, i: usize, e: &[u8]) -> bool {
+        let Some((ci, at)) = self.locate(i) else {
+            return false;
+        };
+        self.rewrite_chunk(ci, |v| v[at] = e.to_vec());
+        true
+    }
+    /// Insert `e` before element `i` (`i == len`: at the tail).
+    pub fn insert(&mut self, i: usize, e: &[u8]) {
+        if i >= self.len {
+            return self.push_back(e);
+        }
+        let (ci, at) = self.locate(i).expect("i < len");
+        self.rewrite_chunk(ci, |v| v.insert(at, e.to_vec()));
+    }
+    /// Remove up to `limit` elements equal to `e`, from the head (or the
+    /// tail, `from_tail`); how many went.
+    pub fn remove_matching(&mut self, e: &[u8], limit: usize, from_tail: bool) -> usize {
+        let mut removed = 0;
+        // Chunks are visited from the chosen end; a rewrite may replace one
+        // chunk by none or several, so the walk goes by position.
+        let mut ci = if from_tail { self.chunks.len() } else { 0 };
+        loop {
+            if removed == limit {
+                break;
+            }
+            if from_tail {
+                if ci == 0 {
+                    break;
+                }
+                ci -= 1;
+            } else if ci >= self.chunks.len() {
+                break;
+            }
+            if !self.chunks[ci].units().any(|x| x == e) {
+                if !from_tail {
+                    ci += 1;
+                }
+                continue;
+            }
+            let before = self.chunks.len();
+            self.rewrite_chunk(ci, |v| {
+                let idx: Vec<usize> = if from_tail {
+                    (0..v.len()).rev().collect()
+                } else {
+                    (0..v.len()).collect()
+                };
+                let mut drop = vec![false; v.len()];
+                for i in idx {
+                    if removed < limit && v[i] == e {
+                        drop[i] = true;
+                        removed += 1;
+                    }
+                }
+                let mut k = 0;
+                v.retain(|_| {
+                    k += 1;
+                    !drop[k - 1]
+                });
+            });
+            if !from_tail {
+                // Past the chunks that replaced this one.
+                ci += self.chunks.len() + 1 - before;
+            }
+        }
+        removed
+    }
+    /// Keep only elements `a..=b` (both within the list).
+    pub fn trim(&mut self, a: usize, b: usize) {
+        let drop_tail = self.len - 1 - b;
+        for (n, front) in [(a, true), (drop_tail, false)] {
+            let mut left = n;
+            while left > 0 {
+                let whole = match front {
+                    true => self.chunks.front().map(|c| c.count),
+                    false => self.chunks.back().map(|c| c.count),
+                };
+                match whole {
+                    Some(c) if c <= left => {
+                        if front {
+                            self.chunks.pop_front();
+                        } else {
+                            self.chunks.pop_back();
+                        }
+                        self.len -= c;
+                        left -= c;
+                    }
+                    _ => {
+                        if front {
+                            self.pop_front();
+                        } else {
+                            self.pop_back();
+                        }
+                        left -= 1;
+                    }
+                }
+            }
+        }
+    }
+    /// Remove every element.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for List {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(it: I) -> List {
+        let mut l = List::default();
+        for e in it {
+            l.push_back(e);
+        }
+        l
     }
 }

@@ -29,7 +29,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hashbrown::HashTable;
 
-use super::compact::{push_varint, read_varint, Hash, HashRef, Set, SetRef};
+use super::compact::{push_varint, read_varint, Hash, HashRef, List, Set, SetRef};
 use super::zset::ZSet;
 
 /// A key's value outside the packed form: a string (its bytes held inline,
@@ -39,7 +39,7 @@ use super::zset::ZSet;
 enum Value {
     Inline(Vec<u8>),
     Shared(Arc<Vec<u8>>),
-    List(VecDeque<Vec<u8>>),
+    List(List),
     Hash(Hash),
     Set(Set),
     ZSet(Box<ZSet>),
@@ -115,7 +115,7 @@ impl Value {
 #[derive(Clone, Copy)]
 enum ValueRef<'a> {
     Str(&'a [u8]),
-    List(&'a VecDeque<Vec<u8>>),
+    List(&'a List),
     Hash(HashRef<'a>),
     Set(SetRef<'a>),
     ZSet(&'a ZSet),
@@ -150,7 +150,7 @@ impl ValueRef<'_> {
             // embstr, the string embedded with its header.
             ValueRef::Str(_) if packed => "embstr",
             ValueRef::Str(_) => "raw",
-            ValueRef::List(_) => "deque",
+            ValueRef::List(_) => "quicklist",
             ValueRef::Hash(h) => h.encoding(),
             ValueRef::Set(s) => s.encoding(),
             ValueRef::ZSet(z) => z.encoding(),
@@ -642,7 +642,7 @@ impl<'a> Slot<'a> {
             Node::Big(n) => {
                 let value = match n.entry.value.view() {
                     ValueRef::Str(s) => s.len(),
-                    ValueRef::List(l) => l.iter().map(|e| e.len() + 24).sum(),
+                    ValueRef::List(l) => l.iter().map(|e| e.len() + 2).sum(),
                     ValueRef::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len() + 56).sum(),
                     ValueRef::Set(s) => s.iter().map(|m| m.len() + 32).sum(),
                     ValueRef::ZSet(z) => z.iter().map(|(m, _)| 2 * m.len() + 72).sum(),
@@ -721,14 +721,7 @@ impl<'a> Slot<'a> {
         self.big_mut(None).map(Value::make_mut).transpose()
     }
 
-    collection_access!(
-        List,
-        VecDeque<Vec<u8>>,
-        &VecDeque<Vec<u8>>,
-        list,
-        list_mut,
-        "list"
-    );
+    collection_access!(List, List, &List, list, list_mut, "list");
     collection_access!(Hash, Hash, HashRef<'_>, hash, hash_mut, "hash");
     collection_access!(Set, Set, SetRef<'_>, set_members, set_mut, "set");
 

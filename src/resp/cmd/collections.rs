@@ -7,6 +7,8 @@
 
 use std::borrow::Cow;
 
+use crate::resp::compact::List;
+
 use super::{arg, parse_i64, write_wrongtype, Cx, E_NOT_INT, E_OVERFLOW, E_SYNTAX};
 use crate::codec::resp::{
     write_array_header, write_bulk, write_error, write_int, write_null, write_null_array,
@@ -56,7 +58,7 @@ fn push<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool, create: bool) {
     let pushed = on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(create) {
         Ok(Some(list)) => {
             for v in &args[2..] {
-                let v = v.as_ref().to_vec();
+                let v = v.as_ref();
                 if left {
                     list.push_front(v);
                 } else {
@@ -315,7 +317,7 @@ fn pop<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool) {
             Ok(None) => return write_null(out),
             Err(e) => return write_wrongtype(out, e),
         };
-        let take = |list: &mut std::collections::VecDeque<Vec<u8>>| match left {
+        let take = |list: &mut List| match left {
             true => list.pop_front(),
             false => list.pop_back(),
         };
@@ -358,7 +360,7 @@ pub(super) fn lrange<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         Ok(Some(l)) => match clamp_range(start, stop, l.len()) {
             Some((a, b)) => {
                 write_array_header(out, b - a + 1);
-                for v in l.range(a..=b) {
+                for v in l.iter_from(a).take(b - a + 1) {
                     write_bulk(out, v);
                 }
             }
@@ -391,7 +393,7 @@ pub(super) fn lset<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(false) {
         Ok(Some(l)) => match index(i, l.len()) {
             Some(i) => {
-                l[i] = value.to_vec();
+                l.set(i, value);
                 out.extend_from_slice(OK);
             }
             None => write_error(out, E_INDEX),
@@ -408,10 +410,7 @@ pub(super) fn ltrim<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     on_key!(cx, arg(args, 1), |slot, out| {
         match slot.list_mut(false) {
             Ok(Some(l)) => match clamp_range(start, stop, l.len()) {
-                Some((a, b)) => {
-                    l.truncate(b + 1);
-                    l.drain(..a);
-                }
+                Some((a, b)) => l.trim(a, b),
                 None => l.clear(),
             },
             Ok(None) => {}
@@ -437,28 +436,7 @@ pub(super) fn lrem<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
                 } else {
                     count.unsigned_abs() as usize
                 };
-                let mut removed = 0;
-                if count >= 0 {
-                    let mut i = 0;
-                    while i < l.len() && removed < limit {
-                        if l[i] == elem {
-                            l.remove(i);
-                            removed += 1;
-                        } else {
-                            i += 1;
-                        }
-                    }
-                } else {
-                    let mut i = l.len();
-                    while i > 0 && removed < limit {
-                        i -= 1;
-                        if l[i] == elem {
-                            l.remove(i);
-                            removed += 1;
-                        }
-                    }
-                }
-                removed
+                l.remove_matching(elem, limit, count < 0)
             }
             Ok(None) => 0,
             Err(e) => return write_wrongtype(out, e),
@@ -747,13 +725,16 @@ pub(super) fn linsert<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     };
     let (pivot, elem) = (arg(args, 3), arg(args, 4));
     on_key!(cx, arg(args, 1), |slot, out| match slot.list_mut(false) {
-        Ok(Some(l)) => match l.iter().position(|v| v == pivot) {
-            Some(i) => {
-                l.insert(if before { i } else { i + 1 }, elem.to_vec());
-                write_int(out, l.len() as i64);
+        Ok(Some(l)) => {
+            let at = l.iter().position(|v| v == pivot);
+            match at {
+                Some(i) => {
+                    l.insert(if before { i } else { i + 1 }, elem);
+                    write_int(out, l.len() as i64);
+                }
+                None => write_int(out, -1),
             }
-            None => write_int(out, -1),
-        },
+        }
         Ok(None) => write_int(out, 0),
         Err(e) => write_wrongtype(out, e),
     })
@@ -810,8 +791,8 @@ pub(super) fn lpos<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
                 maxlen.min(l.len())
             };
             let mut skip = rank.unsigned_abs() as usize - 1;
-            let mut check = |idx: usize| {
-                if l[idx] == elem {
+            let mut check = |idx: usize, v: &[u8]| {
+                if v == elem {
                     if skip > 0 {
                         skip -= 1;
                     } else {
@@ -821,14 +802,14 @@ pub(super) fn lpos<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
                 found.len() < want
             };
             if rank > 0 {
-                for idx in 0..scan {
-                    if !check(idx) {
+                for (idx, v) in l.iter().enumerate().take(scan) {
+                    if !check(idx, v) {
                         break;
                     }
                 }
             } else {
-                for idx in (l.len() - scan..l.len()).rev() {
-                    if !check(idx) {
+                for (k, v) in l.iter().rev().enumerate().take(scan) {
+                    if !check(l.len() - 1 - k, v) {
                         break;
                     }
                 }

@@ -139,8 +139,8 @@ fn lmove_generic(
         let list = d.list_mut(true).expect("checked above").expect("created");
         write_bulk(out, &v);
         match to_left {
-            true => list.push_front(v),
-            false => list.push_back(v),
+            true => list.push_front(&v),
+            false => list.push_back(&v),
         }
         Some(true)
     });

@@ -100,8 +100,10 @@ fn elements(slot: &Slot<'_>) -> Result<(Option<Kind>, Vec<Vec<u8>>), WrongType> 
     let kind = slot.kind();
     let elems = match kind {
         None => None,
-        Some(Kind::List) => slot.list()?.map(|l| l.iter().cloned().collect()),
-        Some(Kind::Set) => slot.set_members()?.map(|s| s.iter().map(std::borrow::Cow::into_owned).collect()),
+        Some(Kind::List) => slot.list()?.map(|l| l.iter().map(<[u8]>::to_vec).collect()),
+        Some(Kind::Set) => slot
+            .set_members()?
+            .map(|s| s.iter().map(std::borrow::Cow::into_owned).collect()),
         Some(Kind::ZSet) => slot
             .zset()?
             .map(|z| z.iter().map(|(m, _)| m.to_vec()).collect()),
@@ -286,7 +288,9 @@ fn sort_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], readonly: bool) {
         slot.remove();
         if n > 0 {
             let list = slot.list_mut(true).expect("removed").expect("created");
-            list.extend(output.into_iter().map(Option::unwrap_or_default));
+            for v in output {
+                list.push_back(&v.unwrap_or_default());
+            }
         }
     });
     write_int(cx.out, n as i64);

@@ -1609,10 +1609,7 @@ fn zunionstore_zinterstore_hincrbyfloat_hrandfield() {
     assert_eq!(rep.len(), 5);
     assert!(rep.iter().all(|f| ["f", "new", "s"].contains(&f.as_str())));
     h.check(&[
-        (
-            "HINCRBYFLOAT h f +inf",
-            "-ERR value is NaN or Infinity\r\n",
-        ),
+        ("HINCRBYFLOAT h f +inf", "-ERR value is NaN or Infinity\r\n"),
         ("ZRANDMEMBER nope", NIL),
         ("ZRANDMEMBER nope 3", "*0\r\n"),
         ("ZRANDMEMBER h", WRONGTYPE),
@@ -1673,7 +1670,7 @@ fn config_set_takes_encoding_thresholds_and_object_names_the_representation() {
         ("SADD si 1 2 3", ":3\r\n"),
         ("ZADD z 1 m", ":1\r\n"),
         ("OBJECT ENCODING s", "$6\r\nembstr\r\n"),
-        ("OBJECT ENCODING l", "$5\r\ndeque\r\n"),
+        ("OBJECT ENCODING l", "$9\r\nquicklist\r\n"),
         ("OBJECT ENCODING h", "$8\r\nlistpack\r\n"),
         ("OBJECT ENCODING st", "$9\r\nhashtable\r\n"),
         ("OBJECT ENCODING si", "$6\r\nintset\r\n"),

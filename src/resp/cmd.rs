@@ -138,6 +138,11 @@ impl Session {
         self.blocked.as_ref().map(|b| b.keys.as_slice())
     }
 
+    /// The blocking command that made this session wait, if it waits.
+    pub fn blocked_args(&self) -> Option<&[Vec<u8>]> {
+        self.blocked.as_ref().map(|b| b.args.as_slice())
+    }
+
     /// How long the blocked command may wait (`None`: for ever).
     pub fn blocked_timeout(&self) -> Option<std::time::Duration> {
         self.blocked.as_ref().and_then(|b| b.timeout)
@@ -766,6 +771,7 @@ fn run<A: AsRef<[u8]>>(
         // EXEC runs (see `sort`).
         let _all = store.exclusive();
         dispatch(lower, &mut cx, args);
+        serve_ready(store);
     } else {
         let _gate = store.gate(cx.session.id);
         if store.maxmemory() > 0 && grows_memory(lower) && !store.make_room() {
@@ -773,6 +779,7 @@ fn run<A: AsRef<[u8]>>(
         } else {
             dispatch(lower, &mut cx, args);
         }
+        serve_ready(store);
     }
     if let Some((keys, timeout)) = cx.block.take() {
         cx.session.blocked = Some(Blocked {
@@ -787,6 +794,64 @@ fn run<A: AsRef<[u8]>>(
     } else {
         Outcome::Continue
     }
+}
+
+/// Serve the clients blocked on keys that got data ([`Store::signal`]),
+/// first come first served per key, until every such key is drained or has
+/// no one left waiting. Called by the client whose command added the data,
+/// before its next command (and, inside EXEC, after the whole
+/// transaction), still holding its gate: as in Redis, a woken client sees
+/// the state that command left, and clients blocked longer are served
+/// first. A served command that pushes elsewhere (BLMOVE) makes that key
+/// ready in turn, so chains of blocked moves complete here too.
+pub fn serve_ready(store: &Store) {
+    while let Some(key) = store.take_ready() {
+        for w in store.waiters_on(&key) {
+            if !w.claim() {
+                // Timing out, gone, or being served by another thread.
+                continue;
+            }
+            match serve_blocked(store, &w.args) {
+                Some(reply) => {
+                    store.unblock(w.id, &w.keys);
+                    (w.deliver)(reply);
+                }
+                None => {
+                    // Nothing left for it (or the key changed type): it
+                    // keeps waiting, and so do the ones behind it.
+                    w.release();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Run a blocked client's command for it: its reply, or `None` if it would
+/// still block.
+fn serve_blocked(store: &Store, args: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 16];
+    let lower = lowercase(args.first()?, &mut buf);
+    let mut session = Session::with_id(0);
+    let mut out = Vec::new();
+    let mut cx = Cx {
+        store,
+        session: &mut session,
+        out: &mut out,
+        splice: None,
+        close: false,
+        block: None,
+        may_block: true,
+        retrying: true,
+    };
+    dispatch(lower, &mut cx, args);
+    cx.block.is_none().then_some(out)
+}
+
+/// The blocked command has been served by another client (see
+/// [`serve_ready`]): the session is no longer blocked.
+pub fn end_blocked(session: &mut Session) {
+    session.blocked = None;
 }
 
 /// Run the blocked command again (a key it waits on was pushed to):
@@ -883,6 +948,8 @@ fn exec(cx: &mut Cx<'_>) {
         dispatch(lower, &mut inner, args);
         cx.close |= inner.close;
     }
+    // Clients blocked on keys the transaction pushed to see its end state.
+    serve_ready(cx.store);
 }
 
 fn discard<A: AsRef<[u8]>>(cx: &mut Cx<'_>, _args: &[A]) {

@@ -38,8 +38,8 @@ pub mod store;
 pub mod zset;
 
 pub use cmd::{
-    execute, execute_spliced, retry_blocked, time_out_blocked, Outcome, Session, COMMAND_NAMES,
-    SPLICE_AT, SPLICE_TAIL,
+    execute, execute_spliced, retry_blocked, serve_ready, time_out_blocked, Outcome, Session,
+    COMMAND_NAMES, SPLICE_AT, SPLICE_TAIL,
 };
 pub use glob::glob_match;
 pub use store::{Entry, Expiry, Kind, Locked, Slot, Store, WrongType};

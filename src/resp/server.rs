@@ -22,20 +22,22 @@
 //!   reading, so a client that disconnects while blocked leaves the queue
 //!   at once (no pushed element is handed to a dead client); commands it
 //!   pipelines behind are kept, up to `PARKED_FRAMES` (then its reading
-//!   pauses), and run in order once it is served. A push to one
-//!   of the keys, from any loop, posts a retry to the connection's loop;
-//!   the retry answers and resumes reading, or (another client was faster)
-//!   queues again at the front. A blocked client costs its connection and
-//!   a queue entry per key: no thread.
+//!   pauses), and run in order once it is served. The client whose
+//!   command pushes to one of the keys, on whatever loop, serves the
+//!   waiting clients before its own next command (after the whole
+//!   transaction, in EXEC), oldest first, by running their commands for
+//!   them ([`serve_ready`](super::cmd::serve_ready)); each reply is posted
+//!   to its client's loop, which sends it and resumes reading. A blocked
+//!   client costs its connection and a queue entry per key: no thread.
 
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cmd::end_blocked;
 use super::store::Waiter;
-use super::{
-    execute_spliced, retry_blocked, time_out_blocked, Outcome, Session, Store, SPLICE_TAIL,
-};
+use super::{execute_spliced, time_out_blocked, Outcome, Session, Store, SPLICE_TAIL};
 use crate::codec::framed::{FrameHandler, Framed};
 use crate::codec::resp::{write_protocol_error, CommandDecoder};
 use crate::codec::CodecError;
@@ -153,15 +155,18 @@ impl RespHandler {
         let handle = conn.handle();
         let session = &conn.context().user.session;
         let keys: Arc<[Vec<u8>]> = session.blocked_keys().unwrap_or(&[]).into();
+        let args: Arc<[Vec<u8>]> = session.blocked_args().unwrap_or(&[]).into();
         let timeout = session.blocked_timeout();
         let waiter = Waiter {
             id: session.id(),
             keys,
-            wake: Arc::new(move || {
-                let _ = handle.run(|h, conn| h.get_mut().retry(conn));
+            args,
+            claimed: Arc::new(AtomicBool::new(false)),
+            deliver: Arc::new(move |reply: Vec<u8>| {
+                let _ = handle.run(move |h, conn| h.get_mut().served(conn, &reply));
             }),
         };
-        self.store.block(waiter.clone(), false);
+        self.store.block(waiter.clone());
         conn.context().user.waiter = Some(waiter);
         if let Some(t) = timeout {
             let timer = conn.run_after(t, |h, conn| h.get_mut().expire(conn));
@@ -169,27 +174,20 @@ impl RespHandler {
         }
     }
 
-    /// A key it waits on was pushed to: run the blocked command again.
-    fn retry(&mut self, conn: RespConnRef<'_, '_>) {
-        let store = &self.store;
-        let r = conn.write_with_context(|cx, out| retry_blocked(store, &mut cx.user.session, out));
-        match r {
-            Ok(Outcome::Block) => {
-                // Another client took it first: keep this one's turn.
-                if let Some(w) = conn.context().user.waiter.clone() {
-                    self.store.block(w, true);
-                }
-            }
-            Ok(Outcome::Close) => conn.close(),
-            _ => self.unpark(conn),
-        }
+    /// Another client served the blocked command: send its reply, go on.
+    fn served(&mut self, conn: RespConnRef<'_, '_>, reply: &[u8]) {
+        end_blocked(&mut conn.context().user.session);
+        let _ = conn.write(reply);
+        self.unpark(conn);
     }
 
-    /// Its timeout passed: answer nil and go on.
+    /// Its timeout passed: answer nil and go on (unless a client is
+    /// serving it right now: its reply is on the way).
     fn expire(&mut self, conn: RespConnRef<'_, '_>) {
         conn.context().user.timer = None;
-        if let Some(w) = conn.context().user.waiter.as_ref() {
-            self.store.unblock(w.id, &w.keys);
+        match conn.context().user.waiter.as_ref() {
+            Some(w) if w.claim() => self.store.unblock(w.id, &w.keys),
+            _ => return,
         }
         let _ = conn.write_with_context(|cx, out| time_out_blocked(&mut cx.user.session, out));
         self.unpark(conn);
@@ -278,6 +276,9 @@ impl FrameHandler for RespHandler {
 
     fn on_close(&mut self, conn: &mut Conn<'_, Framed<Self>>, _reason: &CloseReason) {
         if let Some(w) = conn.context().user.waiter.take() {
+            // Nobody may serve a client that is gone (a reply already on
+            // its way is lost with the connection, as in Redis).
+            w.claim();
             self.store.unblock(w.id, &w.keys);
         }
     }

@@ -867,16 +867,34 @@ impl Clock {
     }
 }
 
-/// A client blocked on keys: its id, all the keys it waits on, and how to
-/// wake it (the server posts a retry to the client's loop).
+/// A client blocked on keys: its id, the keys it waits on, the command it
+/// runs again when one of them gets data, and how to hand it the reply.
 #[derive(Clone)]
 pub struct Waiter {
     /// The client (session) id.
     pub id: u64,
     /// Every key the client waits on.
     pub keys: Arc<[Vec<u8>]>,
-    /// Called (once) when one of the keys was pushed to.
-    pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// The blocking command, as the client sent it.
+    pub args: Arc<[Vec<u8>]>,
+    /// Raised by whoever settles the wait first: the client that serves it,
+    /// its timeout, or its disconnection. The others leave it alone.
+    pub claimed: Arc<AtomicBool>,
+    /// Hands the reply of the command served for it to the client's
+    /// connection (called once, from the serving thread).
+    pub deliver: Arc<dyn Fn(Vec<u8>) + Send + Sync>,
+}
+
+impl Waiter {
+    /// Settle the wait: true for the first caller only.
+    pub fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Give back a claim that did not serve it (the data was gone).
+    pub fn release(&self) {
+        self.claimed.store(false, Ordering::Release);
+    }
 }
 
 /// The shards of several keys, locked together (see [`Store::with_keys`]):
@@ -970,8 +988,12 @@ pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     /// The transaction gates (see [`Store::gate`]).
     gates: Box<[RwLock<()>]>,
-    /// Clients blocked on list keys (BLPOP...), first come first served.
+    /// Clients blocked on keys (BLPOP, BZPOPMIN...), first come first
+    /// served.
     blocked: Mutex<HashMap<Vec<u8>, VecDeque<Waiter>>>,
+    /// Keys pushed to while clients wait on them: served (in this order)
+    /// before the pushing client's next command.
+    ready: Mutex<VecDeque<Vec<u8>>>,
     /// Entries in `blocked`: a push checks this before taking that lock.
     blocked_count: AtomicUsize,
     /// `64 - log2(shards)`: the top bits of the hash pick the shard.
@@ -1059,6 +1081,7 @@ impl Store {
             shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
             gates: (0..GATES).map(|_| RwLock::new(())).collect(),
             blocked: Mutex::new(HashMap::new()),
+            ready: Mutex::new(VecDeque::new()),
             blocked_count: AtomicUsize::new(0),
             shift: 64 - n.trailing_zeros(),
             clock: Clock::System,
@@ -1203,18 +1226,12 @@ impl Store {
             .collect()
     }
 
-    /// Register `w` as waiting on each of its keys: at the back of each
-    /// key's queue, or (`front`, a client that was woken but found the data
-    /// taken) at the front, keeping its turn.
-    pub fn block(&self, w: Waiter, front: bool) {
+    /// Register `w` as waiting on each of its keys, at the back of each
+    /// key's queue.
+    pub fn block(&self, w: Waiter) {
         let mut q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
         for k in w.keys.iter() {
-            let queue = q.entry(k.clone()).or_default();
-            if front {
-                queue.push_front(w.clone());
-            } else {
-                queue.push_back(w.clone());
-            }
+            q.entry(k.clone()).or_default().push_back(w.clone());
             self.blocked_count.fetch_add(1, Ordering::Release);
         }
     }
@@ -1242,38 +1259,49 @@ impl Store {
         }
     }
 
-    /// `n` elements were pushed to the list at `key`: wake up to `n` of the
-    /// clients waiting on it, oldest first (each leaves every queue it was
-    /// in; one that finds the data gone registers again at the front).
-    pub fn signal(&self, key: &[u8], n: usize) {
+    /// Data was added at `key`: if clients wait on it, it is ready for
+    /// [`Store::take_ready`] (the command engine serves them before the
+    /// pushing client's next command, as Redis does).
+    pub fn signal(&self, key: &[u8]) {
         if self.blocked_count.load(Ordering::Acquire) == 0 {
             return;
         }
-        let woken: Vec<Waiter> = {
-            let mut q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(queue) = q.get_mut(key) else {
-                return;
-            };
-            let take = n.min(queue.len());
-            let woken: Vec<Waiter> = queue.drain(..take).collect();
-            for w in &woken {
-                for k in w.keys.iter() {
-                    if let Some(other) = q.get_mut(k) {
-                        let before = other.len();
-                        other.retain(|x| x.id != w.id);
-                        self.blocked_count
-                            .fetch_sub(before - other.len(), Ordering::Release);
-                    }
-                }
+        let waited = self
+            .blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(key);
+        if waited {
+            let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+            if !ready.iter().any(|k| k == key) {
+                ready.push_back(key.to_vec());
             }
-            // The drained entries themselves.
-            self.blocked_count.fetch_sub(woken.len(), Ordering::Release);
-            q.retain(|_, v| !v.is_empty());
-            woken
-        };
-        for w in woken {
-            (w.wake)();
         }
+    }
+
+    /// The next key that got data while clients waited on it, if any.
+    pub fn take_ready(&self) -> Option<Vec<u8>> {
+        if self.blocked_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+
+    /// The clients waiting on `key`, first come first.
+    pub fn waiters_on(&self, key: &[u8]) -> Vec<Waiter> {
+        let q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        q.get(key)
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The waiter of client `id`, if it is blocked (CLIENT UNBLOCK).
+    pub fn waiter(&self, id: u64) -> Option<Waiter> {
+        let q = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        q.values().flatten().find(|w| w.id == id).cloned()
     }
 
     /// Watch `key` for the transaction whose flag is `flag`: the flag is

@@ -78,7 +78,7 @@ fn push<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], left: bool, create: bool) {
         }
     });
     if pushed > 0 {
-        cx.store.signal(arg(args, 1), pushed);
+        cx.store.signal(arg(args, 1));
     }
 }
 

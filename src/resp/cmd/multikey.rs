@@ -36,7 +36,7 @@ fn rename_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], nx: bool) {
         }
     });
     // A list arriving under a key someone waits on serves them.
-    cx.store.signal(dst, usize::MAX);
+    cx.store.signal(dst);
 }
 
 variants! {
@@ -79,7 +79,7 @@ pub(super) fn copy<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         l.slot(dst).put(entry);
         write_int(out, 1);
     });
-    cx.store.signal(dst, usize::MAX);
+    cx.store.signal(dst);
 }
 
 /// MSETNX key value [key value ...]: all set, or (if any exists) none.
@@ -145,7 +145,7 @@ fn lmove_generic(
         Some(true)
     });
     if moved == Some(true) {
-        cx.store.signal(dst, 1);
+        cx.store.signal(dst);
     }
     moved != Some(false)
 }

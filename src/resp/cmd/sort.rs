@@ -295,7 +295,7 @@ fn sort_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], readonly: bool) {
     });
     write_int(cx.out, n as i64);
     if n > 0 {
-        cx.store.signal(dst, n);
+        cx.store.signal(dst);
     }
 }
 

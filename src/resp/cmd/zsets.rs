@@ -194,7 +194,7 @@ pub(super) fn zadd<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     });
     // A new member may be what a BZPOPMIN waits for.
     if added > 0 {
-        cx.store.signal(arg(args, 1), added as usize);
+        cx.store.signal(arg(args, 1));
     }
 }
 
@@ -224,7 +224,7 @@ pub(super) fn zincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         }
     });
     if signal {
-        cx.store.signal(key, 1);
+        cx.store.signal(key);
     }
 }
 
@@ -492,7 +492,7 @@ pub(super) fn zrangestore<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         n
     });
     if stored > 0 {
-        cx.store.signal(dst, stored);
+        cx.store.signal(dst);
     }
 }
 
@@ -858,7 +858,7 @@ fn zcombine<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], op: ZOp, emit: ZEmit) {
         }
     });
     if stored > 0 {
-        cx.store.signal(dst, stored);
+        cx.store.signal(dst);
     }
 }
 

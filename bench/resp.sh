@@ -5,8 +5,15 @@
 #
 #   bench/resp.sh                        # 3 rounds, 1,000,000 requests per test
 #   ROUNDS=1 REQUESTS=200000 bench/resp.sh
+#   RESP_TESTS="set get incr lpush lpop sadd hset spop zadd lrange_100" \
+#     SERVERS="evnet evnet-proactor redis" bench/resp.sh   # issue 16's set
+#
+# KEYSPACE=N passes -r N: keys, fields and scores drawn from N random values
+# (without it every request names the same key, and ZADD's score is the
+# literal "__rand_int__", an error reply on both servers).
 #
 # Env: EVNET ROUNDS REQUESTS CONNS PIPELINE WARMUP SERVERS SERVER_CPU CLIENT_CPU KEEP_TMP
+#      RESP_TESTS KEYSPACE
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,6 +40,7 @@ done
 server_cmd() {
     case $1 in
     evnet) CMD=("$EVNET" resp --addr "127.0.0.1:$2" --loops 0) ;;
+    evnet-proactor) CMD=("$EVNET" resp --addr "127.0.0.1:$2" --loops 0 --poller proactor) ;;
     evnet-base) CMD=("$EVNET_BASE" resp --addr "127.0.0.1:$2" --loops 0) ;;
     redis) CMD=("$(command -v redis-server || echo /usr/bin/redis-server)" --port "$2" --bind 127.0.0.1
         --save '' --appendonly no --daemonize no --protected-mode no --logfile '') ;;
@@ -45,7 +53,8 @@ check_servers
 # load TEST PORT N: redis-benchmark on the client CPU, CSV output.
 load() {
     timeout -k 2 "$LOAD_TIMEOUT" taskset -c "$CLIENT_CPU" \
-        redis-benchmark -h 127.0.0.1 -p "$2" -P "$PIPELINE" -c "$CONNS" -t "$1" -n "$3" --csv
+        redis-benchmark -h 127.0.0.1 -p "$2" -P "$PIPELINE" -c "$CONNS" -t "$1" -n "$3" \
+        ${KEYSPACE:+-r "$KEYSPACE"} --csv
 }
 
 # Warm-up requests: roughly WARMUP seconds at a guessed 100k requests/s.
@@ -70,7 +79,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             t1=$(cpu_ticks "$SERVER_PID")
             stop_server "$SERVER_PID"
             # CSV: "test","rps",... header, then e.g. "SET","173913.05",...
-            rps=$(awk -F'"' -v t="$T" '$2 == t { print $4; exit }' <<<"$out")
+            rps=$(awk -F'"' -v t="$T" '$2 == t || index($2, t " ") == 1 { print $4; exit }' <<<"$out")
             if ((rc != 0)) || [[ -z $rps ]]; then
                 note "$s $t round $round: redis-benchmark failed (rc $rc): $(tr '\n' ' ' <"$BENCH_TMP/load.err" | tail -c 300)"
                 continue
@@ -82,7 +91,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 {
-    print_header "resp" "redis-benchmark -P $PIPELINE -c $CONNS -n $REQUESTS (+$WARM_N warm-up requests), one run per command ($RESP_TESTS); unit: commands"
+    print_header "resp" "redis-benchmark -P $PIPELINE -c $CONNS -n $REQUESTS${KEYSPACE:+ -r $KEYSPACE} (+$WARM_N warm-up requests), one run per command ($RESP_TESTS); unit: commands"
     print_table "RESP" "ops" "$RESP_TESTS" "$SERVERS"
     print_notes
 } | tee "$RESULT_MD"

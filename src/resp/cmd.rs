@@ -1255,6 +1255,33 @@ fn client<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
         if want(2, "client|id", cx.out) {
             write_int(cx.out, cx.session.id as i64);
         }
+    } else if sub.eq_ignore_ascii_case(b"unblock") {
+        if !(3..=4).contains(&args.len()) {
+            return err_arity(cx.out, "client|unblock");
+        }
+        let Some(id) = parse_i64(arg(args, 2)) else {
+            return write_error(cx.out, E_NOT_INT);
+        };
+        let reply: &[u8] = match args.get(3).map(|a| a.as_ref().to_ascii_lowercase()) {
+            None => b"*-1\r\n",
+            Some(m) if m == b"timeout" => b"*-1\r\n",
+            Some(m) if m == b"error" => b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+            Some(_) => {
+                return write_error(
+                    cx.out,
+                    "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                )
+            }
+        };
+        // Settled here as its timeout would be: answered, out of the queues.
+        match cx.store.waiter(id as u64).filter(|w| w.claim()) {
+            Some(w) => {
+                cx.store.unblock(w.id, &w.keys);
+                (w.deliver)(reply.to_vec());
+                write_int(cx.out, 1);
+            }
+            None => write_int(cx.out, 0),
+        }
     } else if sub.eq_ignore_ascii_case(b"info") {
         if want(2, "client|info", cx.out) {
             let line = client_info_line(cx.session);

@@ -12,19 +12,35 @@ const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
 const MAX_LEVEL: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A link of one level: the next node, and copies of what a descent needs
+/// of it (its score, where its links are), so a descent reads only the
+/// link arena and touches a node only to compare members of equal score.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Link {
     forward: u32,
     /// Elements between this node and `forward` (the forward one counted).
     span: u32,
+    /// `forward`'s first link in the arena.
+    fbase: u32,
+    /// `forward`'s score.
+    score: f64,
 }
+
+const NO_LINK: Link = Link {
+    forward: NIL,
+    span: 0,
+    fbase: 0,
+    score: 0.0,
+};
 
 #[derive(Debug, Clone)]
 struct Node {
     member: Vec<u8>,
     score: f64,
     backward: u32,
-    links: Vec<Link>,
+    /// This node's links are `links[base..base + level]`.
+    base: u32,
+    level: u8,
 }
 
 /// A score bound of a range: the value and whether it is excluded (`(`).
@@ -109,6 +125,10 @@ struct SkipList {
     scores: HashMap<Vec<u8>, f64>,
     nodes: Vec<Node>,
     free: Vec<u32>,
+    /// Every node's links, each node's levels side by side.
+    links: Vec<Link>,
+    /// Freed runs of links, by level count (index `level - 1`).
+    free_links: Vec<Vec<u32>>,
     tail: u32,
     level: usize,
     /// xorshift state for node levels.
@@ -130,15 +150,12 @@ impl SkipList {
                 member: Vec::new(),
                 score: 0.0,
                 backward: NIL,
-                links: vec![
-                    Link {
-                        forward: NIL,
-                        span: 0
-                    };
-                    MAX_LEVEL
-                ],
+                base: 0,
+                level: MAX_LEVEL as u8,
             }],
             free: Vec::new(),
+            links: vec![NO_LINK; MAX_LEVEL],
+            free_links: vec![Vec::new(); MAX_LEVEL],
             tail: NIL,
             level: 1,
             seed: 0x2545_f491_4f6c_dd1d,
@@ -156,11 +173,12 @@ impl SkipList {
     }
 
     fn link(&self, x: u32, i: usize) -> Link {
-        self.nodes[x as usize].links[i]
+        self.links[self.nodes[x as usize].base as usize + i]
     }
 
     fn link_mut(&mut self, x: u32, i: usize) -> &mut Link {
-        &mut self.nodes[x as usize].links[i]
+        let at = self.nodes[x as usize].base as usize + i;
+        &mut self.links[at]
     }
 
     fn node(&self, x: u32) -> &Node {
@@ -192,7 +210,12 @@ impl SkipList {
             self.unlink(member, s);
         }
         self.link_in(member.to_vec(), score);
-        self.scores.insert(member.to_vec(), score);
+        match self.scores.get_mut(member) {
+            Some(s) => *s = score,
+            None => {
+                self.scores.insert(member.to_vec(), score);
+            }
+        }
         old
     }
 
@@ -208,20 +231,25 @@ impl SkipList {
     fn path_to(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
-        let mut x = HEAD;
+        let (mut x, mut base) = (HEAD, 0usize);
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let l = self.link(x, i);
+                let l = self.links[base + i];
                 if l.forward == NIL {
                     break;
                 }
-                let f = self.node(l.forward);
-                if cmp(f.score, &f.member, score, member) != Ordering::Less {
+                let before = match l.score.partial_cmp(&score).unwrap_or(Ordering::Equal) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => self.node(l.forward).member.as_slice() < member,
+                };
+                if !before {
                     break;
                 }
                 rank[i] += l.span;
                 x = l.forward;
+                base = l.fbase as usize;
             }
             update[i] = x;
         }
@@ -240,17 +268,20 @@ impl SkipList {
             }
             self.level = lvl;
         }
+        let base = match self.free_links[lvl - 1].pop() {
+            Some(b) => b,
+            None => {
+                let b = self.links.len() as u32;
+                self.links.resize(self.links.len() + lvl, NO_LINK);
+                b
+            }
+        };
         let node = Node {
             member,
             score,
             backward: if update[0] == HEAD { NIL } else { update[0] },
-            links: vec![
-                Link {
-                    forward: NIL,
-                    span: 0
-                };
-                lvl
-            ],
+            base,
+            level: lvl as u8,
         };
         let new = match self.free.pop() {
             Some(i) => {
@@ -266,12 +297,14 @@ impl SkipList {
             let up = self.link(update[i], i);
             let gap = rank[0] - rank[i];
             *self.link_mut(new, i) = Link {
-                forward: up.forward,
                 span: up.span - gap,
+                ..up
             };
             *self.link_mut(update[i], i) = Link {
                 forward: new,
                 span: gap + 1,
+                fbase: base,
+                score,
             };
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
@@ -295,8 +328,8 @@ impl SkipList {
             if ul.forward == x {
                 let xl = self.link(x, i);
                 *self.link_mut(u, i) = Link {
-                    forward: xl.forward,
                     span: ul.span + xl.span - 1,
+                    ..xl
                 };
             } else {
                 self.link_mut(u, i).span -= 1;
@@ -312,7 +345,8 @@ impl SkipList {
         }
         let n = &mut self.nodes[x as usize];
         n.member = Vec::new();
-        n.links = Vec::new();
+        let (base, level) = (n.base, usize::from(n.level));
+        self.free_links[level - 1].push(base);
         self.free.push(x);
     }
 
@@ -415,7 +449,7 @@ impl SkipList {
                 return None;
             }
             let n = self.node(x);
-            x = n.links[0].forward;
+            x = self.link(x, 0).forward;
             Some((n.member.as_slice(), n.score))
         })
     }
@@ -732,7 +766,16 @@ mod tests {
     /// removals: order, ranks, rank ranges, score ranges and counts agree.
     #[test]
     fn matches_a_sorted_vector_model() {
+        // 100 members stay in the small form; 300 go past it to the skip
+        // list.
+        for members in [100, 300] {
+            model_run(members);
+        }
+    }
+
+    fn model_run(members: u64) {
         let mut z = ZSet::new();
+        let small = members <= 128;
         let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
         let mut seed = 12345u64;
         let mut rnd = |n: u64| {
@@ -742,7 +785,7 @@ mod tests {
             (seed >> 33) % n
         };
         for step in 0..4000 {
-            let m = format!("m{}", rnd(300)).into_bytes();
+            let m = format!("m{}", rnd(members)).into_bytes();
             let op = rnd(10);
             if op < 7 {
                 let s = rnd(50) as f64 / 2.0;
@@ -795,6 +838,7 @@ mod tests {
                 assert_eq!(got, want);
             }
         }
+        assert_eq!(z.encoding(), if small { "listpack" } else { "skiplist" });
         let popped = z.pop(3, false);
         assert_eq!(popped.len(), 3.min(model.len()));
         for (i, (m, s)) in popped.iter().enumerate() {

@@ -10,10 +10,10 @@
 //! A program that embeds the library and does not install it pays nothing;
 //! [`allocated`] then says `None`.
 //!
-//! Each allocation adds its *usable* size (what the system allocator really
-//! reserved for it, `malloc_usable_size`) to one relaxed atomic counter and
-//! each free takes it off again: the heap as the allocator sees it, not the
-//! sizes asked for.
+//! Each allocation adds the size the system allocator really reserves for
+//! it (glibc's chunk size, computed from the request) to one relaxed atomic
+//! counter and each free takes it off again: the heap as the allocator
+//! sees it, not the sizes asked for.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
@@ -24,21 +24,27 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// The system allocator, counting (see the module doc).
 pub struct Counting;
 
-/// The bytes `ptr` really occupies. Only for pointers from `System` with
-/// alignment malloc itself gives (larger alignments are counted by their
-/// layout: `System` takes another path for them).
+/// The bytes an allocation of `layout` really occupies in glibc's malloc:
+/// its chunk (the request plus an 8-byte header, rounded up to 16, at
+/// least 32) less the header; large ones (mmapped) are page-rounded.
+/// Computed, not asked (`malloc_usable_size` costs a call per allocation
+/// and per free); the same figure is added and taken off, so the count
+/// stays exact to what it models.
 fn usable(ptr: *mut u8, layout: Layout) -> isize {
     if ptr.is_null() {
         return 0;
     }
-    if layout.align() > 16 {
-        return layout.size() as isize;
-    }
-    // SAFETY: `ptr` is a live allocation made by `System` through malloc /
-    // realloc (alignment at most malloc's own), which is what
-    // malloc_usable_size accepts.
-    (unsafe { libc::malloc_usable_size(ptr.cast()) }) as isize
+    let size = layout.size().max(layout.align());
+    let chunk = if size >= MMAP_AT {
+        (size + 16 + 4095) & !4095
+    } else {
+        ((size + 8 + 15) & !15).max(32)
+    };
+    (chunk - 8) as isize
 }
+
+/// glibc's default mmap threshold: larger allocations get their own pages.
+const MMAP_AT: usize = 128 * 1024;
 
 // SAFETY: every method forwards to `System` with the caller's arguments
 // unchanged, so `System`'s guarantees hold; the counting only reads the

@@ -112,28 +112,34 @@ fn lmove_generic(
 ) -> bool {
     let out = &mut *cx.out;
     let moved = cx.store.with_keys(&[src, dst], |l| {
-        // The destination's type is checked before anything moves.
-        if let Err(e) = l.slot(dst).list() {
-            write_wrongtype(out, e);
-            return None;
-        }
-        let v = match l.slot(src).list_mut(false) {
-            Ok(Some(list)) => match from_left {
-                true => list.pop_front(),
-                false => list.pop_back(),
-            },
-            Ok(None) => None,
+        // As Redis: the source first (missing or empty: nil, or block), then
+        // the destination's type, before anything moves.
+        let waiting = match l.slot(src).list() {
+            Ok(list) => list.is_none_or(|list| list.is_empty()),
             Err(e) => {
                 write_wrongtype(out, e);
                 return None;
             }
         };
-        let Some(v) = v else {
+        if waiting {
             if nil {
                 write_null(out);
             }
             return Some(false);
-        };
+        }
+        if let Err(e) = l.slot(dst).list() {
+            write_wrongtype(out, e);
+            return None;
+        }
+        let v = l
+            .slot(src)
+            .list_mut(false)
+            .expect("a list")
+            .and_then(|list| match from_left {
+                true => list.pop_front(),
+                false => list.pop_back(),
+            })
+            .expect("not empty");
         l.slot(src).drop_if_empty();
         let mut d = l.slot(dst);
         let list = d.list_mut(true).expect("checked above").expect("created");

@@ -880,7 +880,7 @@ fn hostile_frames_cost_only_their_connection_and_bounded_memory() {
     // A huge range of a big list, pipelined 100 times by a client that does
     // not read: the replies wait in bounded buffers (reading the client's
     // commands stops), then all of them arrive whole.
-    let mut big = format!("*20002\r\n$5\r\nRPUSH\r\n$3\r\nbig\r\n");
+    let mut big = String::from("*20002\r\n$5\r\nRPUSH\r\n$3\r\nbig\r\n");
     for i in 0..20_000 {
         big.push_str(&format!("$16\r\nelement-{i:08}\r\n"));
     }

@@ -638,9 +638,9 @@ mod tests {
             prop_assert_eq!(&fwd, &want);
             let back: Vec<&[u8]> = l.iter().rev().collect();
             prop_assert_eq!(back, want.iter().rev().copied().collect::<Vec<_>>());
-            for i in 0..d.len() {
-                prop_assert_eq!(l.get(i), Some(d[i].as_slice()));
-                prop_assert_eq!(l.iter_from(i).next(), Some(d[i].as_slice()));
+            for (i, e) in d.iter().enumerate() {
+                prop_assert_eq!(l.get(i), Some(e.as_slice()));
+                prop_assert_eq!(l.iter_from(i).next(), Some(e.as_slice()));
             }
             prop_assert_eq!(l.get(d.len()), None);
         }

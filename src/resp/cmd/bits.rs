@@ -74,13 +74,7 @@ pub(super) fn getbit<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
 
 /// Whether a range counts bytes (the default) or bits: `BYTE` or `BIT`.
 fn parse_unit(raw: &[u8]) -> Option<bool> {
-    if raw.eq_ignore_ascii_case(b"bit") {
-        Some(true)
-    } else if raw.eq_ignore_ascii_case(b"byte") {
-        Some(false)
-    } else {
-        None
-    }
+    super::collections::either_word(raw, b"bit", b"byte")
 }
 
 /// Redis's range arithmetic over a string of `len` bytes: `start` and

@@ -237,15 +237,20 @@ fn lpop_first<A: AsRef<[u8]>>(cx: &mut Cx<'_>, keys: &[A], left: bool, count: us
     })
 }
 
-/// LEFT or RIGHT: true for LEFT.
-pub(super) fn left_right(word: &[u8]) -> Option<bool> {
-    if word.eq_ignore_ascii_case(b"left") {
+/// A keyword out of two (any case): true for `yes`, false for `no`.
+pub(super) fn either_word(word: &[u8], yes: &[u8], no: &[u8]) -> Option<bool> {
+    if word.eq_ignore_ascii_case(yes) {
         Some(true)
-    } else if word.eq_ignore_ascii_case(b"right") {
+    } else if word.eq_ignore_ascii_case(no) {
         Some(false)
     } else {
         None
     }
+}
+
+/// LEFT or RIGHT: true for LEFT.
+pub(super) fn left_right(word: &[u8]) -> Option<bool> {
+    either_word(word, b"left", b"right")
 }
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: nil if every list

@@ -583,13 +583,7 @@ fn pop_first<A: AsRef<[u8]>>(cx: &mut Cx<'_>, keys: &[A], max: bool, count: Opti
 
 /// MIN or MAX: true for MAX.
 fn min_max(word: &[u8]) -> Option<bool> {
-    if word.eq_ignore_ascii_case(b"min") {
-        Some(false)
-    } else if word.eq_ignore_ascii_case(b"max") {
-        Some(true)
-    } else {
-        None
-    }
+    super::collections::either_word(word, b"max", b"min")
 }
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: nil if every key is

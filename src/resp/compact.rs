@@ -127,7 +127,7 @@ impl<'a> Iterator for Pairs<'a> {
 }
 
 /// The byte range of the pair whose field is `field` in a packed hash.
-fn find_pair(packed: &[u8], field: &[u8]) -> Option<(usize, usize)> {
+pub fn find_pair(packed: &[u8], field: &[u8]) -> Option<(usize, usize)> {
     let mut at = 0;
     while at < packed.len() {
         let start = at;
@@ -144,7 +144,7 @@ fn find_pair(packed: &[u8], field: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The value bytes of a pair range from [`find_pair`].
-fn pair_value(pair: &[u8]) -> &[u8] {
+pub fn pair_value(pair: &[u8]) -> &[u8] {
     let (flen, n) = read_varint(pair);
     let rest = &pair[n + flen..];
     let (vlen, m) = read_varint(rest);
@@ -242,6 +242,13 @@ impl<'a> HashRef<'a> {
             HashRef::Table(t) => Hash::Table(t.clone()),
         }
     }
+}
+
+/// Whether a packed hash of `pairs` pairs may take `field` = `value` and
+/// stay packed (`new`: the field is not there yet).
+pub fn packed_hash_fits(pairs: usize, field: &[u8], value: &[u8], new: bool) -> bool {
+    let max = Limits::get(&LIMITS.hash_value);
+    field.len() <= max && value.len() <= max && (!new || pairs < Limits::get(&LIMITS.hash_entries))
 }
 
 impl Hash {

@@ -29,7 +29,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hashbrown::HashTable;
 
-use super::compact::{push_varint, read_varint, Hash, HashRef, List, Set, SetRef};
+use super::compact::{
+    find_pair, packed_hash_fits, pair_value, push_elem, push_varint, read_varint, Hash, HashRef,
+    List, Set, SetRef,
+};
 use super::zset::ZSet;
 
 /// A key's value outside the packed form: a string (its bytes held inline,
@@ -719,6 +722,55 @@ impl<'a> Slot<'a> {
             return Ok(None);
         }
         self.big_mut(None).map(Value::make_mut).transpose()
+    }
+
+    /// Set `field` to `value` in the hash at this key, creating the hash if
+    /// absent: true if the field is new. A packed hash is edited in its
+    /// node (a value of the same length in place, anything else in one new
+    /// allocation) instead of being unpacked and packed again.
+    pub fn hash_set(&mut self, field: &[u8], value: &[u8]) -> Result<bool, WrongType> {
+        self.touch();
+        if let Some(Node::Packed(b)) = self.shard.find_mut(self.hash, self.key) {
+            if b[0] & TAG_KIND == TAG_HASH {
+                let (_, p) = Node::layout(b);
+                match find_pair(&b[p..], field) {
+                    Some((start, end)) if packed_hash_fits(0, field, value, false) => {
+                        let old = pair_value(&b[p + start..p + end]).len();
+                        if old == value.len() {
+                            b[p + end - old..p + end].copy_from_slice(value);
+                        } else {
+                            let mut v = Vec::with_capacity(b.len() + value.len() - old);
+                            v.extend_from_slice(&b[..p + start]);
+                            push_elem(&mut v, field);
+                            push_elem(&mut v, value);
+                            v.extend_from_slice(&b[p + end..]);
+                            *b = v.into_boxed_slice();
+                        }
+                        return Ok(false);
+                    }
+                    None if packed_hash_fits(
+                        HashRef::Packed(&b[p..]).len(),
+                        field,
+                        value,
+                        true,
+                    ) =>
+                    {
+                        let mut v = Vec::with_capacity(b.len() + field.len() + value.len() + 4);
+                        v.extend_from_slice(b);
+                        push_elem(&mut v, field);
+                        push_elem(&mut v, value);
+                        *b = v.into_boxed_slice();
+                        return Ok(true);
+                    }
+                    // Past the thresholds: the general path converts it.
+                    _ => {}
+                }
+            }
+        }
+        match self.hash_mut(true)? {
+            Some(h) => Ok(h.insert(field, value)),
+            None => unreachable!("created"),
+        }
     }
 
     collection_access!(List, List, &List, list, list_mut, "list");

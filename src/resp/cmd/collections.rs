@@ -459,22 +459,21 @@ fn hset_generic<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A], name: &str, reply_o
     if !args.len().is_multiple_of(2) {
         return super::err_arity(cx.out, name);
     }
-    on_key!(cx, arg(args, 1), |slot, out| match slot.hash_mut(true) {
-        Ok(Some(h)) => {
-            let mut added = 0;
-            for p in args[2..].chunks_exact(2) {
-                if h.insert(p[0].as_ref(), p[1].as_ref()) {
-                    added += 1;
-                }
-            }
-            if reply_ok {
-                out.extend_from_slice(OK);
-            } else {
-                write_int(out, added);
+    on_key!(cx, arg(args, 1), |slot, out| {
+        // The first pair checks the type: nothing is written to a key of
+        // another type.
+        let mut added = 0;
+        for p in args[2..].chunks_exact(2) {
+            match slot.hash_set(p[0].as_ref(), p[1].as_ref()) {
+                Ok(new) => added += i64::from(new),
+                Err(e) => return write_wrongtype(out, e),
             }
         }
-        Ok(None) => unreachable!("created"),
-        Err(e) => write_wrongtype(out, e),
+        if reply_ok {
+            out.extend_from_slice(OK);
+        } else {
+            write_int(out, added);
+        }
     })
 }
 
@@ -485,16 +484,15 @@ variants! {
 
 pub(super) fn hsetnx<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     let (field, value) = (arg(args, 2), arg(args, 3));
-    on_key!(cx, arg(args, 1), |slot, out| match slot.hash_mut(true) {
-        Ok(Some(h)) => {
-            let added = !h.contains_key(field);
-            if added {
-                h.insert(field, value);
-            }
-            write_int(out, i64::from(added));
+    on_key!(cx, arg(args, 1), |slot, out| {
+        let exists = match slot.hash() {
+            Ok(h) => h.is_some_and(|h| h.contains_key(field)),
+            Err(e) => return write_wrongtype(out, e),
+        };
+        if !exists {
+            slot.hash_set(field, value).expect("a hash or nothing");
         }
-        Ok(None) => unreachable!("created"),
-        Err(e) => write_wrongtype(out, e),
+        write_int(out, i64::from(!exists));
     })
 }
 
@@ -593,21 +591,19 @@ pub(super) fn hincrby<A: AsRef<[u8]>>(cx: &mut Cx<'_>, args: &[A]) {
     };
     let field = arg(args, 2);
     on_key!(cx, arg(args, 1), |slot, out| {
-        let r = match slot.hash_mut(true) {
-            Ok(Some(h)) => {
-                let current = match h.get(field) {
-                    None => Ok(0),
-                    Some(v) => parse_i64(v).ok_or(E_HASH_INT),
-                };
-                current
-                    .and_then(|c| c.checked_add(delta).ok_or(E_OVERFLOW))
-                    .inspect(|new| {
-                        h.insert(field, new.to_string().as_bytes());
-                    })
-            }
-            Ok(None) => unreachable!("created"),
+        let current = match slot.hash() {
+            Ok(h) => match h.and_then(|h| h.get(field)) {
+                None => Ok(0),
+                Some(v) => parse_i64(v).ok_or(E_HASH_INT),
+            },
             Err(e) => return write_wrongtype(out, e),
         };
+        let r = current
+            .and_then(|c| c.checked_add(delta).ok_or(E_OVERFLOW))
+            .inspect(|new| {
+                slot.hash_set(field, new.to_string().as_bytes())
+                    .expect("a hash or nothing");
+            });
         // A refused increment of a new key leaves no empty hash behind.
         slot.drop_if_empty();
         match r {

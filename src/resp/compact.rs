@@ -303,7 +303,15 @@ impl Hash {
             }
         }
         match self {
-            Hash::Table(t) => t.insert(field.to_vec(), value.to_vec()).is_none(),
+            // An existing field's value is rewritten in its own buffer.
+            Hash::Table(t) => match t.get_mut(field) {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(value);
+                    false
+                }
+                None => t.insert(field.to_vec(), value.to_vec()).is_none(),
+            },
             Hash::Packed { .. } => unreachable!("converted"),
         }
     }
@@ -510,7 +518,7 @@ impl Set {
             self.convert();
         }
         match self {
-            Set::Table(t) => t.insert(m.to_vec()),
+            Set::Table(t) => !t.contains(m) && t.insert(m.to_vec()),
             Set::Ints(_) => unreachable!("converted"),
         }
     }

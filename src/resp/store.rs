@@ -699,6 +699,8 @@ impl<'a> Slot<'a> {
         self.touch();
         if let Some(value) = create {
             if self.find().is_none() {
+                // Created big, packed when the slot closes if it can be.
+                self.unpacked = true;
                 let node = Node::Big(Box::new(BigNode {
                     key: self.key.into(),
                     entry: Entry {
@@ -711,7 +713,8 @@ impl<'a> Slot<'a> {
             }
         }
         let n = self.shard.find_mut(self.hash, self.key)?;
-        self.unpacked = true;
+        // A node already big stays so: no repacking look-up when done.
+        self.unpacked |= matches!(n, Node::Packed(_));
         Some(&mut n.unpack().entry.value)
     }
 

@@ -1,22 +1,32 @@
 //! The keyspace shared by all event-loop threads.
 //!
 //! Keys are spread over a power-of-two number of shards (64 by default), each
-//! a `Mutex` around a `HashMap`, chosen by a cheap multiplicative hash of the
+//! a `Mutex` around a table, chosen by a cheap multiplicative hash of the
 //! key so that lock hold times stay tiny and threads rarely meet. Inside a
-//! shard the map uses the standard library's randomly keyed SipHash, so
-//! clients cannot force collisions (the same reason Redis uses SipHash).
+//! shard the table hashes with the standard library's randomly keyed
+//! SipHash, so clients cannot force collisions (the same reason Redis uses
+//! SipHash).
 //!
-//! Values are byte strings, lists, hashes, sets or sorted sets ([`Kind`]), each with an
-//! optional absolute expiry time in milliseconds since the Unix epoch. A
-//! command for one type that finds another gets [`WrongType`]; a
-//! collection emptied by a command is deleted ([`Slot::drop_if_empty`]).
-//! A large string value, once read, is kept
+//! A shard's table holds 16-byte nodes. Most keys are one allocation: tag,
+//! LRU stamp, deadline (if volatile), key and value together — strings up
+//! to 4 KiB, small hashes packed, sets of integers as sorted `i64`s (see
+//! [`super::compact`]). Other values (lists, sorted sets, large strings,
+//! collections past the compact thresholds) hang off a boxed node. A change
+//! to a packed value unpacks it and packs it again when the [`Slot`] closes.
+//!
+//! Values are byte strings, lists, hashes, sets or sorted sets ([`Kind`]),
+//! each with an optional absolute expiry time in milliseconds since the
+//! Unix epoch. A command for one type that finds another gets
+//! [`WrongType`]; a collection emptied by a command is deleted
+//! ([`Slot::drop_if_empty`]). A large string value, once read, is kept
 //! behind an `Arc` ([`Slot::value_shared`]) so that replies carry it by
 //! reference: a thousand clients reading one 8 MiB value cost one copy of
-//! it, not a thousand, and no copy is made under the shard lock. Expired keys are removed lazily when
-//! touched, and actively by [`Store::sweep`], which a timer should call
-//! periodically: each shard keeps its volatile keys ordered by deadline, so
-//! a sweep only ever looks at keys that are really due.
+//! it, not a thousand, and no copy is made under the shard lock. Expired
+//! keys are removed lazily when touched, and actively by [`Store::sweep`],
+//! which a timer should call periodically: each shard keeps its volatile
+//! keys ordered by deadline, so a sweep only ever looks at keys that are
+//! really due. Past `maxmemory`, writes make room by the eviction
+//! [`Policy`] ([`Store::make_room`]).
 
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};

@@ -56,9 +56,12 @@ pub enum Outcome {
     /// Flush the output, then close (QUIT).
     Close,
     /// A blocking command (BLPOP...) found nothing: no reply yet. Stop
-    /// reading this connection's commands, wait for a push to one of
-    /// [`Session::blocked_keys`] (then [`retry_blocked`]) or for
+    /// reading this connection's commands and wait: for a push to one of
+    /// [`Session::blocked_keys`], after which the pushing client serves it
+    /// ([`serve_ready`] runs [`Session::blocked_args`] and hands over the
+    /// reply; [`end_blocked`] then clears the session), or for
     /// [`Session::blocked_timeout`] to pass (then [`time_out_blocked`]).
+    /// [`retry_blocked`] runs the command again on the session itself.
     Block,
 }
 
@@ -1385,19 +1388,7 @@ fn config_values(store: &Store) -> Vec<(String, String)> {
     );
     v.push(("maxmemory".into(), store.maxmemory().to_string()));
     v.push(("maxmemory-policy".into(), store.policy().name().into()));
-    let limits = super::compact::limits();
-    for name in [
-        "hash-max-listpack-entries",
-        "hash-max-listpack-value",
-        "hash-max-ziplist-entries",
-        "hash-max-ziplist-value",
-        "set-max-intset-entries",
-        "zset-max-listpack-entries",
-        "zset-max-listpack-value",
-        "zset-max-ziplist-entries",
-        "zset-max-ziplist-value",
-    ] {
-        let value = limits.by_name(name.as_bytes()).expect("a known threshold");
+    for (name, value) in super::compact::limits().named() {
         v.push((name.into(), value.load(Ordering::Relaxed).to_string()));
     }
     let lists = LIST_SETTINGS.lock().unwrap_or_else(|e| e.into_inner());

@@ -46,18 +46,28 @@ pub fn limits() -> &'static Limits {
 }
 
 impl Limits {
-    /// The threshold CONFIG names `name` (Redis's names, the older
-    /// `ziplist` spellings included), if it is one of these.
+    /// Every threshold by the names CONFIG knows it by (Redis's names,
+    /// then the older `ziplist` spellings), in CONFIG GET's order.
+    pub fn named(&self) -> [(&'static str, &AtomicUsize); 9] {
+        [
+            ("hash-max-listpack-entries", &self.hash_entries),
+            ("hash-max-listpack-value", &self.hash_value),
+            ("hash-max-ziplist-entries", &self.hash_entries),
+            ("hash-max-ziplist-value", &self.hash_value),
+            ("set-max-intset-entries", &self.set_intset_entries),
+            ("zset-max-listpack-entries", &self.zset_entries),
+            ("zset-max-listpack-value", &self.zset_value),
+            ("zset-max-ziplist-entries", &self.zset_entries),
+            ("zset-max-ziplist-value", &self.zset_value),
+        ]
+    }
+
+    /// The threshold CONFIG names `name` (any case), if it is one of these.
     pub fn by_name(&self, name: &[u8]) -> Option<&AtomicUsize> {
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        Some(match name.as_str() {
-            "hash-max-listpack-entries" | "hash-max-ziplist-entries" => &self.hash_entries,
-            "hash-max-listpack-value" | "hash-max-ziplist-value" => &self.hash_value,
-            "set-max-intset-entries" => &self.set_intset_entries,
-            "zset-max-listpack-entries" | "zset-max-ziplist-entries" => &self.zset_entries,
-            "zset-max-listpack-value" | "zset-max-ziplist-value" => &self.zset_value,
-            _ => return None,
-        })
+        self.named()
+            .into_iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     fn get(v: &AtomicUsize) -> usize {
@@ -126,9 +136,10 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
-/// The byte range of the pair whose field is `field` in a packed hash.
-pub fn find_pair(packed: &[u8], field: &[u8]) -> Option<(usize, usize)> {
-    let mut at = 0;
+/// Where `field` is in a packed hash: its pair's byte range, or (absent)
+/// how many pairs the hash has.
+fn locate_pair(packed: &[u8], field: &[u8]) -> Result<(usize, usize), usize> {
+    let (mut at, mut pairs) = (0, 0);
     while at < packed.len() {
         let start = at;
         let (flen, n) = read_varint(&packed[at..]);
@@ -137,14 +148,56 @@ pub fn find_pair(packed: &[u8], field: &[u8]) -> Option<(usize, usize)> {
         let (vlen, m) = read_varint(&packed[at..]);
         at += m + vlen;
         if f == field {
-            return Some((start, at));
+            return Ok((start, at));
         }
+        pairs += 1;
     }
-    None
+    Err(pairs)
+}
+
+/// The byte range of the pair whose field is `field` in a packed hash.
+fn find_pair(packed: &[u8], field: &[u8]) -> Option<(usize, usize)> {
+    locate_pair(packed, field).ok()
+}
+
+/// Set `field` to `value` in the packed hash that fills `buf[at..]` (the
+/// bytes before it are the owner's), if the hash stays within the compact
+/// thresholds: whether the field is new. `None`, and nothing changed, if it
+/// would go past them. A value of the same length is overwritten in place.
+pub fn packed_set(buf: &mut Vec<u8>, at: usize, field: &[u8], value: &[u8]) -> Option<bool> {
+    let max = Limits::get(&LIMITS.hash_value);
+    if field.len() > max || value.len() > max {
+        return None;
+    }
+    match locate_pair(&buf[at..], field) {
+        Ok((a, b)) => {
+            let (a, b) = (at + a, at + b);
+            let old = pair_value(&buf[a..b]).len();
+            if old == value.len() {
+                buf[b - old..b].copy_from_slice(value);
+            } else {
+                let mut pair = Vec::with_capacity(field.len() + value.len() + 4);
+                push_elem(&mut pair, field);
+                push_elem(&mut pair, value);
+                buf.splice(a..b, pair);
+            }
+            Some(false)
+        }
+        Err(pairs) if pairs < Limits::get(&LIMITS.hash_entries) => {
+            // Exactly: a node's bytes go back as a boxed slice.
+            buf.reserve_exact(
+                varint_len(field.len()) + field.len() + varint_len(value.len()) + value.len(),
+            );
+            push_elem(buf, field);
+            push_elem(buf, value);
+            Some(true)
+        }
+        Err(_) => None,
+    }
 }
 
 /// The value bytes of a pair range from [`find_pair`].
-pub fn pair_value(pair: &[u8]) -> &[u8] {
+fn pair_value(pair: &[u8]) -> &[u8] {
     let (flen, n) = read_varint(pair);
     let rest = &pair[n + flen..];
     let (vlen, m) = read_varint(rest);
@@ -244,13 +297,6 @@ impl<'a> HashRef<'a> {
     }
 }
 
-/// Whether a packed hash of `pairs` pairs may take `field` = `value` and
-/// stay packed (`new`: the field is not there yet).
-pub fn packed_hash_fits(pairs: usize, field: &[u8], value: &[u8], new: bool) -> bool {
-    let max = Limits::get(&LIMITS.hash_value);
-    field.len() <= max && value.len() <= max && (!new || pairs < Limits::get(&LIMITS.hash_entries))
-}
-
 impl Hash {
     /// A view for reading.
     pub fn view(&self) -> HashRef<'_> {
@@ -283,23 +329,12 @@ impl Hash {
     /// this takes past the thresholds becomes a hash table.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
         if let Hash::Packed { bytes, len } = self {
-            let max = Limits::get(&LIMITS.hash_value);
-            let fits = field.len() <= max && value.len() <= max;
-            match find_pair(bytes, field) {
-                Some((a, b)) if fits => {
-                    let mut pair = Vec::with_capacity(field.len() + value.len() + 4);
-                    push_elem(&mut pair, field);
-                    push_elem(&mut pair, value);
-                    bytes.splice(a..b, pair);
-                    return false;
+            match packed_set(bytes, 0, field, value) {
+                Some(new) => {
+                    *len += usize::from(new);
+                    return new;
                 }
-                None if fits && *len < Limits::get(&LIMITS.hash_entries) => {
-                    push_elem(bytes, field);
-                    push_elem(bytes, value);
-                    *len += 1;
-                    return true;
-                }
-                _ => self.convert(),
+                None => self.convert(),
             }
         }
         match self {

@@ -39,10 +39,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hashbrown::HashTable;
 
-use super::compact::{
-    find_pair, packed_hash_fits, pair_value, push_elem, push_varint, read_varint, Hash, HashRef,
-    List, Set, SetRef,
-};
+use super::compact::{packed_set, push_varint, read_varint, Hash, HashRef, List, Set, SetRef};
 use super::zset::ZSet;
 
 /// A key's value outside the packed form: a string (its bytes held inline,
@@ -293,8 +290,8 @@ impl Node {
         }
     }
 
-    /// A packed node of `tag` for `key`, with `payload` written by `fill`
-    /// (which is told nothing: it appends `payload_len` bytes).
+    /// A packed node of `tag` for `key`, whose value `fill` appends (it is
+    /// `payload_len` bytes long).
     fn pack(
         key: &[u8],
         tag: u8,
@@ -346,36 +343,44 @@ impl Node {
         }
     }
 
+    /// A copy of the value and TTL (a packed value unpacked).
+    fn to_entry(&self) -> Entry {
+        let value = match (self, self.view()) {
+            (Node::Big(n), _) => return n.entry.clone(),
+            (_, ValueRef::Str(v)) => Value::Inline(v.to_vec()),
+            (_, ValueRef::Hash(h)) => Value::Hash(h.to_owned()),
+            (_, ValueRef::Set(s)) => Value::Set(s.to_owned()),
+            _ => unreachable!("only strings, hashes and intsets are packed"),
+        };
+        Entry {
+            value,
+            expires_at: self.expires_at(),
+        }
+    }
+
     /// The value and TTL, detached (a packed value is unpacked).
     fn into_entry(self) -> Entry {
         match self {
             Node::Big(n) => n.entry,
-            Node::Packed(_) => {
-                let value = match self.view() {
-                    ValueRef::Str(v) => Value::Inline(v.to_vec()),
-                    ValueRef::Hash(h) => Value::Hash(h.to_owned()),
-                    ValueRef::Set(s) => Value::Set(s.to_owned()),
-                    _ => unreachable!("only strings, hashes and intsets are packed"),
-                };
-                Entry {
-                    value,
-                    expires_at: self.expires_at(),
-                }
-            }
+            packed => packed.to_entry(),
+        }
+    }
+
+    /// Key, value (unpacked) and LRU stamp, leaving an empty placeholder:
+    /// the caller puts a node back.
+    fn take_parts(&mut self) -> (Box<[u8]>, Entry, u32) {
+        let lru = self.lru();
+        match std::mem::replace(self, Node::Packed(Box::default())) {
+            Node::Big(n) => (n.key, n.entry, lru),
+            packed => (packed.key().into(), packed.into_entry(), lru),
         }
     }
 
     /// The node as a [`BigNode`], unpacking a packed one, for changes.
     fn unpack(&mut self) -> &mut BigNode {
         if let Node::Packed(_) = self {
-            let key: Box<[u8]> = self.key().into();
-            let lru = self.lru();
-            let old = std::mem::replace(self, Node::Packed(Box::default()));
-            *self = Node::Big(Box::new(BigNode {
-                key,
-                entry: old.into_entry(),
-                lru,
-            }));
+            let (key, entry, lru) = self.take_parts();
+            *self = Node::Big(Box::new(BigNode { key, entry, lru }));
         }
         match self {
             Node::Big(n) => n,
@@ -394,10 +399,8 @@ impl Node {
             _ => false,
         };
         if packable {
-            let Node::Big(n) = std::mem::replace(self, Node::Packed(Box::default())) else {
-                unreachable!()
-            };
-            *self = Node::build(&n.key, n.entry, n.lru);
+            let (key, entry, lru) = self.take_parts();
+            *self = Node::build(&key, entry, lru);
         }
     }
 
@@ -408,11 +411,9 @@ impl Node {
             Node::Packed(b) => match (b[0] & TAG_VOLATILE != 0, at) {
                 (true, Some(t)) => b[HEAD..HEAD + 8].copy_from_slice(&t.to_le_bytes()),
                 (false, None) => {}
+                // The deadline field comes or goes: the node is rebuilt.
                 _ => {
-                    let lru = self.lru();
-                    let key: Vec<u8> = self.key().to_vec();
-                    let mut entry =
-                        std::mem::replace(self, Node::Packed(Box::default())).into_entry();
+                    let (key, mut entry, lru) = self.take_parts();
                     entry.expires_at = at;
                     *self = Node::build(&key, entry, lru);
                 }
@@ -454,6 +455,17 @@ pub enum Expiry {
     Persist,
     /// Expire at this absolute time (ms since the Unix epoch).
     At(u64),
+}
+
+impl Expiry {
+    /// The deadline a write leaves, given the key's current one.
+    fn deadline(self, current: Option<u64>) -> Option<u64> {
+        match self {
+            Expiry::Keep => current,
+            Expiry::Persist => None,
+            Expiry::At(t) => Some(t),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -631,11 +643,7 @@ impl<'a> Slot<'a> {
     }
     /// A copy of the key's value and TTL (COPY); `None` if absent.
     pub fn entry(&self) -> Option<Entry> {
-        let n = self.find()?;
-        Some(match n {
-            Node::Big(b) => b.entry.clone(),
-            Node::Packed(b) => Node::Packed(b.clone()).into_entry(),
-        })
+        self.find().map(Node::to_entry)
     }
     /// The type of the key's value; `None` if absent.
     pub fn kind(&self) -> Option<Kind> {
@@ -745,39 +753,16 @@ impl<'a> Slot<'a> {
         self.touch();
         if let Some(Node::Packed(b)) = self.shard.find_mut(self.hash, self.key) {
             if b[0] & TAG_KIND == TAG_HASH {
-                let (_, p) = Node::layout(b);
-                match find_pair(&b[p..], field) {
-                    Some((start, end)) if packed_hash_fits(0, field, value, false) => {
-                        let old = pair_value(&b[p + start..p + end]).len();
-                        if old == value.len() {
-                            b[p + end - old..p + end].copy_from_slice(value);
-                        } else {
-                            let mut v = Vec::with_capacity(b.len() + value.len() - old);
-                            v.extend_from_slice(&b[..p + start]);
-                            push_elem(&mut v, field);
-                            push_elem(&mut v, value);
-                            v.extend_from_slice(&b[p + end..]);
-                            *b = v.into_boxed_slice();
-                        }
-                        return Ok(false);
-                    }
-                    None if packed_hash_fits(
-                        HashRef::Packed(&b[p..]).len(),
-                        field,
-                        value,
-                        true,
-                    ) =>
-                    {
-                        let mut v = Vec::with_capacity(b.len() + field.len() + value.len() + 4);
-                        v.extend_from_slice(b);
-                        push_elem(&mut v, field);
-                        push_elem(&mut v, value);
-                        *b = v.into_boxed_slice();
-                        return Ok(true);
-                    }
-                    // Past the thresholds: the general path converts it.
-                    _ => {}
+                let at = Node::layout(b).1;
+                // The node's own bytes, edited as a vector (no copy to
+                // take them, one reallocation at most to give them back).
+                let mut v = std::mem::take(b).into_vec();
+                let set = packed_set(&mut v, at, field, value);
+                *b = v.into_boxed_slice();
+                if let Some(new) = set {
+                    return Ok(new);
                 }
+                // Past the thresholds: the general path converts it.
             }
         }
         match self.hash_mut(true)? {
@@ -830,11 +815,7 @@ impl<'a> Slot<'a> {
             } = &mut *self.shard;
             if let Some(n) = table.find_mut(hash, |n| n.key() == key) {
                 let old = n.expires_at();
-                let at = match expiry {
-                    Expiry::Keep => old,
-                    Expiry::Persist => None,
-                    Expiry::At(t) => Some(t),
-                };
+                let at = expiry.deadline(old);
                 // Same shape (a string as long, the same volatility): the
                 // bytes change in place.
                 match n {
@@ -866,11 +847,7 @@ impl<'a> Slot<'a> {
     pub fn set_owned(&mut self, value: Vec<u8>, expiry: Expiry) {
         self.touch();
         let old = self.shard.remove(self.hash, self.key);
-        let expires_at = match expiry {
-            Expiry::Keep => old.as_ref().and_then(Node::expires_at),
-            Expiry::Persist => None,
-            Expiry::At(t) => Some(t),
-        };
+        let expires_at = expiry.deadline(old.as_ref().and_then(Node::expires_at));
         let entry = Entry {
             value: Value::Inline(value),
             expires_at,

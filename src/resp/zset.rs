@@ -524,11 +524,9 @@ impl ZSet {
 
     /// Set `member`'s score (adding it if new). Returns the old score.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        let Repr::Small(v) = &mut self.repr else {
-            let Repr::Skip(s) = &mut self.repr else {
-                unreachable!()
-            };
-            return s.insert(member, score);
+        let v = match &mut self.repr {
+            Repr::Small(v) => v,
+            Repr::Skip(s) => return s.insert(member, score),
         };
         let old = v.iter().position(|e| e.1 == member).map(|i| (i, v[i].0));
         match old {

@@ -114,6 +114,8 @@ pub struct Connector {
     bind: Option<SocketAddr>,
     nodelay: bool,
     on_retry: Option<RetryHook>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsConnector>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -138,6 +140,8 @@ impl Connector {
             retry: None,
             bind: None,
             nodelay: true,
+            #[cfg(feature = "tls")]
+            tls: None,
             on_retry: None,
         }
     }
@@ -159,6 +163,14 @@ impl Connector {
     /// 127.0.0.2, 127.0.0.3... when one source address runs out of ports.
     pub fn bind(mut self, local: SocketAddr) -> Self {
         self.bind = Some(local);
+        self
+    }
+
+    /// Speak TLS over the connection (feature `tls`): the handler sees
+    /// plaintext, exactly as on a plain connection.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: super::tls::TlsConnector) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -308,6 +320,16 @@ impl Dial {
     /// How long an attempt may take.
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.connector.timeout
+    }
+
+    /// The TLS session the connection starts with, if the connector dials TLS.
+    pub(crate) fn session(&self) -> io::Result<Option<super::conn::path::Session>> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.connector.tls {
+            let s = t.session().map_err(io::Error::other)?;
+            return Ok(Some((s, t.handshake_timeout)));
+        }
+        Ok(None)
     }
 
     /// The attempt failed with `e`: the wait before the next one, or `None`

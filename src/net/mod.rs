@@ -12,6 +12,8 @@ mod listener;
 pub mod offload;
 pub mod process;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod udp;
 
 pub use addr::Addr;

@@ -129,6 +129,16 @@ impl ServerBuilder {
     pub fn new() -> ServerBuilder {
         ServerBuilder::default()
     }
+    /// Serve TLS (feature `tls`): every accepted connection does the
+    /// handshake, then the handler works on plaintext through the same
+    /// `Conn` API. Build the acceptor with
+    /// [`TlsServerBuilder`](crate::net::tls::TlsServerBuilder).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: crate::net::tls::TlsAcceptor) -> Self {
+        self.conn.tls = Some(acceptor);
+        self
+    }
+
     /// Add an address to listen on (call repeatedly for several).
     pub fn bind(mut self, addr: impl Into<Addr>) -> Self {
         self.addrs.push(addr.into());

@@ -143,6 +143,8 @@ pub struct ServerArgs {
     /// Run N worker processes (nginx-style master/worker), each with its own SO_REUSEPORT listener on the same port; the master restarts workers that die.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub processes: usize,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// The master hands its workers the resolved addresses (port 0 made concrete) here.

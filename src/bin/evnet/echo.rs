@@ -21,6 +21,9 @@ pub fn run(args: EchoArgs) -> Result<()> {
     if args.server.run_processes("echo", default)? {
         return Ok(());
     }
+    if args.server.tls.on() && args.server.model != ModelArg::Reactor {
+        bail!("TLS needs the reactor model");
+    }
     match args.server.model {
         ModelArg::Threads => serve_tcp_until_signal(
             &args.server,
@@ -82,6 +85,7 @@ pub fn run(args: EchoArgs) -> Result<()> {
         }
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;
+            let builder = args.server.tls.apply(builder, &[])?;
             serve_reactor("echo", builder, |_| Echo, args.server.shutdown_timeout)?;
         }
     }

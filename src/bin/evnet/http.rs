@@ -68,6 +68,12 @@ pub fn run(args: HttpArgs) -> Result<()> {
     };
     let limits_shown = limits.describe();
     let mut server_builder = args.server.builder(default)?;
+    server_builder = args.server.tls.apply(server_builder, &["http/1.1"])?;
+    let scheme = if args.server.tls.on() {
+        "https"
+    } else {
+        "http"
+    };
     if args.root.is_some() && args.server.max_connections == MaxConnections::Auto {
         // Each connection may hold a file open besides its socket, and
         // each loop's open-file cache holds up to its entries.
@@ -115,7 +121,7 @@ pub fn run(args: HttpArgs) -> Result<()> {
             None => println!("evnet http: no document root (built-in routes only)"),
         }
         for a in server.addrs() {
-            println!("evnet http listening on http://{a}/");
+            println!("evnet http listening on {scheme}://{a}/");
         }
     };
     let deadline = args.server.shutdown_timeout;

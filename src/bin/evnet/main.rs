@@ -7,6 +7,7 @@ mod http;
 mod http_demo;
 mod load;
 mod resp;
+mod tls;
 mod udp;
 
 use clap::{Parser, Subcommand};

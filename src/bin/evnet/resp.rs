@@ -56,6 +56,7 @@ pub fn run(args: RespArgs) -> Result<()> {
         bail!("evnet resp keeps one keyspace in one process; use --loops, not --processes");
     }
     let builder = args.server.builder(default)?;
+    let builder = args.server.tls.apply(builder, &[])?;
     let expiry = ActiveExpiry {
         every: either(args.expire_every, args.expire_every_ms),
         budget: args.expire_budget,

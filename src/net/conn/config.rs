@@ -69,6 +69,10 @@ pub struct ConnConfig {
     /// `net.core.rmem_max`). Off by default, for the same reason as
     /// [`send_buffer`](Self::send_buffer).
     pub recv_buffer: Option<usize>,
+    /// Speak TLS on accepted connections (feature `tls`): the handler sees
+    /// plaintext. Default `None`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::net::tls::TlsAcceptor>,
 }
 
 /// Kernel keepalive settings. With Linux defaults a dead peer takes over two
@@ -103,6 +107,8 @@ impl Default for ConnConfig {
             so_linger: None,
             send_buffer: None,
             recv_buffer: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

@@ -82,16 +82,9 @@ impl<'a, H: EventHandler> Conn<'a, H> {
     /// closed or closing; a send error later closes it with a reason.
     pub fn write(&mut self, data: &[u8]) -> Result<(), Closed> {
         self.core.check_writable()?;
-        if let Some(out) = self.core.out.as_mut() {
-            out.push(data);
-        } else if data.len() >= DIRECT_WRITE {
-            let el = &mut *self.lp.el;
-            self.path
-                .write_now(self.core, el, &mut self.shared.staged, data);
-        } else {
-            self.shared.staged.extend_from_slice(data);
-            return Ok(());
-        }
+        let el = &mut *self.lp.el;
+        self.path
+            .write(self.core, el, &mut self.shared.staged, data);
         self.core.check_high_water(&self.shared.cfg);
         Ok(())
     }
@@ -100,16 +93,9 @@ impl<'a, H: EventHandler> Conn<'a, H> {
     /// without a copy if the socket cannot take it at once).
     pub fn write_vec(&mut self, data: Vec<u8>) -> Result<(), Closed> {
         self.core.check_writable()?;
-        if let Some(out) = self.core.out.as_mut() {
-            out.push_vec(data);
-        } else if data.len() >= DIRECT_WRITE {
-            let el = &mut *self.lp.el;
-            self.path
-                .write_vec_now(self.core, el, &mut self.shared.staged, data);
-        } else {
-            self.shared.staged.extend_from_slice(&data);
-            return Ok(());
-        }
+        let el = &mut *self.lp.el;
+        self.path
+            .write_vec(self.core, el, &mut self.shared.staged, data);
         self.core.check_high_water(&self.shared.cfg);
         Ok(())
     }
@@ -127,11 +113,10 @@ impl<'a, H: EventHandler> Conn<'a, H> {
     ) -> Result<(), Closed> {
         self.core.check_writable()?;
         // What this callback staged goes first, then the file.
-        let out = self.core.queue();
-        out.push(&self.shared.staged);
-        out.push_file(file.into(), offset, offset + len);
-        self.shared.staged.clear();
-        self.path.flush(self.core, self.lp.el);
+        let el = &mut *self.lp.el;
+        let staged = &mut self.shared.staged;
+        self.path
+            .write_file(self.core, el, staged, file.into(), offset, offset + len);
         self.core.check_high_water(&self.shared.cfg);
         Ok(())
     }
@@ -147,11 +132,9 @@ impl<'a, H: EventHandler> Conn<'a, H> {
             return self.write((*data).as_ref());
         }
         // What this callback staged goes first, then the shared bytes.
-        let out = self.core.queue();
-        out.push(&self.shared.staged);
-        self.shared.staged.clear();
-        out.push_shared(data);
-        self.path.flush(self.core, self.lp.el);
+        let el = &mut *self.lp.el;
+        self.path
+            .write_shared(self.core, el, &mut self.shared.staged, data);
         self.core.check_high_water(&self.shared.cfg);
         Ok(())
     }
@@ -181,12 +164,12 @@ impl<'a, H: EventHandler> Conn<'a, H> {
     ) -> Result<R, Closed> {
         self.core.check_writable()?;
         let staged = &mut self.shared.staged;
-        if let Some(out) = self.core.out.as_mut() {
-            // Output is waiting: encode behind what is staged, then queue it.
+        if self.core.out.is_some() {
+            // Output is waiting: encode behind what is staged, then let the
+            // path queue it.
             let start = staged.len();
             let r = f(self.ctx, staged);
-            out.push(&staged[start..]);
-            staged.truncate(start);
+            self.path.staged_grew(self.core, staged, start);
             self.core.check_high_water(&self.shared.cfg);
             return Ok(r);
         }
@@ -198,6 +181,7 @@ impl<'a, H: EventHandler> Conn<'a, H> {
     pub fn shutdown_write(&mut self) {
         if self.core.write == WriteState::Open {
             self.core.write = WriteState::ShutWanted;
+            self.path.closing(self.core);
         }
     }
 
@@ -215,6 +199,7 @@ impl<'a, H: EventHandler> Conn<'a, H> {
             } else {
                 reason
             };
+            self.path.closing(self.core);
             let budget = self.shared.cfg.closing_time;
             self.core.phase = Phase::Closing(Box::new(Closing {
                 reason,

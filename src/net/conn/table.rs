@@ -28,7 +28,7 @@ use super::config::ConnConfig;
 use super::core::Core;
 use super::handle::{Mailbox, Op, RunFn};
 use super::out::OutQueue;
-use super::path::{Input, Path};
+use super::path::{Input, Path, Session};
 use super::state::{Phase, ReadState, WriteState};
 use super::watchdog::Watchdog;
 use super::Conn;
@@ -66,6 +66,8 @@ pub(crate) enum Job<H: EventHandler> {
     ResumeAccept(u64),
     /// The handler's periodic `on_tick`.
     Tick(Duration),
+    /// Connection `key`'s handshake (TLS) must be over by now.
+    Handshake(u64),
 }
 
 struct TimerSlot<H: EventHandler> {
@@ -320,6 +322,7 @@ impl<H: EventHandler> Table<H> {
 
     /// Register `fd` as a connection and run `on_open`. `permit`: its place
     /// under the server's cap, given back when the connection is dropped.
+    /// An accepted connection starts the server's TLS session if it has one.
     pub(crate) fn open(
         &mut self,
         el: &mut EventLoop,
@@ -327,10 +330,37 @@ impl<H: EventHandler> Table<H> {
         tcp: bool,
         permit: Option<Permit>,
     ) -> io::Result<()> {
+        let session = self.server_session()?;
+        self.open_with(el, fd, tcp, permit, session)
+    }
+
+    /// The server side's TLS session for a new connection, if it has TLS.
+    fn server_session(&self) -> io::Result<Option<Session>> {
+        #[cfg(feature = "tls")]
+        if let Some(a) = &self.shared.cfg.tls {
+            let s = a.session().map_err(io::Error::other)?;
+            return Ok(Some((s, a.handshake_timeout)));
+        }
+        Ok(None)
+    }
+
+    /// Register `fd` as a connection over `session` (TLS) or plain, and
+    /// run `on_open`.
+    pub(crate) fn open_with(
+        &mut self,
+        el: &mut EventLoop,
+        fd: OwnedFd,
+        tcp: bool,
+        permit: Option<Permit>,
+        session: Option<Session>,
+    ) -> io::Result<()> {
         self.shared.cfg.apply(fd.as_raw_fd(), tcp)?;
         let gen = self.shared.gens.next();
         let key = pack(self.entries.vacant_key(), gen);
-        let (path, token) = Path::open(el, fd.as_raw_fd(), self.shared.id, key)?;
+        let (path, token) = Path::open(el, fd.as_raw_fd(), self.shared.id, key, session)?;
+        if let Some(d) = path.handshake_timeout() {
+            self.shared.add_timer(el, d, Job::Handshake(key));
+        }
         let stats = el.stats();
         stats.connections_open.fetch_add(1, Ordering::Relaxed);
         LoopStats::add(&stats.connections_total, 1);
@@ -455,7 +485,10 @@ impl<H: EventHandler> Table<H> {
     #[allow(clippy::boxed_local)] // a dial lives boxed in the table; moved whole
     fn dial_open(&mut self, el: &mut EventLoop, dial: Box<Dial>, fd: OwnedFd) {
         // TCP_NODELAY was set by the connector: `open` does not touch it.
-        if let Err(e) = self.open(el, fd, false, None) {
+        let opened = dial
+            .session()
+            .and_then(|session| self.open_with(el, fd, false, None, session));
+        if let Err(e) = opened {
             dial.give_up(&mut LoopCtx::new(el), e);
         }
     }
@@ -562,6 +595,16 @@ impl<H: EventHandler> Source for Table<H> {
                         l.resume(el);
                     }
                 }
+            }
+            Job::Handshake(key) => {
+                self.on_conn(el, key, |one, el| {
+                    if one.s.path.handshaking() {
+                        one.s.core.doom.get_or_insert(CloseReason::Protocol(
+                            "tls: handshake timed out".into(),
+                        ));
+                        one.settle(el);
+                    }
+                });
             }
             Job::Tick(every) => {
                 self.handler.on_tick(&mut LoopCtx::new(el));

@@ -21,9 +21,16 @@
 
 pub(crate) mod readiness;
 pub(crate) mod ring;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::out::DIRECT_WRITE;
+use crate::net::SharedBytes;
 
 use super::core::Core;
 use crate::poller::{Event, Token};
@@ -47,11 +54,13 @@ pub(crate) enum Input {
 
 /// One way of moving a connection's bytes. Every method runs on the loop
 /// thread, outside handler callbacks.
+///
+/// The handler's writes (`Conn::write` and the rest) come through the
+/// `write*` methods; their default bodies are the plain paths' policy
+/// (stage small writes, send large ones at once, queue behind waiting
+/// output, sendfile for files). A layer that transforms bytes (TLS)
+/// overrides them so nothing untransformed reaches the core's queue.
 pub(crate) trait IoPath: Sized {
-    /// Make `fd` known to the loop for `owner`/`sub`; returns the path and
-    /// the fd's token. On failure nothing stays registered.
-    fn open(el: &mut EventLoop, fd: RawFd, owner: SourceId, sub: u64) -> io::Result<(Self, Token)>;
-
     /// A readable event is about to be pulled (`ev` is the event, or a
     /// deferred one).
     fn readable(&mut self, core: &mut Core, el: &mut EventLoop, ev: Event);
@@ -101,13 +110,102 @@ pub(crate) trait IoPath: Sized {
     /// The connection closes: stop its I/O on the driver (the caller then
     /// deregisters the token).
     fn close(&mut self, core: &mut Core, el: &mut EventLoop);
+
+    /// A handler's write ([`Conn::write`](crate::net::Conn::write)).
+    fn write(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: &[u8]) {
+        if let Some(out) = core.out.as_mut() {
+            out.push(data);
+        } else if data.len() >= DIRECT_WRITE {
+            self.write_now(core, el, staged, data);
+        } else {
+            staged.extend_from_slice(data);
+        }
+    }
+
+    /// A handler's owned write ([`Conn::write_vec`](crate::net::Conn::write_vec)).
+    fn write_vec(
+        &mut self,
+        core: &mut Core,
+        el: &mut EventLoop,
+        staged: &mut Vec<u8>,
+        data: Vec<u8>,
+    ) {
+        if let Some(out) = core.out.as_mut() {
+            out.push_vec(data);
+        } else if data.len() >= DIRECT_WRITE {
+            self.write_vec_now(core, el, staged, data);
+        } else {
+            staged.extend_from_slice(&data);
+        }
+    }
+
+    /// A file region after everything written before
+    /// ([`Conn::send_file`](crate::net::Conn::send_file)).
+    #[allow(clippy::too_many_arguments)]
+    fn write_file(
+        &mut self,
+        core: &mut Core,
+        el: &mut EventLoop,
+        staged: &mut Vec<u8>,
+        file: Arc<std::fs::File>,
+        start: u64,
+        end: u64,
+    ) {
+        let out = core.queue();
+        out.push(staged);
+        out.push_file(file, start, end);
+        staged.clear();
+        self.flush(core, el);
+    }
+
+    /// Shared bytes after everything written before
+    /// ([`Conn::write_shared`](crate::net::Conn::write_shared)).
+    fn write_shared(
+        &mut self,
+        core: &mut Core,
+        el: &mut EventLoop,
+        staged: &mut Vec<u8>,
+        data: SharedBytes,
+    ) {
+        let out = core.queue();
+        out.push(staged);
+        staged.clear();
+        out.push_shared(data);
+        self.flush(core, el);
+    }
+
+    /// An encoder appended `staged[from..]` ([`Conn::write_with`](crate::net::Conn::write_with)):
+    /// behind waiting output it joins the queue at once.
+    fn staged_grew(&mut self, core: &mut Core, staged: &mut Vec<u8>, from: usize) {
+        if let Some(out) = core.out.as_mut() {
+            out.push(&staged[from..]);
+            staged.truncate(from);
+        }
+    }
+
+    /// A graceful close or `shutdown_write` was asked for: whatever must
+    /// go out last (TLS's close_notify) is sent behind the output.
+    fn closing(&mut self, _core: &mut Core) {}
 }
 
 /// The paths a connection can take, one variant per implementation.
 pub(crate) enum Path {
     Readiness(readiness::Readiness),
     Ring(ring::Ring),
+    #[cfg(feature = "tls")]
+    TlsReadiness(Box<tls::Tls<readiness::Readiness>>),
+    #[cfg(feature = "tls")]
+    TlsRing(Box<tls::Tls<ring::Ring>>),
 }
+
+/// A TLS session a connection starts with (`tls` feature; without it the
+/// type has no values).
+#[cfg(feature = "tls")]
+pub(crate) type Session = (rustls::Connection, Duration);
+/// A TLS session a connection starts with (`tls` feature; without it the
+/// type has no values).
+#[cfg(not(feature = "tls"))]
+pub(crate) enum Session {}
 
 /// `Path` forwards each [`IoPath`] method to its variant with one `match`
 /// (static dispatch: no vtable on the hot path). A new path adds its arm here.
@@ -120,6 +218,10 @@ macro_rules! delegate {
                     match self {
                         Path::Readiness(p) => p.$name($($arg),*),
                         Path::Ring(p) => p.$name($($arg),*),
+                        #[cfg(feature = "tls")]
+                        Path::TlsReadiness(p) => p.$name($($arg),*),
+                        #[cfg(feature = "tls")]
+                        Path::TlsRing(p) => p.$name($($arg),*),
                     }
                 }
             )*
@@ -132,27 +234,70 @@ delegate! {
     fn pull(&mut self, core: &mut Core, el: &mut EventLoop, rb: &mut Vec<u8>) -> Input;
     fn budget_spent(&mut self, core: &mut Core, el: &mut EventLoop);
     fn complete(&mut self, core: &mut Core, el: &mut EventLoop, c: Completion, rb: &mut Vec<u8>) -> Input;
-    fn write_now(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: &[u8]);
-    fn write_vec_now(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: Vec<u8>);
     fn flush_staged(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>);
     fn flush(&mut self, core: &mut Core, el: &mut EventLoop);
     fn resumed(&mut self, core: &mut Core, el: &mut EventLoop);
     fn settle(&mut self, core: &mut Core, el: &mut EventLoop) -> io::Result<()>;
     fn close(&mut self, core: &mut Core, el: &mut EventLoop);
+    fn write(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: &[u8]);
+    fn write_vec(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: Vec<u8>);
+    fn write_file(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, file: Arc<std::fs::File>, start: u64, end: u64);
+    fn write_shared(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: SharedBytes);
+    fn staged_grew(&mut self, core: &mut Core, staged: &mut Vec<u8>, from: usize);
+    fn closing(&mut self, core: &mut Core);
 }
 
 impl Path {
     /// Open `fd` on the path this loop's driver calls for.
+    /// With a TLS `session`, the TLS layer over that path.
     pub(crate) fn open(
         el: &mut EventLoop,
         fd: RawFd,
         owner: SourceId,
         sub: u64,
+        session: Option<Session>,
     ) -> io::Result<(Path, Token)> {
-        if el.caps().completion {
-            ring::Ring::open(el, fd, owner, sub).map(|(p, t)| (Path::Ring(p), t))
-        } else {
-            readiness::Readiness::open(el, fd, owner, sub).map(|(p, t)| (Path::Readiness(p), t))
+        let completion = el.caps().completion;
+        match session {
+            None if completion => {
+                ring::Ring::open(el, fd, owner, sub).map(|(p, t)| (Path::Ring(p), t))
+            }
+            None => {
+                readiness::Readiness::open(el, fd, owner, sub).map(|(p, t)| (Path::Readiness(p), t))
+            }
+            #[cfg(feature = "tls")]
+            Some((s, timeout)) if completion => ring::Ring::open(el, fd, owner, sub)
+                .map(|(p, t)| (Path::TlsRing(Box::new(tls::Tls::new(p, s, timeout))), t)),
+            #[cfg(feature = "tls")]
+            Some((s, timeout)) => readiness::Readiness::open(el, fd, owner, sub).map(|(p, t)| {
+                (
+                    Path::TlsReadiness(Box::new(tls::Tls::new(p, s, timeout))),
+                    t,
+                )
+            }),
+        }
+    }
+
+    /// How long the handshake may take, if this path has one that has not
+    /// finished.
+    pub(crate) fn handshake_timeout(&self) -> Option<Duration> {
+        match self {
+            #[cfg(feature = "tls")]
+            Path::TlsReadiness(p) => p.handshake_timeout(),
+            #[cfg(feature = "tls")]
+            Path::TlsRing(p) => p.handshake_timeout(),
+            _ => None,
+        }
+    }
+
+    /// Whether a handshake is still in progress.
+    pub(crate) fn handshaking(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Path::TlsReadiness(p) => p.handshaking(),
+            #[cfg(feature = "tls")]
+            Path::TlsRing(p) => p.handshaking(),
+            _ => false,
         }
     }
 }

@@ -28,6 +28,29 @@ pub(crate) struct Readiness {
 }
 
 impl Readiness {
+    /// Make `fd` known to the loop for `owner`/`sub`; returns the path and
+    /// the fd's token. On failure nothing stays registered.
+    pub(crate) fn open(
+        el: &mut EventLoop,
+        fd: RawFd,
+        owner: SourceId,
+        sub: u64,
+    ) -> io::Result<(Self, Token)> {
+        let interest = if el.trigger() == Trigger::Edge {
+            // Registered once for both directions: no epoll_ctl per write.
+            Interest::BOTH
+        } else {
+            Interest::READABLE
+        };
+        let token = el.register(fd, Some(interest), owner, sub)?;
+        let path = Readiness {
+            recheck: false,
+            short_read_drains: false,
+            drained: false,
+        };
+        Ok((path, token))
+    }
+
     /// Send the staging buffer followed by `data` in one call, with nothing
     /// queued before them. Returns how much of `data` went out; an unsent
     /// staging remainder is queued.
@@ -69,22 +92,6 @@ impl Readiness {
 }
 
 impl IoPath for Readiness {
-    fn open(el: &mut EventLoop, fd: RawFd, owner: SourceId, sub: u64) -> io::Result<(Self, Token)> {
-        let interest = if el.trigger() == Trigger::Edge {
-            // Registered once for both directions: no epoll_ctl per write.
-            Interest::BOTH
-        } else {
-            Interest::READABLE
-        };
-        let token = el.register(fd, Some(interest), owner, sub)?;
-        let path = Readiness {
-            recheck: false,
-            short_read_drains: false,
-            drained: false,
-        };
-        Ok((path, token))
-    }
-
     fn readable(&mut self, _core: &mut Core, el: &mut EventLoop, ev: Event) {
         // With the peer's FIN already reported, a short read does not mean
         // the socket is drained: the EOF is still to be read, and

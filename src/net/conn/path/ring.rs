@@ -37,6 +37,27 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
+    /// Make `fd` known to the loop for `owner`/`sub`; returns the path and
+    /// the fd's token. On failure nothing stays registered.
+    pub(crate) fn open(
+        el: &mut EventLoop,
+        fd: RawFd,
+        owner: SourceId,
+        sub: u64,
+    ) -> io::Result<(Self, Token)> {
+        // Parked: reads are armed on the ring by the first settle.
+        let token = el.register(fd, None, owner, sub)?;
+        if let Err(e) = ring(el).open_stream(fd, token) {
+            let _ = el.deregister(token);
+            return Err(e);
+        }
+        let path = Ring {
+            stashed: false,
+            eof_pending: false,
+        };
+        Ok((path, token))
+    }
+
     /// Unless an operation is in flight, start the next send (or sendfile
     /// until the socket is full, then wait for room). An emptied queue
     /// completes the write.
@@ -187,20 +208,6 @@ impl Ring {
 }
 
 impl IoPath for Ring {
-    fn open(el: &mut EventLoop, fd: RawFd, owner: SourceId, sub: u64) -> io::Result<(Self, Token)> {
-        // Parked: reads are armed on the ring by the first settle.
-        let token = el.register(fd, None, owner, sub)?;
-        if let Err(e) = ring(el).open_stream(fd, token) {
-            let _ = el.deregister(token);
-            return Err(e);
-        }
-        let path = Ring {
-            stashed: false,
-            eof_pending: false,
-        };
-        Ok((path, token))
-    }
-
     fn readable(&mut self, _core: &mut Core, _el: &mut EventLoop, _ev: Event) {}
 
     /// Only deferred events pull (after `resume_read`): hand over what was

@@ -121,6 +121,11 @@ pub struct LoadConfig {
     /// warmup. Called on the thread that called
     /// [`run`], so it must not block for long. Default `None`.
     pub progress: Option<Arc<dyn Fn(Duration, u64) + Send + Sync>>,
+    /// Dial TLS (feature `tls`). Default `None`. Reconnections resume the
+    /// session unless the connector turned resumption off
+    /// ([`TlsConnector::without_resumption`](crate::net::tls::TlsConnector::without_resumption)).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::net::tls::TlsConnector>,
 }
 
 impl LoadConfig {
@@ -143,6 +148,8 @@ impl LoadConfig {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             progress: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -748,17 +755,21 @@ pub fn run(cfg: &LoadConfig) -> io::Result<Report> {
     if warmup.is_zero() {
         ctl.recording.store(true, Ordering::Relaxed);
     }
+    let connector = |bind: Option<&IpAddr>| {
+        let mut c = Connector::new(cfg.addr.clone()).connect_timeout(cfg.connect_timeout);
+        if let Some(ip) = bind {
+            c = c.bind(SocketAddr::new(*ip, 0));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &cfg.tls {
+            c = c.tls(t.clone());
+        }
+        c
+    };
     let connectors: Vec<Connector> = if cfg.bind.is_empty() {
-        vec![Connector::new(cfg.addr.clone()).connect_timeout(cfg.connect_timeout)]
+        vec![connector(None)]
     } else {
-        cfg.bind
-            .iter()
-            .map(|ip| {
-                Connector::new(cfg.addr.clone())
-                    .connect_timeout(cfg.connect_timeout)
-                    .bind(SocketAddr::new(*ip, 0))
-            })
-            .collect()
+        cfg.bind.iter().map(|ip| connector(Some(ip))).collect()
     };
     let interval = cfg.rate.map(|r| {
         Duration::from_secs_f64(cfg.connections as f64 / r.max(1e-3)).max(Duration::from_micros(1))

@@ -29,6 +29,8 @@ pub struct ClientArgs {
     /// Local (source) address to connect from, e.g. 127.0.0.2:0.
     #[arg(long)]
     pub bind: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub tls: crate::tls::ClientTlsArgs,
 }
 
 /// `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
@@ -128,6 +130,14 @@ pub fn run(args: ClientArgs) -> Result<i32> {
     }
     if let Some(b) = args.bind {
         connector = connector.bind(b);
+    }
+    let host = args
+        .addr
+        .rsplit_once(':')
+        .map_or(args.addr.as_str(), |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Some(tls) = args.tls.connector(host, &[])? {
+        connector = connector.tls(tls);
     }
     let mut el = EventLoop::new(LoopConfig::default()).context("creating the event loop")?;
     let status = Rc::new(Cell::new(0));

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use evnet::load::{self, LoadConfig, Report, Target};
 use evnet::net::Addr;
@@ -72,14 +72,20 @@ pub struct LoadArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: crate::tls::ClientTlsArgs,
+    /// TLS: every new connection makes a full handshake (no session resumption).
+    #[arg(long)]
+    pub tls_no_resume: bool,
 }
 
-/// Split `http://host:port/path` into the address, Host header and path.
+/// Split `http://host:port/path` (or `https://`) into the address, Host
+/// header and path.
 fn parse_url(url: &str) -> Result<(String, String, String)> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    if url.starts_with("https://") {
-        bail!("https is not supported");
-    }
+    let (rest, port) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, 443),
+        None => (url.strip_prefix("http://").unwrap_or(url), 80),
+    };
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -87,7 +93,7 @@ fn parse_url(url: &str) -> Result<(String, String, String)> {
     let addr = if hostport.contains(':') {
         hostport.to_string()
     } else {
-        format!("{hostport}:80")
+        format!("{hostport}:{port}")
     };
     Ok((addr, hostport.to_string(), path.to_string()))
 }
@@ -141,6 +147,22 @@ pub fn run(args: LoadArgs) -> Result<()> {
     cfg.bind = args.bind.clone();
     cfg.connect_timeout = args.connect_timeout;
     cfg.timeout = args.timeout;
+    let mut tls_args = args.tls.clone();
+    tls_args.tls |= args.target.starts_with("https://");
+    let host = addr_s.rsplit_once(':').map_or(addr_s.as_str(), |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let alpn: &[&str] = if args.kind == Kind::Http {
+        &["http/1.1"]
+    } else {
+        &[]
+    };
+    cfg.tls = tls_args.connector(host, alpn)?.map(|t| {
+        if args.tls_no_resume {
+            t.without_resumption()
+        } else {
+            t
+        }
+    });
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(250));

@@ -857,6 +857,10 @@ impl<H: EventHandler> One<'_, H> {
     /// Apply what the callbacks asked for: close, shutdown, deferred
     /// callbacks; then tell the driver what the connection wants.
     fn settle(&mut self, el: &mut EventLoop) {
+        let Slot { core, path, .. } = &mut *self.s;
+        if !core.is_closed() {
+            path.prepare(core, el);
+        }
         // Bounded: a handler that writes from every on_write_complete gets
         // its next turn later instead of starving the loop.
         for _ in 0..16 {
@@ -882,7 +886,7 @@ impl<H: EventHandler> One<'_, H> {
                     }
                 }
             }
-            if core.out.is_some() {
+            if core.out.is_some() || self.s.path.holds_output() {
                 break;
             }
             if core.due.write_complete {

@@ -186,6 +186,18 @@ pub(crate) trait IoPath: Sized {
     /// A graceful close or `shutdown_write` was asked for: whatever must
     /// go out last (TLS's close_notify) is sent behind the output.
     fn closing(&mut self, _core: &mut Core) {}
+
+    /// Before the core settles a connection (after callbacks and I/O): a
+    /// layer moves output it held back (TLS: plaintext behind a file, a
+    /// close_notify that waited for the handshake).
+    fn prepare(&mut self, _core: &mut Core, _el: &mut EventLoop) {}
+
+    /// Output waits inside the path, not yet in the core's queue (TLS:
+    /// plaintext behind a file, or held until the handshake ends): the
+    /// write side must not shut down yet.
+    fn holds_output(&self) -> bool {
+        false
+    }
 }
 
 /// The paths a connection can take, one variant per implementation.
@@ -245,6 +257,7 @@ delegate! {
     fn write_shared(&mut self, core: &mut Core, el: &mut EventLoop, staged: &mut Vec<u8>, data: SharedBytes);
     fn staged_grew(&mut self, core: &mut Core, staged: &mut Vec<u8>, from: usize);
     fn closing(&mut self, core: &mut Core);
+    fn prepare(&mut self, core: &mut Core, el: &mut EventLoop);
 }
 
 impl Path {
@@ -287,6 +300,18 @@ impl Path {
             #[cfg(feature = "tls")]
             Path::TlsRing(p) => p.handshake_timeout(),
             _ => None,
+        }
+    }
+
+    /// See [`IoPath::holds_output`].
+    pub(crate) fn holds_output(&self) -> bool {
+        match self {
+            Path::Readiness(p) => p.holds_output(),
+            Path::Ring(p) => p.holds_output(),
+            #[cfg(feature = "tls")]
+            Path::TlsReadiness(p) => p.holds_output(),
+            #[cfg(feature = "tls")]
+            Path::TlsRing(p) => p.holds_output(),
         }
     }
 

@@ -63,6 +63,9 @@ pub(crate) struct Tls<P> {
     notify: bool,
     /// The transport's EOF was read.
     eof: bool,
+    /// Plaintext was written before the handshake finished (the session
+    /// holds it until then): close_notify and the FIN wait for it.
+    early: bool,
     handshake_timeout: Duration,
 }
 
@@ -78,6 +81,7 @@ impl<P: IoPath> Tls<P> {
             plain: None,
             notify: false,
             eof: false,
+            early: false,
             handshake_timeout,
         }
     }
@@ -119,6 +123,7 @@ impl<P: IoPath> Tls<P> {
         if data.is_empty() {
             return;
         }
+        self.early |= self.session.is_handshaking();
         if let Err(e) = self.session.writer().write_all(data) {
             return core.fail(&e);
         }
@@ -160,7 +165,7 @@ impl<P: IoPath> Tls<P> {
             self.send_records(core, el);
             self.inner.flush(core, el);
         }
-        if self.notify && self.plain.is_none() && !core.is_closed() {
+        if self.notify && self.plain.is_none() && !core.is_closed() && !self.early_pending() {
             self.notify = false;
             self.session.send_close_notify();
             self.send_records(core, el);
@@ -277,6 +282,11 @@ impl<P: IoPath> Tls<P> {
             }
         }
         None
+    }
+
+    /// Plaintext written during the handshake still waits for it to end.
+    fn early_pending(&self) -> bool {
+        self.early && self.session.is_handshaking()
     }
 
     /// Whether input waits inside this layer (a pull will find it without
@@ -533,13 +543,21 @@ impl<P: IoPath> IoPath for Tls<P> {
         self.notify = true;
     }
 
-    fn settle(&mut self, core: &mut Core, el: &mut EventLoop) -> io::Result<()> {
-        if self.plain.is_some() && core.out.is_none() && !core.is_closing() {
-            // Plaintext waits but nothing is queued to bring a writable
-            // event: encrypt the next part now.
+    fn prepare(&mut self, core: &mut Core, el: &mut EventLoop) {
+        let stalled = self.plain.is_some() && core.out.is_none();
+        if (stalled || self.notify) && !core.is_closed() && core.doom.is_none() {
+            // Plaintext waits with nothing queued to bring a writable event,
+            // or a close_notify waited for the handshake: go on now.
             self.refill(core, el);
         }
+    }
+
+    fn settle(&mut self, core: &mut Core, el: &mut EventLoop) -> io::Result<()> {
         self.inner.settle(core, el)
+    }
+
+    fn holds_output(&self) -> bool {
+        self.plain.is_some() || self.notify
     }
 
     fn close(&mut self, core: &mut Core, el: &mut EventLoop) {

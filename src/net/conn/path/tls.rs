@@ -41,6 +41,9 @@ const CHUNK: usize = 64 * 1024;
 /// Keep encrypting queued plaintext while less than this much ciphertext
 /// waits for the socket.
 const AHEAD: usize = 256 * 1024;
+/// Ciphertext kept while the session's plaintext waits to be read: a few
+/// socket reads' worth at most.
+const MAX_KEPT: usize = 1 << 20;
 
 thread_local! {
     /// Ciphertext on its way in (read from the socket) and out (records
@@ -63,6 +66,8 @@ pub(crate) struct Tls<P> {
     notify: bool,
     /// The transport's EOF was read.
     eof: bool,
+    /// The session was told of it (after the kept ciphertext).
+    eof_told: bool,
     /// Plaintext was written before the handshake finished (the session
     /// holds it until then): close_notify and the FIN wait for it.
     early: bool,
@@ -81,6 +86,7 @@ impl<P: IoPath> Tls<P> {
             plain: None,
             notify: false,
             eof: false,
+            eof_told: false,
             early: false,
             handshake_timeout,
         }
@@ -209,10 +215,36 @@ impl<P: IoPath> Tls<P> {
         total - data.len()
     }
 
-    /// The transport's EOF: let the session know (a truncated record or a
-    /// missing close_notify shows up when the plaintext is read).
-    fn transport_eof(&mut self, core: &mut Core, el: &mut EventLoop) {
+    /// Ciphertext just read: behind what is kept, if anything is (records
+    /// must reach the session in order), else fed now with the rest kept.
+    fn absorb(&mut self, core: &mut Core, el: &mut EventLoop, data: &[u8]) {
+        if !self.cipher_in.is_empty() {
+            if self.cipher_in.len() > MAX_KEPT {
+                // The session takes nothing while its plaintext is read:
+                // a peer cannot make this grow past a few reads.
+                core.doom
+                    .get_or_insert(CloseReason::Protocol("tls: input backed up".into()));
+                return;
+            }
+            self.cipher_in.extend_from_slice(data);
+            return;
+        }
+        let n = self.feed(core, el, data);
+        if n < data.len() {
+            self.cipher_in.extend_from_slice(&data[n..]);
+        }
+    }
+
+    /// The transport's EOF: the session hears of it once the ciphertext
+    /// before it has gone in.
+    fn transport_eof(&mut self) {
         self.eof = true;
+    }
+
+    /// Tell the session the transport ended (a truncated record or a
+    /// missing close_notify shows up when the plaintext is read).
+    fn tell_eof(&mut self, core: &mut Core, el: &mut EventLoop) {
+        self.eof_told = true;
         let _ = self.session.read_tls(&mut &[][..]);
         if let Err(e) = self.session.process_new_packets() {
             self.send_records(core, el);
@@ -271,6 +303,10 @@ impl<P: IoPath> Tls<P> {
                 return Some(Input::Stop);
             }
             if self.cipher_in.is_empty() {
+                if self.eof && !self.eof_told {
+                    self.tell_eof(core, el);
+                    continue;
+                }
                 return None;
             }
             let kept = std::mem::take(&mut self.cipher_in);
@@ -359,13 +395,8 @@ impl<P: IoPath> IoPath for Tls<P> {
             }
             let got = self.inner.pull(core, el, &mut cin);
             match got {
-                Input::Data => {
-                    let n = self.feed(core, el, &cin);
-                    if n < cin.len() {
-                        self.cipher_in.extend_from_slice(&cin[n..]);
-                    }
-                }
-                Input::Eof => self.transport_eof(core, el),
+                Input::Data => self.absorb(core, el, &cin),
+                Input::Eof => self.transport_eof(),
                 Input::Tail | Input::Stop => {}
             }
             cin.clear();
@@ -408,13 +439,8 @@ impl<P: IoPath> IoPath for Tls<P> {
             core.read = ReadState::Paused;
         }
         match got {
-            Input::Data => {
-                let n = self.feed(core, el, &cin);
-                if n < cin.len() {
-                    self.cipher_in.extend_from_slice(&cin[n..]);
-                }
-            }
-            Input::Eof => self.transport_eof(core, el),
+            Input::Data => self.absorb(core, el, &cin),
+            Input::Eof => self.transport_eof(),
             Input::Tail | Input::Stop => {}
         }
         cin.clear();

@@ -5,12 +5,15 @@
 //! timeouts. Include with `#[path = "util/http.rs"] mod util;`.
 //!
 //! `EVNET_TEST_POLLER=epoll|uring|poll|select` and `EVNET_TEST_TRIGGER=level|edge`
-//! run the same suite on another backend.
+//! run the same suite on another backend; `EVNET_TEST_TLS=1` runs it over
+//! TLS (a self-signed certificate made once per test process; the client
+//! trusts it).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use evnet::http::{HttpBuilder, HttpServer, Limits, Router, StaticFiles};
@@ -30,11 +33,101 @@ pub fn server_builder() -> ServerBuilder {
         _ => Trigger::Level,
     };
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    ServerBuilder::new()
+    let b = ServerBuilder::new()
         .bind(addr)
         .loops(1)
         .poller(poller)
-        .trigger(trigger)
+        .trigger(trigger);
+    match tls() {
+        Some((acceptor, _)) => b.tls(acceptor.clone()),
+        None => b,
+    }
+}
+
+/// With `EVNET_TEST_TLS=1`: the server's acceptor and a client
+/// configuration that trusts its certificate.
+pub fn tls() -> Option<&'static (evnet::net::tls::TlsAcceptor, Arc<rustls::ClientConfig>)> {
+    static TLS: OnceLock<Option<(evnet::net::tls::TlsAcceptor, Arc<rustls::ClientConfig>)>> =
+        OnceLock::new();
+    TLS.get_or_init(|| {
+        if std::env::var("EVNET_TEST_TLS").as_deref() != Ok("1") {
+            return None;
+        }
+        let (b, cert) = evnet::net::tls::TlsServerBuilder::new()
+            .self_signed(&["localhost"])
+            .unwrap();
+        let acceptor = b.alpn(&["http/1.1"]).build().unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Some((acceptor, Arc::new(client)))
+    })
+    .as_ref()
+}
+
+/// A test connection: plain TCP, or TLS over it (`EVNET_TEST_TLS=1`).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        self.tcp().set_read_timeout(d)
+    }
+
+    /// Half-close: over TLS, close_notify first.
+    pub fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
+        if let Stream::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        self.tcp().shutdown(how)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            // A close without close_notify reads as the EOF it is here.
+            Stream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => {
+                let n = s.write(buf)?;
+                s.flush()?;
+                Ok(n)
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 #[path = "../../src/bin/evnet/http_demo.rs"]
@@ -113,7 +206,7 @@ impl Resp {
 
 /// A raw connection that keeps unparsed bytes between responses.
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Stream,
     buf: Vec<u8>,
     eof: bool,
 }
@@ -124,6 +217,14 @@ impl Client {
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
+        let stream = match tls() {
+            Some((_, cfg)) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                let conn = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
+                Stream::Tls(Box::new(rustls::StreamOwned::new(conn, stream)))
+            }
+            None => Stream::Plain(stream),
+        };
         Client {
             stream,
             buf: Vec::new(),

@@ -55,9 +55,7 @@ impl Drop for Fixture {
 }
 
 fn start(builder: evnet::net::ServerBuilder, handshake_timeout: Duration) -> Fixture {
-    let (tls, cert) = TlsServerBuilder::new()
-        .self_signed(&["localhost"])
-        .unwrap();
+    let (tls, cert) = TlsServerBuilder::new().self_signed(&["localhost"]).unwrap();
     let acceptor = tls.handshake_timeout(handshake_timeout).build().unwrap();
     let rec = Recorder::default();
     let reasons = rec.reasons.clone();
@@ -127,7 +125,8 @@ fn read_to_close<S: Read + Write>(s: &mut Tls<S>) -> io::Result<Vec<u8>> {
 
 /// The server closed the raw socket: EOF or a reset, within the timeout.
 fn expect_raw_close(sock: &mut TcpStream) -> Vec<u8> {
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -190,7 +189,10 @@ fn echo_integrity(builder: evnet::net::ServerBuilder, name: &str) {
         .collect();
     for t in threads {
         if t.join().is_err() {
-            panic!("{name}: a client failed; closes: {:?}", f.reasons.lock().unwrap());
+            panic!(
+                "{name}: a client failed; closes: {:?}",
+                f.reasons.lock().unwrap()
+            );
         }
     }
     let reasons = wait_reason(&f, |_| false);

@@ -211,13 +211,21 @@ impl TlsServerBuilder {
     /// (DER), whose SHA-256 fingerprint a client can pin
     /// ([`fingerprint`]).
     pub fn self_signed(self, names: &[&str]) -> Result<(Self, CertificateDer<'static>), TlsError> {
+        let fail = |e: rcgen::Error| TlsError::SelfSigned(e.to_string());
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let ck = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
-        let cert = ck.cert.der().clone();
-        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-        let b = self.cert_der(vec![cert.clone()], key)?;
-        Ok((b, cert))
+        let mut params = rcgen::CertificateParams::new(names).map_err(fail)?;
+        // Valid from yesterday for 90 days: scanners flag longer lives.
+        let today = days_since_epoch();
+        let (y, m, d) = civil_date(today - 1);
+        params.not_before = rcgen::date_time_ymd(y, m, d);
+        let (y, m, d) = civil_date(today + 89);
+        params.not_after = rcgen::date_time_ymd(y, m, d);
+        let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let cert = params.self_signed(&key).map_err(fail)?;
+        let der = cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let b = self.cert_der(vec![der.clone()], key)?;
+        Ok((b, der))
     }
 
     /// Offer these ALPN protocols, in order of preference (`http/1.1`
@@ -463,6 +471,28 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+fn days_since_epoch() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs / 86_400) as i64
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (the
+/// days-to-civil conversion from Howard Hinnant's date algorithms).
+fn civil_date(days: i64) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+    (y, m, d)
+}
+
 /// The SHA-256 fingerprint of a certificate, as `AA:BB:...` (what
 /// `openssl x509 -fingerprint -sha256` prints).
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
@@ -521,6 +551,14 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, TlsError::NoCertificate(_)), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(59), (1970, 3, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(civil_date(20_788), (2026, 12, 1));
     }
 
     #[test]

@@ -229,6 +229,7 @@ impl Child {
             }
             addr = line.split_whitespace().find_map(|w| {
                 w.trim_start_matches("http://")
+                    .trim_start_matches("https://")
                     .trim_end_matches('/')
                     .parse::<SocketAddr>()
                     .ok()

@@ -3,12 +3,13 @@
 the server's RSS growth per connection.
 
     bench/idle_conns.py --pid PID --addr 127.0.0.1:7000 --conns 10000
+    bench/idle_conns.py --pid PID --addr 127.0.0.1:7443 --conns 5000 --tls   # handshakes done
 
 Connections are spread over source addresses 127.0.0.1..127.0.0.K (--sources)
 so one client is not limited by one address's ephemeral ports. A sample of
 connections does an echo round trip before and after, to show they all work.
 """
-import argparse, resource, socket, sys, time
+import argparse, resource, socket, ssl, sys, time
 
 
 def rss_bytes(pid):
@@ -30,7 +31,14 @@ def main():
                     help="first source address is 127.0.0.<base> (127.0.<k>.x beyond 255)")
     ap.add_argument("--hold-until", default=None,
                     help="after opening, print 'ready' and hold the connections until this file exists")
+    ap.add_argument("--tls", action="store_true",
+                    help="TLS: every connection completes its handshake (no verification)")
     a = ap.parse_args()
+    ctx = None
+    if a.tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     host, port = a.addr.rsplit(":", 1)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -43,6 +51,8 @@ def main():
         s.bind((f"127.0.{n // 250}.{1 + n % 250}", 0))
         s.settimeout(10)
         s.connect((host, int(port)))
+        if ctx is not None:
+            s = ctx.wrap_socket(s, server_hostname="localhost")
         socks.append(s)
     opened = time.monotonic() - t0
     # Every connection must be accepted and registered before we measure:

@@ -460,3 +460,70 @@ fn backpressure_counts_the_ciphertext_queued() {
     }
     assert_eq!(got, 16 << 20);
 }
+
+/// With a client CA configured, a client without a certificate is refused
+/// and one with a certificate the CA signed is served.
+#[test]
+fn client_certificates_are_checked_against_the_ca() {
+    let dir = std::env::temp_dir().join(format!("evnet-tls-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &ca)
+        .unwrap();
+
+    let (tls, cert) = TlsServerBuilder::new().self_signed(&["localhost"]).unwrap();
+    let acceptor = tls.client_ca_file(&ca_file).build().unwrap();
+    let rec = Recorder::default();
+    let reasons = rec.reasons.clone();
+    let server = evnet::net::ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(0)
+        .tls(acceptor)
+        .start(move |_| rec.clone())
+        .unwrap();
+    let f = Fixture {
+        addr: server.addrs()[0].tcp().unwrap(),
+        server: Some(server),
+        cert,
+        reasons,
+    };
+
+    // No certificate: the server refuses (TLS 1.3 reports it on the read).
+    let mut anon = tls_over(&f, util::connect(f.addr));
+    let _ = anon.write_all(b"anon");
+    let _ = anon.flush();
+    let mut buf = [0u8; 4];
+    assert!(
+        anon.read_exact(&mut buf).is_err(),
+        "served without a certificate"
+    );
+
+    // A certificate the CA signed: served.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(f.cert.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![client_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(client_key.serialize_der().into()),
+        )
+        .unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+    let mut ok = rustls::StreamOwned::new(conn, util::connect(f.addr));
+    ok.write_all(b"mine").unwrap();
+    ok.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"mine");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,7 @@ pub fn run(args: EchoArgs) -> Result<()> {
     block_stop_signals()?;
     args.server.apply_process_limits()?;
     let default = "127.0.0.1:7000";
+    args.server.tls.check(args.server.processes)?;
     if args.server.run_processes("echo", default)? {
         return Ok(());
     }

@@ -57,6 +57,7 @@ pub fn run(args: HttpArgs) -> Result<()> {
         bail!("evnet http runs on the reactor model only");
     }
     let default = "127.0.0.1:8080";
+    args.server.tls.check(args.server.processes)?;
     if args.server.run_processes("http", default)? {
         return Ok(());
     }

@@ -78,6 +78,15 @@ impl TlsArgs {
         })
     }
 
+    /// Refuse combinations that cannot work: each worker process would
+    /// generate a different self-signed certificate.
+    pub fn check(&self, processes: usize) -> Result<()> {
+        if self.tls_self_signed && processes > 1 {
+            bail!("--tls-self-signed with --processes would give each worker its own certificate: use --tls-cert/--tls-key");
+        }
+        Ok(())
+    }
+
     /// Whether TLS was asked for (for the banner's scheme).
     pub fn on(&self) -> bool {
         self.wanted()

@@ -102,6 +102,8 @@ impl<S: Service> HttpHandler<S> {
                 self.refresh_date(conn);
                 let err = HttpError::REQUEST_TIMEOUT;
                 let date = &self.date;
+                let now = conn.loop_ctx().now();
+                count_response(conn.loop_ctx().stats(), err.status, now);
                 let _ = conn.write_with(|out| ex.write_error(out, &err, date));
                 conn.close_with(CloseReason::ReadTimeout);
             }
@@ -112,6 +114,8 @@ impl<S: Service> HttpHandler<S> {
     /// Answer a request that cannot be served and close.
     fn fail(&mut self, conn: &mut Conn<'_, Self>, err: HttpError, ex: Exchange) {
         let date = &self.date;
+        let now = conn.loop_ctx().now();
+        count_response(conn.loop_ctx().stats(), err.status, now);
         let _ = conn.write_with(|out| ex.write_error(out, &err, date));
         conn.close_with(CloseReason::Protocol(format!(
             "{} {}",
@@ -181,9 +185,10 @@ impl<S: Service> HttpHandler<S> {
             self.service.call(&req, &mut resp);
         }
         if self.parts.is_deferred() {
-            st.deferred();
+            st.deferred(now);
             return;
         }
+        count_response(conn.loop_ctx().stats(), self.parts.status(), now);
         let (parts, date) = (&mut self.parts, &self.date);
         let framing = conn.write_with(|out| parts.encode(out, date, ex));
         if let Some((file, offset, len)) = self.parts.take_file(ex) {
@@ -217,6 +222,8 @@ impl<S: Service> HttpHandler<S> {
         }
         self.refresh_date(conn);
         let now = conn.loop_ctx().now();
+        let stats = conn.loop_ctx().stats();
+        count_response(stats, resp.status, st.waiting_since().unwrap_or(now));
         let date = &self.date;
         let framing = conn.write_with(|out| resp.encode(out, date, ex));
         if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
@@ -451,4 +458,16 @@ impl std::fmt::Debug for Deferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deferred").field("seq", &self.seq).finish()
     }
+}
+
+/// Count a response in the loop's counters: its status class, and its
+/// latency from `since` (the start of the loop turn that completed the
+/// request, so time the request waited behind other work on the loop is
+/// included) to now. One clock read per response.
+fn count_response(stats: &LoopStats, status: u16, since: Instant) {
+    let class = usize::from(status / 100).clamp(1, 5) - 1;
+    LoopStats::add(&stats.responses[class], 1);
+    stats
+        .latency
+        .record(Instant::now().saturating_duration_since(since));
 }

@@ -9,6 +9,7 @@ mod handler;
 pub mod heartbeat;
 pub(crate) mod limit;
 mod listener;
+pub mod metrics;
 pub mod offload;
 pub mod process;
 mod server;

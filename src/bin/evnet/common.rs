@@ -398,11 +398,14 @@ pub fn banner(name: &str, server: &Server) {
 /// (`--loops 0`) the loop runs on this thread, so the process stays
 /// single-threaded ([`ServerBuilder::run`]); otherwise the loops get
 /// threads and this thread waits for the signal.
-pub fn serve_reactor<H, F>(
+/// `serving` is called with the server once it runs (to point a metrics
+/// listener at its loops).
+pub fn serve_reactor_then<H, F>(
     name: &str,
     builder: ServerBuilder,
     factory: F,
     deadline: Duration,
+    serving: impl FnOnce(&Server),
 ) -> Result<()>
 where
     H: EventHandler,
@@ -410,12 +413,14 @@ where
 {
     if builder.loop_count() == 0 {
         builder.run(factory, |el, server| {
+            serving(server);
             banner(name, server);
             watch_stop_signals(name, el, deadline);
         })?;
         return Ok(());
     }
     let server = builder.start(factory)?;
+    serving(&server);
     banner(name, &server);
     serve_until_signal(name, server, deadline)
 }

@@ -1,7 +1,11 @@
 //! The demo routes `evnet http` serves next to the program's own: `/` (a
 //! page about the server, or the document root's `index.html`), `/_evnet`
 //! (the page, always), `/plaintext`, `/json`, `/stats` (live counters) and
-//! `/echo` (answers with the request body).
+//! `/echo` (answers with the request body); and the operations routes
+//! ([`status_routes`]): `/metrics` (Prometheus), `/stub_status` (nginx's
+//! format) and the live status page with its JSON (`/status`,
+//! `/status.json` by default), which `--metrics-addr` also serves for
+//! `evnet echo` and `evnet resp`.
 //!
 //! The library's `HttpBuilder` serves only what it is given; these routes
 //! are the CLI's. The HTTP integration tests include this file
@@ -14,12 +18,85 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use evnet::http::{Router, StaticFiles};
+use evnet::net::metrics::{ListenQueue, Snapshot};
 use evnet::net::Server;
 use evnet::reactor::LoopHandle;
+
+/// The live status page: HTML with inline script and SVG charts, no
+/// external assets. It polls the JSON beside it (its own path + `.json`).
+const STATUS_PAGE: &str = include_str!("status.html");
+
+/// What the operations routes read: the loops of the server they report
+/// on (set once it runs), and whether it speaks HTTP (for the response
+/// counters and the latency histogram).
+pub struct Status {
+    loops: OnceLock<Vec<LoopHandle>>,
+    http: bool,
+    started: Instant,
+}
+
+impl Status {
+    /// Status of a server not started yet; `http`: it answers HTTP.
+    pub fn new(http: bool) -> Arc<Status> {
+        Arc::new(Status {
+            loops: OnceLock::new(),
+            http,
+            started: Instant::now(),
+        })
+    }
+
+    /// The server is up: report on these loops.
+    pub fn serving(&self, loops: &[LoopHandle]) {
+        let _ = self.loops.set(loops.to_vec());
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::of(self.loops.get().map_or(&[], |l| l.as_slice()))
+    }
+}
+
+/// `router` with `/metrics`, `/stub_status`, and the status page at
+/// `page` with its JSON at `page` + `.json`, reporting on `status`.
+pub fn status_routes(router: Router, status: &Arc<Status>, page: &str) -> Router {
+    let (s1, s2, s3) = (status.clone(), status.clone(), status.clone());
+    let json = format!("{page}.json");
+    router
+        .get("/metrics", move |_req, resp| {
+            let mut out = String::with_capacity(8 * 1024);
+            // The kernel's counters are optional: a kernel without
+            // /proc/net/netstat still gets the server's own.
+            s1.snapshot()
+                .write_prometheus(&mut out, "evnet", ListenQueue::read().ok(), s1.http);
+            resp.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                .header("Cache-Control", "no-store")
+                .body(out.as_bytes());
+        })
+        .get("/stub_status", move |_req, resp| {
+            let mut out = String::new();
+            s2.snapshot().write_stub_status(&mut out);
+            resp.header("Cache-Control", "no-store").text(&out);
+        })
+        .get(page, |_req, resp| {
+            resp.header("Cache-Control", "no-store").html(STATUS_PAGE);
+        })
+        .get(&json, move |_req, resp| {
+            let mut out = String::with_capacity(1024);
+            let _ = write!(
+                out,
+                "{{\"uptime_secs\":{:.3},\"http\":{},\"counters\":",
+                s3.started.elapsed().as_secs_f64(),
+                s3.http
+            );
+            s3.snapshot().write_json(&mut out);
+            out.push_str("}\n");
+            resp.header("Cache-Control", "no-store").json(&out);
+        })
+}
 
 /// The demo routes and the facts about the running server they show.
 pub struct Demo {
     info: Arc<Info>,
+    status: Arc<Status>,
 }
 
 struct Info {
@@ -39,7 +116,14 @@ impl Demo {
                 started: Instant::now(),
                 server: OnceLock::new(),
             }),
+            status: Status::new(true),
         }
+    }
+
+    /// `router` with the demo routes added, the status page at
+    /// `status_page`; the routes already in it take precedence.
+    pub fn routes_with_status(&self, router: Router, status_page: &str) -> Router {
+        status_routes(self.routes(router), &self.status, status_page)
     }
 
     /// `router` with the demo routes added; the routes already in it take
@@ -79,6 +163,7 @@ impl Demo {
 
     /// The server is up: its description and loops go on the pages.
     pub fn serving(&self, server: &Server) {
+        self.status.serving(server.serving_loops());
         let _ = self.info.server.set((
             server.description().to_string(),
             server.serving_loops().to_vec(),
@@ -132,7 +217,8 @@ impl Info {
              <h1>evnet HTTP/1.1 server</h1>\n<ul>\n<li>{}</li>\n<li>serving loops: {}</li>\n\
              <li>uptime: {} s</li>\n<li>document root: {root}</li>\n</ul>\n\
              <p><a href=\"/plaintext\">/plaintext</a> | <a href=\"/json\">/json</a> | \
-             <a href=\"/stats\">/stats</a></p>\n</body></html>\n",
+             <a href=\"/stats\">/stats</a> | <a href=\"/metrics\">/metrics</a> | \
+             <a href=\"/stub_status\">/stub_status</a></p>\n</body></html>\n",
             html_escape(description),
             self.loops().len(),
             self.started.elapsed().as_secs()

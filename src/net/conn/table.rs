@@ -968,7 +968,9 @@ impl<H: EventHandler> One<'_, H> {
         let Slot { core, path, .. } = &mut *self.s;
         path.close(core, el);
         let _ = el.deregister(core.token);
-        el.stats().connections_open.fetch_sub(1, Ordering::Relaxed);
+        let stats = el.stats();
+        stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        LoopStats::add(&stats.closed[reason.slot()], 1);
         OutQueue::put_spare(core.out.take());
         core.input = None;
         let mut conn = view(self.s, self.shared, el, self.key);

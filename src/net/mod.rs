@@ -12,6 +12,7 @@ mod listener;
 pub mod metrics;
 pub mod offload;
 pub mod process;
+pub mod proxy;
 mod server;
 pub mod udp;
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::conn::{timer_period, HttpConn, OnTimer, Step};
 use super::message::{Exchange, OwnedResponse, Parts, Request};
 use super::proto::{write_continue, DateCache, HttpError, Limits};
-use crate::net::{Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
+use crate::net::{Addr, Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
 use crate::reactor::LoopStats;
 
 /// What a connection hands each complete request to.
@@ -302,6 +302,7 @@ impl<S: Service> EventHandler for HttpHandler<S> {
 /// connection, so it is not done up front).
 trait Replier {
     fn defer(&mut self, seq: u64, exchange: Exchange) -> Deferred;
+    fn peer_addr(&self) -> Option<Addr>;
 }
 
 impl<S: Service> Replier for Conn<'_, HttpHandler<S>> {
@@ -315,6 +316,10 @@ impl<S: Service> Replier for Conn<'_, HttpHandler<S>> {
             complete: Some(complete),
             seq,
         }
+    }
+
+    fn peer_addr(&self) -> Option<Addr> {
+        Conn::peer_addr(self).ok()
     }
 }
 
@@ -334,6 +339,13 @@ pub struct Response<'a> {
 }
 
 impl Response<'_> {
+    /// The client's address (a syscall per call; behind a load balancer
+    /// speaking the PROXY protocol, the original client it named), or
+    /// `None` if the socket has none.
+    pub fn peer_addr(&self) -> Option<Addr> {
+        self.replier.peer_addr()
+    }
+
     /// Set the status code.
     pub fn status(&mut self, code: u16) -> &mut Self {
         self.parts.set_status(code);

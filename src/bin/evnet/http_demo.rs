@@ -1,7 +1,8 @@
 //! The demo routes `evnet http` serves next to the program's own: `/` (a
 //! page about the server, or the document root's `index.html`), `/_evnet`
-//! (the page, always), `/plaintext`, `/json`, `/stats` (live counters) and
-//! `/echo` (answers with the request body); and the operations routes
+//! (the page, always), `/plaintext`, `/json`, `/stats` (live counters),
+//! `/whoami` (the client's address) and `/echo` (answers with the request
+//! body); and the operations routes
 //! ([`status_routes`]): `/metrics` (Prometheus), `/stub_status` (nginx's
 //! format) and the live status page with its JSON (`/status`,
 //! `/status.json` by default), which `--metrics-addr` also serves for
@@ -152,6 +153,15 @@ impl Demo {
             .get("/stats", move |_req, resp| {
                 resp.header("Cache-Control", "no-store")
                     .json(&i3.stats_json());
+            })
+            .get("/whoami", |_req, resp| {
+                // The client as the server sees it: behind a balancer
+                // speaking the PROXY protocol, the one its header named.
+                let peer = resp
+                    .peer_addr()
+                    .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+                resp.header("Cache-Control", "no-store")
+                    .text(&format!("{peer}\n"));
             })
             .route("*", "/echo", |req, resp| {
                 let ct = req

@@ -56,33 +56,43 @@ impl Preamble {
         }
     }
 
-    /// Read what has arrived (headers of at most `max` bytes).
+    /// Read what has arrived (headers of at most `max` bytes), until the
+    /// socket has nothing more: an edge-triggered poller reports only new
+    /// arrivals, so a FIN behind the bytes read must be seen now. Bounded:
+    /// each round consumes at least one byte of a header capped at `max`.
     pub(crate) fn step(&mut self, max: usize) -> Step {
+        loop {
+            match self.round(max) {
+                Some(step) => return step,
+                None => continue,
+            }
+        }
+    }
+
+    /// One peek and consume; `None`: bytes consumed, header not complete.
+    fn round(&mut self, max: usize) -> Option<Step> {
         let fd = self.fd.as_raw_fd();
         let old = self.got.len();
         let want = max.saturating_sub(old).max(1);
         let n = match sys::socket::recv_upto(fd, &mut self.got, want, true) {
-            Ok(0) => return Step::Fail("closed before its PROXY header ended".into()),
+            Ok(0) => return Some(Step::Fail("closed before its PROXY header ended".into())),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
-            Err(e) => return Step::Fail(e.to_string()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(Step::Wait),
+            Err(e) => return Some(Step::Fail(e.to_string())),
         };
         let parsed = proxy::parse(&self.got, max);
         self.got.truncate(old);
         let (take, done) = match parsed {
             Ok(None) => (n, None),
             Ok(Some((end, header))) => (end - old, Some(header)),
-            Err(e) => return Step::Fail(e.to_string()),
+            Err(e) => return Some(Step::Fail(e.to_string())),
         };
         // The bytes are queued (just peeked): this recv returns them all.
         match sys::socket::recv_upto(fd, &mut self.got, take, false) {
             Ok(k) if k == take => {}
-            Ok(_) => return Step::Fail("PROXY header bytes vanished".into()),
-            Err(e) => return Step::Fail(e.to_string()),
+            Ok(_) => return Some(Step::Fail("PROXY header bytes vanished".into())),
+            Err(e) => return Some(Step::Fail(e.to_string())),
         }
-        match done {
-            Some(header) => Step::Done(header),
-            None => Step::Wait,
-        }
+        done.map(Step::Done)
     }
 }

@@ -192,13 +192,13 @@ macro_rules! refused {
     ($($name:ident: $bytes:expr;)*) => {$(
         #[test]
         fn $name() {
-            refused(&$bytes);
+            refused(&$bytes[..]);
         }
     )*};
 }
 
 refused! {
-    no_header_at_all_is_closed: WHOAMI.to_vec();
+    no_header_at_all_is_closed: *WHOAMI;
     v1_unknown_protocol_is_closed: [&b"PROXY TCP5 1.2.3.4 1.2.3.4 1 2\r\n"[..], WHOAMI].concat();
     v1_missing_field_is_closed: [&b"PROXY TCP4 1.2.3.4 1.2.3.4 1\r\n"[..], WHOAMI].concat();
     v1_bad_address_is_closed: [&b"PROXY TCP4 1.2.3.999 1.2.3.4 1 2\r\n"[..], WHOAMI].concat();

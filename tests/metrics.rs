@@ -438,5 +438,11 @@ fn status_page_draws_charts_under_load_from_the_server_alone() {
             .unwrap()
     };
     assert!(requests(&after) > requests(&before), "{before}\n{after}");
+    // The server kept a sample a second for pages opened later.
+    let history = get(a, "/status.json?history").1;
+    assert!(
+        history.contains(",\"history\":[{\"uptime_secs\":"),
+        "{history}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,9 +13,10 @@
 //! (`tests/util/http.rs`), so they exercise exactly what the CLI serves;
 //! it therefore uses nothing but evnet's public API.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use evnet::http::{Router, StaticFiles};
@@ -24,7 +25,8 @@ use evnet::net::Server;
 use evnet::reactor::LoopHandle;
 
 /// The live status page: HTML with inline script and SVG charts, no
-/// external assets. It polls the JSON beside it (its own path + `.json`).
+/// external assets. It polls the JSON beside it (its own path + `.json`),
+/// first with `?history` for the last minutes.
 const STATUS_PAGE: &str = include_str!("status.html");
 
 /// What the operations routes read: the loops of the server they report
@@ -34,7 +36,14 @@ pub struct Status {
     loops: OnceLock<Vec<LoopHandle>>,
     http: bool,
     started: Instant,
+    /// The counters once a second for the last [`HISTORY`] seconds (each
+    /// sample as the JSON the page polls), so a page opened now draws the
+    /// recent past at once.
+    history: Mutex<VecDeque<String>>,
 }
+
+/// Seconds of samples kept for the status page.
+const HISTORY: usize = 300;
 
 impl Status {
     /// Status of a server not started yet; `http`: it answers HTTP.
@@ -43,12 +52,48 @@ impl Status {
             loops: OnceLock::new(),
             http,
             started: Instant::now(),
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
         })
     }
 
-    /// The server is up: report on these loops.
-    pub fn serving(&self, loops: &[LoopHandle]) {
-        let _ = self.loops.set(loops.to_vec());
+    /// The server is up: report on these loops, and sample them once a
+    /// second, from a timer on the first of them (no thread of its own: a
+    /// single-reactor server stays single-threaded).
+    pub fn serving(self: &Arc<Self>, loops: &[LoopHandle]) {
+        if self.loops.set(loops.to_vec()).is_err() {
+            return;
+        }
+        let Some(first) = loops.first() else {
+            return;
+        };
+        let status = Arc::downgrade(self);
+        let _ = first.post(move |el| {
+            el.run_every(std::time::Duration::from_secs(1), move |_| {
+                let Some(status) = status.upgrade() else {
+                    return;
+                };
+                let sample = status.sample_json();
+                let mut h = status.history.lock().unwrap_or_else(|e| e.into_inner());
+                if h.len() == HISTORY {
+                    h.pop_front();
+                }
+                h.push_back(sample);
+            });
+        });
+    }
+
+    /// The counters now, as the page polls them.
+    fn sample_json(&self) -> String {
+        let mut out = String::with_capacity(1024);
+        let _ = write!(
+            out,
+            "{{\"uptime_secs\":{:.3},\"http\":{},\"counters\":",
+            self.started.elapsed().as_secs_f64(),
+            self.http
+        );
+        self.snapshot().write_json(&mut out);
+        out.push('}');
+        out
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -80,16 +125,25 @@ pub fn status_routes(router: Router, status: &Arc<Status>, page: &str) -> Router
         .get(page, |_req, resp| {
             resp.header("Cache-Control", "no-store").html(STATUS_PAGE);
         })
-        .get(&json, move |_req, resp| {
-            let mut out = String::with_capacity(1024);
-            let _ = write!(
-                out,
-                "{{\"uptime_secs\":{:.3},\"http\":{},\"counters\":",
-                s3.started.elapsed().as_secs_f64(),
-                s3.http
-            );
-            s3.snapshot().write_json(&mut out);
-            out.push_str("}\n");
+        .get(&json, move |req, resp| {
+            let mut out = s3.sample_json();
+            // `?history`: with the samples of the last minutes, oldest first.
+            if req
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "history"))
+            {
+                out.pop();
+                out.push_str(",\"history\":[");
+                let h = s3.history.lock().unwrap_or_else(|e| e.into_inner());
+                for (i, sample) in h.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(sample);
+                }
+                out.push_str("]}");
+            }
+            out.push('\n');
             resp.header("Cache-Control", "no-store").json(&out);
         })
 }

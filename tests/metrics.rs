@@ -292,6 +292,58 @@ fn nginx_exporter_reads_connection_counts_from_stub_status() {
     drop(idle);
 }
 
+/// The `--metrics-addr` listener's address from a server's banner.
+fn metrics_addr(s: &Child) -> SocketAddr {
+    let line = s
+        .banner
+        .lines()
+        .find(|l| l.contains(" metrics on http://"))
+        .unwrap_or_else(|| panic!("no metrics line in {:?}", s.banner));
+    line.split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+#[test]
+fn resp_metrics_addr_counts_commands() {
+    let s = Child::spawn(&[
+        "resp",
+        "--addr",
+        "127.0.0.1:0",
+        "--loops",
+        "1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let m = metrics_addr(&s);
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
+    // Three commands in one write (pipelined).
+    c.write_all(b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        .unwrap();
+    let want = b"+PONG\r\n+OK\r\n$1\r\nv\r\n";
+    let mut got = vec![0u8; want.len()];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(got, want);
+    let metrics = get(m, "/metrics").1;
+    promtool_accepts(&metrics);
+    assert_eq!(
+        sample(&metrics, "evnet_messages_total"),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "evnet_connections_active"),
+        Some(1.0),
+        "{metrics}"
+    );
+    let (status, stub) = get(m, "/stub_status");
+    assert_eq!(status, 200);
+    assert!(stub.contains("\n 1 1 3 \n"), "{stub}");
+}
+
 #[test]
 fn echo_metrics_addr_counts_the_echoed_bytes() {
     let s = Child::spawn(&[
@@ -303,17 +355,7 @@ fn echo_metrics_addr_counts_the_echoed_bytes() {
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
-    let line = s
-        .banner
-        .lines()
-        .find(|l| l.contains(" metrics on http://"))
-        .unwrap_or_else(|| panic!("no metrics line in {:?}", s.banner));
-    let m: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let m = metrics_addr(&s);
     let mut c = TcpStream::connect(s.addr).unwrap();
     c.set_read_timeout(Some(TIMEOUT)).unwrap();
     let msg = [7u8; 1000];

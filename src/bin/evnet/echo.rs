@@ -29,6 +29,10 @@ pub fn run(args: EchoArgs) -> Result<()> {
         // The counters are the reactor loops' and each process has its own.
         bail!("--metrics-addr needs --model reactor and one process");
     }
+    if args.server.proxy_protocol && args.server.model != ModelArg::Reactor {
+        // The other models would hand the header to the echo as data.
+        bail!("--proxy-protocol needs --model reactor");
+    }
     if args.server.run_processes("echo", default)? {
         return Ok(());
     }

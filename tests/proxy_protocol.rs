@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use evnet::http::{HttpServer, Limits, Router};
+use evnet::net::metrics::{Snapshot, PROXY_REFUSED};
 use evnet::net::proxy::{Cidr, ProxyProtocol};
 use util::*;
 
@@ -88,6 +89,13 @@ fn v2_tcp4(src: [u8; 4], sport: u16) -> Vec<u8> {
     body.extend_from_slice(&sport.to_be_bytes());
     body.extend_from_slice(&80u16.to_be_bytes());
     v2(1, 0x11, &body)
+}
+
+/// How many sockets the server refused for `reason` (counted before the
+/// socket is closed, so exact once the client has seen the close).
+fn refused_count(s: &HttpServer, reason: &str) -> u64 {
+    let slot = PROXY_REFUSED.iter().position(|r| *r == reason).unwrap();
+    Snapshot::of(s.server().serving_loops()).total.proxy_refused[slot]
 }
 
 /// The server still serves a well-formed connection (the bad one cost
@@ -185,6 +193,7 @@ fn refused(bytes: &[u8]) {
         "answered: {:?}",
         String::from_utf8_lossy(&resp)
     );
+    assert_eq!(refused_count(&s, "malformed"), 1);
     still_serves(addr(&s));
 }
 
@@ -226,6 +235,7 @@ fn header_cut_short_by_the_peer_is_closed() {
     c.write_all(b"PROXY TCP4 1.2.3.4").unwrap();
     c.shutdown(std::net::Shutdown::Write).unwrap();
     assert!(read_all(&mut c).is_empty());
+    assert_eq!(refused_count(&s, "closed"), 1);
     still_serves(addr(&s));
 }
 
@@ -238,6 +248,7 @@ fn slow_header_is_closed_after_the_timeout() {
     assert!(read_all(&mut c).is_empty());
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(250), "closed after {took:?}");
+    assert_eq!(refused_count(&s, "timeout"), 1);
     still_serves(addr(&s));
 }
 
@@ -252,6 +263,7 @@ fn valid_header_from_an_untrusted_address_is_closed() {
         "answered: {:?}",
         String::from_utf8_lossy(&resp)
     );
+    assert_eq!(refused_count(&s, "untrusted"), 1);
 }
 
 #[test]

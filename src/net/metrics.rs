@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 use std::io;
 use std::sync::atomic::Ordering;
 
-use crate::reactor::stats::{ACCEPT_ERROR_SLOTS, CLOSE_SLOTS, LATENCY_BOUNDS_NS, STATUS_CLASSES};
+use crate::reactor::stats::{
+    ACCEPT_ERROR_SLOTS, CLOSE_SLOTS, LATENCY_BOUNDS_NS, PROXY_REFUSED_SLOTS, STATUS_CLASSES,
+};
 use crate::reactor::{LoopHandle, LoopStats};
 
 /// Label values of the close counters, by [`CloseReason::slot`](super::CloseReason::slot).
@@ -36,6 +38,12 @@ pub const CLOSE_REASONS: [&str; CLOSE_SLOTS] = [
 pub const ACCEPT_ERRORS: [&str; ACCEPT_ERROR_SLOTS] =
     ["emfile", "enfile", "enomem", "aborted", "other"];
 
+/// Label values of the PROXY protocol refusals, by slot: the peer is not
+/// in a trusted network, the header is malformed or too long, it did not
+/// arrive in time, the peer closed (or the socket failed) before it ended.
+pub const PROXY_REFUSED: [&str; PROXY_REFUSED_SLOTS] =
+    ["untrusted", "malformed", "timeout", "closed"];
+
 /// One loop's counters at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoopCounters {
@@ -55,6 +63,8 @@ pub struct LoopCounters {
     pub closed: [u64; CLOSE_SLOTS],
     /// Failed accepts, by [`ACCEPT_ERRORS`].
     pub accept_errors: [u64; ACCEPT_ERROR_SLOTS],
+    /// Sockets refused by the PROXY protocol stage, by [`PROXY_REFUSED`].
+    pub proxy_refused: [u64; PROXY_REFUSED_SLOTS],
     /// Responses by status class (1xx at 0).
     pub responses: [u64; STATUS_CLASSES],
     /// Latency observations per bucket (not cumulative), the last past
@@ -77,6 +87,7 @@ impl LoopCounters {
             messages: get(&s.messages),
             closed: std::array::from_fn(|i| get(&s.closed[i])),
             accept_errors: std::array::from_fn(|i| get(&s.accept_errors[i])),
+            proxy_refused: std::array::from_fn(|i| get(&s.proxy_refused[i])),
             responses: std::array::from_fn(|i| get(&s.responses[i])),
             latency: std::array::from_fn(|i| get(&s.latency.buckets[i])),
             latency_sum_ns: get(&s.latency.sum_ns),
@@ -96,6 +107,7 @@ impl LoopCounters {
         self.messages = self.messages.wrapping_add(o.messages);
         sum(&mut self.closed, &o.closed);
         sum(&mut self.accept_errors, &o.accept_errors);
+        sum(&mut self.proxy_refused, &o.proxy_refused);
         sum(&mut self.responses, &o.responses);
         sum(&mut self.latency, &o.latency);
         self.latency_sum_ns = self.latency_sum_ns.wrapping_add(o.latency_sum_ns);
@@ -240,6 +252,20 @@ impl Snapshot {
                 out,
                 "{prefix}_accept_errors_total{{error=\"{e}\"}} {}",
                 t.accept_errors[i]
+            );
+        }
+        head(
+            out,
+            prefix,
+            "proxy_refused_total",
+            "counter",
+            "Accepted sockets closed by the PROXY protocol stage, by reason.",
+        );
+        for (i, r) in PROXY_REFUSED.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{prefix}_proxy_refused_total{{reason=\"{r}\"}} {}",
+                t.proxy_refused[i]
             );
         }
         head(

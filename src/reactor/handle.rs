@@ -36,6 +36,10 @@ pub struct LoopStats {
     /// Failed accepts, by errno: slots assigned by the net layer
     /// (`net::metrics::ACCEPT_ERRORS` names them).
     pub accept_errors: [AtomicU64; stats::ACCEPT_ERROR_SLOTS],
+    /// Accepted sockets closed before they opened because of the PROXY
+    /// protocol: slots assigned by the net layer
+    /// (`net::metrics::PROXY_REFUSED` names them).
+    pub proxy_refused: [AtomicU64; stats::PROXY_REFUSED_SLOTS],
     /// Responses by status class (1xx at 0 ... 5xx at 4), counted by the
     /// protocol (HTTP).
     pub responses: [AtomicU64; stats::STATUS_CLASSES],

@@ -17,6 +17,8 @@ use std::time::Duration;
 pub const CLOSE_SLOTS: usize = 10;
 /// Slots in [`LoopStats::accept_errors`](super::LoopStats::accept_errors).
 pub const ACCEPT_ERROR_SLOTS: usize = 5;
+/// Slots in [`LoopStats::proxy_refused`](super::LoopStats::proxy_refused).
+pub const PROXY_REFUSED_SLOTS: usize = 4;
 /// Slots in [`LoopStats::responses`](super::LoopStats::responses): status
 /// classes 1xx to 5xx.
 pub const STATUS_CLASSES: usize = 5;

@@ -23,6 +23,12 @@ use crate::net::proxy::{self, ProxyHeader};
 use crate::poller::Token;
 use crate::sys;
 
+/// Slots of `net::metrics::PROXY_REFUSED`.
+pub(crate) const UNTRUSTED: usize = 0;
+pub(crate) const MALFORMED: usize = 1;
+pub(crate) const TIMEOUT: usize = 2;
+pub(crate) const CLOSED: usize = 3;
+
 pub(crate) struct Preamble {
     pub(crate) fd: OwnedFd,
     pub(crate) token: Token,
@@ -40,8 +46,8 @@ pub(crate) enum Step {
     Wait,
     /// The header, consumed.
     Done(ProxyHeader),
-    /// Close the socket, for this reason.
-    Fail(String),
+    /// Close the socket: its slot in `net::metrics::PROXY_REFUSED` and why.
+    Fail(usize, String),
 }
 
 impl Preamble {
@@ -75,23 +81,28 @@ impl Preamble {
         let old = self.got.len();
         let want = max.saturating_sub(old).max(1);
         let n = match sys::socket::recv_upto(fd, &mut self.got, want, true) {
-            Ok(0) => return Some(Step::Fail("closed before its PROXY header ended".into())),
+            Ok(0) => {
+                return Some(Step::Fail(
+                    CLOSED,
+                    "closed before its PROXY header ended".into(),
+                ))
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(Step::Wait),
-            Err(e) => return Some(Step::Fail(e.to_string())),
+            Err(e) => return Some(Step::Fail(CLOSED, e.to_string())),
         };
         let parsed = proxy::parse(&self.got, max);
         self.got.truncate(old);
         let (take, done) = match parsed {
             Ok(None) => (n, None),
             Ok(Some((end, header))) => (end - old, Some(header)),
-            Err(e) => return Some(Step::Fail(e.to_string())),
+            Err(e) => return Some(Step::Fail(MALFORMED, e.to_string())),
         };
         // The bytes are queued (just peeked): this recv returns them all.
         match sys::socket::recv_upto(fd, &mut self.got, take, false) {
             Ok(k) if k == take => {}
-            Ok(_) => return Some(Step::Fail("PROXY header bytes vanished".into())),
-            Err(e) => return Some(Step::Fail(e.to_string())),
+            Ok(_) => return Some(Step::Fail(CLOSED, "PROXY header bytes vanished".into())),
+            Err(e) => return Some(Step::Fail(CLOSED, e.to_string())),
         }
         done.map(Step::Done)
     }

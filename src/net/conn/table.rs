@@ -29,7 +29,7 @@ use super::core::Core;
 use super::handle::{Mailbox, Op, RunFn};
 use super::out::OutQueue;
 use super::path::{Input, Path};
-use super::preamble::{Preamble, Step};
+use super::preamble::{self, Preamble, Step};
 use super::state::{Phase, ReadState, WriteState};
 use super::watchdog::Watchdog;
 use super::Conn;
@@ -423,6 +423,7 @@ impl<H: EventHandler> Table<H> {
                 .is_some_and(|a| p.trusts(a.ip()));
         if !trusted {
             tracing::debug!("PROXY protocol: connection from an untrusted address closed");
+            LoopStats::add(&el.stats().proxy_refused[preamble::UNTRUSTED], 1);
             return Ok(());
         }
         let timeout = p.timeout_value();
@@ -463,8 +464,9 @@ impl<H: EventHandler> Table<H> {
         let header = match pre.step(max) {
             Step::Wait => return,
             Step::Done(h) => Some(h),
-            Step::Fail(why) => {
+            Step::Fail(slot, why) => {
                 tracing::debug!("PROXY protocol: {why}; connection closed");
+                LoopStats::add(&el.stats().proxy_refused[slot], 1);
                 None
             }
         };
@@ -691,6 +693,7 @@ impl<H: EventHandler> Source for Table<H> {
                 {
                     if *g == gen {
                         tracing::debug!("PROXY protocol: header timed out; connection closed");
+                        LoopStats::add(&el.stats().proxy_refused[preamble::TIMEOUT], 1);
                         // The timer has fired: nothing to cancel.
                         if let Kind::Preamble(pre) = self.entries.remove(index).kind {
                             let _ = el.deregister(pre.token);

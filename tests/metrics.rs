@@ -144,8 +144,8 @@ fn promtool_accepts_http_metrics_and_the_counts_are_exact() {
     })
     .sum();
     assert_eq!(closed, n - 1.0, "{metrics}");
-    // Earlier scrapes were answered 200; this one is counted after it is
-    // written, so it is not in its own numbers.
+    // Earlier scrapes were answered 200; this one is counted once its
+    // handler has produced it, so it is not in its own numbers.
     assert_eq!(
         sample(&metrics, "evnet_http_responses_total{class=\"2xx\"}"),
         Some(3.0 + scrapes - 1.0),

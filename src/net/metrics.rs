@@ -332,7 +332,7 @@ impl Snapshot {
         }
         let _ = write!(
             out,
-            "# HELP {prefix}_http_request_duration_seconds From the loop turn that completed a request to its response written.\n\
+            "# HELP {prefix}_http_request_duration_seconds From the start of the loop turn that completed a request until its response was produced.\n\
              # TYPE {prefix}_http_request_duration_seconds histogram\n"
         );
         let mut cumulative = 0u64;

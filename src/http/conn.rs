@@ -259,8 +259,16 @@ impl HttpConn {
     }
 
     /// The handler deferred its response: hold everything behind it.
-    pub(crate) fn deferred(&mut self) {
+    /// `now`: when the request was complete (the response's latency runs
+    /// from there; the Waiting phase has no deadline to keep `since` for).
+    pub(crate) fn deferred(&mut self, now: Instant) {
         self.phase = Phase::Waiting;
+        self.since = Some(now);
+    }
+
+    /// When the outstanding deferred response was asked for.
+    pub(crate) fn waiting_since(&self) -> Option<Instant> {
+        self.since.filter(|_| self.phase == Phase::Waiting)
     }
 
     /// Whether a deferred response is outstanding.
@@ -484,7 +492,7 @@ mod tests {
         let data = b"GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n";
         let (n, step) = st.advance(data, &limits(), now);
         assert_eq!(step, Step::Respond);
-        st.deferred();
+        st.deferred(Instant::now());
         assert_eq!(st.advance(&data[n..], &limits(), now), (0, Step::Stop));
         assert!(!st.keeps_rest(&data[n..]), "queued, not left in the buffer");
         assert!(st.queues_input());
@@ -512,7 +520,7 @@ mod tests {
         let mut st = HttpConn::default();
         let now = Instant::now();
         st.advance(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &limits(), now);
-        st.deferred();
+        st.deferred(Instant::now());
         let cap = queue_cap(&limits());
         st.queue_input(&vec![b'x'; cap]);
         assert!(!st.pause_for_queue(&limits()));

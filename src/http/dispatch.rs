@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::conn::{timer_period, HttpConn, OnTimer, Step};
 use super::message::{Exchange, OwnedResponse, Parts, Request};
 use super::proto::{write_continue, DateCache, HttpError, Limits};
-use crate::net::{Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
+use crate::net::{Addr, Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
 use crate::reactor::LoopStats;
 
 /// What a connection hands each complete request to.
@@ -102,6 +102,8 @@ impl<S: Service> HttpHandler<S> {
                 self.refresh_date(conn);
                 let err = HttpError::REQUEST_TIMEOUT;
                 let date = &self.date;
+                let now = conn.loop_ctx().now();
+                count_response(conn.loop_ctx().stats(), err.status, now);
                 let _ = conn.write_with(|out| ex.write_error(out, &err, date));
                 conn.close_with(CloseReason::ReadTimeout);
             }
@@ -112,6 +114,8 @@ impl<S: Service> HttpHandler<S> {
     /// Answer a request that cannot be served and close.
     fn fail(&mut self, conn: &mut Conn<'_, Self>, err: HttpError, ex: Exchange) {
         let date = &self.date;
+        let now = conn.loop_ctx().now();
+        count_response(conn.loop_ctx().stats(), err.status, now);
         let _ = conn.write_with(|out| ex.write_error(out, &err, date));
         conn.close_with(CloseReason::Protocol(format!(
             "{} {}",
@@ -181,9 +185,10 @@ impl<S: Service> HttpHandler<S> {
             self.service.call(&req, &mut resp);
         }
         if self.parts.is_deferred() {
-            st.deferred();
+            st.deferred(now);
             return;
         }
+        count_response(conn.loop_ctx().stats(), self.parts.status(), now);
         let (parts, date) = (&mut self.parts, &self.date);
         let framing = conn.write_with(|out| parts.encode(out, date, ex));
         if let Some((file, offset, len)) = self.parts.take_file(ex) {
@@ -217,6 +222,8 @@ impl<S: Service> HttpHandler<S> {
         }
         self.refresh_date(conn);
         let now = conn.loop_ctx().now();
+        let stats = conn.loop_ctx().stats();
+        count_response(stats, resp.status, st.waiting_since().unwrap_or(now));
         let date = &self.date;
         let framing = conn.write_with(|out| resp.encode(out, date, ex));
         if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
@@ -295,6 +302,7 @@ impl<S: Service> EventHandler for HttpHandler<S> {
 /// connection, so it is not done up front).
 trait Replier {
     fn defer(&mut self, seq: u64, exchange: Exchange) -> Deferred;
+    fn peer_addr(&self) -> Option<Addr>;
 }
 
 impl<S: Service> Replier for Conn<'_, HttpHandler<S>> {
@@ -308,6 +316,10 @@ impl<S: Service> Replier for Conn<'_, HttpHandler<S>> {
             complete: Some(complete),
             seq,
         }
+    }
+
+    fn peer_addr(&self) -> Option<Addr> {
+        Conn::peer_addr(self).ok()
     }
 }
 
@@ -327,6 +339,13 @@ pub struct Response<'a> {
 }
 
 impl Response<'_> {
+    /// The client's address (a syscall per call; behind a load balancer
+    /// speaking the PROXY protocol, the original client it named), or
+    /// `None` if the socket has none.
+    pub fn peer_addr(&self) -> Option<Addr> {
+        self.replier.peer_addr()
+    }
+
     /// Set the status code.
     pub fn status(&mut self, code: u16) -> &mut Self {
         self.parts.set_status(code);
@@ -451,4 +470,16 @@ impl std::fmt::Debug for Deferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deferred").field("seq", &self.seq).finish()
     }
+}
+
+/// Count a response in the loop's counters: its status class, and its
+/// latency from `since` (the start of the loop turn that completed the
+/// request, so time the request waited behind other work on the loop is
+/// included) to now. One clock read per response.
+fn count_response(stats: &LoopStats, status: u16, since: Instant) {
+    let class = usize::from(status / 100).clamp(1, 5) - 1;
+    LoopStats::add(&stats.responses[class], 1);
+    stats
+        .latency
+        .record(Instant::now().saturating_duration_since(since));
 }

@@ -215,6 +215,11 @@ impl Parts {
         self.deferred = true;
     }
 
+    /// The status the response will have (an error's, if one was set).
+    pub fn status(&self) -> u16 {
+        self.error.map_or(self.status, |e| e.status)
+    }
+
     pub fn is_deferred(&self) -> bool {
         self.deferred
     }

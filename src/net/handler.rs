@@ -32,6 +32,24 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// This reason's slot in the per-loop close counters
+    /// ([`LoopStats::closed`](crate::reactor::LoopStats::closed)); its name
+    /// is `net::metrics::CLOSE_REASONS[slot]`.
+    pub fn slot(&self) -> usize {
+        match self {
+            CloseReason::PeerClosed => 0,
+            CloseReason::Reset => 1,
+            CloseReason::Local => 2,
+            CloseReason::Aborted => 3,
+            CloseReason::IdleTimeout => 4,
+            CloseReason::ReadTimeout => 5,
+            CloseReason::WriteTimeout => 6,
+            CloseReason::Shutdown => 7,
+            CloseReason::Protocol(_) => 8,
+            CloseReason::Error(..) => 9,
+        }
+    }
+
     pub(crate) fn from_io(err: &io::Error) -> CloseReason {
         match crate::sys::errno_of(err) {
             Some(libc::ECONNRESET) | Some(libc::EPIPE) => CloseReason::Reset,

@@ -109,7 +109,7 @@ impl Listener {
             match sys::socket::accept(self.fd.as_raw_fd()) {
                 Ok((fd, peer)) => out.push(Accepted { fd, peer, permit }),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) => match sys::errno_of(&e) {
+                Err(e) => match count_accept_error(el, &e) {
                     // Out of fds or memory: the connection stays in the accept
                     // queue. Stop watching the listener (level-triggered would
                     // spin on it) and try again after a pause; the queue keeps
@@ -169,4 +169,19 @@ impl Listener {
         self.paused = true;
         let _ = el.deregister(self.token);
     }
+}
+
+/// Count a failed accept in the loop's counters (slot as in
+/// `net::metrics::ACCEPT_ERRORS`); returns its errno.
+fn count_accept_error(el: &EventLoop, e: &io::Error) -> Option<i32> {
+    let errno = sys::errno_of(e);
+    let slot = match errno {
+        Some(libc::EMFILE) => 0,
+        Some(libc::ENFILE) => 1,
+        Some(libc::ENOBUFS | libc::ENOMEM) => 2,
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => 3,
+        _ => 4,
+    };
+    crate::reactor::LoopStats::add(&el.stats().accept_errors[slot], 1);
+    errno
 }

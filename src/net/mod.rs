@@ -9,8 +9,10 @@ mod handler;
 pub mod heartbeat;
 pub(crate) mod limit;
 mod listener;
+pub mod metrics;
 pub mod offload;
 pub mod process;
+pub mod proxy;
 mod server;
 #[cfg(feature = "tls")]
 pub mod tls;

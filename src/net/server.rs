@@ -21,6 +21,7 @@ use super::conn::table::{Table, TableRef};
 use super::conn::ConnConfig;
 use super::limit::{show_bytes, show_timeout, ConnLimit, MaxConnections};
 use super::listener::{Accepted, Listener};
+use super::proxy::ProxyProtocol;
 use super::{Addr, EventHandler};
 use crate::poller::{Event, PollerKind, Trigger};
 use crate::reactor::{EventLoop, LoopConfig, LoopGroup, LoopHandle, Source, SourceId};
@@ -100,6 +101,7 @@ pub struct ServerBuilder {
     tick: Option<Duration>,
     unix_mode: u32,
     max_conns: MaxConnections,
+    proxy: Option<Arc<ProxyProtocol>>,
 }
 
 impl Default for ServerBuilder {
@@ -119,6 +121,7 @@ impl Default for ServerBuilder {
             tick: None,
             unix_mode: DEFAULT_UNIX_MODE,
             max_conns: MaxConnections::Auto,
+            proxy: None,
         }
     }
 }
@@ -304,6 +307,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Expect a PROXY protocol header (v1 or v2) at the start of every
+    /// accepted connection, from the networks `p` trusts; the connection
+    /// opens (`on_open`) only once the header is read, and
+    /// [`Conn::peer_addr`](crate::net::Conn::peer_addr) reports the client
+    /// it names. A connection from an untrusted address, or with a
+    /// malformed, oversized or late header, is closed without reaching the
+    /// handler. Off by default.
+    pub fn proxy_protocol(mut self, p: ProxyProtocol) -> Self {
+        self.proxy = Some(Arc::new(p));
+        self
+    }
+
     /// Permission bits given to Unix-domain socket files after binding
     /// (default 0o660: owner and group may connect).
     pub fn unix_mode(mut self, mode: u32) -> Self {
@@ -332,8 +347,12 @@ impl ServerBuilder {
             .caps()
             .trigger_for(self.trigger)
             .unwrap_or(self.trigger);
+        let proxy = self
+            .proxy
+            .as_ref()
+            .map_or(String::new(), |p| format!("; {}", p.describe()));
         format!(
-            "poller={} trigger={trigger:?} model={model}; {}",
+            "poller={} trigger={trigger:?} model={model}; {}{proxy}",
             self.poller.name(),
             self.describe_limits()
         )
@@ -452,6 +471,7 @@ impl ServerBuilder {
             self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
         let mut el = EventLoop::new(cfg)?;
         let mut table = Table::new(&mut el, factory(id), self.conn.clone());
+        table.proxy_protocol(self.proxy.clone());
         if let Some(every) = self.tick {
             table.tick(&mut el, every);
         }

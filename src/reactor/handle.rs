@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use super::EventLoop;
+use super::{stats, EventLoop};
 use crate::poller::Waker;
 
 pub(crate) type Task = Box<dyn FnOnce(&mut EventLoop) + Send>;
@@ -30,6 +30,21 @@ pub struct LoopStats {
     /// Messages handled, counted by the protocol that runs on the loop
     /// (an HTTP request, a RESP command...). The reactor never touches it.
     pub messages: AtomicU64,
+    /// Connections closed, by reason: slots assigned by the net layer
+    /// (`net::metrics::CLOSE_REASONS` names them).
+    pub closed: [AtomicU64; stats::CLOSE_SLOTS],
+    /// Failed accepts, by errno: slots assigned by the net layer
+    /// (`net::metrics::ACCEPT_ERRORS` names them).
+    pub accept_errors: [AtomicU64; stats::ACCEPT_ERROR_SLOTS],
+    /// Accepted sockets closed before they opened because of the PROXY
+    /// protocol: slots assigned by the net layer
+    /// (`net::metrics::PROXY_REFUSED` names them).
+    pub proxy_refused: [AtomicU64; stats::PROXY_REFUSED_SLOTS],
+    /// Responses by status class (1xx at 0 ... 5xx at 4), counted by the
+    /// protocol (HTTP).
+    pub responses: [AtomicU64; stats::STATUS_CLASSES],
+    /// Request latency, recorded by the protocol.
+    pub latency: stats::Histogram,
 }
 
 impl LoopStats {
@@ -37,10 +52,7 @@ impl LoopStats {
     /// a single writer a plain load and store is exact (readers see either
     /// value), and it needs no locked read-modify-write.
     pub fn add(counter: &AtomicU64, n: u64) {
-        counter.store(
-            counter.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        stats::add(counter, n);
     }
 }
 

@@ -18,6 +18,7 @@ mod event_loop;
 mod group;
 mod handle;
 pub(crate) mod key;
+pub mod stats;
 pub mod timer;
 
 pub use ctx::LoopCtx;

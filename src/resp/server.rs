@@ -42,7 +42,7 @@ use crate::codec::framed::{FrameHandler, Framed};
 use crate::codec::resp::{write_protocol_error, CommandDecoder};
 use crate::codec::CodecError;
 use crate::net::{Addr, CloseReason, Conn, ConnTimer, Server, ServerBuilder};
-use crate::reactor::TimerId;
+use crate::reactor::{LoopStats, TimerId};
 
 /// Active-expiry settings: how each loop deletes keys whose TTL has passed
 /// even if nobody reads them again. Default: every 100 ms, up to 2000 keys
@@ -217,6 +217,8 @@ impl RespHandler {
 
     /// Run one command (the body of `on_frame`).
     fn run_frame(&mut self, conn: RespConnRef<'_, '_>, args: Vec<Vec<u8>>) {
+        // The loop's message count (metrics): one store, this thread only.
+        LoopStats::add(&conn.loop_ctx().stats().messages, 1);
         let store = &self.store;
         let mut splice = None;
         let r = conn.write_with_context(|cx, out| {

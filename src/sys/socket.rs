@@ -63,6 +63,22 @@ pub fn recv_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n)
 }
 
+/// `recv(2)` of at most `len` bytes into the spare capacity of `buf`
+/// (reserved here), extending its length by what was read; with `peek`
+/// (`MSG_PEEK`) the bytes stay queued on the socket.
+pub fn recv_upto(fd: RawFd, buf: &mut Vec<u8>, len: usize, peek: bool) -> io::Result<usize> {
+    buf.reserve(len);
+    let spare = buf.spare_capacity_mut();
+    let cap = spare.len().min(len);
+    let ptr = spare.as_mut_ptr();
+    let flags = if peek { libc::MSG_PEEK } else { 0 };
+    // SAFETY: `ptr..ptr+cap` is the vector's unused, writable capacity.
+    let n = retry("recv", || unsafe { libc::recv(fd, ptr.cast(), cap, flags) })? as usize;
+    // SAFETY: the kernel initialised exactly `n <= cap` bytes past the old length.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// `recv(2)` into the unfilled part of a tokio `ReadBuf` without zeroing
 /// it first (tokio's own streams read into uninitialised memory the same
 /// way); the bytes read are marked filled.

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use std::time::Duration;
 
 use evnet::net::process::{self, Supervisor};
+use evnet::net::proxy::{Cidr, ProxyProtocol};
 use evnet::net::{
     AcceptMode, Addr, Balance, EventHandler, Keepalive, MaxConnections, Server, ServerBuilder,
 };
@@ -140,6 +141,21 @@ pub struct ServerArgs {
     /// Cap this process's open files (soft RLIMIT_NOFILE); default: raise it to the hard limit.
     #[arg(long, value_name = "N")]
     pub max_fds: Option<u64>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2, as
+    /// HAProxy sends with send-proxy / send-proxy-v2), read before anything
+    /// else; the client it names is the connection's peer. Needs
+    /// --proxy-from; connections from elsewhere are closed.
+    #[arg(long, requires = "proxy_from")]
+    pub proxy_protocol: bool,
+    /// The networks allowed to send PROXY headers (the load balancers),
+    /// e.g. 127.0.0.0/8,10.0.0.0/8,::1.
+    #[arg(
+        long,
+        value_name = "CIDR,...",
+        value_delimiter = ',',
+        requires = "proxy_protocol"
+    )]
+    pub proxy_from: Vec<Cidr>,
     /// Run N worker processes (nginx-style master/worker), each with its own SO_REUSEPORT listener on the same port; the master restarts workers that die.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub processes: usize,
@@ -228,6 +244,9 @@ impl ServerArgs {
         b = b
             .closing_time(self.closing_time)
             .closing_discard(self.closing_discard);
+        if self.proxy_protocol {
+            b = b.proxy_protocol(ProxyProtocol::new(self.proxy_from.iter().copied()));
+        }
         for a in self.addrs(default_addr)? {
             b = b.bind(a);
         }
@@ -400,11 +419,14 @@ pub fn banner(name: &str, server: &Server) {
 /// (`--loops 0`) the loop runs on this thread, so the process stays
 /// single-threaded ([`ServerBuilder::run`]); otherwise the loops get
 /// threads and this thread waits for the signal.
-pub fn serve_reactor<H, F>(
+/// `serving` is called with the server once it runs (to point a metrics
+/// listener at its loops).
+pub fn serve_reactor_then<H, F>(
     name: &str,
     builder: ServerBuilder,
     factory: F,
     deadline: Duration,
+    serving: impl FnOnce(&Server),
 ) -> Result<()>
 where
     H: EventHandler,
@@ -412,12 +434,14 @@ where
 {
     if builder.loop_count() == 0 {
         builder.run(factory, |el, server| {
+            serving(server);
             banner(name, server);
             watch_stop_signals(name, el, deadline);
         })?;
         return Ok(());
     }
     let server = builder.start(factory)?;
+    serving(&server);
     banner(name, &server);
     serve_until_signal(name, server, deadline)
 }

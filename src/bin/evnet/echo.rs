@@ -6,12 +6,17 @@ use evnet::echo::{AsyncEcho, Echo};
 use evnet::net::blocking::{self, ProcessServer, ThreadServer};
 use evnet::reactor::LoopConfig;
 
-use crate::common::{block_stop_signals, serve_reactor, wait_for_signal, ModelArg, ServerArgs};
+use crate::common::{
+    block_stop_signals, serve_reactor_then, wait_for_signal, ModelArg, ServerArgs,
+};
+use crate::metrics::MetricsArgs;
 
 #[derive(Args, Debug)]
 pub struct EchoArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 pub fn run(args: EchoArgs) -> Result<()> {
@@ -19,6 +24,16 @@ pub fn run(args: EchoArgs) -> Result<()> {
     args.server.apply_process_limits()?;
     let default = "127.0.0.1:7000";
     args.server.tls.check(args.server.processes)?;
+    if args.metrics.metrics_addr.is_some()
+        && (args.server.processes > 1 || args.server.model != ModelArg::Reactor)
+    {
+        // The counters are the reactor loops' and each process has its own.
+        bail!("--metrics-addr needs --model reactor and one process");
+    }
+    if args.server.proxy_protocol && args.server.model != ModelArg::Reactor {
+        // The other models would hand the header to the echo as data.
+        bail!("--proxy-protocol needs --model reactor");
+    }
     if args.server.run_processes("echo", default)? {
         return Ok(());
     }
@@ -87,7 +102,18 @@ pub fn run(args: EchoArgs) -> Result<()> {
         ModelArg::Reactor => {
             let builder = args.server.builder(default)?;
             let builder = args.server.tls.apply(builder, &[])?;
-            serve_reactor("echo", builder, |_| Echo, args.server.shutdown_timeout)?;
+            let metrics = args.metrics.start("echo")?;
+            serve_reactor_then(
+                "echo",
+                builder,
+                |_| Echo,
+                args.server.shutdown_timeout,
+                |server| {
+                    if let Some(m) = &metrics {
+                        m.serving(server);
+                    }
+                },
+            )?;
         }
     }
     Ok(())

@@ -45,6 +45,10 @@ pub struct HttpArgs {
     /// The old spelling of --keepalive-timeout, in milliseconds.
     #[arg(long, value_name = "MS", hide = true)]
     pub keepalive_timeout_ms: Option<u64>,
+    /// Path of the live status page (its JSON is the path + `.json`);
+    /// `/metrics` and `/stub_status` are served beside it.
+    #[arg(long, value_name = "PATH", default_value = "/status")]
+    pub status_path: String,
     /// Largest request body, e.g. 8MiB (413 past it).
     #[arg(long, value_parser = parse_bytes, value_name = "BYTES", default_value = "8MiB")]
     pub max_body: u64,
@@ -60,6 +64,9 @@ pub fn run(args: HttpArgs) -> Result<()> {
     args.server.tls.check(args.server.processes)?;
     if args.server.run_processes("http", default)? {
         return Ok(());
+    }
+    if !args.status_path.starts_with('/') {
+        bail!("--status-path must start with '/'");
     }
     let limits = Limits {
         header_timeout: either(args.header_timeout, args.header_timeout_ms),
@@ -104,7 +111,7 @@ pub fn run(args: HttpArgs) -> Result<()> {
     let demo = Demo::new(files.clone());
     let mut builder = HttpBuilder::new(server_builder)
         .limits(limits)
-        .router(demo.routes(Router::new()));
+        .router(demo.routes_with_status(Router::new(), &args.status_path));
     if let Some(files) = &files {
         builder = builder.static_files(files.clone());
     }

@@ -6,6 +6,7 @@ mod echo;
 mod http;
 mod http_demo;
 mod load;
+mod metrics;
 mod resp;
 mod tls;
 mod udp;

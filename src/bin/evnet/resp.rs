@@ -8,13 +8,16 @@ use evnet::resp::store::Policy;
 use evnet::resp::Store;
 
 use crate::common::{
-    block_stop_signals, either, parse_duration, serve_reactor, ModelArg, ServerArgs,
+    block_stop_signals, either, parse_duration, serve_reactor_then, ModelArg, ServerArgs,
 };
+use crate::metrics::MetricsArgs;
 
 #[derive(Args, Debug)]
 pub struct RespArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// How often each loop deletes expired keys, e.g. 100ms.
     #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "DURATION")]
     pub expire_every: Duration,
@@ -63,10 +66,16 @@ pub fn run(args: RespArgs) -> Result<()> {
     };
     let store = Arc::new(Store::new());
     store.set_maxmemory(args.maxmemory, args.maxmemory_policy);
-    serve_reactor(
+    let metrics = args.metrics.start("resp")?;
+    serve_reactor_then(
         "resp",
         builder,
         handler_factory(store, expiry),
         args.server.shutdown_timeout,
+        |server| {
+            if let Some(m) = &metrics {
+                m.serving(server);
+            }
+        },
     )
 }

@@ -41,6 +41,9 @@ pub(crate) struct Core {
     /// This connection's place under the server's cap: given back (and a
     /// listener paused at the cap woken) when the connection is dropped.
     pub(crate) permit: Option<Permit>,
+    /// The client and destination a PROXY protocol header named (boxed:
+    /// most connections have none).
+    pub(crate) proxied: Option<Box<(std::net::SocketAddr, std::net::SocketAddr)>>,
 }
 
 impl Core {
@@ -61,6 +64,7 @@ impl Core {
                 .watches_from_open()
                 .then(|| Box::new(Watchdog::new(cfg, el.now()))),
             permit: None,
+            proxied: None,
         }
     }
 

@@ -30,6 +30,7 @@ mod core;
 pub(crate) mod handle;
 mod out;
 pub(crate) mod path;
+mod preamble;
 mod state;
 pub(crate) mod table;
 mod watchdog;
@@ -348,14 +349,25 @@ impl<'a, H: EventHandler> Conn<'a, H> {
         self.core.fd.as_raw_fd()
     }
 
-    /// The peer's address (a syscall: not stored, to keep connections small).
+    /// The peer's address (a syscall: not stored, to keep connections
+    /// small). Behind a load balancer speaking the PROXY protocol
+    /// ([`ServerBuilder::proxy_protocol`](crate::net::ServerBuilder::proxy_protocol)),
+    /// the original client the header named.
     pub fn peer_addr(&self) -> io::Result<Addr> {
+        if let Some(p) = &self.core.proxied {
+            return Ok(Addr::from(p.0));
+        }
         let a = sys::socket::peer_addr(self.fd())?;
         Addr::from_sockaddr(&a).ok_or_else(|| io::Error::other("unnamed peer"))
     }
 
-    /// The local address of the socket.
+    /// The local address of the socket; behind the PROXY protocol, the
+    /// address the client connected to (the balancer's) as the header
+    /// named it.
     pub fn local_addr(&self) -> io::Result<Addr> {
+        if let Some(p) = &self.core.proxied {
+            return Ok(Addr::from(p.1));
+        }
         let a = sys::socket::local_addr(self.fd())?;
         Addr::from_sockaddr(&a).ok_or_else(|| io::Error::other("unnamed socket"))
     }

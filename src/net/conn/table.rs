@@ -29,12 +29,14 @@ use super::core::Core;
 use super::handle::{Mailbox, Op, RunFn};
 use super::out::OutQueue;
 use super::path::{Input, Path, Session};
+use super::preamble::{self, Preamble, Step};
 use super::state::{Phase, ReadState, WriteState};
 use super::watchdog::Watchdog;
 use super::Conn;
 use crate::net::connector::Dial;
 use crate::net::limit::{ConnLimit, Permit};
 use crate::net::listener::{Accepted, Listener};
+use crate::net::proxy::{ProxyHeader, ProxyProtocol};
 use crate::net::{Buffer, CloseReason, EventHandler};
 use crate::poller::{Event, Interest, Token};
 use crate::reactor::key::{pack, unpack, Generations};
@@ -68,6 +70,8 @@ pub(crate) enum Job<H: EventHandler> {
     Tick(Duration),
     /// Connection `key`'s handshake (TLS) must be over by now.
     Handshake(u64),
+    /// Give up waiting for accepted socket `key`'s PROXY header.
+    Preamble(u64),
 }
 
 struct TimerSlot<H: EventHandler> {
@@ -143,6 +147,8 @@ enum Kind<H: EventHandler> {
     Conn(Box<Slot<H>>),
     Listener(Listener),
     Dial(Dialing),
+    /// An accepted socket whose PROXY header is being read.
+    Preamble(Box<Preamble>),
 }
 
 struct Entry<H: EventHandler> {
@@ -208,6 +214,8 @@ pub(crate) struct Table<H: EventHandler> {
     /// Reused buffers for accepted fds and mailbox operations.
     accepted: Vec<Accepted>,
     spare_ops: Vec<Op<H>>,
+    /// Accepted connections start with a PROXY protocol header.
+    proxy: Option<Arc<ProxyProtocol>>,
 }
 
 impl<H: EventHandler> Table<H> {
@@ -230,7 +238,13 @@ impl<H: EventHandler> Table<H> {
             local: Rc::new(RefCell::new(Vec::new())),
             accepted: Vec::new(),
             spare_ops: Vec::new(),
+            proxy: None,
         }
+    }
+
+    /// Read a PROXY protocol header on every accepted connection first.
+    pub(crate) fn proxy_protocol(&mut self, p: Option<Arc<ProxyProtocol>>) {
+        self.proxy = p;
     }
 
     /// Serve `fd` (a listening socket) from this table, within `limit`.
@@ -330,8 +344,20 @@ impl<H: EventHandler> Table<H> {
         tcp: bool,
         permit: Option<Permit>,
     ) -> io::Result<()> {
+        self.open_as(el, fd, tcp, permit, None)
+    }
+
+    /// [`Table::open`], with the addresses a PROXY header named.
+    fn open_as(
+        &mut self,
+        el: &mut EventLoop,
+        fd: OwnedFd,
+        tcp: bool,
+        permit: Option<Permit>,
+        proxied: Option<ProxyHeader>,
+    ) -> io::Result<()> {
         let session = self.server_session()?;
-        self.open_with(el, fd, tcp, permit, session)
+        self.open_with(el, fd, tcp, permit, session, proxied)
     }
 
     /// The server side's TLS session for a new connection, if it has TLS.
@@ -345,7 +371,7 @@ impl<H: EventHandler> Table<H> {
     }
 
     /// Register `fd` as a connection over `session` (TLS) or plain, and
-    /// run `on_open`.
+    /// run `on_open`; `proxied`: the addresses a PROXY header named.
     pub(crate) fn open_with(
         &mut self,
         el: &mut EventLoop,
@@ -353,6 +379,7 @@ impl<H: EventHandler> Table<H> {
         tcp: bool,
         permit: Option<Permit>,
         session: Option<Session>,
+        proxied: Option<ProxyHeader>,
     ) -> io::Result<()> {
         self.shared.cfg.apply(fd.as_raw_fd(), tcp)?;
         let gen = self.shared.gens.next();
@@ -366,6 +393,13 @@ impl<H: EventHandler> Table<H> {
         LoopStats::add(&stats.connections_total, 1);
         let mut core = Core::new(fd, token, &self.shared.cfg, el);
         core.permit = permit;
+        if let Some(ProxyHeader::Proxy {
+            source,
+            destination,
+        }) = proxied
+        {
+            core.proxied = Some(Box::new((source, destination)));
+        }
         self.entries.insert(Entry {
             gen,
             kind: Kind::Conn(Box::new(Slot {
@@ -392,11 +426,98 @@ impl<H: EventHandler> Table<H> {
             self.shared.add_timer(el, pause, Job::ResumeAccept(key));
         }
         for a in accepted.drain(..) {
-            if let Err(e) = self.open(el, a.fd, tcp, a.permit) {
+            if let Err(e) = self.admit(el, a.fd, tcp, a.permit) {
                 tracing::warn!("cannot register connection: {e}");
             }
         }
         self.accepted = accepted;
+    }
+
+    /// An accepted connection: open it, or with the PROXY protocol on,
+    /// read its header first (from a trusted peer; any other is closed
+    /// here, see [`ProxyProtocol`]).
+    fn admit(
+        &mut self,
+        el: &mut EventLoop,
+        fd: OwnedFd,
+        tcp: bool,
+        permit: Option<Permit>,
+    ) -> io::Result<()> {
+        let Some(p) = &self.proxy else {
+            return self.open(el, fd, tcp, permit);
+        };
+        // A Unix socket's peers are whoever its file mode lets in: trusted.
+        let trusted = !tcp
+            || sys::socket::peer_addr(fd.as_raw_fd())
+                .ok()
+                .and_then(|a| a.as_socket())
+                .is_some_and(|a| p.trusts(a.ip()));
+        if !trusted {
+            tracing::debug!("PROXY protocol: connection from an untrusted address closed");
+            LoopStats::add(&el.stats().proxy_refused[preamble::UNTRUSTED], 1);
+            return Ok(());
+        }
+        let timeout = p.timeout_value();
+        let gen = self.shared.gens.next();
+        let key = pack(self.entries.vacant_key(), gen);
+        let token = el.register(
+            fd.as_raw_fd(),
+            Some(Interest::READABLE),
+            self.shared.id,
+            key,
+        )?;
+        let mut pre = Box::new(Preamble::new(fd, token, tcp, permit));
+        pre.timer = self.shared.add_timer(el, timeout, Job::Preamble(key));
+        self.entries.insert(Entry {
+            gen,
+            kind: Kind::Preamble(pre),
+        });
+        // Edge-triggered pollers report bytes already queued on
+        // registration; level-triggered ones keep reporting them.
+        Ok(())
+    }
+
+    /// Accepted socket `key` is readable: read its PROXY header on.
+    fn preamble_ready(&mut self, el: &mut EventLoop, index: usize) {
+        let max = self
+            .proxy
+            .as_ref()
+            .map_or(crate::net::proxy::DEFAULT_MAX_HEADER, |p| {
+                p.max_header_value()
+            });
+        let Some(Entry {
+            kind: Kind::Preamble(pre),
+            ..
+        }) = self.entries.get_mut(index)
+        else {
+            return;
+        };
+        let header = match pre.step(max) {
+            Step::Wait => return,
+            Step::Done(h) => Some(h),
+            Step::Fail(slot, why) => {
+                tracing::debug!("PROXY protocol: {why}; connection closed");
+                LoopStats::add(&el.stats().proxy_refused[slot], 1);
+                None
+            }
+        };
+        let pre = self.end_preamble(el, index);
+        if let Some(header) = header {
+            if let Err(e) = self.open_as(el, pre.fd, pre.tcp, pre.permit, Some(header)) {
+                tracing::warn!("cannot register connection: {e}");
+            }
+        }
+    }
+
+    /// Take preamble `index` out of the table and the loop (its socket
+    /// closes when the caller drops it).
+    fn end_preamble(&mut self, el: &mut EventLoop, index: usize) -> Box<Preamble> {
+        let Kind::Preamble(pre) = self.entries.remove(index).kind else {
+            unreachable!("end_preamble on another kind of entry");
+        };
+        let _ = el.deregister(pre.token);
+        self.shared.cancel_timer(el, pre.timer);
+        pre
     }
 
     // ---- dials ----------------------------------------------------------
@@ -487,7 +608,7 @@ impl<H: EventHandler> Table<H> {
         // TCP_NODELAY was set by the connector: `open` does not touch it.
         let opened = dial
             .session()
-            .and_then(|session| self.open_with(el, fd, false, None, session));
+            .and_then(|session| self.open_with(el, fd, false, None, session, None));
         if let Err(e) = opened {
             dial.give_up(&mut LoopCtx::new(el), e);
         }
@@ -529,6 +650,7 @@ impl<H: EventHandler> Source for Table<H> {
             Some(e) if e.gen == gen => match e.kind {
                 Kind::Listener(_) => self.accept(el, key, index),
                 Kind::Dial(_) => self.dial_ready(el, key, index),
+                Kind::Preamble(_) => self.preamble_ready(el, index),
                 Kind::Conn(_) => {}
             },
             _ => {}
@@ -606,6 +728,23 @@ impl<H: EventHandler> Source for Table<H> {
                     }
                 });
             }
+            Job::Preamble(key) => {
+                let (index, gen) = unpack(key);
+                if let Some(Entry {
+                    gen: g,
+                    kind: Kind::Preamble(_),
+                }) = self.entries.get(index)
+                {
+                    if *g == gen {
+                        tracing::debug!("PROXY protocol: header timed out; connection closed");
+                        LoopStats::add(&el.stats().proxy_refused[preamble::TIMEOUT], 1);
+                        // The timer has fired: nothing to cancel.
+                        if let Kind::Preamble(pre) = self.entries.remove(index).kind {
+                            let _ = el.deregister(pre.token);
+                        }
+                    }
+                }
+            }
             Job::Tick(every) => {
                 self.handler.on_tick(&mut LoopCtx::new(el));
                 self.shared.add_timer(el, every, Job::Tick(every));
@@ -636,7 +775,7 @@ impl<H: EventHandler> Source for Table<H> {
                     in_flight,
                     permit,
                 } => {
-                    if let Err(e) = self.open(el, fd, tcp, permit) {
+                    if let Err(e) = self.admit(el, fd, tcp, permit) {
                         tracing::warn!("cannot register connection: {e}");
                     }
                     // Released only once the connection counts as open here,
@@ -663,6 +802,9 @@ impl<H: EventHandler> Source for Table<H> {
                 Kind::Dial(d) => {
                     let _ = el.deregister(d.token);
                 }
+                Kind::Preamble(p) => {
+                    let _ = el.deregister(p.token);
+                }
                 Kind::Conn(_) => {}
             }
         }
@@ -685,6 +827,15 @@ impl<H: EventHandler> Source for Table<H> {
                 // rather than leaving them waiting in a queue.
                 l.close(el);
                 self.entries.remove(index);
+                continue;
+            }
+            if let Some(Entry {
+                kind: Kind::Preamble(_),
+                ..
+            }) = self.entries.get(index)
+            {
+                // Not a connection yet: nothing in flight to finish.
+                drop(self.end_preamble(el, index));
                 continue;
             }
             self.with_conn(el, key, |_, c| c.close_with(CloseReason::Shutdown));
@@ -1015,7 +1166,9 @@ impl<H: EventHandler> One<'_, H> {
         let Slot { core, path, .. } = &mut *self.s;
         path.close(core, el);
         let _ = el.deregister(core.token);
-        el.stats().connections_open.fetch_sub(1, Ordering::Relaxed);
+        let stats = el.stats();
+        stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        LoopStats::add(&stats.closed[reason.slot()], 1);
         OutQueue::put_spare(core.out.take());
         core.input = None;
         let mut conn = view(self.s, self.shared, el, self.key);

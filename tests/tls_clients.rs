@@ -332,3 +332,33 @@ fn testssl_finds_nothing_medium_or_worse() {
     assert!(seen_protocols, "testssl did not report protocols: {report}");
     assert!(bad.is_empty(), "testssl findings: {bad:#?}");
 }
+
+/// Behind a balancer that speaks the PROXY protocol and passes TLS
+/// through: the header comes first, the handshake after it, and the
+/// server sees the address the header names.
+#[test]
+fn a_proxy_header_before_the_handshake_names_the_client() {
+    let s = Child::spawn(&[
+        "http",
+        "--addr",
+        "127.0.0.1:0",
+        "--loops",
+        "0",
+        "--tls-self-signed",
+        "--proxy-protocol",
+        "--proxy-from",
+        "127.0.0.0/8",
+    ]);
+    // curl writes a v1 header with its own addresses, then speaks TLS.
+    let out = sh(
+        20,
+        &format!(
+            "curl -sSk --haproxy-protocol -w ' %{{local_ip}}:%{{local_port}}' https://{}/whoami",
+            s.addr
+        ),
+    );
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (seen, local) = o.split_once('\n').expect("a line and curl's address");
+    assert_eq!(seen, local.trim(), "{o}");
+}

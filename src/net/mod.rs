@@ -7,12 +7,14 @@ mod conn;
 mod connector;
 mod handler;
 pub mod heartbeat;
+pub mod inherit;
 pub(crate) mod limit;
 mod listener;
 pub mod offload;
 pub mod process;
 mod server;
 pub mod udp;
+pub mod upgrade;
 
 pub use addr::Addr;
 pub use buffer::Buffer;

@@ -6,6 +6,7 @@ mod echo;
 mod http;
 mod http_demo;
 mod load;
+mod ops;
 mod resp;
 mod udp;
 
@@ -50,6 +51,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Sockets passed by systemd or an upgrading evnet: before any thread
+    // starts (this clears their environment variables).
+    evnet::net::inherit::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),

@@ -126,7 +126,18 @@ pub struct HttpConn {
     seq: u64,
     /// The peer shut down its side while a response was deferred.
     peer_eof: bool,
+    /// The server is draining: the next response closes the connection,
+    /// and an idle connection closes after [`DRAIN_IDLE`].
+    draining: bool,
 }
+
+/// How long a draining server keeps an idle keep-alive connection open. A
+/// client at full speed sends its next request within microseconds of the
+/// last response, so closing an idle connection at once would race that
+/// request (the client sees its request dropped); waiting this long lets
+/// it arrive and be answered with `Connection: close`. An idle client
+/// costs the drain this much.
+pub(crate) const DRAIN_IDLE: Duration = Duration::from_millis(100);
 
 impl Default for HttpConn {
     fn default() -> Self {
@@ -142,6 +153,7 @@ impl Default for HttpConn {
             timer_armed: false,
             seq: 0,
             peer_eof: false,
+            draining: false,
         }
     }
 }
@@ -234,6 +246,19 @@ impl HttpConn {
     /// Number of the request being answered, to match its deferred response.
     pub(crate) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The server began draining. Returns whether the connection should
+    /// close now (it is closing anyway); otherwise its next response closes
+    /// it, or it closes after idling [`DRAIN_IDLE`] (see `on_timer`).
+    pub(crate) fn drain(&mut self) -> bool {
+        self.draining = true;
+        self.phase == Phase::Done
+    }
+
+    /// Whether responses must close the connection (the server drains).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// The response was written at `now`; `keep_alive`: as its framing said.
@@ -375,6 +400,7 @@ impl HttpConn {
         self.timer_armed = false;
         let since = self.since.unwrap_or(now);
         let deadline = match self.phase {
+            Phase::Idle if self.draining => Some(since + limits.keepalive_timeout.min(DRAIN_IDLE)),
             Phase::Idle => Some(since + limits.keepalive_timeout),
             Phase::Head => Some(since + limits.header_timeout),
             Phase::Body => Some(since + limits.body_timeout),

@@ -20,7 +20,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::conn::{timer_period, HttpConn, OnTimer, Step};
+use super::conn::{timer_period, HttpConn, OnTimer, Step, DRAIN_IDLE};
 use super::message::{Exchange, OwnedResponse, Parts, Request};
 use super::proto::{write_continue, DateCache, HttpError, Limits};
 use crate::net::{Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
@@ -167,7 +167,10 @@ impl<S: Service> HttpHandler<S> {
     /// Run the service for the complete request in `st` and write its
     /// response.
     fn respond(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn, now: Instant) {
-        let ex = st.exchange();
+        let ex = match st.is_draining() {
+            true => st.exchange().closing_after(),
+            false => st.exchange(),
+        };
         LoopStats::add(&conn.loop_ctx().stats().messages, 1);
         self.parts.reset();
         {
@@ -218,6 +221,11 @@ impl<S: Service> HttpHandler<S> {
         self.refresh_date(conn);
         let now = conn.loop_ctx().now();
         let date = &self.date;
+        let ex = if st.is_draining() {
+            ex.closing_after()
+        } else {
+            ex
+        };
         let framing = conn.write_with(|out| resp.encode(out, date, ex));
         if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
             conn.close();
@@ -287,6 +295,16 @@ impl<S: Service> EventHandler for HttpHandler<S> {
         if conn.context().read_closed() {
             conn.close();
         }
+    }
+
+    fn on_drain(&mut self, conn: &mut Conn<'_, Self>) -> bool {
+        if conn.context().drain() {
+            return true;
+        }
+        // Check soon whether it is idle, whatever the timer armed before
+        // (its period may be seconds); a second timer only checks again.
+        conn.run_after(DRAIN_IDLE, |h, conn| h.on_timer(conn));
+        false
     }
 }
 

@@ -101,6 +101,15 @@ pub(crate) struct Exchange {
 }
 
 impl Exchange {
+    /// The same exchange with the connection closing after it (a server
+    /// that is draining answers every request with `Connection: close`).
+    pub fn closing_after(self) -> Self {
+        Exchange {
+            keep_alive: false,
+            ..self
+        }
+    }
+
     /// The exchange a complete request `head` opens.
     pub fn of(head: &RequestHead) -> Self {
         Exchange {

@@ -644,7 +644,11 @@ impl<H: EventHandler> Source for Table<H> {
                 self.entries.remove(index);
                 continue;
             }
-            self.with_conn(el, key, |_, c| c.close_with(CloseReason::Shutdown));
+            self.with_conn(el, key, |h, c| {
+                if h.on_drain(c) {
+                    c.close_with(CloseReason::Shutdown);
+                }
+            });
         }
     }
 }

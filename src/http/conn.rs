@@ -129,6 +129,9 @@ pub struct HttpConn {
     /// The server is draining: the next response closes the connection,
     /// and an idle connection closes after [`DRAIN_IDLE`].
     draining: bool,
+    /// The last request asked for the close (`Connection: close`, or
+    /// HTTP/1.0) and was answered: the client sends nothing more.
+    asked_close: bool,
 }
 
 /// How long a draining server keeps an idle keep-alive connection open. A
@@ -154,6 +157,7 @@ impl Default for HttpConn {
             seq: 0,
             peer_eof: false,
             draining: false,
+            asked_close: false,
         }
     }
 }
@@ -254,6 +258,17 @@ impl HttpConn {
     pub(crate) fn drain(&mut self) -> bool {
         self.draining = true;
         self.phase == Phase::Done
+    }
+
+    /// The response to a request that asked for the close was written.
+    pub(crate) fn answered_a_close(&mut self) {
+        self.asked_close = true;
+    }
+
+    /// Whether the connection ends because its client asked, after a
+    /// complete exchange (then it need not wait for the client's FIN).
+    pub(crate) fn client_asked_close(&self) -> bool {
+        self.asked_close && self.phase == Phase::Done
     }
 
     /// Whether responses must close the connection (the server drains).

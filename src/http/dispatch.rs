@@ -193,6 +193,9 @@ impl<S: Service> HttpHandler<S> {
             let _ = conn.send_file(file, offset, len);
         }
         if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
+            if !st.exchange().keeps_alive() {
+                st.answered_a_close();
+            }
             conn.close();
         }
     }
@@ -266,10 +269,16 @@ impl<S: Service> EventHandler for HttpHandler<S> {
             }
         } else {
             let n = self.process(conn, &mut st, input.as_slice());
+            // The client asked for the close and sent nothing after its
+            // request: no FIN-and-wait (`close_done`), as nginx.
+            let clean = n == input.len() && st.client_asked_close();
             if st.keeps_rest(&input.as_slice()[n..]) {
                 input.consume(n);
             } else {
                 input.clear();
+            }
+            if clean {
+                conn.close_done();
             }
         }
         if st.pause_for_queue(&self.limits) {

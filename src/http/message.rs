@@ -110,6 +110,13 @@ impl Exchange {
         }
     }
 
+    /// Whether the connection may stay open after this exchange, as the
+    /// request asked (HTTP/1.1 without `Connection: close`, or HTTP/1.0
+    /// with `keep-alive`).
+    pub fn keeps_alive(&self) -> bool {
+        self.keep_alive
+    }
+
     /// The exchange a complete request `head` opens.
     pub fn of(head: &RequestHead) -> Self {
         Exchange {

@@ -395,11 +395,24 @@ impl ServerBuilder {
             )?;
             let actual = Addr::from_sockaddr(&sys::socket::local_addr(fd.as_raw_fd())?)
                 .unwrap_or(addr.clone());
+            self.prepare_listener(addr, &fd)?;
             let fd = Arc::new(fd);
             super::inherit::hold(&fd);
             bound.push((actual, fd));
         }
         Ok(bound)
+    }
+
+    /// Options accepted sockets inherit from their listener, set once on
+    /// the listener instead of once per connection: TCP_NODELAY (Linux
+    /// copies a listener's TCP options to each socket it accepts).
+    fn prepare_listener(&self, addr: &Addr, fd: &OwnedFd) -> io::Result<()> {
+        if addr.is_tcp() && self.conn.nodelay {
+            sys::socket::with_sock(fd.as_raw_fd(), |s| s.set_nodelay(true)).map_err(|e| {
+                io::Error::new(e.kind(), format!("setsockopt TCP_NODELAY {addr}: {e}"))
+            })?;
+        }
+        Ok(())
     }
 
     /// The listeners serving loop `id` watches, each with whether it is
@@ -422,10 +435,11 @@ impl ServerBuilder {
             (_, AcceptMode::ReusePort) => bound
                 .iter()
                 .map(|(a, fd)| match a.is_tcp() {
-                    true => listen(a, backlog, true).map(|fd| {
+                    true => listen(a, backlog, true).and_then(|fd| {
+                        self.prepare_listener(a, &fd)?;
                         let fd = Arc::new(fd);
                         super::inherit::hold(&fd);
-                        (fd, false)
+                        Ok((fd, false))
                     }),
                     false => Ok((fd.clone(), false)),
                 })

@@ -859,6 +859,10 @@ impl<H: EventHandler> One<'_, H> {
                         let reason = c.reason.clone();
                         return self.close_now(el, reason);
                     }
+                    if !c.linger && core.input.as_ref().is_none_or(|b| b.is_empty()) {
+                        let reason = c.reason.clone();
+                        return self.close_now(el, reason);
+                    }
                     if !c.lingering {
                         self.start_linger(el);
                         if self.s.core.is_closed() {
@@ -971,7 +975,9 @@ impl<H: EventHandler> One<'_, H> {
         }
         let Slot { core, path, .. } = &mut *self.s;
         path.close(core, el);
-        let _ = el.deregister(core.token);
+        // The slot, and with it the connection's only fd, goes when this
+        // operation returns: epoll forgets a closed fd by itself.
+        let _ = el.deregister_closing(core.token);
         el.stats().connections_open.fetch_sub(1, Ordering::Relaxed);
         OutQueue::put_spare(core.out.take());
         core.input = None;

@@ -636,3 +636,113 @@ fn socket_activation_refuses_a_datagram_socket_for_a_stream_server() {
         "{err}"
     );
 }
+
+/// An `evnet http` on a fixed address, serving once it accepts there.
+fn plain_server(addr: &str) -> std::process::Child {
+    let child = Command::new(EVNET)
+        .args(["http", "--addr", addr, "--loops", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()),
+        "evnet on {addr} did not start"
+    );
+    child
+}
+
+fn have_haproxy() -> bool {
+    let ok = Command::new("haproxy")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: haproxy not installed (apt-get install haproxy; .ci/run does)");
+    }
+    ok
+}
+
+/// HAProxy in front of two instances under load: one is upgraded twice,
+/// the other SIGKILLed and started again; the client sees no failure. The
+/// HAProxy settings are the ones README.md recommends: health checks every
+/// 200 ms, retries with redispatch on every retryable error (a request
+/// caught by the kill, or sent on a pooled connection a draining server
+/// just closed, is sent again to the other server).
+#[test]
+fn behind_haproxy_an_upgrade_and_a_kill_fail_no_request() {
+    if !have_haproxy() {
+        return;
+    }
+    let (a_port, b_port, front) = (free_port(), free_port(), free_port());
+    let b_addr = format!("127.0.0.1:{b_port}");
+    let mut a = Served::start(
+        "haproxy",
+        &[
+            "http",
+            "--addr",
+            &format!("127.0.0.1:{a_port}"),
+            "--loops",
+            "1",
+        ],
+        &[],
+    );
+    let mut b = plain_server(&b_addr);
+    let cfg = a.dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n    maxconn 2000\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+             \x20   retries 3\n    option redispatch 1\n    retry-on all-retryable-errors\n\
+             frontend web\n    bind 127.0.0.1:{front}\n    default_backend evnet\n\
+             backend evnet\n    balance roundrobin\n    option httpchk GET /plaintext\n\
+             \x20   default-server inter 200ms fall 1 rise 2\n\
+             \x20   server a 127.0.0.1:{a_port} check\n    server b 127.0.0.1:{b_port} check\n"
+        ),
+    )
+    .unwrap();
+    let mut haproxy = Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let front_addr: SocketAddr = format!("127.0.0.1:{front}").parse().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(front_addr).is_ok() && get(front_addr) == 200
+        }),
+        "haproxy does not serve"
+    );
+    let mut load = load(front_addr, 8);
+    std::thread::sleep(Duration::from_millis(1000));
+    a.upgrade();
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = b.kill();
+    let _ = b.wait();
+    std::thread::sleep(Duration::from_millis(700));
+    b = plain_server(&b_addr);
+    std::thread::sleep(Duration::from_millis(700));
+    a.upgrade();
+    let mut json = String::new();
+    load.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut json)
+        .unwrap();
+    assert!(load.wait().unwrap().success(), "evnet load failed: {json}");
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
+    let _ = b.kill();
+    let _ = b.wait();
+    let errors = &json[json.find("\"errors\"").expect("errors in report")..];
+    assert_eq!(json_u64(errors, "total"), 0, "failed requests: {json}");
+    assert_eq!(json_u64(&json, "non_success"), 0, "non-2xx: {json}");
+    assert!(json_u64(&json, "requests") > 0, "{json}");
+}

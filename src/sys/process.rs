@@ -136,7 +136,7 @@ pub fn reap_blocking(pid: u32) {
     }
 }
 
-/// Start `program` (a path) with `argv` (argv[0] included) and `env`
+/// Start `program` (a path) with `argv` (`argv[0]` included) and `env`
 /// (`KEY=value` entries), with `stdio` pairs `(fd, target)` placed first
 /// (`target` 0, 1 or 2), handing it `fds` as fds 3, 4, ... in order, and
 /// with `LISTEN_PID` set to the child's own pid, as systemd's socket

@@ -597,4 +597,40 @@ mod tests {
             OnTimer::CloseIdle
         );
     }
+    /// A draining server closes an idle keep-alive connection after
+    /// DRAIN_IDLE, not the keep-alive timeout; a request under way is not
+    /// cut, and its answer closes the connection.
+    #[test]
+    fn draining_closes_idle_connections_soon_and_lets_a_request_finish() {
+        let l = limits();
+        let t0 = Instant::now();
+        let mut idle = HttpConn::default();
+        idle.open(t0);
+        assert!(!idle.drain(), "an open connection is not closed at once");
+        assert!(idle.is_draining());
+        assert_eq!(
+            idle.on_timer(t0 + DRAIN_IDLE / 2, &l),
+            OnTimer::Rearm(DRAIN_IDLE / 2)
+        );
+        assert_eq!(idle.on_timer(t0 + DRAIN_IDLE, &l), OnTimer::CloseIdle);
+
+        let mut busy = HttpConn::default();
+        busy.open(t0);
+        let head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab";
+        let (n, step) = busy.advance(head, &l, t0);
+        assert_eq!((n, step), (head.len(), Step::Stop));
+        assert!(!busy.drain());
+        // Reading the body: the body timeout applies, not DRAIN_IDLE.
+        assert!(matches!(
+            busy.on_timer(t0 + DRAIN_IDLE * 2, &l),
+            OnTimer::Rearm(_)
+        ));
+        let (_, step) = busy.advance(b"cd", &l, t0 + DRAIN_IDLE * 2);
+        assert_eq!(step, Step::Respond);
+
+        let mut done = HttpConn::default();
+        done.open(t0);
+        assert!(!done.answered(false, t0));
+        assert!(done.drain(), "a connection already closing closes at once");
+    }
 }

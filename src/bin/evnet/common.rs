@@ -509,6 +509,7 @@ pub fn watch_stop_signals(name: &str, el: &mut EventLoop, deadline: Duration) {
                 std::process::exit(1);
             }
             draining = true;
+            crate::ops::stopping();
             eprintln!("evnet {tag}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
             el.drain(deadline);
         }
@@ -523,6 +524,7 @@ pub fn watch_stop_signals(name: &str, el: &mut EventLoop, deadline: Duration) {
 /// a second signal during the drain exits at once (status 1).
 pub fn serve_until_signal(name: &str, server: Server, deadline: Duration) -> Result<()> {
     let sig = wait_for_signal()?;
+    crate::ops::stopping();
     eprintln!("evnet {name}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
     let name = name.to_string();
     std::thread::spawn(move || {

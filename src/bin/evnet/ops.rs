@@ -30,6 +30,13 @@ struct Settings {
 static SETTINGS: Mutex<Option<Settings>> = Mutex::new(None);
 static UPGRADING: AtomicBool = AtomicBool::new(false);
 static HANDED_OVER: AtomicBool = AtomicBool::new(false);
+/// A stop signal arrived: no upgrade may start any more.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The server is stopping (SIGINT/SIGTERM): a later SIGUSR2 is ignored.
+pub fn stopping() {
+    STOPPING.store(true, Ordering::SeqCst);
+}
 
 fn settings<R>(f: impl FnOnce(&Settings) -> R) -> Option<R> {
     SETTINGS
@@ -109,6 +116,10 @@ pub fn remove_pid_file() {
 pub fn upgrade(name: &str) {
     if evnet::net::process::worker_index().is_some() {
         eprintln!("evnet {name}: SIGUSR2 goes to the master process; ignored by this worker");
+        return;
+    }
+    if STOPPING.load(Ordering::SeqCst) {
+        eprintln!("evnet {name}: SIGUSR2 during shutdown: ignored");
         return;
     }
     if UPGRADING.swap(true, Ordering::SeqCst) {

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # HTTP/1.1 GET /plaintext: evnet vs hyper, may_minihttp, nginx, Go net/http;
 # and hyper on evnet tasks (hyper-evnet, no tokio runtime) vs hyper on tokio.
-# Load: wrk -t1 -c$CONNS, once without pipelining and once with $PIPELINE
-# requests per write (bench/pipeline.lua).
+# Load: wrk -t1 -c$CONNS, once without pipelining, once with $PIPELINE
+# requests per write (bench/pipeline.lua), and once with a new connection
+# per request (close: -H 'Connection: close', the short-connection workload;
+# server CPU per op is then CPU per connection).
 #
 #   bench/http.sh                        # 3 rounds, 5 s per run
 #   ROUNDS=1 SECS=2 bench/http.sh
 #   SERVERS="evnet nginx" bench/http.sh  # evnet is the reference, keep it first
 #   SERVERS="evnet evnet-proactor hyper" bench/http.sh  # with the io_uring proactor
 #   SERVERS="hyper hyper-evnet hyper-evnet-proactor" bench/http.sh  # hyper on evnet
+#   TESTS=close SERVERS="evnet nginx hyper go" bench/http.sh  # short connections only
 #
-# Env: EVNET ROUNDS SECS WARMUP CONNS PIPELINE SERVERS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
+# Env: EVNET ROUNDS SECS WARMUP CONNS PIPELINE SERVERS TESTS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -64,13 +67,18 @@ fi
 # load TEST PORT SECS: run wrk on the client CPU and print its output.
 load() {
     local args=(-t1 -c"$CONNS" -d"$3"s --timeout 5s)
-    [[ $1 == plain ]] || args+=(-s "$BENCH_DIR/pipeline.lua")
+    case $1 in
+    plain) ;;
+    close) args+=(-H 'Connection: close') ;;
+    *) args+=(-s "$BENCH_DIR/pipeline.lua") ;;
+    esac
     args+=("http://127.0.0.1:$2/plaintext")
-    [[ $1 == plain ]] || args+=(-- "$PIPELINE")
+    [[ $1 == plain || $1 == close ]] || args+=(-- "$PIPELINE")
     timeout -k 2 $(($3 + 30)) taskset -c "$CLIENT_CPU" wrk "${args[@]}"
 }
 
-TESTS="plain pipelined$PIPELINE"
+# close: a new connection per request (short connections).
+: "${TESTS:=plain pipelined$PIPELINE close}"
 
 for ((round = 1; round <= ROUNDS; round++)); do
     for t in $TESTS; do
@@ -87,7 +95,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 {
-    print_header "http" "wrk -t1 -c$CONNS -d${SECS}s (+${WARMUP}s warm-up) GET /plaintext; plain: one request per write; pipelined$PIPELINE: $PIPELINE requests per write (pipeline.lua); unit: responses"
+    print_header "http" "wrk -t1 -c$CONNS -d${SECS}s (+${WARMUP}s warm-up) GET /plaintext; plain: one request per write; pipelined$PIPELINE: $PIPELINE requests per write (pipeline.lua); close: Connection: close, a new connection per request; unit: responses"
     print_table "HTTP/1.1 plaintext" "req" "$TESTS" "$SERVERS"
     print_notes
 } | tee "$RESULT_MD"

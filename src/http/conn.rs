@@ -126,7 +126,21 @@ pub struct HttpConn {
     seq: u64,
     /// The peer shut down its side while a response was deferred.
     peer_eof: bool,
+    /// The server is draining: the next response closes the connection,
+    /// and an idle connection closes after [`DRAIN_IDLE`].
+    draining: bool,
+    /// The last request asked for the close (`Connection: close`, or
+    /// HTTP/1.0) and was answered: the client sends nothing more.
+    asked_close: bool,
 }
+
+/// How long a draining server keeps an idle keep-alive connection open. A
+/// client at full speed sends its next request within microseconds of the
+/// last response, so closing an idle connection at once would race that
+/// request (the client sees its request dropped); waiting this long lets
+/// it arrive and be answered with `Connection: close`. An idle client
+/// costs the drain this much.
+pub(crate) const DRAIN_IDLE: Duration = Duration::from_millis(100);
 
 impl Default for HttpConn {
     fn default() -> Self {
@@ -142,6 +156,8 @@ impl Default for HttpConn {
             timer_armed: false,
             seq: 0,
             peer_eof: false,
+            draining: false,
+            asked_close: false,
         }
     }
 }
@@ -234,6 +250,30 @@ impl HttpConn {
     /// Number of the request being answered, to match its deferred response.
     pub(crate) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The server began draining. Returns whether the connection should
+    /// close now (it is closing anyway); otherwise its next response closes
+    /// it, or it closes after idling [`DRAIN_IDLE`] (see `on_timer`).
+    pub(crate) fn drain(&mut self) -> bool {
+        self.draining = true;
+        self.phase == Phase::Done
+    }
+
+    /// The response to a request that asked for the close was written.
+    pub(crate) fn answered_a_close(&mut self) {
+        self.asked_close = true;
+    }
+
+    /// Whether the connection ends because its client asked, after a
+    /// complete exchange (then it need not wait for the client's FIN).
+    pub(crate) fn client_asked_close(&self) -> bool {
+        self.asked_close && self.phase == Phase::Done
+    }
+
+    /// Whether responses must close the connection (the server drains).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// The response was written at `now`; `keep_alive`: as its framing said.
@@ -383,6 +423,7 @@ impl HttpConn {
         self.timer_armed = false;
         let since = self.since.unwrap_or(now);
         let deadline = match self.phase {
+            Phase::Idle if self.draining => Some(since + limits.keepalive_timeout.min(DRAIN_IDLE)),
             Phase::Idle => Some(since + limits.keepalive_timeout),
             Phase::Head => Some(since + limits.header_timeout),
             Phase::Body => Some(since + limits.body_timeout),
@@ -563,5 +604,41 @@ mod tests {
             idle.on_timer(t0 + Duration::from_secs(5), &l),
             OnTimer::CloseIdle
         );
+    }
+    /// A draining server closes an idle keep-alive connection after
+    /// DRAIN_IDLE, not the keep-alive timeout; a request under way is not
+    /// cut, and its answer closes the connection.
+    #[test]
+    fn draining_closes_idle_connections_soon_and_lets_a_request_finish() {
+        let l = limits();
+        let t0 = Instant::now();
+        let mut idle = HttpConn::default();
+        idle.open(t0);
+        assert!(!idle.drain(), "an open connection is not closed at once");
+        assert!(idle.is_draining());
+        assert_eq!(
+            idle.on_timer(t0 + DRAIN_IDLE / 2, &l),
+            OnTimer::Rearm(DRAIN_IDLE / 2)
+        );
+        assert_eq!(idle.on_timer(t0 + DRAIN_IDLE, &l), OnTimer::CloseIdle);
+
+        let mut busy = HttpConn::default();
+        busy.open(t0);
+        let head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab";
+        let (n, step) = busy.advance(head, &l, t0);
+        assert_eq!((n, step), (head.len(), Step::Stop));
+        assert!(!busy.drain());
+        // Reading the body: the body timeout applies, not DRAIN_IDLE.
+        assert!(matches!(
+            busy.on_timer(t0 + DRAIN_IDLE * 2, &l),
+            OnTimer::Rearm(_)
+        ));
+        let (_, step) = busy.advance(b"cd", &l, t0 + DRAIN_IDLE * 2);
+        assert_eq!(step, Step::Respond);
+
+        let mut done = HttpConn::default();
+        done.open(t0);
+        assert!(!done.answered(false, t0));
+        assert!(done.drain(), "a connection already closing closes at once");
     }
 }

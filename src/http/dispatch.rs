@@ -20,7 +20,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::conn::{timer_period, HttpConn, OnTimer, Step};
+use super::conn::{timer_period, HttpConn, OnTimer, Step, DRAIN_IDLE};
 use super::message::{Exchange, OwnedResponse, Parts, Request};
 use super::proto::{write_continue, DateCache, HttpError, Limits};
 use crate::net::{Addr, Buffer, CloseReason, Closed, Conn, ConnHandle, EventHandler};
@@ -171,7 +171,10 @@ impl<S: Service> HttpHandler<S> {
     /// Run the service for the complete request in `st` and write its
     /// response.
     fn respond(&mut self, conn: &mut Conn<'_, Self>, st: &mut HttpConn, now: Instant) {
-        let ex = st.exchange();
+        let ex = match st.is_draining() {
+            true => st.exchange().closing_after(),
+            false => st.exchange(),
+        };
         LoopStats::add(&conn.loop_ctx().stats().messages, 1);
         self.parts.reset();
         {
@@ -195,6 +198,9 @@ impl<S: Service> HttpHandler<S> {
             let _ = conn.send_file(file, offset, len);
         }
         if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
+            if !st.exchange().keeps_alive() {
+                st.answered_a_close();
+            }
             conn.close();
         }
     }
@@ -225,6 +231,11 @@ impl<S: Service> HttpHandler<S> {
         let stats = conn.loop_ctx().stats();
         count_response(stats, resp.status, st.waiting_since().unwrap_or(now));
         let date = &self.date;
+        let ex = if st.is_draining() {
+            ex.closing_after()
+        } else {
+            ex
+        };
         let framing = conn.write_with(|out| resp.encode(out, date, ex));
         if !st.answered(framing.is_ok_and(|f| f.keep_alive), now) {
             conn.close();
@@ -265,10 +276,16 @@ impl<S: Service> EventHandler for HttpHandler<S> {
             }
         } else {
             let n = self.process(conn, &mut st, input.as_slice());
+            // The client asked for the close and sent nothing after its
+            // request: no FIN-and-wait (`close_done`), as nginx.
+            let clean = n == input.len() && st.client_asked_close();
             if st.keeps_rest(&input.as_slice()[n..]) {
                 input.consume(n);
             } else {
                 input.clear();
+            }
+            if clean {
+                conn.close_done();
             }
         }
         if st.pause_for_queue(&self.limits) {
@@ -294,6 +311,16 @@ impl<S: Service> EventHandler for HttpHandler<S> {
         if conn.context().read_closed() {
             conn.close();
         }
+    }
+
+    fn on_drain(&mut self, conn: &mut Conn<'_, Self>) -> bool {
+        if conn.context().drain() {
+            return true;
+        }
+        // Check soon whether it is idle, whatever the timer armed before
+        // (its period may be seconds); a second timer only checks again.
+        conn.run_after(DRAIN_IDLE, |h, conn| h.on_timer(conn));
+        false
     }
 }
 

@@ -101,6 +101,22 @@ pub(crate) struct Exchange {
 }
 
 impl Exchange {
+    /// The same exchange with the connection closing after it (a server
+    /// that is draining answers every request with `Connection: close`).
+    pub fn closing_after(self) -> Self {
+        Exchange {
+            keep_alive: false,
+            ..self
+        }
+    }
+
+    /// Whether the connection may stay open after this exchange, as the
+    /// request asked (HTTP/1.1 without `Connection: close`, or HTTP/1.0
+    /// with `keep-alive`).
+    pub fn keeps_alive(&self) -> bool {
+        self.keep_alive
+    }
+
     /// The exchange a complete request `head` opens.
     pub fn of(head: &RequestHead) -> Self {
         Exchange {

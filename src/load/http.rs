@@ -9,6 +9,8 @@ use std::fmt;
 pub struct ResponseParser {
     state: State,
     status: u16,
+    /// A response said `Connection: close`: the server closes after it.
+    close: bool,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +48,12 @@ impl ResponseParser {
         ResponseParser::default()
     }
 
+    /// Whether a response parsed so far said `Connection: close`: the
+    /// server closes the connection after it, so no request may follow.
+    pub fn closing(&self) -> bool {
+        self.close
+    }
+
     /// Feed bytes from the front of `buf`. Returns how many bytes were
     /// consumed and, if a response completed, its status. Call again with the
     /// rest (pipelined responses) until it consumes nothing.
@@ -79,6 +87,11 @@ impl ResponseParser {
                                 return Err(BadResponse("conflicting Content-Length".into()));
                             }
                             length = Some(v);
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+                            if v.split(',').any(|t| t.trim() == "close") {
+                                self.close = true;
+                            }
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                             let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
                             chunked = v

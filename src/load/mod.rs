@@ -515,6 +515,12 @@ impl Loader {
         let Some(interval) = self.interval else {
             return;
         };
+        if conn.context().http.closing() {
+            if conn.context().pending.is_empty() {
+                conn.close();
+            }
+            return;
+        }
         let now = Instant::now();
         self.scratch.clear();
         let mut due = conn.context().next_due.unwrap_or(now);
@@ -682,6 +688,15 @@ impl EventHandler for Loader {
                 }
             }
             Err(()) => return self.fail(conn, ErrKind::BadReply),
+        }
+        if conn.context().http.closing() {
+            // The server closes after this response (`Connection: close`,
+            // or it is draining): a request sent now would be lost. Close
+            // once the answers are in; the connection is dialed again.
+            if conn.context().pending.is_empty() {
+                conn.close();
+            }
+            return;
         }
         if self.interval.is_none() && conn.context().pending.is_empty() {
             self.send_batch(conn, self.pipeline);

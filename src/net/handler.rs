@@ -113,6 +113,17 @@ pub trait EventHandler: Sized + 'static {
         conn.close();
     }
 
+    /// The server is draining (a graceful shutdown or an upgrade): no new
+    /// connection comes, and this one should end once what it is doing is
+    /// done. Return `true` (the default) to close it now, after its queued
+    /// output; `false` to close it yourself when the exchange under way is
+    /// over (it is closed anyway when the drain deadline passes). HTTP
+    /// finishes the request being read and answers it with
+    /// `Connection: close`.
+    fn on_drain(&mut self, _conn: &mut Conn<'_, Self>) -> bool {
+        true
+    }
+
     /// Called every `ServerBuilder::tick` on each loop (not per connection).
     fn on_tick(&mut self, _lp: &mut crate::reactor::LoopCtx<'_>) {}
 

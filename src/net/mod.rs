@@ -7,6 +7,7 @@ mod conn;
 mod connector;
 mod handler;
 pub mod heartbeat;
+pub mod inherit;
 pub(crate) mod limit;
 mod listener;
 pub mod metrics;
@@ -17,6 +18,7 @@ mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod udp;
+pub mod upgrade;
 
 pub use addr::Addr;
 pub use buffer::Buffer;

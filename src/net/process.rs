@@ -2,19 +2,22 @@
 //! times as workers and supervises them.
 //!
 //! ```text
-//!   master (no listener)                  workers (EVNET_WORKER=0..N)
-//!   resolve port 0 -> concrete port  --->  each binds its own SO_REUSEPORT
-//!   wait for every worker's first          listener on that port and prints
-//!   stdout line (its "ready" banner)       a banner line when serving
-//!   loop: signalfd (SIGTERM/SIGINT)
+//!   master                                workers (EVNET_WORKER=0..N)
+//!   binds every worker's SO_REUSEPORT  --->  get theirs as LISTEN_FDS
+//!   listeners (worker_fds)                   (inherit.rs) and serve them;
+//!   wait for every worker's first            print a banner line when serving
+//!   stdout line (its "ready" banner)
+//!   loop: signalfd (SIGTERM/SIGINT, SIGUSR2 -> on_upgrade)
 //!         pidfd per worker -> restart a worker that dies
 //!   on SIGTERM/SIGINT: SIGTERM to all, wait (bounded), SIGKILL stragglers
 //! ```
 //!
 //! The kernel spreads new connections over the workers' listeners by a hash
 //! of the 4-tuple; there is no accept lock and no shared listener. A worker
-//! dying drops only its own connections (and the ones queued on its
-//! listener); its replacement binds a fresh listener.
+//! dying drops only its own connections; its replacement is passed the same
+//! listeners, so connections queued on them wait for it instead of being
+//! reset (closing a SO_REUSEPORT member resets its queue). The master
+//! holds every listener, so an upgrade can pass them all on.
 //!
 //! Readiness is "the worker printed its first line on stdout": servers print
 //! their listening banner only after binding, so the master can announce the
@@ -24,10 +27,10 @@ use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::Addr;
@@ -90,6 +93,8 @@ pub struct SupervisorBuilder {
     env: Vec<(OsString, OsString)>,
     ready_timeout: Duration,
     grace: Duration,
+    worker_fds: Vec<Vec<Arc<OwnedFd>>>,
+    on_upgrade: Option<Box<dyn Fn()>>,
 }
 
 impl SupervisorBuilder {
@@ -113,6 +118,22 @@ impl SupervisorBuilder {
     /// How long `start` waits for every worker's ready line (default 10 s).
     pub fn ready_timeout(mut self, d: Duration) -> Self {
         self.ready_timeout = d;
+        self
+    }
+
+    /// The listening sockets each worker serves (by worker index), passed
+    /// as `LISTEN_FDS` at every start of that worker (default none: workers
+    /// bind their own).
+    pub fn worker_fds(mut self, fds: Vec<Vec<Arc<OwnedFd>>>) -> Self {
+        self.worker_fds = fds;
+        self
+    }
+
+    /// Called on the supervising thread when the master gets SIGUSR2 (an
+    /// upgrade: start the new master and, once it serves, SIGTERM this
+    /// one). Default: SIGUSR2 is ignored.
+    pub fn on_upgrade(mut self, f: impl Fn() + 'static) -> Self {
+        self.on_upgrade = Some(Box::new(f));
         self
     }
 
@@ -172,7 +193,7 @@ pub struct Supervisor {
 }
 
 struct Worker {
-    child: Child,
+    pid: u32,
     pidfd: OwnedFd,
     started: Instant,
 }
@@ -188,6 +209,8 @@ impl Supervisor {
             env: Vec::new(),
             ready_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(5),
+            worker_fds: Vec::new(),
+            on_upgrade: None,
         }
     }
 
@@ -198,7 +221,7 @@ impl Supervisor {
 
     /// The current worker pids, by index.
     pub fn pids(&self) -> Vec<u32> {
-        self.workers.iter().map(|w| w.child.id()).collect()
+        self.workers.iter().map(|w| w.pid).collect()
     }
 
     /// Supervise until SIGTERM or SIGINT (blocked here, read through a
@@ -208,7 +231,7 @@ impl Supervisor {
     /// been reaped. Must be called on the thread that started the workers
     /// (their parent-death signal is tied to it).
     pub fn run(self) -> io::Result<i32> {
-        let sigs = [libc::SIGINT, libc::SIGTERM];
+        let sigs = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR2];
         sys::block_signals(&sigs)?;
         let sfd = sys::signalfd(&sigs)?;
         let mut el = EventLoop::new(LoopConfig::default())?;
@@ -225,6 +248,14 @@ impl Supervisor {
         let sfd_raw = sfd.as_raw_fd();
         el.watch(sfd_raw, Interest::READABLE, move |el, _| {
             while let Ok(Some(sig)) = sys::signalfd_read(&sfd) {
+                if sig == libc::SIGUSR2 {
+                    let st = st.borrow();
+                    match &st.cfg.on_upgrade {
+                        Some(f) if st.stopping.is_none() => f(),
+                        _ => tracing::info!("SIGUSR2 ignored"),
+                    }
+                    continue;
+                }
                 begin_stop(el, &st, sig);
             }
         })?;
@@ -247,25 +278,69 @@ fn spawn(
     i: usize,
     ready: Option<mpsc::Sender<(usize, Result<String, ()>)>>,
 ) -> io::Result<Worker> {
-    let mut child = Command::new(&cfg.program)
-        .args(&cfg.args)
-        .envs(cfg.env.iter().map(|(k, v)| (k, v)))
-        .env(WORKER_ENV, i.to_string())
-        .env(MASTER_ENV, std::process::id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("spawning worker {i}: {e}")))?;
-    let pid = child.id();
+    let fds: Vec<std::os::fd::RawFd> = cfg
+        .worker_fds
+        .get(i)
+        .map(|v| v.iter().map(|f| f.as_raw_fd()).collect())
+        .unwrap_or_default();
+    let cstr = |b: &[u8]| {
+        std::ffi::CString::new(b)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in argument"))
+    };
+    let prog = cstr(cfg.program.as_os_str().as_bytes())?;
+    let mut argv = vec![prog.clone()];
+    for a in &cfg.args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    vars.extend(cfg.env.iter().cloned());
+    vars.push((WORKER_ENV.into(), i.to_string().into()));
+    vars.push((MASTER_ENV.into(), std::process::id().to_string().into()));
+    if !fds.is_empty() {
+        let names: Vec<String> = fds.iter().map(|&fd| super::inherit::fd_name(fd)).collect();
+        vars.push((
+            super::inherit::LISTEN_FDS.into(),
+            fds.len().to_string().into(),
+        ));
+        vars.push((
+            super::inherit::LISTEN_FDNAMES.into(),
+            names.join(":").into(),
+        ));
+    }
+    let mut env = Vec::new();
+    for (k, v) in &vars {
+        // A later entry (ours) wins over an inherited one of the same name.
+        if vars.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) != Some(v) {
+            continue;
+        }
+        if k == super::inherit::LISTEN_PID {
+            continue;
+        }
+        let mut e = k.as_bytes().to_vec();
+        e.push(b'=');
+        e.extend_from_slice(v.as_bytes());
+        env.push(cstr(&e)?);
+    }
+    let null = std::fs::File::open("/dev/null")?;
+    let (out_read, out_write) = std::io::pipe()?;
+    let pid = sys::process::spawn_with_fds(
+        &prog,
+        &argv,
+        &env,
+        &[(null.as_raw_fd(), 0), (out_write.as_raw_fd(), 1)],
+        &fds,
+    )
+    .map_err(|e| io::Error::new(e.kind(), format!("spawning worker {i}: {e}")))?;
+    drop(out_write);
     let pidfd = match sys::process::pidfd_open(pid) {
         Ok(fd) => fd,
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = sys::process::kill(pid, libc::SIGKILL);
+            sys::process::reap_blocking(pid);
             return Err(e);
         }
     };
-    let stdout = child.stdout.take().expect("piped stdout");
+    let stdout = out_read;
     // Off the loop: a worker's output must never block the master.
     let _ = std::thread::Builder::new()
         .name(format!("evnet-worker-{i}-out"))
@@ -290,7 +365,7 @@ fn spawn(
             }
         });
     Ok(Worker {
-        child,
+        pid,
         pidfd,
         started: Instant::now(),
     })
@@ -298,8 +373,8 @@ fn spawn(
 
 fn kill_all(workers: &mut [Worker]) {
     for w in workers.iter_mut() {
-        let _ = w.child.kill();
-        let _ = w.child.wait();
+        let _ = sys::process::kill(w.pid, libc::SIGKILL);
+        sys::process::reap_blocking(w.pid);
     }
 }
 
@@ -322,17 +397,17 @@ fn live(state: &State) -> usize {
 
 fn on_exit(el: &mut EventLoop, state: &Rc<RefCell<State>>, i: usize) {
     let mut st = state.borrow_mut();
-    let Some((mut w, watch)) = st.workers[i].take() else {
+    let Some((w, watch)) = st.workers[i].take() else {
         return;
     };
     if let Some(id) = watch {
         let _ = el.unwatch(id);
     }
-    let status = w.child.wait();
-    let pid = w.child.id();
+    let pid = w.pid;
+    let status = sys::process::reap_status(pid);
     drop(w.pidfd);
     if st.stopping.is_some() {
-        tracing::info!("worker {i} (pid {pid}) exited: {status:?}");
+        tracing::info!("worker {i} (pid {pid}) exited: {status}");
         if live(&st) == 0 {
             el.stop();
         }
@@ -345,7 +420,7 @@ fn on_exit(el: &mut EventLoop, state: &Rc<RefCell<State>>, i: usize) {
     } else {
         Duration::ZERO
     };
-    tracing::warn!("worker {i} (pid {pid}) exited ({status:?}); restarting in {delay:?}");
+    tracing::warn!("worker {i} (pid {pid}) exited ({status}); restarting in {delay:?}");
     drop(st);
     let st = state.clone();
     el.run_after(delay, move |el| respawn(el, &st, i));
@@ -358,7 +433,7 @@ fn respawn(el: &mut EventLoop, state: &Rc<RefCell<State>>, i: usize) {
     let cfg = state.borrow().cfg.clone();
     match spawn(&cfg, i, None) {
         Ok(w) => {
-            tracing::info!("worker {i} restarted as pid {}", w.child.id());
+            tracing::info!("worker {i} restarted as pid {}", w.pid);
             state.borrow_mut().workers[i] = Some((w, None));
             if let Err(e) = watch(el, state, i) {
                 tracing::error!("cannot watch worker {i}: {e}");
@@ -380,7 +455,7 @@ fn begin_stop(el: &mut EventLoop, state: &Rc<RefCell<State>>, sig: i32) {
     st.stopping = Some(sig);
     tracing::info!("signal {sig}: stopping {} workers", live(&st));
     for (w, _) in st.workers.iter().flatten() {
-        let _ = sys::process::kill(w.child.id(), libc::SIGTERM);
+        let _ = sys::process::kill(w.pid, libc::SIGTERM);
     }
     if live(&st) == 0 {
         el.stop();
@@ -393,9 +468,9 @@ fn begin_stop(el: &mut EventLoop, state: &Rc<RefCell<State>>, sig: i32) {
         for (w, _) in st.borrow().workers.iter().flatten() {
             tracing::warn!(
                 "worker pid {} ignored SIGTERM for {grace:?}; killing it",
-                w.child.id()
+                w.pid
             );
-            let _ = sys::process::kill(w.child.id(), libc::SIGKILL);
+            let _ = sys::process::kill(w.pid, libc::SIGKILL);
         }
     });
 }

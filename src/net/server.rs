@@ -424,9 +424,24 @@ impl ServerBuilder {
             )?;
             let actual = Addr::from_sockaddr(&sys::socket::local_addr(fd.as_raw_fd())?)
                 .unwrap_or(addr.clone());
-            bound.push((actual, Arc::new(fd)));
+            self.prepare_listener(addr, &fd)?;
+            let fd = Arc::new(fd);
+            super::inherit::hold(&fd);
+            bound.push((actual, fd));
         }
         Ok(bound)
+    }
+
+    /// Options accepted sockets inherit from their listener, set once on
+    /// the listener instead of once per connection: TCP_NODELAY (Linux
+    /// copies a listener's TCP options to each socket it accepts).
+    fn prepare_listener(&self, addr: &Addr, fd: &OwnedFd) -> io::Result<()> {
+        if addr.is_tcp() && self.conn.nodelay {
+            sys::socket::with_sock(fd.as_raw_fd(), |s| s.set_nodelay(true)).map_err(|e| {
+                io::Error::new(e.kind(), format!("setsockopt TCP_NODELAY {addr}: {e}"))
+            })?;
+        }
+        Ok(())
     }
 
     /// The listeners serving loop `id` watches, each with whether it is
@@ -449,7 +464,12 @@ impl ServerBuilder {
             (_, AcceptMode::ReusePort) => bound
                 .iter()
                 .map(|(a, fd)| match a.is_tcp() {
-                    true => listen(a, backlog, true).map(|fd| (Arc::new(fd), false)),
+                    true => listen(a, backlog, true).and_then(|fd| {
+                        self.prepare_listener(a, &fd)?;
+                        let fd = Arc::new(fd);
+                        super::inherit::hold(&fd);
+                        Ok((fd, false))
+                    }),
                     false => Ok((fd.clone(), false)),
                 })
                 .collect::<io::Result<_>>()?,
@@ -724,10 +744,15 @@ fn live_unix_error(path: &std::path::Path) -> io::Error {
     )
 }
 
-/// [`listen`] with every option. For a Unix path: a stale socket file is
-/// removed first and a live one refused ([`prepare_unix_path`]), and the new
-/// file gets `unix_mode` permissions.
+/// [`listen`] with every option. A listener for `addr` passed to this
+/// process ([`inherit`](super::inherit): socket activation, an upgrade) is
+/// taken instead of binding, as it is. For a Unix path: a stale socket file
+/// is removed first and a live one refused ([`prepare_unix_path`]), and the
+/// new file gets `unix_mode` permissions.
 pub fn listen_with(addr: &Addr, opts: &ListenOptions) -> io::Result<OwnedFd> {
+    if let Some(fd) = super::inherit::stream_or_bind(addr)? {
+        return Ok(fd);
+    }
     let (backlog, reuseport) = (opts.backlog, opts.reuseport);
     if let Addr::Unix(path) = addr {
         prepare_unix_path(path)?;
@@ -1010,7 +1035,10 @@ impl Server {
         }
         for a in &self.addrs {
             if let Addr::Unix(p) = a {
-                let _ = std::fs::remove_file(p);
+                // Not a file a successor or systemd serves on.
+                if super::inherit::may_remove_path(p) {
+                    let _ = std::fs::remove_file(p);
+                }
             }
         }
         result

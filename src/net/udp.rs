@@ -256,7 +256,13 @@ impl<H: DatagramHandler> Source for Endpoint<H> {
 /// A non-blocking UDP socket bound to `addr` (SO_REUSEPORT if asked, so
 /// several loops can each bind the same address), with the given kernel
 /// buffer sizes.
+///
+/// A UDP socket on `addr` passed to this process
+/// ([`inherit`](super::inherit)) is taken instead, as it is.
 pub fn bind(addr: SocketAddr, reuseport: bool, buffers: Option<usize>) -> io::Result<UdpSocket> {
+    if let Some(fd) = super::inherit::datagram_or_bind(addr)? {
+        return Ok(fd.into());
+    }
     let sock = Socket::new(
         Domain::for_address(addr),
         Type::DGRAM.nonblocking().cloexec(),
@@ -390,7 +396,9 @@ impl UdpServerBuilder {
                         ..Default::default()
                     })?;
                     for s in socks {
-                        attach(&mut el, Arc::new(s), factory(id))?;
+                        let s = Arc::new(s);
+                        super::inherit::hold(&s);
+                        attach(&mut el, s, factory(id))?;
                     }
                     Ok(el)
                 }

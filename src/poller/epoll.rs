@@ -138,6 +138,7 @@ impl Poller for Epoll {
             level: true,
             edge: true,
             exclusive: true,
+            close_deregisters: true,
             ..Caps::NONE
         }
     }

@@ -237,7 +237,14 @@ impl PollerKind {
     /// from [`Poller::caps`]; the table is in [`Caps`].
     pub const fn caps(self) -> Caps {
         match self {
-            PollerKind::Epoll | PollerKind::Uring => Caps {
+            PollerKind::Epoll => Caps {
+                level: true,
+                edge: true,
+                exclusive: true,
+                close_deregisters: true,
+                ..Caps::NONE
+            },
+            PollerKind::Uring => Caps {
                 level: true,
                 edge: true,
                 exclusive: true,
@@ -265,13 +272,13 @@ impl PollerKind {
 /// What a driver can do. Servers and connections decide by these, never by
 /// a backend's name.
 ///
-/// | driver | level | edge | exclusive | completion | merges_notices |
-/// |---|---|---|---|---|---|
-/// | epoll | yes | yes | yes | | |
-/// | uring | yes | yes | yes | | |
-/// | proactor | yes | | yes | yes | |
-/// | poll, select, busy-poll | yes | | | | |
-/// | sigio | | yes (always) | | | yes |
+/// | driver | level | edge | exclusive | completion | merges_notices | close_deregisters |
+/// |---|---|---|---|---|---|---|
+/// | epoll | yes | yes | yes | | | yes |
+/// | uring | yes | yes | yes | | | |
+/// | proactor | yes | | yes | yes | | |
+/// | poll, select, busy-poll | yes | | | | | |
+/// | sigio | | yes (always) | | | yes | |
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Caps {
     /// Can report an fd for as long as it is ready (level-triggered).
@@ -289,6 +296,11 @@ pub struct Caps {
     /// stays the only one (sigio folds a batch of signals per fd). Then a
     /// short read does not prove the fd drained: an EOF may be behind it.
     pub merges_notices: bool,
+    /// Closing an fd (its last reference) removes it from the driver, so
+    /// an fd about to be closed needs no deregistering call (epoll drops a
+    /// closed file from its interest list; a short connection saves one
+    /// `epoll_ctl` this way).
+    pub close_deregisters: bool,
 }
 
 impl Caps {
@@ -299,6 +311,7 @@ impl Caps {
         exclusive: false,
         completion: false,
         merges_notices: false,
+        close_deregisters: false,
     };
 
     /// The trigger a driver with these caps delivers when `asked` for one:

@@ -170,7 +170,7 @@ mod tests {
         use super::*;
 
         caps_test! {
-            epoll: PollerKind::Epoll => Caps { level: true, edge: true, exclusive: true, ..Caps::NONE };
+            epoll: PollerKind::Epoll => Caps { level: true, edge: true, exclusive: true, close_deregisters: true, ..Caps::NONE };
             uring: PollerKind::Uring => Caps { level: true, edge: true, exclusive: true, ..Caps::NONE };
             proactor: PollerKind::Proactor => Caps { level: true, exclusive: true, completion: true, ..Caps::NONE };
             poll: PollerKind::Poll => Caps { level: true, ..Caps::NONE };

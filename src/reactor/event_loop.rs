@@ -493,6 +493,24 @@ impl EventLoop {
         }
     }
 
+    /// [`deregister`](Self::deregister) an fd the caller closes right after
+    /// this call, holding its only reference (no dup elsewhere): where the
+    /// driver drops a closed fd by itself ([`Caps::close_deregisters`]) the
+    /// deregistering syscall is skipped, and only the token is forgotten.
+    pub fn deregister_closing(&mut self, token: Token) -> io::Result<()> {
+        if !self.caps().close_deregisters {
+            return self.deregister(token);
+        }
+        let (index, gen) = unpack(token.0);
+        match self.fds.get(index) {
+            Some(s) if s.gen == gen => {
+                self.fds.remove(index);
+                Ok(())
+            }
+            _ => Err(stale()),
+        }
+    }
+
     /// Watch any pollable fd (pipe, eventfd, timerfd, signalfd, inotify...)
     /// with a callback. The caller keeps the fd open until [`EventLoop::unwatch`].
     pub fn watch(

@@ -162,3 +162,29 @@ pub fn peer_addr(fd: RawFd) -> io::Result<SockAddr> {
 pub fn local_addr(fd: RawFd) -> io::Result<SockAddr> {
     sock(&borrow(fd)).local_addr()
 }
+
+/// Own an fd passed to this process at exec (`LISTEN_FDS`): nothing else
+/// in the process refers to it.
+pub fn own_passed_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the passing protocol gives this process the fd and nothing
+    // else in it holds the number (callers take each passed fd once).
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Set close-on-exec on `fd` (`fcntl F_SETFD`).
+pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    with_sock(fd, |s| s.set_cloexec(true))
+        .map_err(|e| io::Error::new(e.kind(), format!("fcntl F_SETFD {fd}: {e}")))
+}
+
+/// Make `fd` non-blocking (`fcntl F_SETFL O_NONBLOCK`).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    with_sock(fd, |s| s.set_nonblocking(true))
+        .map_err(|e| io::Error::new(e.kind(), format!("fcntl F_SETFL {fd}: {e}")))
+}
+
+/// A socket's type (SO_TYPE) and whether it is listening (SO_ACCEPTCONN);
+/// `None` if it cannot be asked.
+pub fn kind(fd: RawFd) -> (Option<socket2::Type>, bool) {
+    with_sock(fd, |s| (s.r#type().ok(), s.is_listener().unwrap_or(false)))
+}

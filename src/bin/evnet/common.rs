@@ -161,6 +161,14 @@ pub struct ServerArgs {
     pub processes: usize,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    /// Write this process's pid here once serving (removed at exit). On
+    /// SIGUSR2 it becomes PATH.oldbin until the new process has taken over.
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<std::path::PathBuf>,
+    /// On SIGUSR2 (upgrade), how long the new process may take to report
+    /// ready before it is killed and this one serves on.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub upgrade_timeout: Duration,
 }
 
 /// The master hands its workers the resolved addresses (port 0 made concrete) here.
@@ -186,8 +194,9 @@ impl ServerArgs {
             .collect()
     }
 
-    /// Apply process-wide settings (the fd limit).
+    /// Apply process-wide settings (the fd limit, the pid file and upgrade).
     pub fn apply_process_limits(&self) -> Result<()> {
+        crate::ops::configure(self.pid_file.clone(), self.upgrade_timeout);
         match self.max_fds {
             Some(n) => sys::set_nofile_limit(n).context("setting RLIMIT_NOFILE")?,
             None => {
@@ -269,13 +278,49 @@ impl ServerArgs {
         if self.model != ModelArg::Reactor {
             bail!("--processes needs the reactor model");
         }
-        let addrs = process::resolve_ports(&self.addrs(default)?)?;
-        if addrs.iter().any(|a| a.tcp().is_none()) {
+        let wanted = self.addrs(default)?;
+        if wanted.iter().any(|a| a.tcp().is_none()) {
             bail!("--processes needs TCP addresses (workers share a port with SO_REUSEPORT)");
+        }
+        // The master binds (or, upgraded, inherits) every worker's
+        // SO_REUSEPORT listeners and passes each worker its own, so a
+        // restarted worker gets the same sockets and an upgrade can pass
+        // them all on: no member of the group is ever closed and bound
+        // again (that would reset the connections queued on it).
+        let per_worker = self.loops.unwrap_or_else(sys::cpu_count).max(1);
+        let backlog = self.backlog.unwrap_or_else(evnet::net::somaxconn);
+        let mut worker_fds: Vec<Vec<std::sync::Arc<std::os::fd::OwnedFd>>> =
+            vec![Vec::new(); self.processes];
+        let mut addrs = Vec::new();
+        for want in &wanted {
+            let mut at = want.clone();
+            for fds in worker_fds.iter_mut() {
+                for _ in 0..per_worker {
+                    let fd = evnet::net::listen(&at, backlog, true)
+                        .with_context(|| format!("listening on {at}"))?;
+                    // Port 0 resolves once; the rest bind the same port.
+                    if let Some(a) = sys::socket::local_addr(fd.as_raw_fd())
+                        .ok()
+                        .and_then(|a| Addr::from_sockaddr(&a))
+                    {
+                        at = a;
+                    }
+                    let fd = std::sync::Arc::new(fd);
+                    evnet::net::inherit::hold(&fd);
+                    fds.push(fd);
+                }
+            }
+            addrs.push(at);
         }
         let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
         let sup = Supervisor::builder(self.processes)
             .env(LISTEN_ENV, list.join(" "))
+            .worker_fds(worker_fds)
+            .grace(self.shutdown_timeout + Duration::from_secs(2))
+            .on_upgrade({
+                let name = name.to_string();
+                move || crate::ops::upgrade(&name)
+            })
             .start()?;
         // What each worker runs, described once (workers use SO_REUSEPORT).
         let mut args = self.clone();
@@ -289,8 +334,10 @@ impl ServerArgs {
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        crate::ops::ready();
         let sig = sup.run()?;
         eprintln!("evnet {name}: signal {sig}, workers stopped");
+        crate::ops::remove_pid_file();
         Ok(true)
     }
 }
@@ -302,18 +349,33 @@ thread_local! {
     static STOP_SIGNALS: std::cell::RefCell<Option<std::os::fd::OwnedFd>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Block SIGINT/SIGTERM in this thread and every thread spawned after, so
-/// they reach the process only through the signalfd `wait_for_signal` reads.
+/// The signals a server waits for: SIGINT/SIGTERM stop it, SIGUSR2
+/// upgrades it (see `ops.rs`).
+const SERVER_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR2];
+
+/// Block SIGINT/SIGTERM/SIGUSR2 in this thread and every thread spawned
+/// after, so they reach the process only through the signalfd
+/// `wait_for_signal` reads.
 pub fn block_stop_signals() -> Result<()> {
-    sys::block_signals(&[libc::SIGINT, libc::SIGTERM]).context("blocking signals")?;
-    let sfd = sys::signalfd(&[libc::SIGINT, libc::SIGTERM]).context("signalfd")?;
+    sys::block_signals(&SERVER_SIGNALS).context("blocking signals")?;
+    let sfd = sys::signalfd(&SERVER_SIGNALS).context("signalfd")?;
     STOP_SIGNALS.with(|s| *s.borrow_mut() = Some(sfd));
     Ok(())
 }
 
 /// Block until SIGINT or SIGTERM arrives (call `block_stop_signals` first,
-/// on this thread).
+/// on this thread); a SIGUSR2 meanwhile starts an upgrade (`ops::upgrade`).
 pub fn wait_for_signal() -> Result<i32> {
+    loop {
+        let sig = wait_for_any_signal()?;
+        if sig != libc::SIGUSR2 {
+            return Ok(sig);
+        }
+        crate::ops::upgrade("server");
+    }
+}
+
+fn wait_for_any_signal() -> Result<i32> {
     STOP_SIGNALS.with(|s| {
         let guard = s.borrow();
         let sfd = guard
@@ -407,11 +469,13 @@ pub fn either(d: Duration, old_ms: Option<u64>) -> Duration {
         .max(Duration::from_millis(1))
 }
 
-/// Print the standard banner line for each address.
+/// Print the standard banner line for each address, then report ready
+/// (`ops::ready`: pid file, an upgrading parent).
 pub fn banner(name: &str, server: &Server) {
     for a in server.addrs() {
         println!("evnet {name} listening on {a} ({})", server.description());
     }
+    crate::ops::ready();
 }
 
 /// Serve `builder` until SIGINT/SIGTERM, then drain within `deadline`; a
@@ -438,6 +502,7 @@ where
             banner(name, server);
             watch_stop_signals(name, el, deadline);
         })?;
+        crate::ops::remove_pid_file();
         return Ok(());
     }
     let server = builder.start(factory)?;
@@ -461,11 +526,16 @@ pub fn watch_stop_signals(name: &str, el: &mut EventLoop, deadline: Duration) {
     let mut draining = false;
     let watched = el.watch(fd, Interest::READABLE, move |el, _| {
         while let Ok(Some(sig)) = sys::signalfd_read(&sfd) {
+            if sig == libc::SIGUSR2 {
+                crate::ops::upgrade(&tag);
+                continue;
+            }
             if draining {
                 eprintln!("evnet: signal {sig} during shutdown: exiting now");
                 std::process::exit(1);
             }
             draining = true;
+            crate::ops::stopping();
             eprintln!("evnet {tag}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
             el.drain(deadline);
         }
@@ -480,10 +550,12 @@ pub fn watch_stop_signals(name: &str, el: &mut EventLoop, deadline: Duration) {
 /// a second signal during the drain exits at once (status 1).
 pub fn serve_until_signal(name: &str, server: Server, deadline: Duration) -> Result<()> {
     let sig = wait_for_signal()?;
+    crate::ops::stopping();
     eprintln!("evnet {name}: signal {sig}: draining connections (up to {deadline:?}; signal again to exit now)");
     let name = name.to_string();
     std::thread::spawn(move || {
         let r = server.shutdown_graceful(deadline);
+        crate::ops::remove_pid_file();
         if let Err(e) = r {
             eprintln!("evnet {name}: shutdown: {e}");
             std::process::exit(1);

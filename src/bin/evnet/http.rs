@@ -131,6 +131,7 @@ pub fn run(args: HttpArgs) -> Result<()> {
         for a in server.addrs() {
             println!("evnet http listening on {scheme}://{a}/");
         }
+        crate::ops::ready();
     };
     let deadline = args.server.shutdown_timeout;
     if single {
@@ -140,6 +141,7 @@ pub fn run(args: HttpArgs) -> Result<()> {
                 watch_stop_signals("http", el, deadline);
             })
             .context("serving HTTP")?;
+        crate::ops::remove_pid_file();
         return Ok(());
     }
     let server = builder.start().context("starting the HTTP server")?;

@@ -7,6 +7,7 @@ mod http;
 mod http_demo;
 mod load;
 mod metrics;
+mod ops;
 mod resp;
 mod tls;
 mod udp;
@@ -52,6 +53,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Sockets passed by systemd or an upgrading evnet: before any thread
+    // starts (this clears their environment variables).
+    evnet::net::inherit::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),

@@ -26,6 +26,7 @@ pub struct UdpEchoArgs {
 
 pub fn run(args: UdpEchoArgs) -> Result<()> {
     block_stop_signals()?;
+    crate::ops::configure(None, std::time::Duration::from_secs(30));
     let list = if args.addrs.is_empty() {
         vec!["127.0.0.1:7001".to_string()]
     } else {
@@ -53,6 +54,7 @@ pub fn run(args: UdpEchoArgs) -> Result<()> {
             server.loops().len()
         );
     }
+    crate::ops::ready();
     let sig = wait_for_signal()?;
     eprintln!("evnet udp-echo: signal {sig}, stopping");
     server.shutdown()?;

@@ -39,7 +39,8 @@ pub struct ConnConfig {
     pub closing_discard: u64,
     /// Set `TCP_NODELAY` (Nagle's algorithm off) on TCP connections, so small
     /// replies leave at once. Default `true`; `false` leaves the kernel's
-    /// setting. Ignored for Unix sockets.
+    /// setting. Ignored for Unix sockets. A server sets it on its listening
+    /// sockets, which pass it to every socket they accept.
     pub nodelay: bool,
     /// Close after this long with no bytes moving either way. Default `None`
     /// (never): like Redis's `timeout 0`, an idle connection is kept, since
@@ -126,10 +127,10 @@ impl ConnConfig {
     }
 
     fn apply_to(&self, sock: &socket2::SockRef<'_>, tcp: bool) -> io::Result<()> {
+        // `nodelay` is not set here: the server sets TCP_NODELAY on its
+        // listeners and Linux copies it to every socket they accept, which
+        // saves a setsockopt per connection (short connections pay it most).
         if tcp {
-            if self.nodelay {
-                sock.set_nodelay(true)?;
-            }
             if let Some(k) = self.keepalive {
                 let ka = socket2::TcpKeepalive::new()
                     .with_time(k.idle)

@@ -3,6 +3,7 @@
 //! ```text
 //!  phase:  Open ──close()──> Closing{lingering: false} ──output drained, FIN sent──>
 //!          Closing{lingering: true} ──peer's FIN or linger timer──> Closed
+//!          Closing{linger: false} ──output drained, nothing unread──> Closed (FIN by close(2))
 //!          Closing ──closing_discard bytes read, or closing_time over──> reset, Closed
 //!          (any phase ──error, abort, timeout, shutdown──> Closed)
 //!  read:   Reading <──pause/resume──> Paused;  Reading|Paused ──EOF read──> Eof
@@ -50,6 +51,10 @@ pub(crate) struct Closing {
     /// The write side is shut (FIN sent) and the linger timer runs,
     /// waiting for the peer's FIN.
     pub(crate) lingering: bool,
+    /// Linger at all once the output is sent. `false` (`Conn::close_done`:
+    /// the peer sends nothing more and nothing unread is pending): the
+    /// socket is closed at once, its FIN going out with `close(2)`.
+    pub(crate) linger: bool,
     /// Input read and discarded since the close decision.
     pub(crate) discarded: u64,
     /// When the whole close must be over.

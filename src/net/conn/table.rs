@@ -838,7 +838,11 @@ impl<H: EventHandler> Source for Table<H> {
                 drop(self.end_preamble(el, index));
                 continue;
             }
-            self.with_conn(el, key, |_, c| c.close_with(CloseReason::Shutdown));
+            self.with_conn(el, key, |h, c| {
+                if h.on_drain(c) {
+                    c.close_with(CloseReason::Shutdown);
+                }
+            });
         }
     }
 }
@@ -1053,6 +1057,10 @@ impl<H: EventHandler> One<'_, H> {
                         let reason = c.reason.clone();
                         return self.close_now(el, reason);
                     }
+                    if !c.linger && core.input.as_ref().is_none_or(|b| b.is_empty()) {
+                        let reason = c.reason.clone();
+                        return self.close_now(el, reason);
+                    }
                     if !c.lingering {
                         self.start_linger(el);
                         if self.s.core.is_closed() {
@@ -1165,7 +1173,9 @@ impl<H: EventHandler> One<'_, H> {
         }
         let Slot { core, path, .. } = &mut *self.s;
         path.close(core, el);
-        let _ = el.deregister(core.token);
+        // The slot, and with it the connection's only fd, goes when this
+        // operation returns: epoll forgets a closed fd by itself.
+        let _ = el.deregister_closing(core.token);
         let stats = el.stats();
         stats.connections_open.fetch_sub(1, Ordering::Relaxed);
         LoopStats::add(&stats.closed[reason.slot()], 1);

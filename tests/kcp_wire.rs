@@ -102,12 +102,8 @@ fn evnet_client_to_c(mode: KcpMode, name: &str) {
         .strip_prefix("port ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("reference server said {line:?}"));
-    let mut c = KcpClient::connect(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        78,
-        &cfg(mode),
-    )
-    .unwrap();
+    let mut c =
+        KcpClient::connect(format!("127.0.0.1:{port}").parse().unwrap(), 78, &cfg(mode)).unwrap();
     let total = 2_000_000;
     let data: Vec<u8> = (0..total).map(pattern).collect();
     for chunk in data.chunks(60_000) {

@@ -78,9 +78,9 @@ impl Relay {
                     forward(&mut rng, &mut held, (i, true), d, loss, dup, reorder, send);
                 }
                 // Server -> client.
-                for i in 0..ups.len() {
-                    while let Ok(n) = ups[i].1.recv(&mut buf) {
-                        let to = ups[i].0;
+                for (i, (to, up)) in ups.iter().enumerate() {
+                    while let Ok(n) = up.recv(&mut buf) {
+                        let to = *to;
                         let send = |d: &[u8]| {
                             let _ = front.send_to(d, to);
                         };

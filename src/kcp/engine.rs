@@ -755,13 +755,13 @@ mod tests {
         b.update(now, &mut |d| ba.push(d.to_vec()));
         for d in ab {
             *counter += 1;
-            if drop_every == 0 || *counter % drop_every != 0 {
+            if drop_every == 0 || !(*counter).is_multiple_of(drop_every) {
                 let _ = b.input(&d);
             }
         }
         for d in ba {
             *counter += 1;
-            if drop_every == 0 || *counter % drop_every != 0 {
+            if drop_every == 0 || !(*counter).is_multiple_of(drop_every) {
                 let _ = a.input(&d);
             }
         }

@@ -305,24 +305,21 @@ impl OutQueue {
         let fd = sock.as_raw_fd();
         while !self.msgs.is_empty() {
             let n = self.msgs.len().min(sysudp::MAX_BATCH);
-            let batch: [Option<OutMsg<'_>>; sysudp::MAX_BATCH] = std::array::from_fn(|i| {
-                (i < n).then(|| {
-                    let m = &self.msgs[i];
-                    OutMsg {
+            // On the stack: no allocation per flush.
+            let msgs: [OutMsg<'_>; sysudp::MAX_BATCH] =
+                std::array::from_fn(|i| match self.msgs.get(i) {
+                    Some(m) if i < n => OutMsg {
                         peer: m.peer,
                         data: &self.arena[m.off..m.off + m.len],
                         segment: m.seg,
-                    }
-                })
-            });
-            let mut msgs: [OutMsg<'_>; sysudp::MAX_BATCH] = batch.map(|m| {
-                m.unwrap_or(OutMsg {
-                    peer: None,
-                    data: &[],
-                    segment: 0,
-                })
-            });
-            let r = sysudp::send_batch(fd, &mut msgs[..n]);
+                    },
+                    _ => OutMsg {
+                        peer: None,
+                        data: &[],
+                        segment: 0,
+                    },
+                });
+            let r = sysudp::send_batch(fd, &msgs[..n]);
             match r {
                 Ok(sent) => {
                     for _ in 0..sent {

@@ -412,3 +412,48 @@ fn bad_datagrams_and_a_flood_of_conversations_cost_only_themselves() {
     assert!(open.load(Ordering::SeqCst) >= 1, "the good session is open");
     server.shutdown().unwrap();
 }
+
+#[test]
+fn heartbeat_keeps_a_live_quiet_peer_and_closes_a_silent_one() {
+    use evnet::net::heartbeat::HeartbeatConfig;
+    let hb = HeartbeatConfig {
+        idle: Duration::from_millis(100),
+        interval: Duration::from_millis(50),
+        max_missed: 3,
+    };
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = KcpServerBuilder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .config(fast())
+        // Far beyond the heartbeat's bound: only the heartbeat can close.
+        .idle_timeout(Duration::from_secs(60))
+        .heartbeat(hb)
+        .start(move |_| Watch(tx.lock().unwrap().clone()))
+        .unwrap();
+    let mut c = KcpClient::connect(server.local_addr(), 9, &fast()).unwrap();
+    echo_once(&mut c, b"hi");
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0, 9);
+    // Quiet but alive: the client sends no data, yet its engine answers
+    // the server's window probes, so the session stays open well past the
+    // heartbeat's bound (100 ms + 3 x 50 ms).
+    let until = Instant::now() + Duration::from_millis(800);
+    while Instant::now() < until {
+        c.poll(Duration::from_millis(10)).unwrap();
+        assert!(
+            rx.try_recv().is_err(),
+            "a live peer's session was closed by the heartbeat"
+        );
+    }
+    // Now it stops answering.
+    let silent = Instant::now();
+    drop(c);
+    let (conv, reason, at) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((conv, reason), (9, Some(CloseReason::IdleTimeout)));
+    let took = at - silent;
+    assert!(
+        took <= Duration::from_millis(250) + Duration::from_secs(1),
+        "silent peer noticed after {took:?}"
+    );
+    server.shutdown().unwrap();
+}

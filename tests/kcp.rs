@@ -457,3 +457,91 @@ fn heartbeat_keeps_a_live_quiet_peer_and_closes_a_silent_one() {
     );
     server.shutdown().unwrap();
 }
+
+/// Message mode: answers each message with its length, so the test sees
+/// where the handler's message boundaries fell.
+struct Lengths;
+
+impl KcpHandler for Lengths {
+    type Context = ();
+    fn on_message(&mut self, conn: &mut KcpConn<'_, Self>, input: &mut Buffer) {
+        let n = input.len() as u32;
+        input.clear();
+        conn.write(&n.to_be_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn message_mode_hands_over_whole_messages_one_at_a_time() {
+    let cfg = KcpConfig {
+        stream: false,
+        ..fast()
+    };
+    let server = KcpServerBuilder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .config(cfg)
+        .start(|_| Lengths)
+        .unwrap();
+    let mut c = KcpClient::connect(server.local_addr(), 5, &cfg).unwrap();
+    // One byte, exactly one segment, several fragments, and a burst of
+    // small ones sent back to back (they must not be merged).
+    let sizes = [1usize, 1376, 1377, 50_000, 3, 3, 3, 100_000];
+    for &n in &sizes {
+        c.send(&vec![7u8; n]).unwrap();
+    }
+    c.wait_for(4 * sizes.len(), Duration::from_secs(20))
+        .unwrap();
+    let got: Vec<usize> = c
+        .received()
+        .chunks(4)
+        .map(|b| u32::from_be_bytes(b.try_into().unwrap()) as usize)
+        .collect();
+    assert_eq!(got, sizes);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_full_table_evicts_a_session_idle_a_second_and_refuses_when_all_are_fresh() {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = KcpServerBuilder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .config(fast())
+        .max_sessions(2)
+        .start(move |_| Watch(tx.lock().unwrap().clone()))
+        .unwrap();
+    let event = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let mut a = KcpClient::connect(server.local_addr(), 1, &fast()).unwrap();
+    echo_once(&mut a, b"a");
+    let mut b = KcpClient::connect(server.local_addr(), 2, &fast()).unwrap();
+    echo_once(&mut b, b"b");
+    assert_eq!((event().0, event().0), (1, 2));
+    // The eviction rule needs a second of silence: that is what is tested.
+    thread::sleep(Duration::from_millis(1100));
+    let mut c = KcpClient::connect(server.local_addr(), 3, &fast()).unwrap();
+    echo_once(&mut c, b"c");
+    let (conv, reason, _) = event();
+    assert_eq!(
+        (conv, reason),
+        (1, Some(CloseReason::IdleTimeout)),
+        "a, idle longest, evicted"
+    );
+    assert_eq!(event().0, 3);
+    let mut d = KcpClient::connect(server.local_addr(), 4, &fast()).unwrap();
+    echo_once(&mut d, b"d");
+    let (conv, reason, _) = event();
+    assert_eq!(
+        (conv, reason),
+        (2, Some(CloseReason::IdleTimeout)),
+        "b evicted"
+    );
+    assert_eq!(event().0, 4);
+    // c and d are fresh: e is refused, its data never echoed.
+    let mut e = KcpClient::connect(server.local_addr(), 5, &fast()).unwrap();
+    e.send(b"e").unwrap();
+    let err = e.wait_for(1, Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(rx.try_recv().is_err(), "no session opened or closed for e");
+    echo_once(&mut c, b"c still served");
+    server.shutdown().unwrap();
+}

@@ -9,7 +9,10 @@ use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use evnet::net::udp::{UdpBatch, UdpEcho, UdpServerBuilder};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use evnet::net::udp::{DatagramHandler, UdpBatch, UdpServerBuilder, UdpSock};
 use evnet::sys::udp::{probe_udp_segment, send_batch, OutMsg};
 use rand::{Rng, SeedableRng};
 
@@ -40,12 +43,26 @@ fn check(d: &[u8], outstanding: &mut HashMap<u32, usize>) {
     assert!(d == want, "datagram {seq} corrupted");
 }
 
+/// Echo that publishes the socket's offload counters.
+struct Echo(Arc<[AtomicU64; 2]>);
+
+impl DatagramHandler for Echo {
+    fn on_datagram(&mut self, sock: &mut UdpSock<'_>, peer: std::net::SocketAddr, data: &[u8]) {
+        sock.send_to(peer, data).unwrap();
+        let (gro, gso) = sock.offloads();
+        self.0[0].store(gro, Ordering::Relaxed);
+        self.0[1].store(gso, Ordering::Relaxed);
+    }
+}
+
 fn run(batch: UdpBatch) {
+    let counters = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let c2 = counters.clone();
     let server = UdpServerBuilder::new()
         .bind("127.0.0.1:0".parse().unwrap())
         .loops(1)
         .batch(batch)
-        .start(|_| UdpEcho)
+        .start(move |_| Echo(c2.clone()))
         .unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket2::SockRef::from(&sock)
@@ -56,6 +73,7 @@ fn run(batch: UdpBatch) {
     // The client sends bursts of small datagrams as one GSO message when it
     // can: that is what makes the server's GRO coalesce them.
     let gso = batch == UdpBatch::Auto && probe_udp_segment(sock.as_raw_fd());
+    let gso_client = gso;
     eprintln!("{batch:?}: client GSO {gso}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(15);
     let mut outstanding: HashMap<u32, usize> = HashMap::new();
@@ -120,6 +138,19 @@ fn run(batch: UdpBatch) {
         largest, MAX_DATAGRAM,
         "the largest datagram came back whole"
     );
+    let (gro, gso) = (
+        counters[0].load(Ordering::Relaxed),
+        counters[1].load(Ordering::Relaxed),
+    );
+    eprintln!("{batch:?}: server GRO buffers {gro}, GSO messages {gso}");
+    if gso_client {
+        // The client's GSO bursts reach a GRO socket whole: the server
+        // must have cut them apart, and echoed bursts as GSO messages.
+        assert!(gro > 0, "GRO never engaged");
+        assert!(gso > 0, "GSO never engaged");
+    } else {
+        assert_eq!((gro, gso), (0, 0), "offloads used in {batch:?} mode");
+    }
     server.shutdown().unwrap();
 }
 

@@ -143,6 +143,13 @@ impl<'a> UdpSock<'a> {
         self.out.dropped
     }
 
+    /// Buffers received that held several datagrams coalesced by UDP GRO,
+    /// and messages sent as several segments with UDP GSO, on this socket
+    /// so far: which offloads are really working.
+    pub fn offloads(&self) -> (u64, u64) {
+        (self.out.gro_buffers, self.out.gso_messages)
+    }
+
     /// Call [`DatagramHandler::on_timer`] with `tag` after `delay` (once).
     pub fn timer(&mut self, delay: Duration, tag: u64) -> TimerId {
         self.lp.el.timer_for(self.id, delay, tag)
@@ -177,6 +184,11 @@ struct OutQueue {
     arena: Vec<u8>,
     msgs: VecDeque<Queued>,
     dropped: u64,
+    /// Messages sent as several GSO segments.
+    gso_messages: u64,
+    /// Buffers received with several GRO-coalesced datagrams in them (kept
+    /// here so a callback's `UdpSock` can report it).
+    gro_buffers: u64,
 }
 
 fn send_one(sock: &UdpSocket, peer: Option<SocketAddr>, data: &[u8]) -> io::Result<usize> {
@@ -199,6 +211,8 @@ impl OutQueue {
             arena: Vec::new(),
             msgs: VecDeque::new(),
             dropped: 0,
+            gso_messages: 0,
+            gro_buffers: 0,
         }
     }
 
@@ -323,6 +337,9 @@ impl OutQueue {
             match r {
                 Ok(sent) => {
                     for _ in 0..sent {
+                        if self.msgs.front().is_some_and(|m| m.len > m.seg) {
+                            self.gso_messages += 1;
+                        }
                         self.pop();
                     }
                     if sent < n {
@@ -490,6 +507,9 @@ impl<H: DatagramHandler> Endpoint<H> {
                         };
                         // A GRO buffer holds several datagrams of `seg` bytes
                         // (the last possibly shorter): hand them over one by one.
+                        if seg < data.len() {
+                            s.out.gro_buffers += 1;
+                        }
                         if data.is_empty() {
                             handler.on_datagram(&mut s, peer, data);
                             count += 1;

@@ -14,9 +14,19 @@ use std::time::{Duration, Instant};
 
 use evnet::kcp::{KcpClient, KcpConfig, KcpEcho, KcpMode, KcpServerBuilder};
 
-/// Build tests/c/kcp_ref.c against ikcp.c; None (with the reason printed)
-/// if the reference source is not there.
+/// Build tests/c/kcp_ref.c against ikcp.c, once per test process (the
+/// tests run in parallel and would otherwise write one binary at once);
+/// None (with the reason printed) if the reference source is not there.
 fn reference() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let r = BUILT.get_or_init(build_reference).clone();
+    if r.is_none() {
+        eprintln!("skipped: the reference KCP peer could not be built (reason printed once above)");
+    }
+    r
+}
+
+fn build_reference() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let src = std::env::var_os("KCP_REF_SRC")
         .map(PathBuf::from)

@@ -34,7 +34,11 @@ fn datagrams(data: &[u8]) -> Vec<&[u8]> {
 fn check_output(k: &mut Kcp, now: u32) {
     let mtu = k.mss() + OVERHEAD;
     k.update(now, &mut |d| {
-        assert!(d.len() <= mtu, "datagram of {} bytes over MTU {mtu}", d.len());
+        assert!(
+            d.len() <= mtu,
+            "datagram of {} bytes over MTU {mtu}",
+            d.len()
+        );
         let mut rest = d;
         while !rest.is_empty() {
             let (h, data) = Header::decode(rest).expect("our own segments parse");

@@ -481,7 +481,12 @@ impl<H: DatagramHandler> Endpoint<H> {
             ..
         } = self;
         let mut taken = 0;
-        while taken < RECV_BUDGET {
+        // A batch that came back short emptied the socket's queue: a
+        // datagram arriving after it raises readiness again (a new edge, or
+        // level), so the recvmmsg that would only say EAGAIN is skipped —
+        // one syscall of the four a request/reply costs.
+        let mut drained = false;
+        while taken < RECV_BUDGET && !drained {
             let r = match rx {
                 Receiver::Single(buf) => sock.recv_from(buf).map(|(n, peer)| {
                     let mut s = UdpSock {
@@ -494,6 +499,7 @@ impl<H: DatagramHandler> Endpoint<H> {
                     1
                 }),
                 Receiver::Batched(batch) => batch.recv(sock.as_raw_fd()).map(|n| {
+                    drained = n < batch.slots();
                     let mut s = UdpSock {
                         sock,
                         out,
@@ -538,7 +544,7 @@ impl<H: DatagramHandler> Endpoint<H> {
                 }
             }
         }
-        true
+        !drained
     }
 
     /// Send what the callbacks staged and watch for writability while some

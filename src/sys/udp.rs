@@ -91,6 +91,11 @@ impl RecvBatch {
         }
     }
 
+    /// How many buffers one call fills at most.
+    pub fn slots(&self) -> usize {
+        self.got.len()
+    }
+
     /// One `recvmmsg(MSG_DONTWAIT)`: how many buffers were filled (at
     /// least 1; EAGAIN when none was waiting).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {

@@ -17,6 +17,7 @@
 pub mod codec;
 pub mod echo;
 pub mod http;
+pub mod kcp;
 #[cfg(feature = "load")]
 pub mod load;
 pub mod net;

@@ -15,9 +15,17 @@ mod http_request;
 #[path = "../fuzz/checks/resp_command.rs"]
 mod resp_command;
 
+#[path = "../fuzz/checks/kcp_input.rs"]
+mod kcp_input;
+
 #[test]
 fn http_request_corpus_and_regressions() {
     replay("http_request", http_request::check);
+}
+
+#[test]
+fn kcp_input_corpus_and_regressions() {
+    replay("kcp_input", kcp_input::check);
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! to the budget, so `requests = N` always reports exactly N answered.
 
 pub mod http;
+pub mod kcp;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -177,7 +178,7 @@ impl Errors {
         self.connect + self.timeout + self.reset + self.closed + self.bad_reply + self.other
     }
 
-    fn add(&mut self, o: &Errors) {
+    pub(crate) fn add(&mut self, o: &Errors) {
         self.connect += o.connect;
         self.timeout += o.timeout;
         self.reset += o.reset;

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod process;
 pub mod sigio;
 pub mod socket;
+pub mod udp;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

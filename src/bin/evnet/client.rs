@@ -31,6 +31,15 @@ pub struct ClientArgs {
     pub bind: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub tls: crate::tls::ClientTlsArgs,
+    /// Speak KCP over UDP (to `evnet kcp-echo` or any KCP server) instead
+    /// of TCP. End of stdin ends the session once everything is echoed.
+    #[arg(long)]
+    pub kcp: bool,
+    /// KCP conversation id.
+    #[arg(long, default_value_t = 1)]
+    pub conv: u32,
+    #[command(flatten)]
+    pub kcp_args: crate::kcp::KcpArgs,
 }
 
 /// `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
@@ -117,6 +126,9 @@ impl EventHandler for Netcat {
 
 /// Run the session; returns the process exit status.
 pub fn run(args: ClientArgs) -> Result<i32> {
+    if args.kcp {
+        return run_kcp(&args);
+    }
     let addr = match Addr::parse(&args.addr) {
         Ok(a) => a,
         Err(e) => {
@@ -155,4 +167,79 @@ pub fn run(args: ClientArgs) -> Result<i32> {
     });
     el.run().context("event loop")?;
     Ok(status.get())
+}
+
+/// `--kcp`: stdin lines to the server over KCP, everything received to
+/// stdout. KCP has no FIN: at the end of stdin the client waits until all
+/// it sent is acknowledged and then a short quiet spell, then exits 0.
+/// Exit 2 if the link dies (the server never acknowledges).
+fn run_kcp(args: &ClientArgs) -> Result<i32> {
+    use evnet::kcp::KcpClient;
+    use std::sync::mpsc;
+    let addr = match std::net::ToSocketAddrs::to_socket_addrs(args.addr.as_str())
+        .ok()
+        .and_then(|mut a| a.next())
+    {
+        Some(a) => a,
+        None => {
+            eprintln!("evnet client: {}: not a UDP address", args.addr);
+            return Ok(1);
+        }
+    };
+    let sock = std::net::UdpSocket::bind(args.bind.unwrap_or_else(|| {
+        if addr.is_ipv6() {
+            "[::]:0".parse().expect("literal")
+        } else {
+            "0.0.0.0:0".parse().expect("literal")
+        }
+    }))?;
+    sock.connect(addr)?;
+    let mut c = KcpClient::with_socket(sock, args.conv, &args.kcp_args.config())?;
+    let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut lock = stdin.lock();
+            loop {
+                let mut line = Vec::new();
+                match lock.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send(Some(line)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(None);
+        })?;
+    let mut eof_at: Option<std::time::Instant> = None;
+    let quiet = Duration::from_millis(300);
+    let mut out = std::io::stdout();
+    loop {
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                Some(line) => c.send(&line)?,
+                None => eof_at = Some(std::time::Instant::now()),
+            }
+        }
+        let n = c.poll(Duration::from_millis(10))?;
+        if n > 0 {
+            let _ = out.write_all(c.received()).and_then(|_| out.flush());
+            c.received().clear();
+            if eof_at.is_some() {
+                eof_at = Some(std::time::Instant::now());
+            }
+        }
+        if c.engine().is_dead() {
+            eprintln!("evnet client: kcp link dead (no acknowledgement from {addr})");
+            return Ok(2);
+        }
+        if let Some(t) = eof_at {
+            if c.waiting() == 0 && t.elapsed() >= quiet {
+                return Ok(0);
+            }
+        }
+    }
 }

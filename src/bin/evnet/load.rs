@@ -16,6 +16,8 @@ pub enum Kind {
     Echo,
     Http,
     Resp,
+    /// KCP echo over UDP (`evnet kcp-echo`): TARGET is HOST:PORT.
+    Kcp,
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +79,9 @@ pub struct LoadArgs {
     /// TLS: every new connection makes a full handshake (no session resumption).
     #[arg(long)]
     pub tls_no_resume: bool,
+    /// KCP settings (for `load kcp`).
+    #[command(flatten)]
+    pub kcp: crate::kcp::KcpArgs,
 }
 
 /// Split `http://host:port/path` (or `https://`) into the address, Host
@@ -99,7 +104,11 @@ fn parse_url(url: &str) -> Result<(String, String, String)> {
 }
 
 pub fn run(args: LoadArgs) -> Result<()> {
+    if args.kind == Kind::Kcp {
+        return run_kcp(&args);
+    }
     let (addr_s, target) = match args.kind {
+        Kind::Kcp => unreachable!("handled above"),
         Kind::Echo => (args.target.clone(), Target::Echo { size: args.size }),
         Kind::Resp => (
             args.target.clone(),
@@ -186,6 +195,31 @@ pub fn run(args: LoadArgs) -> Result<()> {
         println!("{}", report.to_json());
     } else {
         print_report(&args, &report);
+    }
+    Ok(())
+}
+
+fn run_kcp(args: &LoadArgs) -> Result<()> {
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(args.target.as_str())
+        .with_context(|| format!("bad address {:?}", args.target))?
+        .next()
+        .with_context(|| format!("{}: no address", args.target))?;
+    let cfg = load::kcp::KcpLoad {
+        addr,
+        kcp: args.kcp.config(),
+        connections: args.connections,
+        threads: args.threads,
+        size: args.size,
+        duration: args.duration.unwrap_or(Duration::from_secs(10)),
+        warmup: args.warmup,
+        rate: args.rate,
+        timeout: args.timeout,
+    };
+    let report = load::kcp::run(&cfg).context("kcp load run")?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print_report(args, &report);
     }
     Ok(())
 }

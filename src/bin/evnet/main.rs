@@ -5,6 +5,7 @@ mod common;
 mod echo;
 mod http;
 mod http_demo;
+mod kcp;
 mod load;
 mod metrics;
 mod ops;
@@ -44,6 +45,8 @@ enum Command {
     Resp(resp::RespArgs),
     /// UDP echo server: every datagram is sent back to its sender.
     UdpEcho(udp::UdpEchoArgs),
+    /// KCP echo server: reliable UDP sessions, every byte written back.
+    KcpEcho(kcp::KcpEchoArgs),
 }
 
 fn main() {
@@ -67,6 +70,7 @@ fn main() {
         },
         Command::Resp(args) => resp::run(args),
         Command::UdpEcho(args) => udp::run(args),
+        Command::KcpEcho(args) => kcp::run(args),
     };
     if let Err(e) = result {
         eprintln!("evnet: {e:#}");

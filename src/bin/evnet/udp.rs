@@ -1,6 +1,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
-use evnet::net::udp::{UdpEcho, UdpServerBuilder};
+use clap::ValueEnum;
+use evnet::net::udp::{UdpBatch, UdpEcho, UdpServerBuilder};
 use evnet::poller::Trigger;
 
 use crate::common::{block_stop_signals, wait_for_signal, PollerArg, TriggerArg};
@@ -22,6 +23,28 @@ pub struct UdpEchoArgs {
     /// SO_RCVBUF/SO_SNDBUF of every socket, in bytes (capped by the kernel).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub socket_buffer: usize,
+    /// How datagrams move: auto = recvmmsg/sendmmsg with GRO/GSO where the
+    /// kernel has them, mmsg = without the offloads, off = one
+    /// recvfrom/sendto per datagram.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub batch: BatchArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BatchArg {
+    Auto,
+    Mmsg,
+    Off,
+}
+
+impl From<BatchArg> for UdpBatch {
+    fn from(b: BatchArg) -> UdpBatch {
+        match b {
+            BatchArg::Auto => UdpBatch::Auto,
+            BatchArg::Mmsg => UdpBatch::Mmsg,
+            BatchArg::Off => UdpBatch::Off,
+        }
+    }
 }
 
 pub fn run(args: UdpEchoArgs) -> Result<()> {
@@ -39,7 +62,8 @@ pub fn run(args: UdpEchoArgs) -> Result<()> {
             TriggerArg::Level => Trigger::Level,
             TriggerArg::Edge => Trigger::Edge,
         })
-        .socket_buffers(args.socket_buffer);
+        .socket_buffers(args.socket_buffer)
+        .batch(args.batch.into());
     for a in &list {
         let addr = std::net::ToSocketAddrs::to_socket_addrs(a.as_str())
             .with_context(|| format!("bad address {a:?}"))?

@@ -289,7 +289,7 @@ impl<P: IoPath> Tls<P> {
 
     /// Plaintext from what the session holds and the kept ciphertext,
     /// without reading the socket.
-    fn from_buffered(
+    fn buffered_input(
         &mut self,
         core: &mut Core,
         el: &mut EventLoop,
@@ -381,7 +381,7 @@ impl<P: IoPath> IoPath for Tls<P> {
                 // Paused (plaintext waits in the session) or doomed.
                 return Input::Stop;
             }
-            if let Some(input) = self.from_buffered(core, el, rb) {
+            if let Some(input) = self.buffered_input(core, el, rb) {
                 return input;
             }
             if self.eof {
@@ -451,7 +451,7 @@ impl<P: IoPath> IoPath for Tls<P> {
         if !core.reading() {
             return Input::Stop;
         }
-        let input = self.from_buffered(core, el, rb).unwrap_or(Input::Stop);
+        let input = self.buffered_input(core, el, rb).unwrap_or(Input::Stop);
         if input == Input::Data && self.holds_input() {
             el.defer(core.token, Event::new(core.token, Event::READABLE));
         }

@@ -16,6 +16,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${SIZES:=64 1200}"
 : "${WINDOW:=64}"
+# CLIENT_GRO=1: the client takes echoes with UDP GRO (a GSO burst from the
+# server arrives whole, as through a NIC that segments in hardware).
+: "${CLIENT_GRO:=0}"
+GRO_ARG=()
+((CLIENT_GRO)) && GRO_ARG=(gro)
 SERVERS="evnet-batch evnet-mmsg evnet-nobatch plain"
 
 [[ -x $EVNET ]] || (cd "$REPO_ROOT" && cargo build --release --bin evnet >&2)
@@ -59,9 +64,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 stop_server "$SERVER_PID"
                 continue
             fi
-            ((WARMUP > 0)) && taskset -c "$CLIENT_CPU" "$TOOLS/udp_blast" "$port" "$size" "$WARMUP" "$WINDOW" >/dev/null
+            ((WARMUP > 0)) && taskset -c "$CLIENT_CPU" "$TOOLS/udp_blast" "$port" "$size" "$WARMUP" "$WINDOW" "${GRO_ARG[@]}" >/dev/null
             t0=$(cpu_ticks "$SERVER_PID")
-            read -r n wall < <(taskset -c "$CLIENT_CPU" "$TOOLS/udp_blast" "$port" "$size" "$SECS" "$WINDOW")
+            read -r n wall < <(taskset -c "$CLIENT_CPU" "$TOOLS/udp_blast" "$port" "$size" "$SECS" "$WINDOW" "${GRO_ARG[@]}")
             t1=$(cpu_ticks "$SERVER_PID")
             stop_server "$SERVER_PID"
             rate=$(awk -v n="$n" -v w="$wall" 'BEGIN { printf "%.1f", n / w }')
@@ -72,7 +77,7 @@ done
 
 TESTS=$(for s in $SIZES; do printf '%sB ' "$s"; done)
 {
-    print_header "udp" "udp_blast: $WINDOW datagrams in flight, ${SECS}s per run (+${WARMUP}s warm-up), sizes: $SIZES bytes; unit: datagrams echoed; one server loop"
+    print_header "udp" "udp_blast: $WINDOW datagrams in flight (client GRO: $CLIENT_GRO), ${SECS}s per run (+${WARMUP}s warm-up), sizes: $SIZES bytes; unit: datagrams echoed; one server loop"
     print_table "UDP echo, batched (recvmmsg/sendmmsg + GRO/GSO) as the reference" "dgrams" "$TESTS" "$SERVERS"
     print_notes
 } | tee "$RESULT_MD"

@@ -63,7 +63,12 @@ fn cap_queues_the_next_client_until_one_closes(loops: usize, mode: AcceptMode) {
     // And the cap still holds for the next one.
     let mut d = connect(addr);
     d.write_all(b"d").unwrap();
-    assert!(silent_for(&mut d, Duration::from_millis(300)));
+    assert!(
+        silent_for(&mut d, Duration::from_millis(300)),
+        "a client was served past the cap: {} open, {} cap pauses",
+        server.connections_open(),
+        server.cap_pauses()
+    );
     drop(a);
     assert_eq!(read_exact(&mut d, 1), b"d");
     server.shutdown().unwrap();

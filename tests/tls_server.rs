@@ -527,3 +527,38 @@ fn client_certificates_are_checked_against_the_ca() {
     assert_eq!(&buf, b"mine");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two certificates: the client that asks for a name gets the one for it
+/// (it trusts only that one, so the handshake proves the choice).
+#[test]
+fn sni_chooses_the_certificate_for_the_name_asked() {
+    let (b, one) = TlsServerBuilder::new().self_signed(&["one.test"]).unwrap();
+    let (b, two) = b.self_signed(&["two.test"]).unwrap();
+    let rec = Recorder::default();
+    let server = evnet::net::ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(0)
+        .tls(b.build().unwrap())
+        .start(move |_| rec.clone())
+        .unwrap();
+    let addr = server.addrs()[0].tcp().unwrap();
+    for (name, cert) in [("two.test", &two), ("one.test", &one)] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let sni = ServerName::try_from(name.to_string()).unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(cfg), sni).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, util::connect(addr));
+        s.write_all(name.as_bytes()).unwrap();
+        let mut back = vec![0u8; name.len()];
+        s.read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(back, name.as_bytes());
+    }
+    let _ = server.shutdown();
+}

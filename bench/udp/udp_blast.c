@@ -3,11 +3,15 @@
  * flight to a UDP echo server on 127.0.0.1:PORT (sendmmsg/recvmmsg, so the
  * client is not the bottleneck) for SECS seconds, and prints
  * "DATAGRAMS SECONDS": echoes received and the time measured. A datagram
- * lost is replaced after 200 ms without any echo.
- *   udp_blast PORT SIZE SECS [WINDOW]
+ * lost is replaced after 200 ms without any echo. With "gro" the client
+ * takes its echoes with UDP GRO (a server's GSO burst arrives as one
+ * buffer, as it would through a NIC that segments in hardware; on loopback
+ * without GRO the kernel cuts the burst up in software on the sender's CPU).
+ *   udp_blast PORT SIZE SECS [WINDOW [gro]]
  */
 #define _GNU_SOURCE
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,9 @@
 #include <time.h>
 
 #define BATCH 32
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 static double now(void) {
     struct timespec t;
@@ -31,10 +38,18 @@ int main(int argc, char **argv) {
     int size = atoi(argv[2]);
     double secs = atof(argv[3]);
     int window = argc > 4 ? atoi(argv[4]) : 64;
+    int gro = argc > 5 && strcmp(argv[5], "gro") == 0;
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     int big = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    if (gro) {
+        int one = 1;
+        if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) < 0) {
+            perror("UDP_GRO");
+            return 1;
+        }
+    }
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
@@ -48,6 +63,7 @@ int main(int argc, char **argv) {
     memset(out, 'x', sizeof out);
     struct iovec oi[BATCH], ii[BATCH];
     struct mmsghdr om[BATCH], im[BATCH];
+    static char ctl[BATCH][CMSG_SPACE(sizeof(int))];
     memset(om, 0, sizeof om);
     memset(im, 0, sizeof im);
     for (int i = 0; i < BATCH; i++) {
@@ -72,8 +88,23 @@ int main(int argc, char **argv) {
         }
         struct pollfd p = {fd, POLLIN, 0};
         poll(&p, 1, 10);
+        for (int i = 0; i < BATCH; i++) {
+            im[i].msg_hdr.msg_control = gro ? ctl[i] : NULL;
+            im[i].msg_hdr.msg_controllen = gro ? sizeof ctl[i] : 0;
+        }
         int r = recvmmsg(fd, im, BATCH, MSG_DONTWAIT, NULL);
         if (r > 0) {
+            /* A GRO buffer holds len / segment-size datagrams (the last may be short). */
+            long n = 0;
+            for (int i = 0; i < r; i++) {
+                long len = im[i].msg_len, seg = 0;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&im[i].msg_hdr); gro && c;
+                     c = CMSG_NXTHDR(&im[i].msg_hdr, c))
+                    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO)
+                        seg = *(int *)CMSG_DATA(c);
+                n += seg > 0 ? (len + seg - 1) / seg : 1;
+            }
+            r = (int)n;
             got += r;
             inflight -= r;
             if (inflight < 0) inflight = 0;

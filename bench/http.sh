@@ -11,6 +11,7 @@
 #   SERVERS="evnet nginx" bench/http.sh  # evnet is the reference, keep it first
 #   SERVERS="evnet evnet-proactor hyper" bench/http.sh  # with the io_uring proactor
 #   SERVERS="hyper hyper-evnet hyper-evnet-proactor" bench/http.sh  # hyper on evnet
+#   TESTS=close SERVERS="evnet-defer nginx-defer evnet nginx" bench/http.sh  # TCP_DEFER_ACCEPT on both
 #   TESTS=close SERVERS="evnet nginx hyper go" bench/http.sh  # short connections only
 #
 # Env: EVNET ROUNDS SECS WARMUP CONNS PIPELINE SERVERS TESTS SERVER_CPU CLIENT_CPU NO_BUILD KEEP_TMP
@@ -38,6 +39,7 @@ server_cmd() {
     local addr=127.0.0.1:$2
     case $1 in
     evnet) CMD=("$EVNET" http --addr "$addr" --loops 0) ;;
+    evnet-defer) CMD=("$EVNET" http --addr "$addr" --loops 0 --defer-accept 5s) ;;
     evnet-proactor) CMD=("$EVNET" http --addr "$addr" --loops 0 --poller proactor) ;;
     evnet-base) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0) ;;
     evnet-base-proactor) CMD=("$EVNET_BASE" http --addr "$addr" --loops 0 --poller proactor) ;;
@@ -46,12 +48,14 @@ server_cmd() {
     hyper-evnet-proactor) CMD=("$PEERS_BIN/hyper-evnet" --addr "$addr" --poller proactor) ;;
     may) CMD=("$PEERS_BIN/may-plain" --addr "$addr") ;;
     go) CMD=(env GOMAXPROCS=1 "$GO_BIN/http" -addr "$addr") ;;
-    nginx)
+    nginx | nginx-defer)
         local dir=$BENCH_TMP/nginx-$2
         if [[ $2 != 0 ]]; then # port 0: only asking for the command
             mkdir -p "$dir"
             chmod 755 "$dir"
             sed -e "s#@PORT@#$2#g" -e "s#@TMPDIR@#$dir#g" "$BENCH_DIR/nginx/nginx.conf" >"$dir/nginx.conf"
+            # nginx-defer: its TCP_DEFER_ACCEPT (`listen ... deferred`), beside evnet-defer.
+            [[ $1 == nginx ]] || sed -i 's/ reuseport backlog=/ reuseport deferred backlog=/' "$dir/nginx.conf"
         fi
         CMD=("$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log")
         ;;

@@ -95,3 +95,30 @@ fn accepted_sockets_inherit_tcp_nodelay_from_the_listener() {
     );
     assert_eq!(probe(base().loops(1).nodelay(false)), "0000");
 }
+
+/// With `defer_accept`, a client that connects and says nothing is not
+/// accepted (it costs the server nothing), and one that sends its request
+/// is accepted and answered at once.
+#[test]
+fn defer_accept_holds_silent_clients_in_the_kernel() {
+    use evnet::echo::Echo;
+    let server = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+        .loops(0)
+        .defer_accept(std::time::Duration::from_secs(5))
+        .start(|_| Echo)
+        .unwrap();
+    let a = server.addrs()[0].tcp().unwrap();
+    let silent = TcpStream::connect(a).unwrap();
+    let mut talker = TcpStream::connect(a).unwrap();
+    talker.set_read_timeout(Some(TIMEOUT)).unwrap();
+    talker.write_all(b"first words").unwrap();
+    let mut back = [0u8; 11];
+    talker.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"first words");
+    // The talker is the only connection the server has: the silent one
+    // (connected before it) still waits in the kernel.
+    assert_eq!(server.connections_open(), 1);
+    drop(silent);
+    server.shutdown().unwrap();
+}

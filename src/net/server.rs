@@ -101,6 +101,7 @@ pub struct ServerBuilder {
     tick: Option<Duration>,
     unix_mode: u32,
     max_conns: MaxConnections,
+    defer_accept: Option<Duration>,
     proxy: Option<Arc<ProxyProtocol>>,
 }
 
@@ -121,6 +122,7 @@ impl Default for ServerBuilder {
             tick: None,
             unix_mode: DEFAULT_UNIX_MODE,
             max_conns: MaxConnections::Auto,
+            defer_accept: None,
             proxy: None,
         }
     }
@@ -139,6 +141,17 @@ impl ServerBuilder {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, acceptor: crate::net::tls::TlsAcceptor) -> Self {
         self.conn.tls = Some(acceptor);
+        self
+    }
+
+    /// Accept TCP connections only once the client has sent something
+    /// (TCP_DEFER_ACCEPT), waiting up to `d` (whole seconds, at least 1):
+    /// the accept and the first read then come with one wake-up, and a
+    /// client that connects and says nothing costs the server nothing
+    /// until then. Only for protocols where the client speaks first (HTTP,
+    /// TLS, RESP, a PROXY header). Off by default.
+    pub fn defer_accept(mut self, d: Duration) -> Self {
+        self.defer_accept = Some(d);
         self
     }
 
@@ -436,6 +449,13 @@ impl ServerBuilder {
     /// the listener instead of once per connection: TCP_NODELAY (Linux
     /// copies a listener's TCP options to each socket it accepts).
     fn prepare_listener(&self, addr: &Addr, fd: &OwnedFd) -> io::Result<()> {
+        if let (true, Some(d)) = (addr.is_tcp(), self.defer_accept) {
+            let secs =
+                u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX);
+            sys::socket::set_defer_accept(fd.as_raw_fd(), secs.max(1)).map_err(|e| {
+                io::Error::new(e.kind(), format!("setsockopt TCP_DEFER_ACCEPT {addr}: {e}"))
+            })?;
+        }
         if addr.is_tcp() && self.conn.nodelay {
             sys::socket::with_sock(fd.as_raw_fd(), |s| s.set_nodelay(true)).map_err(|e| {
                 io::Error::new(e.kind(), format!("setsockopt TCP_NODELAY {addr}: {e}"))

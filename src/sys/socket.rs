@@ -143,6 +143,27 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     sock(&borrow(fd)).shutdown(std::net::Shutdown::Write)
 }
 
+/// TCP_DEFER_ACCEPT on a listener: the kernel hands over a connection only
+/// once its first data has arrived (or `secs` have passed), so the accept
+/// and the first read come with one wake-up.
+pub fn set_defer_accept(fd: RawFd, secs: u32) -> io::Result<()> {
+    let v = secs as libc::c_int;
+    // SAFETY: `v` is a live c_int for the call and its size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The pending socket error (SO_ERROR), cleared by reading it.
 pub fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     sock(&borrow(fd)).take_error()

@@ -159,6 +159,11 @@ pub struct ServerArgs {
     /// Run N worker processes (nginx-style master/worker), each with its own SO_REUSEPORT listener on the same port; the master restarts workers that die.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub processes: usize,
+    /// Accept a TCP connection only once its client has sent something, waiting up
+    /// to this long (TCP_DEFER_ACCEPT; the client must speak first, as in HTTP, TLS,
+    /// RESP and echo); off: accept on the handshake.
+    #[arg(long, value_parser = parse_timeout, default_value = "off", value_name = "DURATION")]
+    pub defer_accept: Timeout,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
     /// Write this process's pid here once serving (removed at exit). On
@@ -250,6 +255,9 @@ impl ServerArgs {
             });
         }
         b = b.high_water(usize::try_from(self.high_water).unwrap_or(usize::MAX));
+        if let Some(d) = self.defer_accept.0 {
+            b = b.defer_accept(d);
+        }
         b = b
             .closing_time(self.closing_time)
             .closing_discard(self.closing_discard);

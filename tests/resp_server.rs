@@ -988,3 +988,28 @@ fn read_bulk(s: &mut TcpStream) -> Vec<u8> {
     let body = read_exactly(s, n as usize + 2);
     body[..n as usize].to_vec()
 }
+
+/// A push on one loop that races a blocking pop on another: the popper's
+/// waiter was queued only after its command had found the list empty, so
+/// a push in between saw nobody waiting and the popper slept on a list
+/// with data (Redis's "BRPOPLPUSH with multiple blocked clients" hung on
+/// it). Every round, the pop is answered with the element, never with the
+/// timeout's nil.
+#[test]
+fn a_push_racing_a_blocking_pop_on_another_loop_is_not_lost() {
+    let (_server, addr) = start(2);
+    let mut pusher = connect(addr);
+    for round in 0..300 {
+        // Connections alternate between the two loops.
+        let mut popper = connect(addr);
+        let key = format!("race{round}");
+        popper
+            .write_all(format!("BLPOP {key} 5\r\n").as_bytes())
+            .unwrap();
+        // No wait for the block: the push may land before, during or after.
+        expect(&mut pusher, &format!("LPUSH {key} v\r\n"), ":1\r\n");
+        let want = format!("*2\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
+        let got = read_exactly(&mut popper, want.len());
+        assert_eq!(String::from_utf8_lossy(&got), want, "round {round}");
+    }
+}

@@ -35,7 +35,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cmd::end_blocked;
+use super::cmd::{end_blocked, serve_ready};
 use super::store::Waiter;
 use super::{execute_spliced, time_out_blocked, Outcome, Session, Store, SPLICE_TAIL};
 use crate::codec::framed::{FrameHandler, Framed};
@@ -167,11 +167,22 @@ impl RespHandler {
             }),
         };
         self.store.block(waiter.clone());
+        let id = waiter.id;
+        let keys = waiter.keys.clone();
         conn.context().user.waiter = Some(waiter);
         if let Some(t) = timeout {
             let timer = conn.run_after(t, |h, conn| h.get_mut().expire(conn));
             conn.context().user.timer = Some(timer);
         }
+        // The command found nothing under its gate, but the waiter is
+        // queued only now: a push on another loop in between saw nobody
+        // waiting. Look again, under a gate, now that it is queued (the
+        // reply, if any, arrives through the handle like any other).
+        let _gate = self.store.gate(id);
+        for k in keys.iter() {
+            self.store.signal(k);
+        }
+        serve_ready(&self.store);
     }
 
     /// Another client served the blocked command: send its reply, go on.

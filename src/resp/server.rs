@@ -26,7 +26,7 @@
 //!   command pushes to one of the keys, on whatever loop, serves the
 //!   waiting clients before its own next command (after the whole
 //!   transaction, in EXEC), oldest first, by running their commands for
-//!   them ([`serve_ready`](super::cmd::serve_ready)); each reply is posted
+//!   them ([`serve_ready`]); each reply is posted
 //!   to its client's loop, which sends it and resumes reading. A blocked
 //!   client costs its connection and a queue entry per key: no thread.
 

@@ -543,16 +543,8 @@ fn sni_chooses_the_certificate_for_the_name_asked() {
         .unwrap();
     let addr = server.addrs()[0].tcp().unwrap();
     for (name, cert) in [("two.test", &two), ("one.test", &one)] {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert.clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let sni = ServerName::try_from(name.to_string()).unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(cfg), sni).unwrap();
+        let conn = rustls::ClientConnection::new(client_config(cert), sni).unwrap();
         let mut s = rustls::StreamOwned::new(conn, util::connect(addr));
         s.write_all(name.as_bytes()).unwrap();
         let mut back = vec![0u8; name.len()];

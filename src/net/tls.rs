@@ -90,6 +90,15 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NoKey(path.into()))
 }
 
+/// The CA certificates in a PEM file, as trust roots.
+fn roots_from(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_certs(path)? {
+        roots.add(c)?;
+    }
+    Ok(roots)
+}
+
 /// A certificate chain with its key, checked to match.
 fn certified(
     chain: Vec<CertificateDer<'static>>,
@@ -273,12 +282,8 @@ impl TlsServerBuilder {
         let builder = match &self.client_ca {
             None => builder.with_no_client_auth(),
             Some(path) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for c in read_certs(path)? {
-                    roots.add(c)?;
-                }
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
+                    Arc::new(roots_from(path)?),
                     provider.clone(),
                 )
                 .build()
@@ -379,13 +384,9 @@ impl TlsConnector {
                 };
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
-            Trust::CaFile(path) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for c in read_certs(&path)? {
-                    roots.add(c)?;
-                }
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
+            Trust::CaFile(path) => builder
+                .with_root_certificates(roots_from(&path)?)
+                .with_no_client_auth(),
             Trust::Insecure => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))

@@ -202,10 +202,7 @@ impl<P: IoPath> Tls<P> {
                     }
                 }
                 Err(e) => {
-                    // The alert the session queued goes first.
-                    self.send_records(core, el);
-                    core.doom
-                        .get_or_insert(CloseReason::Protocol(format!("tls: {e}")));
+                    self.broken(core, el, e);
                     return total;
                 }
             }
@@ -235,10 +232,29 @@ impl<P: IoPath> Tls<P> {
         }
     }
 
-    /// The transport's EOF: the session hears of it once the ciphertext
-    /// before it has gone in.
-    fn transport_eof(&mut self) {
-        self.eof = true;
+    /// Ciphertext from the transport (`read` fills the loop's buffer, with
+    /// at least `room` spare): fed to the session, or kept behind what is
+    /// kept; an EOF is noted, and the session hears of it once the
+    /// ciphertext before it has gone in.
+    fn read_transport(
+        &mut self,
+        core: &mut Core,
+        el: &mut EventLoop,
+        room: usize,
+        read: impl FnOnce(&mut P, &mut Core, &mut EventLoop, &mut Vec<u8>) -> Input,
+    ) -> Input {
+        let mut cin = CIPHER_IN.with_borrow_mut(std::mem::take);
+        cin.clear();
+        cin.reserve(room);
+        let got = read(&mut self.inner, core, el, &mut cin);
+        match got {
+            Input::Data => self.absorb(core, el, &cin),
+            Input::Eof => self.eof = true,
+            Input::Tail | Input::Stop => {}
+        }
+        cin.clear();
+        CIPHER_IN.with_borrow_mut(|b| *b = cin);
+        got
     }
 
     /// Tell the session the transport ended (a truncated record or a
@@ -247,10 +263,16 @@ impl<P: IoPath> Tls<P> {
         self.eof_told = true;
         let _ = self.session.read_tls(&mut &[][..]);
         if let Err(e) = self.session.process_new_packets() {
-            self.send_records(core, el);
-            core.doom
-                .get_or_insert(CloseReason::Protocol(format!("tls: {e}")));
+            self.broken(core, el, e);
         }
+    }
+
+    /// The session refused the peer's records: its alert goes out, then
+    /// the connection closes with the reason.
+    fn broken(&mut self, core: &mut Core, el: &mut EventLoop, e: rustls::Error) {
+        self.send_records(core, el);
+        core.doom
+            .get_or_insert(CloseReason::Protocol(format!("tls: {e}")));
     }
 
     /// Decrypted plaintext into `rb`, or what the session's state says
@@ -388,19 +410,10 @@ impl<P: IoPath> IoPath for Tls<P> {
                 // EOF seen and nothing left: the reader reported it above.
                 return Input::Stop;
             }
-            let mut cin = CIPHER_IN.with_borrow_mut(std::mem::take);
-            cin.clear();
-            if cin.capacity() < rb.capacity().max(16 * 1024) {
-                cin.reserve(rb.capacity().max(16 * 1024));
-            }
-            let got = self.inner.pull(core, el, &mut cin);
-            match got {
-                Input::Data => self.absorb(core, el, &cin),
-                Input::Eof => self.transport_eof(),
-                Input::Tail | Input::Stop => {}
-            }
-            cin.clear();
-            CIPHER_IN.with_borrow_mut(|b| *b = cin);
+            let room = rb.capacity().max(16 * 1024);
+            let got = self.read_transport(core, el, room, |inner, core, el, cin| {
+                inner.pull(core, el, cin)
+            });
             if matches!(got, Input::Tail | Input::Stop) {
                 // The transport has nothing now; plaintext decrypted from
                 // an earlier read may still be there.
@@ -432,19 +445,13 @@ impl<P: IoPath> IoPath for Tls<P> {
         if paused {
             core.read = ReadState::Reading;
         }
-        let mut cin = CIPHER_IN.with_borrow_mut(std::mem::take);
-        cin.clear();
-        let got = self.inner.complete(core, el, c, &mut cin);
-        if paused && core.read == ReadState::Reading {
-            core.read = ReadState::Paused;
-        }
-        match got {
-            Input::Data => self.absorb(core, el, &cin),
-            Input::Eof => self.transport_eof(),
-            Input::Tail | Input::Stop => {}
-        }
-        cin.clear();
-        CIPHER_IN.with_borrow_mut(|b| *b = cin);
+        self.read_transport(core, el, 0, |inner, core, el, cin| {
+            let got = inner.complete(core, el, c, cin);
+            if paused && core.read == ReadState::Reading {
+                core.read = ReadState::Paused;
+            }
+            got
+        });
         if self.plain.is_some() || self.notify {
             self.refill(core, el);
         }

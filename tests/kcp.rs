@@ -1,5 +1,7 @@
-//! KCP sessions on evnet: integrity through a lossy, duplicating,
-//! reordering relay; dead-peer detection and a restarted client; bad input.
+//! KCP sessions on evnet (a `ServerBuilder` with `kcp` set, serving
+//! ordinary `EventHandler`s): integrity through a lossy, duplicating,
+//! reordering relay; dead-peer detection and a restarted client; bad
+//! input; the session cap; message mode; backpressure against the window.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -9,9 +11,10 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use evnet::echo::Echo;
 use evnet::kcp::segment::{Cmd, Header};
-use evnet::kcp::{KcpClient, KcpConfig, KcpConn, KcpEcho, KcpHandler, KcpMode, KcpServerBuilder};
-use evnet::net::{Buffer, CloseReason};
+use evnet::kcp::{KcpClient, KcpConfig, KcpMode};
+use evnet::net::{Buffer, CloseReason, Conn, EventHandler, MaxConnections, Server, ServerBuilder};
 use evnet::sys::fdset::{poll, PollFd, POLLIN};
 use rand::{Rng, SeedableRng};
 
@@ -20,6 +23,24 @@ fn fast() -> KcpConfig {
         mode: KcpMode::Fast,
         ..KcpConfig::default()
     }
+}
+
+/// A KCP server on a free loopback port, one loop.
+fn serve<H: EventHandler>(
+    cfg: KcpConfig,
+    max: Option<usize>,
+    factory: impl Fn(usize) -> H + Send + Sync + 'static,
+) -> (Server, SocketAddr) {
+    let mut b = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(1)
+        .kcp(cfg);
+    if let Some(n) = max {
+        b = b.max_connections(MaxConnections::Max(n));
+    }
+    let server = b.start(factory).unwrap();
+    let addr = server.local_addr().unwrap();
+    (server, addr)
 }
 
 /// A UDP relay between clients and a server: each client gets its own
@@ -182,12 +203,8 @@ fn drive(clients: &mut [KcpClient], want: &[usize], timeout: Duration) {
 
 #[test]
 fn two_hundred_sessions_arrive_whole_through_loss_duplication_and_reordering() {
-    let server = KcpServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .config(fast())
-        .start(|_| KcpEcho)
-        .unwrap();
-    let relay = Relay::start(server.local_addr(), 0.10, 0.05, 0.10);
+    let (server, addr) = serve(fast(), None, |_| Echo);
+    let relay = Relay::start(addr, 0.10, 0.05, 0.10);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut clients = Vec::new();
     let mut sent = Vec::new();
@@ -224,20 +241,24 @@ fn two_hundred_sessions_arrive_whole_through_loss_duplication_and_reordering() {
 /// Reports opens and closes.
 struct Watch(mpsc::Sender<(u32, Option<CloseReason>, Instant)>);
 
-impl KcpHandler for Watch {
+impl EventHandler for Watch {
     type Context = ();
-    fn on_open(&mut self, conn: &mut KcpConn<'_, Self>) {
-        let _ = self.0.send((conn.conv(), None, Instant::now()));
+    fn on_open(&mut self, conn: &mut Conn<'_, Self>) {
+        let _ = self
+            .0
+            .send((conn.kcp_conv().unwrap(), None, Instant::now()));
     }
-    fn on_message(&mut self, conn: &mut KcpConn<'_, Self>, input: &mut Buffer) {
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
         if conn.write(input.as_slice()).is_ok() {
             input.clear();
         }
     }
-    fn on_close(&mut self, conn: &mut KcpConn<'_, Self>, reason: &CloseReason) {
-        let _ = self
-            .0
-            .send((conn.conv(), Some(reason.clone()), Instant::now()));
+    fn on_close(&mut self, conn: &mut Conn<'_, Self>, reason: &CloseReason) {
+        let _ = self.0.send((
+            conn.kcp_conv().unwrap(),
+            Some(reason.clone()),
+            Instant::now(),
+        ));
     }
 }
 
@@ -253,25 +274,24 @@ fn vanished_client_is_detected_within_the_idle_bound_and_a_restart_gets_a_fresh_
     let idle = Duration::from_millis(300);
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let server = KcpServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .config(fast())
-        .idle_timeout(idle)
-        .start(move |_| Watch(tx.lock().unwrap().clone()))
-        .unwrap();
+    let cfg = KcpConfig {
+        idle_timeout: idle,
+        ..fast()
+    };
+    let (server, addr) = serve(cfg, None, move |_| Watch(tx.lock().unwrap().clone()));
     let recv = |what: &str| {
         rx.recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|_| panic!("no event: {what}"))
     };
 
-    // A client talks, then vanishes without a word.
-    let mut c = KcpClient::connect(server.local_addr(), 1, &fast()).unwrap();
+    // A client talks, then goes silent (its socket stays open, as behind
+    // a network that went away: no ICMP error tells the server).
+    let mut c = KcpClient::connect(addr, 1, &fast()).unwrap();
     echo_once(&mut c, b"hello");
     assert_eq!(recv("open 1").0, 1);
     // Let our last ACKs out, then go silent.
     c.poll(Duration::from_millis(20)).unwrap();
     let silent_since = Instant::now();
-    drop(c);
     let (conv, reason, at) = recv("close 1");
     assert_eq!((conv, reason), (1, Some(CloseReason::IdleTimeout)));
     let took = at - silent_since;
@@ -279,24 +299,102 @@ fn vanished_client_is_detected_within_the_idle_bound_and_a_restart_gets_a_fresh_
         took >= idle / 2 && took <= idle + Duration::from_secs(1),
         "dead peer noticed after {took:?}, bound {idle:?}"
     );
+    drop(c);
 
     // A client on one address restarts with a new conversation id: the old
     // session is replaced, the new one starts from scratch.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = sock.local_addr().unwrap();
-    sock.connect(server.local_addr()).unwrap();
+    sock.connect(addr).unwrap();
     let mut c = KcpClient::with_socket(sock, 2, &fast()).unwrap();
     echo_once(&mut c, b"first life");
     assert_eq!(recv("open 2").0, 2);
     drop(c);
     let sock = UdpSocket::bind(local).unwrap();
-    sock.connect(server.local_addr()).unwrap();
+    sock.connect(addr).unwrap();
     let mut c = KcpClient::with_socket(sock, 3, &fast()).unwrap();
     echo_once(&mut c, b"second life");
     let (conv, reason, _) = recv("old session replaced");
     assert_eq!((conv, reason), (2, Some(CloseReason::Reset)));
     assert_eq!(recv("open 3").0, 3);
     drop(c);
+    server.shutdown().unwrap();
+}
+
+/// Writes `len` bytes of a pattern when the first byte arrives, notes how
+/// much waited in the queue behind the window, then closes.
+struct Flood {
+    len: usize,
+    queued: mpsc::Sender<usize>,
+    closed: mpsc::Sender<(CloseReason, Instant)>,
+}
+
+impl EventHandler for Flood {
+    type Context = ();
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        input.clear();
+        if conn.is_closing() {
+            return;
+        }
+        conn.write_vec(pattern(99, self.len)).unwrap();
+        conn.flush();
+        let _ = self.queued.send(conn.queued());
+        conn.close();
+    }
+    fn on_close(&mut self, _conn: &mut Conn<'_, Self>, reason: &CloseReason) {
+        let _ = self.closed.send((reason.clone(), Instant::now()));
+    }
+}
+
+#[test]
+fn a_large_write_waits_behind_the_window_arrives_whole_and_the_close_waits_for_it() {
+    const LEN: usize = 4 << 20;
+    let (qtx, qrx) = mpsc::channel();
+    let (ctx, crx) = mpsc::channel();
+    let (qtx, ctx) = (std::sync::Mutex::new(qtx), std::sync::Mutex::new(ctx));
+    let (server, addr) = serve(fast(), None, move |_| Flood {
+        len: LEN,
+        queued: qtx.lock().unwrap().clone(),
+        closed: ctx.lock().unwrap().clone(),
+    });
+    let mut c = KcpClient::connect(addr, 77, &fast()).unwrap();
+    c.send(b"go").unwrap();
+    // The window (128 segments of at most 1,376 bytes) takes a fraction:
+    // the rest waits in the connection's queue.
+    let queued = loop {
+        c.poll(Duration::from_millis(5)).unwrap();
+        if let Ok(q) = qrx.try_recv() {
+            break q;
+        }
+    };
+    let window = 128 * 1376;
+    assert!(
+        queued >= LEN - window && queued < LEN,
+        "{queued} bytes queued of {LEN}"
+    );
+    c.wait_for(LEN, Duration::from_secs(60)).unwrap();
+    let got_all = Instant::now();
+    assert!(
+        c.received().as_slice() == pattern(99, LEN).as_slice(),
+        "bytes differ"
+    );
+    // The close waited for the last acknowledgement, then ended at once
+    // (no FIN to linger for).
+    let (reason, at) = loop {
+        c.poll(Duration::from_millis(5)).unwrap();
+        if let Ok(r) = crx.try_recv() {
+            break r;
+        }
+        assert!(
+            got_all.elapsed() < Duration::from_secs(10),
+            "session not closed after its data was acknowledged"
+        );
+    };
+    assert_eq!(reason, CloseReason::Local);
+    assert!(
+        at + Duration::from_millis(5) >= got_all,
+        "closed before the data was through"
+    );
     server.shutdown().unwrap();
 }
 
@@ -307,18 +405,18 @@ struct Count {
     max: Arc<AtomicUsize>,
 }
 
-impl KcpHandler for Count {
+impl EventHandler for Count {
     type Context = ();
-    fn on_open(&mut self, _conn: &mut KcpConn<'_, Self>) {
+    fn on_open(&mut self, _conn: &mut Conn<'_, Self>) {
         let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(now, Ordering::SeqCst);
     }
-    fn on_message(&mut self, conn: &mut KcpConn<'_, Self>, input: &mut Buffer) {
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
         if conn.write(input.as_slice()).is_ok() {
             input.clear();
         }
     }
-    fn on_close(&mut self, _conn: &mut KcpConn<'_, Self>, _reason: &CloseReason) {
+    fn on_close(&mut self, _conn: &mut Conn<'_, Self>, _reason: &CloseReason) {
         self.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -347,18 +445,13 @@ fn bad_datagrams_and_a_flood_of_conversations_cost_only_themselves() {
     let open = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));
     let (o, m) = (open.clone(), max.clone());
-    let server = KcpServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .config(fast())
-        .max_sessions(CAP)
-        .start(move |_| Count {
-            open: o.clone(),
-            max: m.clone(),
-        })
-        .unwrap();
+    let (server, addr) = serve(fast(), Some(CAP), move |_| Count {
+        open: o.clone(),
+        max: m.clone(),
+    });
     // A good client, in the middle of a conversation.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(server.local_addr()).unwrap();
+    sock.connect(addr).unwrap();
     // The same port, to send garbage as the good client.
     let raw = sock.try_clone().unwrap();
     let mut good = KcpClient::with_socket(sock, 42, &fast()).unwrap();
@@ -381,7 +474,7 @@ fn bad_datagrams_and_a_flood_of_conversations_cost_only_themselves() {
     let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
     for d in &bad {
         raw.send(d).unwrap();
-        stranger.send_to(d, server.local_addr()).unwrap();
+        stranger.send_to(d, addr).unwrap();
     }
     echo_once(&mut good, b"after garbage");
 
@@ -400,7 +493,7 @@ fn bad_datagrams_and_a_flood_of_conversations_cost_only_themselves() {
                 let len = rng.gen_range(0..200);
                 (0..len).map(|_| rng.gen()).collect()
             };
-            f.send_to(&d, server.local_addr()).unwrap();
+            f.send_to(&d, addr).unwrap();
         }
     }
     echo_once(&mut good, b"after the flood");
@@ -414,7 +507,7 @@ fn bad_datagrams_and_a_flood_of_conversations_cost_only_themselves() {
 }
 
 #[test]
-fn heartbeat_keeps_a_live_quiet_peer_and_closes_a_silent_one() {
+fn heartbeat_keeps_a_live_quiet_peer_and_closes_a_silent_or_gone_one() {
     use evnet::net::heartbeat::HeartbeatConfig;
     let hb = HeartbeatConfig {
         idle: Duration::from_millis(200),
@@ -423,15 +516,14 @@ fn heartbeat_keeps_a_live_quiet_peer_and_closes_a_silent_one() {
     };
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let server = KcpServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .config(fast())
+    let cfg = KcpConfig {
         // Far beyond the heartbeat's bound: only the heartbeat can close.
-        .idle_timeout(Duration::from_secs(60))
-        .heartbeat(hb)
-        .start(move |_| Watch(tx.lock().unwrap().clone()))
-        .unwrap();
-    let mut c = KcpClient::connect(server.local_addr(), 9, &fast()).unwrap();
+        idle_timeout: Duration::from_secs(60),
+        heartbeat: Some(hb),
+        ..fast()
+    };
+    let (server, addr) = serve(cfg, None, move |_| Watch(tx.lock().unwrap().clone()));
+    let mut c = KcpClient::connect(addr, 9, &fast()).unwrap();
     echo_once(&mut c, b"hi");
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0, 9);
     // Quiet but alive: the client sends no data, yet its engine answers
@@ -445,15 +537,32 @@ fn heartbeat_keeps_a_live_quiet_peer_and_closes_a_silent_one() {
             "a live peer's session was closed by the heartbeat"
         );
     }
-    // Now it stops answering.
+    // Now it stops answering (its socket open, the probes unread).
     let silent = Instant::now();
-    drop(c);
     let (conv, reason, at) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!((conv, reason), (9, Some(CloseReason::IdleTimeout)));
     let took = at - silent;
     assert!(
         took <= Duration::from_millis(500) + Duration::from_secs(1),
         "silent peer noticed after {took:?}"
+    );
+    drop(c);
+
+    // A peer whose socket is gone: the first probe comes back as an ICMP
+    // port-unreachable, which ends the session as a reset, before the
+    // heartbeat's bound.
+    let mut c = KcpClient::connect(addr, 10, &fast()).unwrap();
+    echo_once(&mut c, b"hi");
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0, 10);
+    c.poll(Duration::from_millis(20)).unwrap();
+    let gone = Instant::now();
+    drop(c);
+    let (conv, reason, at) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((conv, reason), (10, Some(CloseReason::Reset)));
+    assert!(
+        at - gone < Duration::from_millis(200 + 300),
+        "gone peer noticed after {:?}",
+        at - gone
     );
     server.shutdown().unwrap();
 }
@@ -462,9 +571,9 @@ fn heartbeat_keeps_a_live_quiet_peer_and_closes_a_silent_one() {
 /// where the handler's message boundaries fell.
 struct Lengths;
 
-impl KcpHandler for Lengths {
+impl EventHandler for Lengths {
     type Context = ();
-    fn on_message(&mut self, conn: &mut KcpConn<'_, Self>, input: &mut Buffer) {
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
         let n = input.len() as u32;
         input.clear();
         conn.write(&n.to_be_bytes()).unwrap();
@@ -477,12 +586,8 @@ fn message_mode_hands_over_whole_messages_one_at_a_time() {
         stream: false,
         ..fast()
     };
-    let server = KcpServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .config(cfg)
-        .start(|_| Lengths)
-        .unwrap();
-    let mut c = KcpClient::connect(server.local_addr(), 5, &cfg).unwrap();
+    let (server, addr) = serve(cfg, None, |_| Lengths);
+    let mut c = KcpClient::connect(addr, 5, &cfg).unwrap();
     // One byte, exactly one segment, several fragments, and a burst of
     // small ones sent back to back (they must not be merged).
     let sizes = [1usize, 1376, 1377, 50_000, 3, 3, 3, 100_000];
@@ -504,21 +609,16 @@ fn message_mode_hands_over_whole_messages_one_at_a_time() {
 fn a_full_table_evicts_a_session_idle_a_second_and_refuses_when_all_are_fresh() {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let server = KcpServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .config(fast())
-        .max_sessions(2)
-        .start(move |_| Watch(tx.lock().unwrap().clone()))
-        .unwrap();
+    let (server, addr) = serve(fast(), Some(2), move |_| Watch(tx.lock().unwrap().clone()));
     let event = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    let mut a = KcpClient::connect(server.local_addr(), 1, &fast()).unwrap();
+    let mut a = KcpClient::connect(addr, 1, &fast()).unwrap();
     echo_once(&mut a, b"a");
-    let mut b = KcpClient::connect(server.local_addr(), 2, &fast()).unwrap();
+    let mut b = KcpClient::connect(addr, 2, &fast()).unwrap();
     echo_once(&mut b, b"b");
     assert_eq!((event().0, event().0), (1, 2));
     // The eviction rule needs a second of silence: that is what is tested.
     thread::sleep(Duration::from_millis(1100));
-    let mut c = KcpClient::connect(server.local_addr(), 3, &fast()).unwrap();
+    let mut c = KcpClient::connect(addr, 3, &fast()).unwrap();
     echo_once(&mut c, b"c");
     let (conv, reason, _) = event();
     assert_eq!(
@@ -527,7 +627,7 @@ fn a_full_table_evicts_a_session_idle_a_second_and_refuses_when_all_are_fresh() 
         "a, idle longest, evicted"
     );
     assert_eq!(event().0, 3);
-    let mut d = KcpClient::connect(server.local_addr(), 4, &fast()).unwrap();
+    let mut d = KcpClient::connect(addr, 4, &fast()).unwrap();
     echo_once(&mut d, b"d");
     let (conv, reason, _) = event();
     assert_eq!(
@@ -537,11 +637,41 @@ fn a_full_table_evicts_a_session_idle_a_second_and_refuses_when_all_are_fresh() 
     );
     assert_eq!(event().0, 4);
     // c and d are fresh: e is refused, its data never echoed.
-    let mut e = KcpClient::connect(server.local_addr(), 5, &fast()).unwrap();
+    let mut e = KcpClient::connect(addr, 5, &fast()).unwrap();
     e.send(b"e").unwrap();
     let err = e.wait_for(1, Duration::from_millis(300)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     assert!(rx.try_recv().is_err(), "no session opened or closed for e");
     echo_once(&mut c, b"c still served");
+    server.shutdown().unwrap();
+}
+
+/// Answers the first message with the session's socket addresses.
+struct Addrs;
+
+impl EventHandler for Addrs {
+    type Context = ();
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        input.clear();
+        let line = format!(
+            "{} {}",
+            conn.peer_addr().unwrap(),
+            conn.local_addr().unwrap()
+        );
+        conn.write(line.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn a_session_has_a_socket_of_its_own_connected_to_its_peer() {
+    let (server, addr) = serve(fast(), None, |_| Addrs);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sock.local_addr().unwrap();
+    sock.connect(addr).unwrap();
+    let mut c = KcpClient::with_socket(sock, 1, &fast()).unwrap();
+    c.send(b"?").unwrap();
+    let want = format!("{me} {addr}");
+    c.wait_for(want.len(), Duration::from_secs(10)).unwrap();
+    assert_eq!(String::from_utf8_lossy(c.received()), want);
     server.shutdown().unwrap();
 }

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use evnet::kcp::{KcpClient, KcpConfig, KcpEcho, KcpMode, KcpServerBuilder};
+use evnet::echo::Echo;
+use evnet::kcp::{KcpClient, KcpConfig, KcpMode};
+use evnet::net::ServerBuilder;
 
 /// Build tests/c/kcp_ref.c against ikcp.c, once per test process (the
 /// tests run in parallel and would otherwise write one binary at once);
@@ -79,12 +81,13 @@ fn pattern(i: usize) -> u8 {
 
 fn c_client_to_evnet(mode: KcpMode, name: &str) {
     let Some(peer) = reference() else { return };
-    let server = KcpServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .config(cfg(mode))
-        .start(|_| KcpEcho)
+    let server = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+        .loops(1)
+        .kcp(cfg(mode))
+        .start(|_| Echo)
         .unwrap();
-    let port = server.local_addr().port().to_string();
+    let port = server.local_addr().unwrap().port().to_string();
     let child = Command::new(&peer)
         .args(["client", &port, "77", name, "2000000"])
         .stdout(Stdio::piped())

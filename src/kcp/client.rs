@@ -9,8 +9,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::config::KcpConfig;
 use super::engine::Kcp;
-use super::server::KcpConfig;
 use crate::sys::fdset::{poll, PollFd, POLLIN};
 
 /// One KCP conversation with a server.

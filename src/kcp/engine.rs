@@ -235,6 +235,17 @@ impl Kcp {
         self.snd_queue.len() + self.snd_buf.len()
     }
 
+    /// Nothing for [`update`](Self::update) to do until a datagram comes or
+    /// data is sent: nothing queued, in flight or to acknowledge, no window
+    /// probe due. A quiet session needs no timer.
+    pub fn is_quiet(&self) -> bool {
+        self.snd_queue.is_empty()
+            && self.snd_buf.is_empty()
+            && self.acks.is_empty()
+            && self.probe == 0
+            && self.rmt_wnd != 0
+    }
+
     /// Received data waits in the engine (whole or not).
     pub fn has_data(&self) -> bool {
         !self.rcv_queue.is_empty()

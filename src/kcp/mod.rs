@@ -4,17 +4,21 @@
 //!
 //! - [`segment`]: the 24-byte segment header.
 //! - [`engine`]: one conversation's protocol state ([`Kcp`]), sans I/O.
-//! - [`server`]: sessions on evnet loops with the TCP handler's callbacks
-//!   ([`KcpServer`], [`KcpHandler`], [`KcpConn`]).
+//! - [`config`]: the settings of a conversation ([`KcpConfig`], [`KcpMode`]).
+//! - `receiver`: a KCP server's socket on one loop, which opens a session
+//!   (a connection on the KCP path, with its own connected UDP socket) for
+//!   each new peer. A KCP server is a
+//!   [`ServerBuilder`](crate::net::ServerBuilder) with
+//!   [`kcp`](crate::net::ServerBuilder::kcp) set: its handler is an
+//!   ordinary [`EventHandler`](crate::net::EventHandler).
 //! - [`client`]: a blocking client over one UDP socket ([`KcpClient`]).
 
 pub mod client;
+pub mod config;
 pub mod engine;
+pub(crate) mod receiver;
 pub mod segment;
-pub mod server;
 
 pub use client::KcpClient;
+pub use config::{KcpConfig, KcpMode};
 pub use engine::Kcp;
-pub use server::{
-    KcpConfig, KcpConn, KcpEcho, KcpHandler, KcpMode, KcpServer, KcpServerBuilder, KcpStats,
-};

@@ -52,7 +52,11 @@ impl CloseReason {
 
     pub(crate) fn from_io(err: &io::Error) -> CloseReason {
         match crate::sys::errno_of(err) {
-            Some(libc::ECONNRESET) | Some(libc::EPIPE) => CloseReason::Reset,
+            // ECONNREFUSED on an open connection: an ICMP port-unreachable
+            // for a datagram (KCP), the peer's socket is gone.
+            Some(libc::ECONNRESET) | Some(libc::EPIPE) | Some(libc::ECONNREFUSED) => {
+                CloseReason::Reset
+            }
             Some(errno) => CloseReason::Error(err.kind(), errno),
             None => CloseReason::Error(err.kind(), 0),
         }

@@ -85,6 +85,15 @@ impl Heartbeat {
         self.missed
     }
 
+    /// When [`poll`](Self::poll) has something to do next: the first PING,
+    /// the next one, or the verdict.
+    pub fn next_at(&self) -> Instant {
+        match self.last_ping {
+            None => self.last_inbound + self.cfg.idle,
+            Some(p) => p + self.cfg.interval,
+        }
+    }
+
     /// Says what to do at `now`: [`Beat::Wait`] with the time left until the
     /// next deadline, [`Beat::Ping`] when a PING is due (counted as missed
     /// until something arrives; poll again right away for the next wait), or
@@ -92,10 +101,7 @@ impl Heartbeat {
     /// returned on every later poll until [`on_inbound`](Self::on_inbound).
     /// Polling early is harmless: it only returns the remaining wait.
     pub fn poll(&mut self, now: Instant) -> Beat {
-        let next = match self.last_ping {
-            None => self.last_inbound + self.cfg.idle,
-            Some(p) => p + self.cfg.interval,
-        };
+        let next = self.next_at();
         if now < next {
             return Beat::Wait(next - now);
         }

@@ -14,7 +14,8 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use crate::reactor::stats::{
-    ACCEPT_ERROR_SLOTS, CLOSE_SLOTS, LATENCY_BOUNDS_NS, PROXY_REFUSED_SLOTS, STATUS_CLASSES,
+    ACCEPT_ERROR_SLOTS, CLOSE_SLOTS, KCP_DROPPED_SLOTS, LATENCY_BOUNDS_NS, PROXY_REFUSED_SLOTS,
+    STATUS_CLASSES,
 };
 use crate::reactor::{LoopHandle, LoopStats};
 
@@ -44,6 +45,11 @@ pub const ACCEPT_ERRORS: [&str; ACCEPT_ERROR_SLOTS] =
 pub const PROXY_REFUSED: [&str; PROXY_REFUSED_SLOTS] =
     ["untrusted", "malformed", "timeout", "closed"];
 
+/// What a KCP server dropped, by slot: a malformed datagram or one of
+/// another conversation; a new peer's first datagram refused because the
+/// session table was full; a session evicted to make room for a new peer.
+pub const KCP_DROPPED: [&str; KCP_DROPPED_SLOTS] = ["bad_datagram", "refused_full", "evicted"];
+
 /// One loop's counters at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoopCounters {
@@ -65,6 +71,8 @@ pub struct LoopCounters {
     pub accept_errors: [u64; ACCEPT_ERROR_SLOTS],
     /// Sockets refused by the PROXY protocol stage, by [`PROXY_REFUSED`].
     pub proxy_refused: [u64; PROXY_REFUSED_SLOTS],
+    /// KCP drops, by [`KCP_DROPPED`].
+    pub kcp_dropped: [u64; KCP_DROPPED_SLOTS],
     /// Responses by status class (1xx at 0).
     pub responses: [u64; STATUS_CLASSES],
     /// Latency observations per bucket (not cumulative), the last past
@@ -88,6 +96,7 @@ impl LoopCounters {
             closed: std::array::from_fn(|i| get(&s.closed[i])),
             accept_errors: std::array::from_fn(|i| get(&s.accept_errors[i])),
             proxy_refused: std::array::from_fn(|i| get(&s.proxy_refused[i])),
+            kcp_dropped: std::array::from_fn(|i| get(&s.kcp_dropped[i])),
             responses: std::array::from_fn(|i| get(&s.responses[i])),
             latency: std::array::from_fn(|i| get(&s.latency.buckets[i])),
             latency_sum_ns: get(&s.latency.sum_ns),
@@ -108,6 +117,7 @@ impl LoopCounters {
         sum(&mut self.closed, &o.closed);
         sum(&mut self.accept_errors, &o.accept_errors);
         sum(&mut self.proxy_refused, &o.proxy_refused);
+        sum(&mut self.kcp_dropped, &o.kcp_dropped);
         sum(&mut self.responses, &o.responses);
         sum(&mut self.latency, &o.latency);
         self.latency_sum_ns = self.latency_sum_ns.wrapping_add(o.latency_sum_ns);
@@ -266,6 +276,20 @@ impl Snapshot {
                 out,
                 "{prefix}_proxy_refused_total{{reason=\"{r}\"}} {}",
                 t.proxy_refused[i]
+            );
+        }
+        head(
+            out,
+            prefix,
+            "kcp_dropped_total",
+            "counter",
+            "KCP datagrams dropped and sessions evicted, by cause.",
+        );
+        for (i, r) in KCP_DROPPED.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{prefix}_kcp_dropped_total{{cause=\"{r}\"}} {}",
+                t.kcp_dropped[i]
             );
         }
         head(

@@ -23,6 +23,7 @@ use super::limit::{show_bytes, show_timeout, ConnLimit, MaxConnections};
 use super::listener::{Accepted, Listener};
 use super::proxy::ProxyProtocol;
 use super::{Addr, EventHandler};
+use crate::kcp::KcpConfig;
 use crate::poller::{Event, PollerKind, Trigger};
 use crate::reactor::{EventLoop, LoopConfig, LoopGroup, LoopHandle, Source, SourceId};
 use crate::sys;
@@ -103,6 +104,7 @@ pub struct ServerBuilder {
     max_conns: MaxConnections,
     defer_accept: Option<Duration>,
     proxy: Option<Arc<ProxyProtocol>>,
+    kcp: Option<KcpConfig>,
 }
 
 impl Default for ServerBuilder {
@@ -124,6 +126,7 @@ impl Default for ServerBuilder {
             max_conns: MaxConnections::Auto,
             defer_accept: None,
             proxy: None,
+            kcp: None,
         }
     }
 }
@@ -134,6 +137,19 @@ impl ServerBuilder {
     pub fn new() -> ServerBuilder {
         ServerBuilder::default()
     }
+    /// Serve KCP over UDP instead of TCP: the addresses are UDP ports, and
+    /// each peer's conversation is a connection with the same handler API
+    /// (`on_message` gets the reliable byte stream, or whole messages in
+    /// message mode; writes go into the send window, the rest queued). Each
+    /// loop has its own SO_REUSEPORT socket (whatever the accept mode); a
+    /// session gets a UDP socket of its own, connected to its peer, so the
+    /// connection cap ([`max_connections`](Self::max_connections)) is the
+    /// session cap. See [`crate::kcp`].
+    pub fn kcp(mut self, cfg: KcpConfig) -> Self {
+        self.kcp = Some(cfg);
+        self
+    }
+
     /// Serve TLS (feature `tls`): every accepted connection does the
     /// handshake, then the handler works on plaintext through the same
     /// `Conn` API. Build the acceptor with
@@ -345,6 +361,10 @@ impl ServerBuilder {
     /// use.
     pub fn describe(&self) -> String {
         let model = match (self.loops, self.mode) {
+            (0, _) if self.kcp.is_some() => "single reactor, KCP over UDP".to_string(),
+            (n, _) if self.kcp.is_some() => {
+                format!("{n} reactors, KCP over UDP, SO_REUSEPORT socket each")
+            }
             (0, _) => "single reactor".to_string(),
             (n, AcceptMode::Acceptor) => {
                 format!("main reactor + {n} sub-reactors ({:?})", self.balance)
@@ -410,6 +430,12 @@ impl ServerBuilder {
                 "server has no address to bind",
             ));
         }
+        if self.kcp.is_some() && self.addrs.iter().any(|a| !a.is_tcp()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "kcp serves on IP addresses (a UDP port), not Unix sockets",
+            ));
+        }
         if self.poller.caps().trigger_for(self.trigger).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -427,6 +453,15 @@ impl ServerBuilder {
         let reuseport = self.mode == AcceptMode::ReusePort;
         let mut bound = Vec::new();
         for addr in &self.addrs {
+            if let (Some(_), Addr::Tcp(a)) = (&self.kcp, addr) {
+                let fd = crate::kcp::receiver::bind(*a)?;
+                let actual = Addr::from_sockaddr(&sys::socket::local_addr(fd.as_raw_fd())?)
+                    .unwrap_or(addr.clone());
+                let fd = Arc::new(fd);
+                super::inherit::hold(&fd);
+                bound.push((actual, fd));
+                continue;
+            }
             let fd = listen_with(
                 addr,
                 &ListenOptions {
@@ -472,6 +507,21 @@ impl ServerBuilder {
         bound: &[(Addr, Arc<OwnedFd>)],
         backlog: i32,
     ) -> io::Result<Vec<(Arc<OwnedFd>, bool)>> {
+        if self.kcp.is_some() {
+            // Every loop its own SO_REUSEPORT socket, whatever the mode.
+            return bound
+                .iter()
+                .map(|(a, fd)| match (id, a) {
+                    (0, _) => Ok((fd.clone(), false)),
+                    (_, Addr::Tcp(a)) => crate::kcp::receiver::bind(*a).map(|fd| {
+                        let fd = Arc::new(fd);
+                        super::inherit::hold(&fd);
+                        (fd, false)
+                    }),
+                    _ => Ok((fd.clone(), false)),
+                })
+                .collect();
+        }
         Ok(match (self.loops, self.mode) {
             (0, _) => bound.iter().map(|(_, fd)| (fd.clone(), false)).collect(),
             (_, AcceptMode::Acceptor) => Vec::new(),
@@ -507,8 +557,11 @@ impl ServerBuilder {
         listeners: Vec<(Arc<OwnedFd>, bool)>,
         limit: &Option<Arc<ConnLimit>>,
     ) -> io::Result<(EventLoop, TableRef<H>)> {
-        let cfg =
-            self.loop_config(id + usize::from(self.loops > 0 && self.mode == AcceptMode::Acceptor));
+        let cfg = self.loop_config(
+            id + usize::from(
+                self.loops > 0 && self.mode == AcceptMode::Acceptor && self.kcp.is_none(),
+            ),
+        );
         let mut el = EventLoop::new(cfg)?;
         let mut table = Table::new(&mut el, factory(id), self.conn.clone());
         table.proxy_protocol(self.proxy.clone());
@@ -516,7 +569,10 @@ impl ServerBuilder {
             table.tick(&mut el, every);
         }
         for (fd, exclusive) in listeners {
-            table.listen(&mut el, fd, exclusive, self.accept_pause, limit.clone())?;
+            match self.kcp {
+                Some(cfg) => table.listen_kcp(&mut el, fd, cfg, limit.clone())?,
+                None => table.listen(&mut el, fd, exclusive, self.accept_pause, limit.clone())?,
+            }
         }
         let table = table.attach(&mut el);
         Ok((el, table))
@@ -618,7 +674,7 @@ impl ServerBuilder {
         let mut groups = Vec::new();
         let serving_handles = serving.handles().to_vec();
         let mut loops = serving_handles.clone();
-        if this.loops > 0 && this.mode == AcceptMode::Acceptor {
+        if this.loops > 0 && this.mode == AcceptMode::Acceptor && this.kcp.is_none() {
             let reported = std::mem::take(&mut *tables.lock().unwrap_or_else(|e| e.into_inner()));
             let subs: Vec<SubLoop<H>> = reported
                 .into_iter()

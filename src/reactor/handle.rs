@@ -40,6 +40,9 @@ pub struct LoopStats {
     /// protocol: slots assigned by the net layer
     /// (`net::metrics::PROXY_REFUSED` names them).
     pub proxy_refused: [AtomicU64; stats::PROXY_REFUSED_SLOTS],
+    /// KCP datagrams dropped and sessions ended to make room: slots
+    /// assigned by the net layer (`net::metrics::KCP_DROPPED` names them).
+    pub kcp_dropped: [AtomicU64; stats::KCP_DROPPED_SLOTS],
     /// Responses by status class (1xx at 0 ... 5xx at 4), counted by the
     /// protocol (HTTP).
     pub responses: [AtomicU64; stats::STATUS_CLASSES],

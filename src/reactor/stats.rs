@@ -19,6 +19,8 @@ pub const CLOSE_SLOTS: usize = 10;
 pub const ACCEPT_ERROR_SLOTS: usize = 5;
 /// Slots in [`LoopStats::proxy_refused`](super::LoopStats::proxy_refused).
 pub const PROXY_REFUSED_SLOTS: usize = 4;
+/// Slots in [`LoopStats::kcp_dropped`](super::LoopStats::kcp_dropped).
+pub const KCP_DROPPED_SLOTS: usize = 3;
 /// Slots in [`LoopStats::responses`](super::LoopStats::responses): status
 /// classes 1xx to 5xx.
 pub const STATUS_CLASSES: usize = 5;

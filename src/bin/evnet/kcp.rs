@@ -4,12 +4,13 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use evnet::kcp::{KcpConfig, KcpEcho, KcpMode, KcpServerBuilder};
+use evnet::echo::Echo;
+use evnet::kcp::{KcpConfig, KcpMode};
+use evnet::net::{MaxConnections, ServerBuilder};
 use std::time::Duration;
 
 use crate::client::parse_duration;
 use crate::common::{block_stop_signals, wait_for_signal};
-use crate::udp::BatchArg;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ModeArg {
@@ -53,7 +54,8 @@ pub struct KcpEchoArgs {
     /// UDP address to serve: HOST:PORT or [V6]:PORT.
     #[arg(long, default_value = "127.0.0.1:7002")]
     pub addr: String,
-    /// Loops, each with its own SO_REUSEPORT socket and session table.
+    /// Loops, each with its own SO_REUSEPORT socket (0: one, on the main
+    /// thread).
     #[arg(long, default_value_t = 1)]
     pub loops: usize,
     #[command(flatten)]
@@ -61,12 +63,10 @@ pub struct KcpEchoArgs {
     /// Close a session after this long without a datagram from its peer.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub idle_timeout: Duration,
-    /// Most sessions per loop.
+    /// Most sessions at once (each has a UDP socket of its own); at the
+    /// cap a new peer takes the place of one silent a second or more.
     #[arg(long, default_value_t = 10_000)]
     pub max_sessions: usize,
-    /// UDP batching (see `evnet udp-echo --help`).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub batch: BatchArg,
 }
 
 pub fn run(args: KcpEchoArgs) -> Result<()> {
@@ -75,19 +75,20 @@ pub fn run(args: KcpEchoArgs) -> Result<()> {
         .with_context(|| format!("bad address {:?}", args.addr))?
         .next()
         .with_context(|| format!("{}: no address", args.addr))?;
-    let server = KcpServerBuilder::new()
+    let cfg = KcpConfig {
+        idle_timeout: args.idle_timeout,
+        ..args.kcp.config()
+    };
+    let server = ServerBuilder::new()
         .bind(addr)
         .loops(args.loops)
-        .config(args.kcp.config())
-        .idle_timeout(args.idle_timeout)
-        .max_sessions(args.max_sessions)
-        .batch(args.batch.into())
-        .start(|_| KcpEcho)?;
+        .kcp(cfg)
+        .max_connections(MaxConnections::Max(args.max_sessions))
+        .start(|_| Echo)?;
+    let local = server.local_addr().context("kcp-echo: no local address")?;
     println!(
-        "evnet kcp-echo listening on udp {} ({:?} mode, {} loops)",
-        server.local_addr(),
-        args.kcp.mode,
-        args.loops
+        "evnet kcp-echo listening on udp {local} ({:?} mode, {} loops)",
+        args.kcp.mode, args.loops
     );
     let sig = wait_for_signal()?;
     eprintln!("evnet kcp-echo: signal {sig}, stopping");

@@ -205,7 +205,7 @@ impl<'a, H: EventHandler> Conn<'a, H> {
             self.core.phase = Phase::Closing(Box::new(Closing {
                 reason,
                 lingering: false,
-                linger: true,
+                linger: self.path.lingers(),
                 discarded: 0,
                 deadline: self.lp.now() + budget,
             }));
@@ -391,6 +391,13 @@ impl<'a, H: EventHandler> Conn<'a, H> {
         }
         let a = sys::socket::local_addr(self.fd())?;
         Addr::from_sockaddr(&a).ok_or_else(|| io::Error::other("unnamed socket"))
+    }
+
+    /// The conversation id of a KCP session
+    /// ([`ServerBuilder::kcp`](crate::net::ServerBuilder::kcp)); `None` on
+    /// any other connection.
+    pub fn kcp_conv(&self) -> Option<u32> {
+        self.path.kcp_conv()
     }
 
     /// A `Send` handle for writing to this connection from other threads.

@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -28,11 +29,14 @@ use super::config::ConnConfig;
 use super::core::Core;
 use super::handle::{Mailbox, Op, RunFn};
 use super::out::OutQueue;
+use super::path::kcp::KcpPath;
 use super::path::{Input, Path, Session};
 use super::preamble::{self, Preamble, Step};
 use super::state::{Phase, ReadState, WriteState};
 use super::watchdog::Watchdog;
 use super::Conn;
+use crate::kcp::receiver::{self, Receiver};
+use crate::kcp::KcpConfig;
 use crate::net::connector::Dial;
 use crate::net::limit::{ConnLimit, Permit};
 use crate::net::listener::{Accepted, Listener};
@@ -72,6 +76,8 @@ pub(crate) enum Job<H: EventHandler> {
     Handshake(u64),
     /// Give up waiting for accepted socket `key`'s PROXY header.
     Preamble(u64),
+    /// Run KCP connection `key`'s engine clock.
+    Kcp(u64),
 }
 
 struct TimerSlot<H: EventHandler> {
@@ -149,6 +155,8 @@ enum Kind<H: EventHandler> {
     Dial(Dialing),
     /// An accepted socket whose PROXY header is being read.
     Preamble(Box<Preamble>),
+    /// A KCP server's UDP socket.
+    Kcp(Box<Receiver>),
 }
 
 struct Entry<H: EventHandler> {
@@ -262,6 +270,37 @@ impl<H: EventHandler> Table<H> {
         self.entries.insert(Entry {
             gen,
             kind: Kind::Listener(listener),
+        });
+        Ok(())
+    }
+
+    /// Serve KCP on `fd` (a bound UDP socket) from this table, within
+    /// `limit`.
+    pub(crate) fn listen_kcp(
+        &mut self,
+        el: &mut EventLoop,
+        fd: Arc<OwnedFd>,
+        cfg: KcpConfig,
+        limit: Option<Arc<ConnLimit>>,
+    ) -> io::Result<()> {
+        let gen = self.shared.gens.next();
+        let key = pack(self.entries.vacant_key(), gen);
+        let token = el.register(
+            fd.as_raw_fd(),
+            Some(Interest::READABLE),
+            self.shared.id,
+            key,
+        )?;
+        let r = match Receiver::new(fd, token, cfg, limit) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = el.deregister(token);
+                return Err(e);
+            }
+        };
+        self.entries.insert(Entry {
+            gen,
+            kind: Kind::Kcp(Box::new(r)),
         });
         Ok(())
     }
@@ -388,6 +427,22 @@ impl<H: EventHandler> Table<H> {
         if let Some(d) = path.handshake_timeout() {
             self.shared.add_timer(el, d, Job::Handshake(key));
         }
+        self.insert_conn(el, (key, gen), fd, token, path, permit, proxied);
+        Ok(())
+    }
+
+    /// Put an opened connection in its slot and run `on_open`.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_conn(
+        &mut self,
+        el: &mut EventLoop,
+        (key, gen): (u64, u32),
+        fd: OwnedFd,
+        token: Token,
+        path: Path,
+        permit: Option<Permit>,
+        proxied: Option<ProxyHeader>,
+    ) {
         let stats = el.stats();
         stats.connections_open.fetch_add(1, Ordering::Relaxed);
         LoopStats::add(&stats.connections_total, 1);
@@ -409,7 +464,204 @@ impl<H: EventHandler> Table<H> {
             })),
         });
         self.with_conn(el, key, |h, c| h.on_open(c));
-        Ok(())
+    }
+
+    /// KCP socket `index` is readable: pass each datagram on to its
+    /// session, or open one.
+    fn kcp_ready(&mut self, el: &mut EventLoop, index: usize) {
+        let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get_mut(index)
+        else {
+            return;
+        };
+        let (fd, token) = (r.fd.clone(), r.token);
+        let Some(mut batch) = r.batch.take() else {
+            return;
+        };
+        let mut more = true;
+        for _ in 0..receiver::READ_ROUNDS {
+            let n = match batch.recv(fd.as_raw_fd()) {
+                Ok(n) => n,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        // An ICMP error for something a session sent
+                        // before its socket was connected: nothing to do.
+                        tracing::debug!("kcp: recv: {e}");
+                    }
+                    more = false;
+                    break;
+                }
+            };
+            for i in 0..n {
+                if let Some((peer, data, _)) = batch.get(i) {
+                    self.kcp_datagram(el, index, peer, data);
+                }
+            }
+            if n < batch.slots() {
+                more = false;
+                break;
+            }
+        }
+        if let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get_mut(index)
+        {
+            r.batch = Some(batch);
+            if more {
+                el.defer(token, Event::new(token, Event::READABLE));
+            }
+        }
+    }
+
+    /// One datagram on KCP socket `index` from `peer`.
+    fn kcp_datagram(&mut self, el: &mut EventLoop, index: usize, peer: SocketAddr, data: &[u8]) {
+        let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get_mut(index)
+        else {
+            return;
+        };
+        if let Some(&key) = r.by_peer.get(&peer) {
+            if self.on_conn(el, key, |one, el| one.kcp_input(el, data)) {
+                return;
+            }
+            if let Some(Entry {
+                kind: Kind::Kcp(r), ..
+            }) = self.entries.get_mut(index)
+            {
+                r.by_peer.remove(&peer);
+            }
+        }
+        let (Some(conv), true) = (receiver::conv_of(data), receiver::is_push(data)) else {
+            LoopStats::add(&el.stats().kcp_dropped[receiver::BAD_DATAGRAM], 1);
+            return;
+        };
+        let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get_mut(index)
+        else {
+            return;
+        };
+        let (local, cfg, limit) = (r.local, r.cfg, r.limit.clone());
+        let permit = match &limit {
+            None => None,
+            Some(l) => match l
+                .acquire()
+                .or_else(|| self.kcp_evict(el, index).then(|| l.acquire()).flatten())
+            {
+                Some(p) => Some(p),
+                None => {
+                    LoopStats::add(&el.stats().kcp_dropped[receiver::REFUSED_FULL], 1);
+                    return;
+                }
+            },
+        };
+        let fd = match receiver::connect_to(local, peer) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::warn!("kcp: cannot open a socket for {peer}: {e}");
+                return;
+            }
+        };
+        let gen = self.shared.gens.next();
+        let key = pack(self.entries.vacant_key(), gen);
+        let (path, token) = match KcpPath::open(el, fd.as_raw_fd(), self.shared.id, key, &cfg, conv)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("kcp: cannot register a session for {peer}: {e}");
+                return;
+            }
+        };
+        self.insert_conn(
+            el,
+            (key, gen),
+            fd,
+            token,
+            Path::Kcp(Box::new(path)),
+            permit,
+            None,
+        );
+        self.on_conn(el, key, |one, el| one.kcp_input(el, data));
+        let live = self.entries.len();
+        let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get_mut(index)
+        else {
+            return;
+        };
+        r.by_peer.insert(peer, key);
+        if r.by_peer.len() <= 2 * live {
+            return;
+        }
+        // Closed sessions' entries: swept once they are as many as the
+        // live ones (amortised: a sweep per that many new sessions).
+        let mut by_peer = std::mem::take(&mut r.by_peer);
+        by_peer.retain(|_, k| {
+            let (i, g) = unpack(*k);
+            self.entries
+                .get(i)
+                .is_some_and(|e| e.gen == g && matches!(e.kind, Kind::Conn(_)))
+        });
+        if let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get_mut(index)
+        {
+            r.by_peer = by_peer;
+        }
+    }
+
+    /// At the session cap: end the session silent longest among the next
+    /// few, if it has been silent long enough. Returns whether one ended.
+    fn kcp_evict(&mut self, el: &mut EventLoop, index: usize) -> bool {
+        let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get(index)
+        else {
+            return false;
+        };
+        let cap = self.entries.capacity().max(1);
+        let mut i = r.cursor;
+        let mut looked = 0;
+        let mut oldest: Option<(u64, Instant)> = None;
+        // Bounded: at most one lap of the slab's slots.
+        for _ in 0..cap {
+            i = (i + 1) % cap;
+            let Some(Entry {
+                gen,
+                kind: Kind::Conn(slot),
+            }) = self.entries.get_mut(i)
+            else {
+                continue;
+            };
+            let Some(k) = slot.path.kcp() else {
+                continue;
+            };
+            looked += 1;
+            if oldest.is_none_or(|(_, t)| k.last_heard() < t) {
+                oldest = Some((pack(i, *gen), k.last_heard()));
+            }
+            if looked == receiver::EVICT_SCAN {
+                break;
+            }
+        }
+        if let Some(Entry {
+            kind: Kind::Kcp(r), ..
+        }) = self.entries.get_mut(index)
+        {
+            r.cursor = i;
+        }
+        match oldest {
+            Some((key, t)) if el.now().saturating_duration_since(t) >= receiver::EVICT_IDLE => {
+                LoopStats::add(&el.stats().kcp_dropped[receiver::EVICTED], 1);
+                self.on_conn(el, key, |one, el| {
+                    one.close_now(el, CloseReason::IdleTimeout)
+                });
+                true
+            }
+            _ => false,
+        }
     }
 
     fn accept(&mut self, el: &mut EventLoop, key: u64, index: usize) {
@@ -651,6 +903,7 @@ impl<H: EventHandler> Source for Table<H> {
                 Kind::Listener(_) => self.accept(el, key, index),
                 Kind::Dial(_) => self.dial_ready(el, key, index),
                 Kind::Preamble(_) => self.preamble_ready(el, index),
+                Kind::Kcp(_) => self.kcp_ready(el, index),
                 Kind::Conn(_) => {}
             },
             _ => {}
@@ -745,6 +998,16 @@ impl<H: EventHandler> Source for Table<H> {
                     }
                 }
             }
+            Job::Kcp(key) => {
+                self.on_conn(el, key, |one, el| {
+                    let Slot { core, path, .. } = &mut *one.s;
+                    if let Some(k) = path.kcp() {
+                        k.timer = None;
+                        k.tick(core, el);
+                    }
+                    one.settle(el);
+                });
+            }
             Job::Tick(every) => {
                 self.handler.on_tick(&mut LoopCtx::new(el));
                 self.shared.add_timer(el, every, Job::Tick(every));
@@ -805,6 +1068,9 @@ impl<H: EventHandler> Source for Table<H> {
                 Kind::Preamble(p) => {
                     let _ = el.deregister(p.token);
                 }
+                Kind::Kcp(r) => {
+                    let _ = el.deregister(r.token);
+                }
                 Kind::Conn(_) => {}
             }
         }
@@ -836,6 +1102,15 @@ impl<H: EventHandler> Source for Table<H> {
             {
                 // Not a connection yet: nothing in flight to finish.
                 drop(self.end_preamble(el, index));
+                continue;
+            }
+            if let Some(Entry {
+                kind: Kind::Kcp(r), ..
+            }) = self.entries.get(index)
+            {
+                // No new sessions; the open ones finish on their own sockets.
+                let _ = el.deregister(r.token);
+                self.entries.remove(index);
                 continue;
             }
             self.with_conn(el, key, |h, c| {
@@ -1092,6 +1367,40 @@ impl<H: EventHandler> One<'_, H> {
         if self.s.core.watch.is_some() {
             self.arm_watchdog(el);
         }
+        self.arm_kcp(el);
+    }
+
+    /// A KCP connection: make sure its engine's timer fires no later than
+    /// the engine (or its dead-peer deadline) needs.
+    fn arm_kcp(&mut self, el: &mut EventLoop) {
+        let Some(k) = self.s.path.kcp() else {
+            return;
+        };
+        let now = el.now();
+        let at = k.wake_at(now);
+        if let Some((tag, armed)) = k.timer {
+            if armed <= at {
+                return; // fires early enough; the tick asks again
+            }
+            self.shared.cancel_timer(el, tag);
+        }
+        let tag = self
+            .shared
+            .add_timer(el, at.saturating_duration_since(now), Job::Kcp(self.key));
+        if let Some(k) = self.s.path.kcp() {
+            k.timer = Some((tag, at));
+        }
+    }
+
+    /// A datagram for this KCP connection that reached the server's socket
+    /// (its first, or one queued before its own socket was connected).
+    fn kcp_input(&mut self, el: &mut EventLoop, data: &[u8]) {
+        let Slot { core, path, .. } = &mut *self.s;
+        if let Some(k) = path.kcp() {
+            k.input(core, el, data);
+        }
+        self.read(el);
+        self.settle(el);
     }
 
     /// Make sure a timer is set no later than the earliest deadline.
@@ -1169,6 +1478,9 @@ impl<H: EventHandler> One<'_, H> {
             self.shared.cancel_timer(el, t);
         }
         if let Some((t, _)) = core.watch.as_mut().and_then(|w| w.timer.take()) {
+            self.shared.cancel_timer(el, t);
+        }
+        if let Some((t, _)) = self.s.path.kcp().and_then(|k| k.timer.take()) {
             self.shared.cancel_timer(el, t);
         }
         let Slot { core, path, .. } = &mut *self.s;

@@ -5,6 +5,8 @@
 //! |---|---|---|---|
 //! | [`readiness::Readiness`] | readiness drivers (epoll, uring polls, poll, select, ...) | `recv` into the shared buffer on a readable event | `send`/`writev` at once, the rest queued until writable |
 //! | [`ring::Ring`] | completion driver (io_uring proactor) | a multishot recv from the ring's buffers | the staged buffer handed to the ring |
+//! | `tls::Tls<P>` | a TLS session (feature `tls`) over either of the above | records from the inner path, decrypted | encrypted into records for the inner path |
+//! | [`kcp::KcpPath`] | a KCP session, on a UDP socket connected to its peer | datagrams into the KCP engine, delivered in order | into the send window, the rest queued; datagrams from the engine |
 //!
 //! The connection core (lifecycle, queue, accounting, callbacks) calls the
 //! path; the path never calls the handler. Reading is a *pull*: the core
@@ -19,6 +21,7 @@
 //! else in the core changes: the lifecycle, the queue, the timeouts and the
 //! handler API are the same for every path.
 
+pub(crate) mod kcp;
 pub(crate) mod readiness;
 pub(crate) mod ring;
 #[cfg(feature = "tls")]
@@ -192,9 +195,16 @@ pub(crate) trait IoPath: Sized {
     /// close_notify that waited for the handshake).
     fn prepare(&mut self, _core: &mut Core, _el: &mut EventLoop) {}
 
+    /// A graceful close, its output sent, shuts the write side and waits
+    /// for the peer's FIN (the linger). A transport without a FIN (KCP)
+    /// closes at once instead.
+    fn lingers(&self) -> bool {
+        true
+    }
+
     /// Output waits inside the path, not yet in the core's queue (TLS:
-    /// plaintext behind a file, or held until the handshake ends): the
-    /// write side must not shut down yet.
+    /// plaintext behind a file, or held until the handshake ends; KCP:
+    /// data not yet acknowledged): the write side must not shut down yet.
     fn holds_output(&self) -> bool {
         false
     }
@@ -208,6 +218,7 @@ pub(crate) enum Path {
     TlsReadiness(Box<tls::Tls<readiness::Readiness>>),
     #[cfg(feature = "tls")]
     TlsRing(Box<tls::Tls<ring::Ring>>),
+    Kcp(Box<kcp::KcpPath>),
 }
 
 /// A TLS session a connection starts with (`tls` feature; without it the
@@ -234,6 +245,7 @@ macro_rules! delegate {
                         Path::TlsReadiness(p) => p.$name($($arg),*),
                         #[cfg(feature = "tls")]
                         Path::TlsRing(p) => p.$name($($arg),*),
+                        Path::Kcp(p) => p.$name($($arg),*),
                     }
                 }
             )*
@@ -312,6 +324,31 @@ impl Path {
             Path::TlsReadiness(p) => p.holds_output(),
             #[cfg(feature = "tls")]
             Path::TlsRing(p) => p.holds_output(),
+            Path::Kcp(p) => p.holds_output(),
+        }
+    }
+
+    /// See [`IoPath::lingers`].
+    pub(crate) fn lingers(&self) -> bool {
+        match self {
+            Path::Kcp(p) => p.lingers(),
+            _ => true,
+        }
+    }
+
+    /// The KCP conversation id, on a KCP connection.
+    pub(crate) fn kcp_conv(&self) -> Option<u32> {
+        match self {
+            Path::Kcp(p) => Some(p.conv()),
+            _ => None,
+        }
+    }
+
+    /// The KCP session, on a KCP connection.
+    pub(crate) fn kcp(&mut self) -> Option<&mut kcp::KcpPath> {
+        match self {
+            Path::Kcp(p) => Some(p),
+            _ => None,
         }
     }
 

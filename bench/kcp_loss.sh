@@ -10,7 +10,9 @@
 #   bench/kcp_loss.sh                            # SECS=20 LOSSES="0 1 5 10"
 #   SECS=3 LOSSES="0 5" bench/kcp_loss.sh        # smoke run
 #
-# Writes bench/results/kcp_loss.{md,tsv} and kcp_loss.svg (latency vs loss).
+# Writes bench/results/kcp_loss.{md,tsv} and kcp_loss.svg (latency vs loss),
+# the chart drawn by bench/chart (kcp-loss-chart, plotters; its own cargo
+# package, built here).
 set -uo pipefail # not -e: stop_server reaps servers killed by a signal
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -24,6 +26,11 @@ IP_S=10.77.0.1 IP_C=10.77.0.2
 [[ $(id -u) -eq 0 ]] || { echo "kcp_loss.sh: needs root (network namespaces)" >&2; exit 1; }
 command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
 [[ -x $EVNET ]] || (cd "$REPO_ROOT" && cargo build --release --bin evnet >&2)
+# Built before the lab, so a broken chart build shows in seconds, not after
+# the runs; without it the script still writes the table, just no chart.
+CHART=$BENCH_DIR/chart/target/release/kcp-loss-chart
+(cd "$REPO_ROOT" && cargo build --release --quiet --manifest-path bench/chart/Cargo.toml >&2) ||
+    { note "bench/chart does not build: there will be no chart"; CHART=; }
 
 lab_down() {
     ip netns del "$NS_S" 2>/dev/null
@@ -121,9 +128,9 @@ PY
 done
 set_loss 0
 
-python3 - "$RAW" "$MD" "$SVG" "$RATE" "$SIZE" "$SECS" "$ROUNDS" <<'PY'
+python3 - "$RAW" "$MD" "$RATE" "$SIZE" "$SECS" "$ROUNDS" <<'PY'
 import sys, statistics as st
-raw, md, svg, rate, size, secs, rounds = sys.argv[1:]
+raw, md, rate, size, secs, rounds = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(raw)][1:]
 ok = [r for r in rows if r[3] not in ("", "0")]
 keys = sorted({(r[0], float(r[1])) for r in ok}, key=lambda k: (k[0], k[1]))
@@ -139,40 +146,12 @@ for t, l in keys:
     out.append(f"| {t} | {l:g} | {med(t,l,3):.0f} | {med(t,l,4)/1e3:.2f} | {med(t,l,5)/1e3:.2f} | {med(t,l,6)/1e3:.2f} | {med(t,l,7)/1e3:.2f} | {med(t,l,8):.2f} | {med(t,l,9):.1f} |")
 open(md, "w").write("\n".join(out) + "\n")
 print("\n".join(out))
-# The chart: p50 (solid) and p99 (dashed) latency against loss, log scale.
-import math
-W, H, L, B, T, R = 720, 420, 70, 50, 30, 150
-trans = sorted({k[0] for k in keys})
-losses = sorted({k[1] for k in keys})
-vals = [med(t, l, i) / 1e3 for t in trans for l in losses for i in (4, 5) if not math.isnan(med(t, l, i))]
-if not vals:
-    sys.exit()
-lo = 10 ** math.floor(math.log10(max(min(vals), 0.01)))
-hi = 10 ** math.ceil(math.log10(max(vals)))
-if hi <= lo: hi = lo * 10
-def x(l): return L + (losses.index(l) / max(len(losses) - 1, 1)) * (W - L - R)
-def y(v): return T + (1 - (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))) * (H - T - B)
-colors = {"tcp": "#c0392b", "kcp-normal": "#2980b9", "kcp-fast": "#27ae60"}
-s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-     f'<rect width="{W}" height="{H}" fill="white"/>',
-     f'<text x="{L}" y="18" font-size="14">Echo latency vs packet loss ({rate} msg/s, {size} B)</text>']
-d = lo
-while d <= hi * 1.001:
-    s.append(f'<line x1="{L}" x2="{W-R}" y1="{y(d):.1f}" y2="{y(d):.1f}" stroke="#ddd"/>')
-    s.append(f'<text x="{L-6}" y="{y(d)+4:.1f}" text-anchor="end">{d:g} ms</text>')
-    d *= 10
-for l in losses:
-    s.append(f'<text x="{x(l):.1f}" y="{H-B+18}" text-anchor="middle">{l:g}%</text>')
-s.append(f'<text x="{(L+W-R)/2}" y="{H-10}" text-anchor="middle">packet loss (each direction)</text>')
-for i, t in enumerate(trans):
-    c = colors.get(t, "#555")
-    for col, dash, name in ((4, "", "p50"), (5, ' stroke-dasharray="6 4"', "p99")):
-        pts = [(x(l), y(med(t, l, col) / 1e3)) for l in losses if not math.isnan(med(t, l, col))]
-        if pts:
-            s.append(f'<polyline fill="none" stroke="{c}" stroke-width="2"{dash} points="' + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + '"/>')
-        ly = T + 20 + i * 40 + (0 if name == "p50" else 16)
-        s.append(f'<line x1="{W-R+10}" x2="{W-R+40}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"{dash}/>')
-        s.append(f'<text x="{W-R+46}" y="{ly+4}">{t} {name}</text>')
-s.append("</svg>")
-open(svg, "w").write("\n".join(s) + "\n")
 PY
+
+# The chart: p50 (solid) and p99 (dashed) latency against loss, log scale.
+if [[ -x $CHART ]]; then
+    "$CHART" --title "Echo latency vs packet loss ($RATE msg/s, $SIZE B)" "$RAW" "$SVG" ||
+        note "kcp-loss-chart failed: no chart"
+else
+    note "kcp-loss-chart is missing: no chart"
+fi

@@ -11,8 +11,7 @@
 #   SECS=3 LOSSES="0 5" bench/kcp_loss.sh        # smoke run
 #
 # Writes bench/results/kcp_loss.{md,tsv} and kcp_loss.svg (latency vs loss),
-# the chart drawn by bench/chart (kcp-loss-chart, plotters; its own cargo
-# package, built here).
+# the chart drawn by bench/peers/plot-kcp-loss (plotters; built here).
 set -uo pipefail # not -e: stop_server reaps servers killed by a signal
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -28,9 +27,9 @@ command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install
 [[ -x $EVNET ]] || (cd "$REPO_ROOT" && cargo build --release --bin evnet >&2)
 # Built before the lab, so a broken chart build shows in seconds, not after
 # the runs; without it the script still writes the table, just no chart.
-CHART=$BENCH_DIR/chart/target/release/kcp-loss-chart
-(cd "$REPO_ROOT" && cargo build --release --quiet --manifest-path bench/chart/Cargo.toml >&2) ||
-    { note "bench/chart does not build: there will be no chart"; CHART=; }
+ensure_peers plot-kcp-loss
+CHART=$PEERS_BIN/plot-kcp-loss
+[[ -x $CHART ]] || note "plot-kcp-loss did not build: there will be no chart"
 
 lab_down() {
     ip netns del "$NS_S" 2>/dev/null
@@ -151,7 +150,7 @@ PY
 # The chart: p50 (solid) and p99 (dashed) latency against loss, log scale.
 if [[ -x $CHART ]]; then
     "$CHART" --title "Echo latency vs packet loss ($RATE msg/s, $SIZE B)" "$RAW" "$SVG" ||
-        note "kcp-loss-chart failed: no chart"
+        note "plot-kcp-loss failed: no chart"
 else
-    note "kcp-loss-chart is missing: no chart"
+    note "plot-kcp-loss is missing: no chart"
 fi

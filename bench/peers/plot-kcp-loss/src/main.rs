@@ -1,9 +1,9 @@
-//! kcp-loss-chart: draws the loss lab's chart (bench/kcp_loss.sh) from its
+//! plot-kcp-loss: draws the loss lab's chart (bench/kcp_loss.sh) from its
 //! raw samples: echo round-trip latency against packet loss, p50 solid and
 //! p99 dashed, one colour per transport, each point the median of its
 //! rounds, latency on a log scale.
 //!
-//!   kcp-loss-chart [--title TEXT] IN.tsv OUT.svg
+//!   plot-kcp-loss [--title TEXT] IN.tsv OUT.svg
 //!
 //! Bad input (no header, missing columns, no successful run, a field that
 //! is not a number) is reported with its line and exits 1, writing nothing.
@@ -14,7 +14,7 @@ mod samples;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: kcp-loss-chart [--title TEXT] IN.tsv OUT.svg";
+const USAGE: &str = "usage: plot-kcp-loss [--title TEXT] IN.tsv OUT.svg";
 const DEFAULT_TITLE: &str = "Echo latency vs packet loss";
 
 struct Args {
@@ -51,7 +51,7 @@ fn run(args: Args) -> Result<(), String> {
     let medians = samples::parse(&text).map_err(|e| format!("{input}: {e}"))?;
     draw::draw(&medians, &args.title, &args.output)
         .map_err(|e| format!("{}: {e}", args.output.display()))?;
-    eprintln!("kcp-loss-chart: wrote {}", args.output.display());
+    eprintln!("plot-kcp-loss: wrote {}", args.output.display());
     Ok(())
 }
 
@@ -63,14 +63,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("kcp-loss-chart: {e}\n{USAGE}");
+            eprintln!("plot-kcp-loss: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kcp-loss-chart: {e}");
+            eprintln!("plot-kcp-loss: {e}");
             ExitCode::FAILURE
         }
     }

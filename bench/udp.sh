@@ -8,6 +8,7 @@
 #
 #   bench/udp.sh                      # SECS=5 ROUNDS=3 SIZES="64 1200"
 #   SECS=2 ROUNDS=1 bench/udp.sh      # smoke run
+#   CLIENT_OFFLOAD=gso RESULT_NAME=udp-client-gso bench/udp.sh
 #
 # Writes bench/results/udp.{md,tsv}. Target (issue 15): batching at least
 # 2x fewer server CPU microseconds per datagram than one call per datagram.
@@ -16,11 +17,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${SIZES:=64 1200}"
 : "${WINDOW:=64}"
-# CLIENT_GRO=1: the client takes echoes with UDP GRO (a GSO burst from the
-# server arrives whole, as through a NIC that segments in hardware).
-: "${CLIENT_GRO:=0}"
+# CLIENT_OFFLOAD: what the client's kernel does for it.
+#   none: one datagram per message each way (the default);
+#   gro:  the client takes echoes with UDP GRO (a GSO burst from the server
+#         arrives whole, as through a NIC that segments in hardware);
+#   gso:  gro, and the client sends its bursts with UDP GSO (UDP_SEGMENT),
+#         as QUIC stacks do, so a server with GRO reads a burst at once.
+: "${CLIENT_OFFLOAD:=none}"
 GRO_ARG=()
-((CLIENT_GRO)) && GRO_ARG=(gro)
+[[ $CLIENT_OFFLOAD == none ]] || GRO_ARG=("$CLIENT_OFFLOAD")
 SERVERS="evnet-batch evnet-mmsg evnet-nobatch plain"
 
 [[ -x $EVNET ]] || (cd "$REPO_ROOT" && cargo build --release --bin evnet >&2)
@@ -77,7 +82,7 @@ done
 
 TESTS=$(for s in $SIZES; do printf '%sB ' "$s"; done)
 {
-    print_header "udp" "udp_blast: $WINDOW datagrams in flight (client GRO: $CLIENT_GRO), ${SECS}s per run (+${WARMUP}s warm-up), sizes: $SIZES bytes; unit: datagrams echoed; one server loop"
+    print_header "udp" "udp_blast: $WINDOW datagrams in flight (client offload: $CLIENT_OFFLOAD), ${SECS}s per run (+${WARMUP}s warm-up), sizes: $SIZES bytes; unit: datagrams echoed; one server loop"
     print_table "UDP echo, batched (recvmmsg/sendmmsg + GRO/GSO) as the reference" "dgrams" "$TESTS" "$SERVERS"
     print_notes
 } | tee "$RESULT_MD"

@@ -7,11 +7,15 @@
  * takes its echoes with UDP GRO (a server's GSO burst arrives as one
  * buffer, as it would through a NIC that segments in hardware; on loopback
  * without GRO the kernel cuts the burst up in software on the sender's CPU).
- *   udp_blast PORT SIZE SECS [WINDOW [gro]]
+ * With "gso" it also sends with UDP GSO (UDP_SEGMENT: a burst of same-size
+ * datagrams as one message, as QUIC stacks send), so a server taking GRO
+ * receives the burst in one buffer. "gso" implies "gro".
+ *   udp_blast PORT SIZE SECS [WINDOW [gro|gso]]
  */
 #define _GNU_SOURCE
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <stdint.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,9 @@
 #define BATCH 32
 #ifndef UDP_GRO
 #define UDP_GRO 104
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
 #endif
 
 static double now(void) {
@@ -38,7 +45,12 @@ int main(int argc, char **argv) {
     int size = atoi(argv[2]);
     double secs = atof(argv[3]);
     int window = argc > 4 ? atoi(argv[4]) : 64;
-    int gro = argc > 5 && strcmp(argv[5], "gro") == 0;
+    int gso = argc > 5 && strcmp(argv[5], "gso") == 0;
+    int gro = gso || (argc > 5 && strcmp(argv[5], "gro") == 0);
+    /* Datagrams per GSO message: at most 64 segments and 65,507 bytes. */
+    int per_msg = 65507 / size;
+    if (per_msg > 64) per_msg = 64;
+    if (per_msg < 1) per_msg = 1;
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     int big = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
@@ -79,7 +91,29 @@ int main(int argc, char **argv) {
     long inflight = 0, got = 0;
     double start = now(), end = start + secs, last = start;
     while (now() < end) {
-        while (inflight < window) {
+        while (inflight < window && gso) {
+            /* One message of up to per_msg segments (the last may be short). */
+            int n = window - inflight;
+            if (n > per_msg) n = per_msg;
+            struct iovec v = {out, (size_t)n * size};
+            char c[CMSG_SPACE(sizeof(uint16_t))];
+            struct msghdr h = {0};
+            h.msg_iov = &v;
+            h.msg_iovlen = 1;
+            if (n > 1) {
+                h.msg_control = c;
+                h.msg_controllen = sizeof c;
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&h);
+                cm->cmsg_level = SOL_UDP;
+                cm->cmsg_type = UDP_SEGMENT;
+                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t seg = (uint16_t)size;
+                memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+            }
+            if (sendmsg(fd, &h, MSG_DONTWAIT) < 0) break;
+            inflight += n;
+        }
+        while (inflight < window && !gso) {
             int n = window - inflight;
             if (n > BATCH) n = BATCH;
             int s = sendmmsg(fd, om, n, MSG_DONTWAIT);

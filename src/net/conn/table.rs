@@ -566,14 +566,14 @@ impl<H: EventHandler> Table<H> {
         };
         let gen = self.shared.gens.next();
         let key = pack(self.entries.vacant_key(), gen);
-        let (path, token) = match KcpPath::open(el, fd.as_raw_fd(), self.shared.id, key, &cfg, conv)
-        {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("kcp: cannot register a session for {peer}: {e}");
-                return;
-            }
-        };
+        let (path, token) =
+            match KcpPath::open(el, fd.as_raw_fd(), self.shared.id, key, &cfg, conv, peer) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("kcp: cannot register a session for {peer}: {e}");
+                    return;
+                }
+            };
         self.insert_conn(
             el,
             (key, gen),

@@ -28,6 +28,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -66,6 +67,11 @@ pub(crate) struct KcpPath {
     idle_timeout: Duration,
     last_heard: Instant,
     heartbeat: Option<Heartbeat>,
+    peer: SocketAddr,
+    /// Until the socket is first read dry, datagrams are checked for their
+    /// sender: between its bind and its connect, the socket could take
+    /// anyone's.
+    fresh: bool,
     /// The socket was read to EAGAIN since the last readable event.
     drained: bool,
     /// The engine has something to send (input to acknowledge, new data).
@@ -86,6 +92,7 @@ impl KcpPath {
         sub: u64,
         cfg: &KcpConfig,
         conv: u32,
+        peer: SocketAddr,
     ) -> io::Result<(Self, Token)> {
         // Readable only, and for good: acknowledgements must be read even
         // while the handler has paused reading (the window does the pausing).
@@ -101,6 +108,8 @@ impl KcpPath {
             idle_timeout: cfg.idle_timeout,
             last_heard: now,
             heartbeat: cfg.heartbeat.map(|c| Heartbeat::new(c, now)),
+            peer,
+            fresh: true,
             drained: false,
             dirty: false,
             bad: 0,
@@ -154,10 +163,25 @@ impl KcpPath {
         let fd = core.fd.as_raw_fd();
         for _ in 0..READ_BATCH {
             rb.clear();
-            match sys::socket::recv_spare(fd, rb) {
-                Ok(_) => self.input(core, el, rb),
+            let r = if self.fresh {
+                rb.resize(rb.capacity().max(64 * 1024), 0);
+                sys::socket::recv_from(fd, rb).map(|(n, from)| {
+                    rb.truncate(n);
+                    from.as_socket() == Some(self.peer)
+                })
+            } else {
+                sys::socket::recv_spare(fd, rb).map(|_| true)
+            };
+            match r {
+                Ok(true) => self.input(core, el, rb),
+                Ok(false) => {
+                    // Another peer's, taken before the connect: its sender
+                    // resends (to the server's socket now).
+                    LoopStats::add(&el.stats().kcp_dropped[BAD_DATAGRAM], 1);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.drained = true;
+                    self.fresh = false;
                     rb.clear();
                     return;
                 }

@@ -44,14 +44,20 @@ use crate::poller::{Event, Interest, Token};
 use crate::reactor::{EventLoop, LoopStats, SourceId};
 use crate::ring::Completion;
 use crate::sys;
-use crate::sys::udp::OutMsg;
+use crate::sys::udp::{OutMsg, RecvBatch};
 
-/// Datagrams read per readable event before the rest waits for a later turn.
-const READ_BATCH: usize = 256;
+/// recvmmsg calls per readable event before the rest waits for a later turn.
+const READ_ROUNDS: usize = 8;
+/// Datagrams per recvmmsg, and the room for each (a KCP datagram is at most
+/// the peer's MTU; a longer one is cut and then refused as malformed).
+const RX_SLOTS: usize = 16;
+const RX_SLOT_LEN: usize = 64 * 1024;
 /// Largest piece of a queued file read into the window at once.
 const FILE_PIECE: usize = 64 * 1024;
 
 thread_local! {
+    /// The receive buffers every session on this thread reads with.
+    static RX: RefCell<Option<Box<RecvBatch>>> = const { RefCell::new(None) };
     /// Datagrams one flush produced, sent with one sendmmsg (per thread:
     /// an idle session owns no send buffer).
     static TX: RefCell<(Vec<u8>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -68,10 +74,6 @@ pub(crate) struct KcpPath {
     last_heard: Instant,
     heartbeat: Option<Heartbeat>,
     peer: SocketAddr,
-    /// Until the socket is first read dry, datagrams are checked for their
-    /// sender: between its bind and its connect, the socket could take
-    /// anyone's.
-    fresh: bool,
     /// The socket was read to EAGAIN since the last readable event.
     drained: bool,
     /// The engine has something to send (input to acknowledge, new data).
@@ -109,7 +111,6 @@ impl KcpPath {
             last_heard: now,
             heartbeat: cfg.heartbeat.map(|c| Heartbeat::new(c, now)),
             peer,
-            fresh: true,
             drained: false,
             dirty: false,
             bad: 0,
@@ -157,46 +158,44 @@ impl KcpPath {
         }
     }
 
-    /// Read the socket into the engine, up to [`READ_BATCH`] datagrams
-    /// (`rb` is scratch space). More left: look again next turn.
-    fn read_socket(&mut self, core: &mut Core, el: &mut EventLoop, rb: &mut Vec<u8>) {
+    /// Read the socket into the engine with recvmmsg, up to
+    /// [`READ_ROUNDS`] calls; more left: look again next turn. Datagrams
+    /// from anyone but the peer are dropped: until the socket was
+    /// connected, it could take another peer's (its sender resends, to the
+    /// server's socket now).
+    fn read_socket(&mut self, core: &mut Core, el: &mut EventLoop) {
         let fd = core.fd.as_raw_fd();
-        for _ in 0..READ_BATCH {
-            rb.clear();
-            let r = if self.fresh {
-                rb.resize(rb.capacity().max(64 * 1024), 0);
-                sys::socket::recv_from(fd, rb).map(|(n, from)| {
-                    rb.truncate(n);
-                    from.as_socket() == Some(self.peer)
-                })
-            } else {
-                sys::socket::recv_spare(fd, rb).map(|_| true)
-            };
-            match r {
-                Ok(true) => self.input(core, el, rb),
-                Ok(false) => {
-                    // Another peer's, taken before the connect: its sender
-                    // resends (to the server's socket now).
-                    LoopStats::add(&el.stats().kcp_dropped[BAD_DATAGRAM], 1);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.drained = true;
-                    self.fresh = false;
-                    rb.clear();
-                    return;
-                }
+        let mut batch = RX
+            .with_borrow_mut(Option::take)
+            .unwrap_or_else(|| Box::new(RecvBatch::new(RX_SLOTS, RX_SLOT_LEN)));
+        for _ in 0..READ_ROUNDS {
+            let n = match batch.recv(fd) {
+                Ok(n) => n,
                 Err(e) => {
-                    // ECONNREFUSED: an ICMP port-unreachable came back for
-                    // what was sent: the peer is gone.
-                    core.fail(&e);
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        // ECONNREFUSED: an ICMP port-unreachable came back
+                        // for what was sent: the peer is gone.
+                        core.fail(&e);
+                    }
                     self.drained = true;
-                    rb.clear();
-                    return;
+                    break;
+                }
+            };
+            for i in 0..n {
+                match batch.get(i) {
+                    Some((from, data, _)) if from == self.peer => self.input(core, el, data),
+                    _ => LoopStats::add(&el.stats().kcp_dropped[BAD_DATAGRAM], 1),
                 }
             }
+            if n < batch.slots() {
+                self.drained = true;
+                break;
+            }
         }
-        rb.clear();
-        el.defer(core.token, Event::new(core.token, Event::READABLE));
+        RX.with_borrow_mut(|b| *b = Some(batch));
+        if !self.drained {
+            el.defer(core.token, Event::new(core.token, Event::READABLE));
+        }
     }
 
     /// Segments the window has room for, in bytes.
@@ -419,7 +418,7 @@ impl IoPath for KcpPath {
 
     fn pull(&mut self, core: &mut Core, el: &mut EventLoop, rb: &mut Vec<u8>) -> Input {
         if !self.drained {
-            self.read_socket(core, el, rb);
+            self.read_socket(core, el);
             // Acknowledgements may have opened the window.
             self.feed(core, el);
         }

@@ -675,3 +675,56 @@ fn a_session_has_a_socket_of_its_own_connected_to_its_peer() {
     assert_eq!(String::from_utf8_lossy(c.received()), want);
     server.shutdown().unwrap();
 }
+
+/// Counts the sessions each loop opened.
+struct PerLoop(Arc<AtomicUsize>);
+
+impl EventHandler for PerLoop {
+    type Context = ();
+    fn on_open(&mut self, _conn: &mut Conn<'_, Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn on_message(&mut self, conn: &mut Conn<'_, Self>, input: &mut Buffer) {
+        if conn.write(input.as_slice()).is_ok() {
+            input.clear();
+        }
+    }
+}
+
+#[test]
+fn two_loops_share_the_port_and_every_session_is_served_whole() {
+    let counts: Arc<Vec<Arc<AtomicUsize>>> =
+        Arc::new((0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect());
+    let c2 = counts.clone();
+    let server = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .loops(2)
+        .kcp(fast())
+        .start(move |id| PerLoop(c2[id].clone()))
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut clients: Vec<KcpClient> = (0..40u32)
+        .map(|i| KcpClient::connect(addr, 500 + i, &fast()).unwrap())
+        .collect();
+    let mut sent = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let d = pattern(i as u64, 20_000 + i * 1000);
+        c.send(&d).unwrap();
+        sent.push(d);
+    }
+    let want: Vec<usize> = sent.iter().map(Vec::len).collect();
+    drive(&mut clients, &want, Duration::from_secs(60));
+    for (i, (c, s)) in clients.iter_mut().zip(&sent).enumerate() {
+        assert!(c.received() == s, "session {i}: bytes differ");
+    }
+    let per: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    assert_eq!(
+        per.iter().sum::<usize>(),
+        40,
+        "one session per client: {per:?}"
+    );
+    // SO_REUSEPORT spreads 40 peers over both loops (by a hash of the
+    // address pair: both get some unless the hash is very uneven).
+    assert!(per.iter().all(|&n| n > 0), "sessions per loop: {per:?}");
+    server.shutdown().unwrap();
+}

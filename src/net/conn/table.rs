@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -283,14 +283,7 @@ impl<H: EventHandler> Table<H> {
         cfg: KcpConfig,
         limit: Option<Arc<ConnLimit>>,
     ) -> io::Result<()> {
-        let gen = self.shared.gens.next();
-        let key = pack(self.entries.vacant_key(), gen);
-        let token = el.register(
-            fd.as_raw_fd(),
-            Some(Interest::READABLE),
-            self.shared.id,
-            key,
-        )?;
+        let (gen, _, token) = self.register_next(el, fd.as_raw_fd())?;
         let r = match Receiver::new(fd, token, cfg, limit) {
             Ok(r) => r,
             Err(e) => {
@@ -303,6 +296,15 @@ impl<H: EventHandler> Table<H> {
             kind: Kind::Kcp(Box::new(r)),
         });
         Ok(())
+    }
+
+    /// Register `fd` for READABLE under the key of the next entry: its
+    /// generation, key and token.
+    fn register_next(&mut self, el: &mut EventLoop, fd: RawFd) -> io::Result<(u32, u64, Token)> {
+        let gen = self.shared.gens.next();
+        let key = pack(self.entries.vacant_key(), gen);
+        let token = el.register(fd, Some(Interest::READABLE), self.shared.id, key)?;
+        Ok((gen, key, token))
     }
 
     /// Call the handler's `on_tick` every `every`.
@@ -710,14 +712,7 @@ impl<H: EventHandler> Table<H> {
             return Ok(());
         }
         let timeout = p.timeout_value();
-        let gen = self.shared.gens.next();
-        let key = pack(self.entries.vacant_key(), gen);
-        let token = el.register(
-            fd.as_raw_fd(),
-            Some(Interest::READABLE),
-            self.shared.id,
-            key,
-        )?;
+        let (gen, key, token) = self.register_next(el, fd.as_raw_fd())?;
         let mut pre = Box::new(Preamble::new(fd, token, tcp, permit));
         pre.timer = self.shared.add_timer(el, timeout, Job::Preamble(key));
         self.entries.insert(Entry {

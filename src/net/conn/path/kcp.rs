@@ -306,15 +306,22 @@ impl KcpPath {
     }
 
     /// Send what the engine has due (acknowledgements, new and resent
-    /// segments), in one sendmmsg.
+    /// segments).
     fn transmit(&mut self, core: &mut Core, el: &EventLoop) {
         self.dirty = false;
-        let fd = core.fd.as_raw_fd();
         self.kcp.set_now(self.ms(el.now()));
+        self.emit(core, |k, out| k.flush(out));
+    }
+
+    /// Run the engine with `step` (a flush or a clock tick) and send the
+    /// datagrams it produces in one sendmmsg. A full socket buffer drops
+    /// them: KCP sends them again.
+    fn emit(&mut self, core: &mut Core, step: impl FnOnce(&mut Kcp, &mut dyn FnMut(&[u8]))) {
+        let fd = core.fd.as_raw_fd();
         let result = TX.with_borrow_mut(|(buf, lens)| {
             buf.clear();
             lens.clear();
-            self.kcp.flush(&mut |d| {
+            step(&mut self.kcp, &mut |d| {
                 buf.extend_from_slice(d);
                 lens.push(d.len());
             });
@@ -324,7 +331,6 @@ impl KcpPath {
             if e.kind() != io::ErrorKind::WouldBlock {
                 core.fail(&e);
             }
-            // A full socket buffer drops datagrams: KCP sends them again.
         }
     }
 
@@ -349,21 +355,8 @@ impl KcpPath {
             core.doom.get_or_insert(CloseReason::IdleTimeout);
             return;
         }
-        let fd = core.fd.as_raw_fd();
-        let result = TX.with_borrow_mut(|(buf, lens)| {
-            buf.clear();
-            lens.clear();
-            self.kcp.update(self.ms(now), &mut |d| {
-                buf.extend_from_slice(d);
-                lens.push(d.len());
-            });
-            send_all(fd, buf, lens)
-        });
-        if let Err(e) = result {
-            if e.kind() != io::ErrorKind::WouldBlock {
-                core.fail(&e);
-            }
-        }
+        let ms = self.ms(now);
+        self.emit(core, |k, out| k.update(ms, out));
         if self.kcp.is_dead() {
             core.doom.get_or_insert(CloseReason::WriteTimeout);
         }

@@ -246,6 +246,20 @@ impl Kcp {
             && self.rmt_wnd != 0
     }
 
+    /// Give back the memory an idle conversation keeps for reuse (the
+    /// datagram being built, spare segment buffers, empty queues'
+    /// capacity): what a busy conversation keeps, a quiet one need not.
+    /// The next send or input allocates again.
+    pub fn release_buffers(&mut self) {
+        self.out = Vec::new();
+        self.pool = Vec::new();
+        self.acks.shrink_to_fit();
+        self.snd_queue.shrink_to_fit();
+        self.snd_buf.shrink_to_fit();
+        self.rcv_queue.shrink_to_fit();
+        self.rcv_buf.shrink_to_fit();
+    }
+
     /// Received data waits in the engine (whole or not).
     pub fn has_data(&self) -> bool {
         !self.rcv_queue.is_empty()

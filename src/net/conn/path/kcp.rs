@@ -21,7 +21,8 @@
 //!
 //! The engine's clock runs on a table timer the path asks for
 //! ([`KcpPath::wake_at`]); a quiet session (nothing in flight or to
-//! acknowledge) has none but its dead-peer deadline. Nothing heard from
+//! acknowledge) has none but its dead-peer deadline, and one tick a second
+//! after it went quiet that gives back the engine's spare buffers. Nothing heard from
 //! the peer for the idle bound, a dead link (a segment retransmitted
 //! `dead_link` times), a heartbeat gone unanswered, or an ICMP error on
 //! the socket closes the session.
@@ -52,6 +53,9 @@ const READ_ROUNDS: usize = 8;
 /// the peer's MTU; a longer one is cut and then refused as malformed).
 const RX_SLOTS: usize = 16;
 const RX_SLOT_LEN: usize = 64 * 1024;
+/// A session quiet this long gives back the buffers its engine keeps for
+/// reuse (an idle session should cost little).
+const LEAN_AFTER: Duration = Duration::from_secs(1);
 /// Largest piece of a queued file read into the window at once.
 const FILE_PIECE: usize = 64 * 1024;
 
@@ -78,6 +82,10 @@ pub(crate) struct KcpPath {
     drained: bool,
     /// The engine has something to send (input to acknowledge, new data).
     dirty: bool,
+    /// Last datagram in or data out.
+    last_active: Instant,
+    /// The engine's spare buffers were given back, nothing since.
+    lean: bool,
     /// Datagrams the engine refused (malformed, another conversation).
     pub(crate) bad: u64,
     /// The table timer running the engine: (tag, when it fires).
@@ -113,6 +121,8 @@ impl KcpPath {
             peer,
             drained: false,
             dirty: false,
+            last_active: now,
+            lean: false,
             bad: 0,
             timer: None,
         };
@@ -142,6 +152,7 @@ impl KcpPath {
         match self.kcp.input(data) {
             Ok(()) => {
                 self.last_heard = now;
+                self.active(now);
                 if let Some(hb) = &mut self.heartbeat {
                     hb.on_inbound(now);
                 }
@@ -198,6 +209,11 @@ impl KcpPath {
         }
     }
 
+    fn active(&mut self, now: Instant) {
+        self.last_active = now;
+        self.lean = false;
+    }
+
     /// Segments the window has room for, in bytes.
     fn room(&self) -> usize {
         self.window.saturating_sub(self.kcp.waiting()) * self.kcp.mss()
@@ -214,6 +230,7 @@ impl KcpPath {
             // Stream mode takes any length.
             let _ = self.kcp.send(&data[..n]);
             self.dirty = true;
+            self.active(el.now());
             core.note_sent(el, n as u64);
         }
         if n < data.len() {
@@ -226,6 +243,7 @@ impl KcpPath {
         match self.kcp.send(data) {
             Ok(()) => {
                 self.dirty = true;
+                self.active(el.now());
                 core.note_sent(el, data.len() as u64);
             }
             Err(e) => {
@@ -297,6 +315,7 @@ impl KcpPath {
         }
         if moved > 0 {
             self.dirty = true;
+            self.active(el.now());
         }
         if let Some(e) = failed {
             core.fail(&e);
@@ -361,6 +380,10 @@ impl KcpPath {
             core.doom.get_or_insert(CloseReason::WriteTimeout);
         }
         self.feed(core, el);
+        if !self.lean && self.kcp.is_quiet() && now >= self.last_active + LEAN_AFTER {
+            self.kcp.release_buffers();
+            self.lean = true;
+        }
     }
 
     /// When the path next needs [`tick`](Self::tick).
@@ -372,6 +395,8 @@ impl KcpPath {
         if !self.kcp.is_quiet() {
             let ms = self.kcp.next_in(self.ms(now));
             at = at.min(now + Duration::from_millis(u64::from(ms.max(1))));
+        } else if !self.lean {
+            at = at.min(self.last_active + LEAN_AFTER);
         }
         at
     }

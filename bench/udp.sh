@@ -31,7 +31,7 @@ TOOLS=$BENCH_TMP/udp
 mkdir -p "$TOOLS"
 gcc -O2 -o "$TOOLS/udp_plain" "$BENCH_DIR/udp/udp_plain.c"
 gcc -O2 -o "$TOOLS/udp_blast" "$BENCH_DIR/udp/udp_blast.c"
-# uring: io_uring with GSO replies and IORING_SETUP_COOP_TASKRUN (the
+# uring: io_uring with GSO replies and IORING_SETUP_DEFER_TASKRUN (the
 # cheapest variant in bench/results/udp-uring.md).
 if [[ " $SERVERS " == *" uring "* ]] &&
     ! gcc -O2 -o "$TOOLS/udp_uring" "$BENCH_DIR/udp/udp_uring.c" -luring 2>"$TOOLS/uring.err"; then
@@ -47,7 +47,7 @@ server_cmd() { # NAME PORT
     evnet-mmsg) echo "$EVNET udp-echo --addr 127.0.0.1:$2 --loops 1 --batch mmsg" ;;
     evnet-nobatch) echo "$EVNET udp-echo --addr 127.0.0.1:$2 --loops 1 --batch off" ;;
     plain) echo "$TOOLS/udp_plain $2" ;;
-    uring) echo "$TOOLS/udp_uring $2 gso coop" ;;
+    uring) echo "$TOOLS/udp_uring $2 gso defer" ;;
     esac
 }
 

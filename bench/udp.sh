@@ -2,7 +2,10 @@
 # UDP echo throughput and server CPU per datagram: evnet udp-echo with
 # batching on (recvmmsg/sendmmsg + GRO/GSO: --batch auto), with mmsg only,
 # and off (one recvfrom/sendto per datagram), against a plain C
-# recvfrom/sendto loop (bench/udp/udp_plain.c). The load is
+# recvfrom/sendto loop (bench/udp/udp_plain.c), and an io_uring echo server
+# (bench/udp/udp_uring.c: provided buffer ring, multishot recvmsg, sendmsg
+# with UDP_SEGMENT; needs liburing-dev, left out with a note without it).
+# The load is
 # bench/udp/udp_blast.c: WINDOW datagrams in flight, sendmmsg/recvmmsg.
 # Server on CPU $SERVER_CPU, client on $CLIENT_CPU; one server loop.
 #
@@ -26,13 +29,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${CLIENT_OFFLOAD:=none}"
 GRO_ARG=()
 [[ $CLIENT_OFFLOAD == none ]] || GRO_ARG=("$CLIENT_OFFLOAD")
-SERVERS="evnet-batch evnet-mmsg evnet-nobatch plain"
+SERVERS="evnet-batch evnet-mmsg evnet-nobatch plain uring"
 
 [[ -x $EVNET ]] || (cd "$REPO_ROOT" && cargo build --release --bin evnet >&2)
 TOOLS=$BENCH_TMP/udp
 mkdir -p "$TOOLS"
 gcc -O2 -o "$TOOLS/udp_plain" "$BENCH_DIR/udp/udp_plain.c"
 gcc -O2 -o "$TOOLS/udp_blast" "$BENCH_DIR/udp/udp_blast.c"
+# uring: io_uring with GSO replies and IORING_SETUP_DEFER_TASKRUN (the
+# cheapest variant in bench/results/udp-uring.md).
+if [[ " $SERVERS " == *" uring "* ]] &&
+    ! gcc -O2 -o "$TOOLS/udp_uring" "$BENCH_DIR/udp/udp_uring.c" -luring 2>"$TOOLS/uring.err"; then
+    note "leaving out uring: bench/udp/udp_uring.c did not build (liburing-dev missing?): $(grep -m 1 -i error "$TOOLS/uring.err")"
+    SERVERS=$(sed 's/ *\buring\b//' <<<"$SERVERS")
+fi
 
 bench_init udp
 
@@ -42,6 +52,7 @@ server_cmd() { # NAME PORT
     evnet-mmsg) echo "$EVNET udp-echo --addr 127.0.0.1:$2 --loops 1 --batch mmsg" ;;
     evnet-nobatch) echo "$EVNET udp-echo --addr 127.0.0.1:$2 --loops 1 --batch off" ;;
     plain) echo "$TOOLS/udp_plain $2" ;;
+    uring) echo "$TOOLS/udp_uring $2 gso defer" ;;
     esac
 }
 

@@ -1,6 +1,7 @@
 //! The KCP echo load: `connections` KCP conversations spread over
 //! `threads` threads, each sending `size`-byte messages and timing their
-//! echo. Closed loop (the next message when the last came back) or open
+//! echo. Closed loop (the next message, or the next `pipeline` of them,
+//! when the last came back) or open
 //! loop at a fixed rate (latency from the scheduled time, so a stall shows
 //! up in every message it delays). Each thread waits on all its sockets
 //! with poll(2) and drives the engines' timers between waits.
@@ -36,6 +37,9 @@ pub struct KcpLoad {
     pub warmup: Duration,
     /// Open loop: messages per second over all conversations.
     pub rate: Option<f64>,
+    /// Closed loop: messages a conversation sends at once, the next batch
+    /// when all came back (1: ping-pong).
+    pub pipeline: usize,
     /// A message not echoed within this is counted as a timeout (and the
     /// conversation abandoned).
     pub timeout: Duration,
@@ -130,9 +134,11 @@ fn drive(cfg: &KcpLoad, ids: &[u32], start: Instant) -> io::Result<Report> {
                 }
                 None => {
                     if c.sent.is_empty() && now >= start {
-                        c.client.send(&msg)?;
-                        c.sent.push_back(now);
-                        sent_bytes += msg.len() as u64;
+                        for _ in 0..cfg.pipeline.max(1) {
+                            c.client.send(&msg)?;
+                            c.sent.push_back(now);
+                            sent_bytes += msg.len() as u64;
+                        }
                     }
                 }
             }

@@ -213,6 +213,7 @@ fn run_kcp(args: &LoadArgs) -> Result<()> {
         duration: args.duration.unwrap_or(Duration::from_secs(10)),
         warmup: args.warmup,
         rate: args.rate,
+        pipeline: args.pipeline,
         timeout: args.timeout,
     };
     let report = load::kcp::run(&cfg).context("kcp load run")?;

@@ -405,6 +405,11 @@ impl KcpPath {
 /// Send the datagrams in `buf` (lengths in `lens`) on connected `fd`, in
 /// batches; EAGAIN drops the rest.
 fn send_all(fd: RawFd, buf: &[u8], lens: &[usize]) -> io::Result<()> {
+    if let [_] = lens {
+        // The common case (an echo, an acknowledgement): send(2), cheaper
+        // than a batch of one.
+        return sys::socket::send(fd, buf).map(drop);
+    }
     let mut msgs = Vec::with_capacity(lens.len().min(sys::udp::MAX_BATCH));
     let mut at = 0;
     let mut i = 0;

@@ -51,7 +51,7 @@ use crate::sys::udp::{OutMsg, RecvBatch};
 const READ_ROUNDS: usize = 8;
 /// Datagrams per recvmmsg, and the room for each (a KCP datagram is at most
 /// the peer's MTU; a longer one is cut and then refused as malformed).
-const RX_SLOTS: usize = 16;
+const RX_SLOTS: usize = 32;
 const RX_SLOT_LEN: usize = 64 * 1024;
 /// A session quiet this long gives back the buffers its engine keeps for
 /// reuse (an idle session should cost little).

@@ -475,7 +475,10 @@ fn udp_echo_upgrade_keeps_the_socket() {
             .expect("no takeover line");
         if let Some(rest) = l.split("pid ").nth(1) {
             if l.contains("took over") {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                break digits
+                    .parse()
+                    .unwrap_or_else(|_| panic!("no pid in the takeover line {l:?}"));
             }
         }
     };

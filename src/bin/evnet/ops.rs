@@ -160,7 +160,12 @@ fn run_upgrade(name: &str) {
     let result = upgrade::start_successor(&program, &args).and_then(|s| s.wait_ready(timeout));
     match result {
         Ok(pid) => {
-            eprintln!("evnet {name}: pid {pid} took over the listeners; draining and exiting");
+            // One write(2): the successor logs to the same stderr at this
+            // moment, and eprintln! writes a line in pieces that its
+            // lines could split (tests and scripts read this one).
+            let line =
+                format!("evnet {name}: pid {pid} took over the listeners; draining and exiting\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             HANDED_OVER.store(true, Ordering::SeqCst);
             inherit::mark_handed_over();
             // The stop path SIGTERM takes, through the same signalfd.

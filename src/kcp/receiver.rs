@@ -87,14 +87,13 @@ impl Receiver {
     }
 }
 
-/// Whether `data` starts with a well-formed PUSH (what may open a session).
-pub(crate) fn is_push(data: &[u8]) -> bool {
-    matches!(Header::decode(data), Ok((h, _)) if h.cmd == Cmd::Push)
-}
-
-/// The conversation a datagram belongs to.
-pub(crate) fn conv_of(data: &[u8]) -> Option<u32> {
-    Header::conv_of(data)
+/// The conversation of a datagram that starts with a well-formed PUSH
+/// (what may open a session).
+pub(crate) fn push_conv(data: &[u8]) -> Option<u32> {
+    match Header::decode(data) {
+        Ok((h, _)) if h.cmd == Cmd::Push => Some(h.conv),
+        _ => None,
+    }
 }
 
 /// A KCP server's socket on `addr`: SO_REUSEADDR so sessions' connected
@@ -158,13 +157,12 @@ mod tests {
         }
         .encode(&mut push);
         push.extend_from_slice(b"abc");
-        assert!(is_push(&push));
-        assert_eq!(conv_of(&push), Some(7));
+        assert_eq!(push_conv(&push), Some(7));
         let mut ack = push.clone();
         ack[4] = Cmd::Ack.to_u8();
-        assert!(!is_push(&ack));
+        assert_eq!(push_conv(&ack), None);
         // `len` past the datagram's end.
-        assert!(!is_push(&push[..push.len() - 1]));
-        assert!(!is_push(&push[..10]));
+        assert_eq!(push_conv(&push[..push.len() - 1]), None);
+        assert_eq!(push_conv(&push[..10]), None);
     }
 }

@@ -151,6 +151,49 @@ impl OutQueue {
         }
     }
 
+    /// Hand up to `max` bytes from the front of the queue to `sink`, which
+    /// returns how many it took, and move past them; a file region is read
+    /// (pread) first. For a layer that transforms the output (TLS, KCP)
+    /// rather than writing it to the socket. Returns what `sink` took, 0
+    /// when nothing is queued.
+    pub(crate) fn take_front(
+        &mut self,
+        max: usize,
+        sink: impl FnOnce(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let head = self.head;
+        let n = match self.chunks.front_mut() {
+            None => return Ok(0),
+            Some(Chunk::Bytes(b)) => {
+                let s = &b[head..];
+                sink(&s[..s.len().min(max)])?
+            }
+            Some(Chunk::Shared(s)) => {
+                let s = &(**s).as_ref()[head..];
+                sink(&s[..s.len().min(max)])?
+            }
+            Some(Chunk::File { file, pos, end }) => {
+                let want = ((*end - *pos) as usize).min(max);
+                let mut buf = Vec::with_capacity(want);
+                if sys::fs::pread_append(file, &mut buf, want, *pos)? == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ));
+                }
+                let n = sink(&buf)?;
+                *pos += n as u64;
+                self.len -= n;
+                if *pos >= *end {
+                    self.chunks.pop_front();
+                }
+                return Ok(n);
+            }
+        };
+        self.advance(n);
+        Ok(n)
+    }
+
     /// The leading bytes and shared chunks as iovecs (stops at a file chunk).
     fn slices(&self) -> Vec<IoSlice<'_>> {
         self.chunks

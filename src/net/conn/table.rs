@@ -468,13 +468,20 @@ impl<H: EventHandler> Table<H> {
         self.with_conn(el, key, |h, c| h.on_open(c));
     }
 
+    /// The KCP socket at `index`, if that is one.
+    fn receiver(&mut self, index: usize) -> Option<&mut Receiver> {
+        match self.entries.get_mut(index) {
+            Some(Entry {
+                kind: Kind::Kcp(r), ..
+            }) => Some(r),
+            _ => None,
+        }
+    }
+
     /// KCP socket `index` is readable: pass each datagram on to its
     /// session, or open one.
     fn kcp_ready(&mut self, el: &mut EventLoop, index: usize) {
-        let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get_mut(index)
-        else {
+        let Some(r) = self.receiver(index) else {
             return;
         };
         let (fd, token) = (r.fd.clone(), r.token);
@@ -505,10 +512,7 @@ impl<H: EventHandler> Table<H> {
                 break;
             }
         }
-        if let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get_mut(index)
-        {
+        if let Some(r) = self.receiver(index) {
             r.batch = Some(batch);
             if more {
                 el.defer(token, Event::new(token, Event::READABLE));
@@ -518,31 +522,22 @@ impl<H: EventHandler> Table<H> {
 
     /// One datagram on KCP socket `index` from `peer`.
     fn kcp_datagram(&mut self, el: &mut EventLoop, index: usize, peer: SocketAddr, data: &[u8]) {
-        let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get_mut(index)
-        else {
+        let Some(r) = self.receiver(index) else {
             return;
         };
         if let Some(&key) = r.by_peer.get(&peer) {
             if self.on_conn(el, key, |one, el| one.kcp_input(el, data)) {
                 return;
             }
-            if let Some(Entry {
-                kind: Kind::Kcp(r), ..
-            }) = self.entries.get_mut(index)
-            {
+            if let Some(r) = self.receiver(index) {
                 r.by_peer.remove(&peer);
             }
         }
-        let (Some(conv), true) = (receiver::conv_of(data), receiver::is_push(data)) else {
+        let Some(conv) = receiver::push_conv(data) else {
             LoopStats::add(&el.stats().kcp_dropped[receiver::BAD_DATAGRAM], 1);
             return;
         };
-        let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get_mut(index)
-        else {
+        let Some(r) = self.receiver(index) else {
             return;
         };
         let (local, cfg, limit) = (r.local, r.cfg, r.limit.clone());
@@ -587,10 +582,7 @@ impl<H: EventHandler> Table<H> {
         );
         self.on_conn(el, key, |one, el| one.kcp_input(el, data));
         let live = self.entries.len();
-        let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get_mut(index)
-        else {
+        let Some(r) = self.receiver(index) else {
             return;
         };
         r.by_peer.insert(peer, key);
@@ -606,10 +598,7 @@ impl<H: EventHandler> Table<H> {
                 .get(i)
                 .is_some_and(|e| e.gen == g && matches!(e.kind, Kind::Conn(_)))
         });
-        if let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get_mut(index)
-        {
+        if let Some(r) = self.receiver(index) {
             r.by_peer = by_peer;
         }
     }
@@ -617,14 +606,10 @@ impl<H: EventHandler> Table<H> {
     /// At the session cap: end the session silent longest among the next
     /// few, if it has been silent long enough. Returns whether one ended.
     fn kcp_evict(&mut self, el: &mut EventLoop, index: usize) -> bool {
-        let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get(index)
-        else {
+        let Some(mut i) = self.receiver(index).map(|r| r.cursor) else {
             return false;
         };
         let cap = self.entries.capacity().max(1);
-        let mut i = r.cursor;
         let mut looked = 0;
         let mut oldest: Option<(u64, Instant)> = None;
         // Bounded: at most one lap of the slab's slots.
@@ -648,10 +633,7 @@ impl<H: EventHandler> Table<H> {
                 break;
             }
         }
-        if let Some(Entry {
-            kind: Kind::Kcp(r), ..
-        }) = self.entries.get_mut(index)
-        {
+        if let Some(r) = self.receiver(index) {
             r.cursor = i;
         }
         match oldest {
@@ -1099,10 +1081,7 @@ impl<H: EventHandler> Source for Table<H> {
                 drop(self.end_preamble(el, index));
                 continue;
             }
-            if let Some(Entry {
-                kind: Kind::Kcp(r), ..
-            }) = self.entries.get(index)
-            {
+            if let Some(r) = self.receiver(index) {
                 // No new sessions; the open ones finish on their own sockets.
                 let _ = el.deregister(r.token);
                 self.entries.remove(index);

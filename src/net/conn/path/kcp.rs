@@ -56,7 +56,8 @@ const RX_SLOT_LEN: usize = 64 * 1024;
 /// A session quiet this long gives back the buffers its engine keeps for
 /// reuse (an idle session should cost little).
 const LEAN_AFTER: Duration = Duration::from_secs(1);
-/// Largest piece of a queued file read into the window at once.
+/// Largest piece of queued output (a file's, read with pread) moved into
+/// the window at once.
 const FILE_PIECE: usize = 64 * 1024;
 
 thread_local! {
@@ -86,8 +87,6 @@ pub(crate) struct KcpPath {
     last_active: Instant,
     /// The engine's spare buffers were given back, nothing since.
     lean: bool,
-    /// Datagrams the engine refused (malformed, another conversation).
-    pub(crate) bad: u64,
     /// The table timer running the engine: (tag, when it fires).
     pub(crate) timer: Option<(u64, Instant)>,
 }
@@ -123,7 +122,6 @@ impl KcpPath {
             dirty: false,
             last_active: now,
             lean: false,
-            bad: 0,
             timer: None,
         };
         Ok((path, token))
@@ -158,11 +156,10 @@ impl KcpPath {
                 }
                 self.dirty = true;
             }
-            Err(InputError::WrongConv(_)) if crate::kcp::receiver::is_push(data) => {
+            Err(InputError::WrongConv(_)) if crate::kcp::receiver::push_conv(data).is_some() => {
                 core.doom.get_or_insert(CloseReason::Reset);
             }
             Err(e) => {
-                self.bad += 1;
                 LoopStats::add(&el.stats().kcp_dropped[BAD_DATAGRAM], 1);
                 tracing::debug!("kcp: datagram refused: {e:?}");
             }
@@ -263,55 +260,22 @@ impl KcpPath {
         let mut moved = 0usize;
         let mut failed = None;
         while out.len > 0 {
-            let room = self.room();
+            let room = self.room().min(FILE_PIECE);
             if room == 0 {
                 break;
             }
-            let head = out.head;
-            let n = match out.chunks.front_mut() {
-                Some(super::super::out::Chunk::Bytes(b)) => {
-                    let s = &b[head..];
-                    let n = s.len().min(room);
-                    let _ = self.kcp.send(&s[..n]);
-                    n
+            let kcp = &mut self.kcp;
+            match out.take_front(room, |piece| {
+                // Stream mode takes any length.
+                let _ = kcp.send(piece);
+                Ok(piece.len())
+            }) {
+                Ok(n) => moved += n,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
-                Some(super::super::out::Chunk::Shared(b)) => {
-                    let s = &(**b).as_ref()[head..];
-                    let n = s.len().min(room);
-                    let _ = self.kcp.send(&s[..n]);
-                    n
-                }
-                Some(super::super::out::Chunk::File { file, pos, end }) => {
-                    let want = ((*end - *pos) as usize).min(room).min(FILE_PIECE);
-                    let mut piece = vec![0; want];
-                    match file.read_at(&mut piece, *pos) {
-                        Ok(0) => {
-                            failed = Some(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "file shrank while being sent",
-                            ));
-                            break;
-                        }
-                        Ok(n) => {
-                            let _ = self.kcp.send(&piece[..n]);
-                            *pos += n as u64;
-                            out.len -= n;
-                            if *pos >= *end {
-                                out.chunks.pop_front();
-                            }
-                            moved += n;
-                            continue;
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                None => break,
-            };
-            out.advance(n);
-            moved += n;
+            }
         }
         if moved > 0 {
             self.dirty = true;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use rustls::Connection;
 
 use super::{Core, Input, IoPath};
-use crate::net::conn::out::{Chunk, OutQueue};
+use crate::net::conn::out::OutQueue;
 use crate::net::conn::state::ReadState;
 use crate::net::CloseReason;
 use crate::poller::Event;
@@ -358,37 +358,12 @@ impl<P: IoPath> Tls<P> {
     }
 }
 
-/// Encrypt the next piece of `plain` (a bounded chunk of a file).
+/// Encrypt the next piece of `plain` (a bounded chunk of a file, or what
+/// was written behind it).
 fn next_plain(plain: &mut OutQueue, session: &mut Connection) -> io::Result<()> {
-    let head = plain.head;
-    let n = match plain.chunks.front_mut() {
-        None => return Ok(()),
-        Some(Chunk::Bytes(b)) => session.writer().write(&b[head..])?,
-        Some(Chunk::Shared(s)) => {
-            let s = &(**s).as_ref()[head..];
-            session.writer().write(&s[..s.len().min(CHUNK)])?
-        }
-        Some(Chunk::File { file, pos, end }) => {
-            let want = ((*end - *pos) as usize).min(CHUNK);
-            let mut buf = Vec::with_capacity(want);
-            let got = crate::sys::fs::pread_append(file, &mut buf, want, *pos)?;
-            if got == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while being sent",
-                ));
-            }
-            session.writer().write_all(&buf)?;
-            *pos += got as u64;
-            plain.len -= got;
-            if *pos >= *end {
-                plain.chunks.pop_front();
-            }
-            return Ok(());
-        }
-    };
-    plain.advance(n);
-    Ok(())
+    plain
+        .take_front(CHUNK, |piece| session.writer().write(piece))
+        .map(drop)
 }
 
 impl<P: IoPath> IoPath for Tls<P> {
